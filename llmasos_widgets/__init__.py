@@ -1,0 +1,59 @@
+"""Jupyter widgets that explain LLaMA-family language models.
+
+The names users type are re-exported here and imported lazily, so ``import llmasos_widgets``
+stays fast and does not import torch until a model is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "load_model": "llmasos_widgets.models",
+    "ExplainableModel": "llmasos_widgets.models",
+    "trace": "llmasos_widgets.tracing",
+    "Explanation": "llmasos_widgets.explain",
+    "explain": "llmasos_widgets.explain",
+    "attribute": "llmasos_widgets.attribution",
+    "Saliency": "llmasos_widgets.attribution",
+    "activations": "llmasos_widgets.probing",
+    "probe": "llmasos_widgets.probing",
+    "ProbeResult": "llmasos_widgets.probing",
+    "AttentionWidget": "llmasos_widgets.widgets",
+    "SaliencyWidget": "llmasos_widgets.widgets",
+    "ProbeWidget": "llmasos_widgets.widgets",
+    "link_selection": "llmasos_widgets.widgets",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmasos_widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from llmasos_widgets.attribution import Saliency, attribute
+    from llmasos_widgets.explain import Explanation, explain
+    from llmasos_widgets.models import ExplainableModel, load_model
+    from llmasos_widgets.probing import ProbeResult, activations, probe
+    from llmasos_widgets.tracing import trace
+    from llmasos_widgets.widgets import (
+        AttentionWidget,
+        ProbeWidget,
+        SaliencyWidget,
+        link_selection,
+    )
