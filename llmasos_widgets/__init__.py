@@ -46,14 +46,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from llmasos_widgets.attribution import Saliency, attribute
-    from llmasos_widgets.explain import Explanation, explain
-    from llmasos_widgets.models import ExplainableModel, load_model
-    from llmasos_widgets.probing import ProbeResult, activations, probe
-    from llmasos_widgets.tracing import trace
-    from llmasos_widgets.widgets import (
-        AttentionWidget,
-        ProbeWidget,
-        SaliencyWidget,
-        link_selection,
-    )
+    from llmasos_widgets.attribution import Saliency as Saliency
+    from llmasos_widgets.attribution import attribute as attribute
+    from llmasos_widgets.explain import Explanation as Explanation
+    from llmasos_widgets.explain import explain as explain
+    from llmasos_widgets.models import ExplainableModel as ExplainableModel
+    from llmasos_widgets.models import load_model as load_model
+    from llmasos_widgets.probing import ProbeResult as ProbeResult
+    from llmasos_widgets.probing import activations as activations
+    from llmasos_widgets.probing import probe as probe
+    from llmasos_widgets.tracing import trace as trace
+    from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
+    from llmasos_widgets.widgets import ProbeWidget as ProbeWidget
+    from llmasos_widgets.widgets import SaliencyWidget as SaliencyWidget
+    from llmasos_widgets.widgets import link_selection as link_selection

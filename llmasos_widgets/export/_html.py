@@ -1,0 +1,214 @@
+"""Standalone HTML report of an :class:`Explanation`: one file, no network, no external assets.
+
+Every token string goes through :func:`html.escape` (tokens are data, never markup); the only
+script is a small inline one that paints attention patterns from base64 ``uint8`` data.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from llmasos_widgets.explain import Explanation
+
+_MAX_LENS_COLUMNS = 48
+_MAX_PATTERN_TOKENS = 512
+_SUMMARY_TITLES = {
+    "entropy": "Entropy (nats; low = focused)",
+    "previous_token": "Previous-token score",
+    "first_token": "Attention to the first token",
+    "induction": "Induction score (repeated random sequence)",
+}
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;max-width:1200px}
+h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-bottom:1px solid #d0d7de}
+.tok{display:inline-block;padding:1px 3px;margin:1px;border-radius:3px;font-family:monospace;
+ white-space:pre;border:1px solid #d0d7de}
+.grid td{width:18px;height:18px;padding:0;border:1px solid #fff}
+table{border-collapse:collapse} th,td{font-size:12px;padding:2px 4px;text-align:left}
+.lens td{font-family:monospace;border:1px solid #eee;white-space:pre}
+.muted{color:#656d76} figure{display:inline-block;margin:8px 16px 8px 0}
+canvas{image-rendering:pixelated;border:1px solid #d0d7de}
+"""
+
+_PATTERN_SCRIPT = """
+for (const c of document.querySelectorAll('canvas[data-pattern]')) {
+  const n = Number(c.dataset.n), raw = atob(c.dataset.pattern);
+  const ctx = c.getContext('2d'), img = ctx.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
+    const v = 255 - raw.charCodeAt(i);
+    img.data.set([v, v, 255, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+}
+"""
+
+
+def write_report(explanation: Explanation, path: Path) -> Path:
+    """Write the report to ``path`` (parents created) and return it."""
+    sections = [
+        _tokens_section(explanation),
+        _predictions_section(explanation),
+        _summaries_section(explanation),
+        _patterns_section(explanation),
+        _lens_section(explanation),
+    ]
+    if explanation.saliency is not None:
+        sections.insert(1, _saliency_section(explanation))
+    title = f"llmasos-widgets report: {explanation.model_name}"
+    document = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p class='muted'>{explanation.n_tokens} tokens · {explanation.n_layers} layers · "
+        f"{explanation.n_heads} heads per layer</p>"
+        + "".join(sections)
+        + f"<script>{_PATTERN_SCRIPT}</script></body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    return path
+
+
+def _token(text: str, background: str = "#fff", title: str = "") -> str:
+    title_attr = f" title='{html.escape(title, quote=True)}'" if title else ""
+    return (
+        f"<span class='tok' style='background:{background}'{title_attr}>{html.escape(text)}</span>"
+    )
+
+
+def _sequential(value: float) -> str:
+    """White -> blue for a value in [0, 1]."""
+    v = float(np.clip(value, 0.0, 1.0))
+    return f"rgb({round(255 - 200 * v)},{round(255 - 140 * v)},255)"
+
+
+def _diverging(value: float) -> str:
+    """Blue (negative) - white - red (positive) for a value in [-1, 1]."""
+    v = float(np.clip(value, -1.0, 1.0))
+    fade = round(255 * (1 - abs(v)))
+    return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"
+
+
+def _tokens_section(explanation: Explanation) -> str:
+    tokens = "".join(
+        _token(tok, title=f"position {i}, id {explanation.token_ids[i]}")
+        for i, tok in enumerate(explanation.tokens)
+    )
+    return f"<h2>Tokens</h2><div>{tokens}</div>"
+
+
+def _saliency_section(explanation: Explanation) -> str:
+    saliency = explanation.saliency
+    assert saliency is not None  # checked by the caller
+    scores = np.asarray(saliency.scores, dtype=np.float64)
+    rows = []
+    for layer, row in enumerate(scores):
+        scale = float(np.abs(row).max()) or 1.0
+        cells = "".join(
+            f"<td style='background:{_diverging(v / scale)}' "
+            f"title='{html.escape(explanation.tokens[i], quote=True)}: {v:.4g}'></td>"
+            for i, v in enumerate(row)
+        )
+        label = "embeddings" if layer == 0 else f"layer {layer - 1} out"
+        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+    embed = scores[0]
+    scale = float(np.abs(embed).max()) or 1.0
+    strip = "".join(
+        _token(tok, _diverging(embed[i] / scale), f"{embed[i]:.4g}")
+        for i, tok in enumerate(explanation.tokens)
+    )
+    summary = html.escape(json.dumps(saliency.metadata(), default=str)[:400])
+    return (
+        f"<h2>Gradient saliency</h2><p class='muted'>{summary}</p><div>{strip}</div>"
+        f"<table class='grid'>{''.join(rows)}</table>"
+        "<p class='muted'>red = raises the target, blue = lowers it; each row scaled to its own "
+        "maximum</p>"
+    )
+
+
+def _predictions_section(explanation: Explanation) -> str:
+    last = explanation.n_tokens - 1
+    rows = "".join(
+        f"<tr><td>{_token(tok)}</td><td>{p:.3f}</td></tr>"
+        for tok, p in zip(explanation.top_tokens[last], explanation.top_probs[last], strict=True)
+    )
+    return (
+        f"<h2>Next-token prediction after {_token(explanation.tokens[last])}</h2>"
+        f"<table><tr><th>token</th><th>probability</th></tr>{rows}</table>"
+    )
+
+
+def _summaries_section(explanation: Explanation) -> str:
+    figures = []
+    for name, scores in explanation.head_summaries.items():
+        top = scores.max() or 1.0
+        rows = "".join(
+            f"<tr><th>L{layer}</th>"
+            + "".join(
+                f"<td style='background:{_sequential(v / top)}' title='L{layer} H{head}: "
+                f"{v:.3f}'></td>"
+                for head, v in enumerate(row)
+            )
+            + "</tr>"
+            for layer, row in enumerate(scores)
+        )
+        best = ", ".join(
+            f"L{layer_}H{h} ({s:.2f})" for layer_, h, s in explanation.top_heads(name, 3)
+        )
+        figures.append(
+            f"<figure><figcaption>{html.escape(_SUMMARY_TITLES.get(name, name))}"
+            f"<br><span class='muted'>top: {best}</span></figcaption>"
+            f"<table class='grid'>{rows}</table></figure>"
+        )
+    return "<h2>Heads (layer × head)</h2>" + "".join(figures)
+
+
+def _patterns_section(explanation: Explanation) -> str:
+    n = min(explanation.n_tokens, _MAX_PATTERN_TOKENS)
+    figures = []
+    for name in ("induction", "previous_token", "first_token"):
+        if name not in explanation.head_summaries:
+            continue
+        layer, head, _ = explanation.top_heads(name, 1)[0]
+        pattern = explanation.attention(layer, head)[:n, :n]
+        quantized = np.round(np.clip(pattern, 0, 1) * 255).astype(np.uint8)
+        encoded = base64.b64encode(quantized.tobytes()).decode("ascii")
+        size = max(128, min(512, 4 * n))
+        figures.append(
+            f"<figure><figcaption>top {html.escape(name)} head: L{layer} H{head}</figcaption>"
+            f"<canvas width='{n}' height='{n}' style='width:{size}px;height:{size}px' "
+            f"data-n='{n}' data-pattern='{encoded}'></canvas></figure>"
+        )
+    note = "" if n == explanation.n_tokens else f" (first {n} tokens)"
+    return (
+        f"<h2>Attention patterns{note}</h2><p class='muted'>rows = query, columns = key</p>"
+        + "".join(figures)
+    )
+
+
+def _lens_section(explanation: Explanation) -> str:
+    start = max(0, explanation.n_tokens - _MAX_LENS_COLUMNS)
+    header = "".join(f"<th>{_token(t)}</th>" for t in explanation.tokens[start:])
+    rows = []
+    for layer in range(explanation.n_layers, -1, -1):
+        label = "embeddings" if layer == 0 else f"layer {layer - 1}"
+        cells = "".join(
+            f"<td style='background:{_sequential(float(explanation.lens_probs[layer, i]))}' "
+            f"title='p={explanation.lens_probs[layer, i]:.3f}'>"
+            f"{html.escape(explanation.lens_tokens[layer][i])}</td>"
+            for i in range(start, explanation.n_tokens)
+        )
+        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+    return (
+        "<h2>Logit lens</h2><p class='muted'>top next token read from each residual stream "
+        "through the final norm and unembedding; the top row is the model's output</p>"
+        f"<table class='lens'><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+    )

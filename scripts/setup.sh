@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install the package with its test and demo extras.
+# torch is installed first and pinned: a bare `torch` requirement would pull a multi-GB CUDA
+# build; 2.13.0 is the CPU wheel these machines carry (any torch >= 2.4 works with the package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
+fi
+.venv/bin/python -m pip install --quiet -e ".[test,demo]"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: Python env, Chromium, JS build + unit tests,
+# lint and types, then pytest (unit, integration, real-browser, notebooks).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not browser"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+if [[ ! -x /usr/bin/chromium ]]; then
+  SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== js: build, type-check, unit tests"
+(cd js && npm ci --no-audit --no-fund --silent && npm run --silent build && npm run --silent typecheck && npm test --silent)
+if ! git diff --quiet -- llmasos_widgets/static 2>/dev/null; then
+  echo "the committed bundle in llmasos_widgets/static is stale: commit the rebuilt files" >&2
+  exit 1
+fi
+
+echo "== python: ruff, mypy"
+.venv/bin/ruff check llmasos_widgets tests bench scripts
+.venv/bin/mypy
+
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,302 @@
+"""Rebuild the bundled ``tiny-llama`` checkpoint from scratch, deterministically.
+
+    python scripts/train_tiny_llama.py            # writes llmasos_widgets/models/tiny-llama/
+
+Builds a word-level tokenizer for the synthetic language (``llmasos_widgets.language``),
+trains a small grouped-query-attention ``LlamaForCausalLM`` on agreement sentences mixed with
+repeated random sequences, evaluates it on the held-out split, finds its induction and
+previous-token heads with eager attention, and writes the checkpoint, ``eval.json`` and
+``MODEL_CARD.md``. Same seed, same thread count, same machine -> same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordLevel
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing the package
+
+from llmasos_widgets import language  # noqa: E402
+
+DEFAULT_OUT = REPO_ROOT / "llmasos_widgets" / "models" / "tiny-llama"
+CONTEXT_LENGTH = 128
+
+
+def build_tokenizer(*, padding_side: str) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer: lower-cases, splits on whitespace and punctuation, prepends <bos>."""
+    vocab = {word: i for i, word in enumerate(language.vocabulary())}
+    backend = Tokenizer(WordLevel(vocab=vocab, unk_token=language.UNK))
+    # Lowercase + punctuation split so "The keys are on the table." tokenizes like the corpus.
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{language.BOS} $A",
+        pair=f"{language.BOS} $A $B:1",
+        special_tokens=[(language.BOS, vocab[language.BOS])],
+    )
+    backend.add_special_tokens(list(language.SPECIAL_TOKENS))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=language.BOS,
+        eos_token=language.EOS,
+        pad_token=language.PAD,
+        unk_token=language.UNK,
+        padding_side=padding_side,
+        model_max_length=CONTEXT_LENGTH,
+    )
+
+
+def build_model(args: argparse.Namespace, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden,
+        intermediate_size=4 * args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        max_position_embeddings=CONTEXT_LENGTH,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa",
+    )
+    return LlamaForCausalLM(config)
+
+
+def pad_batch(
+    sequences: list[list[int]], pad_id: int, *, padding_side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), both int64 [batch, longest]."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        start = width - len(seq) if padding_side == "left" else 0
+        ids[row, start : start + len(seq)] = torch.tensor(seq)
+        mask[row, start : start + len(seq)] = 1
+    return ids, mask
+
+
+def learning_rate(step: int, *, peak: float, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, args: argparse.Namespace
+) -> dict[str, Any]:
+    n_documents = args.steps * args.batch_size
+    t0 = time.perf_counter()
+    corpus = language.training_corpus(n_documents, seed=args.seed)
+    eos = tokenizer.eos_token_id
+    documents = [ids + [eos] for ids in tokenizer(corpus)["input_ids"]]
+    print(f"corpus: {n_documents} documents in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01
+    )
+    model.train()
+    t_train = time.perf_counter()
+    running = []
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, peak=args.lr, warmup=args.warmup, total=args.steps)
+        batch = documents[step * args.batch_size : (step + 1) * args.batch_size]
+        input_ids, attention_mask = pad_batch(batch, tokenizer.pad_token_id)
+        labels = input_ids.masked_fill(attention_mask == 0, -100)
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        running.append(loss.item())
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            elapsed = time.perf_counter() - t_train
+            print(
+                f"step {step + 1:5d}/{args.steps}  loss {np.mean(running):.4f}  "
+                f"{elapsed:6.1f} s",
+                flush=True,
+            )
+            running = []
+    model.eval()
+    return {"train_seconds": round(time.perf_counter() - t_train, 1), "final_loss": loss.item()}
+
+
+@torch.no_grad()
+def agreement_accuracy(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, examples: list[Any]
+) -> float:
+    """Fraction of prompts where P(correct verb) > P(wrong verb) at the verb position."""
+    encoded = [tokenizer(ex.text)["input_ids"] for ex in examples]
+    input_ids, attention_mask = pad_batch(encoded, tokenizer.pad_token_id)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    # The logits at the last prompt token (word verb_index - 1 -> token verb_index) predict the verb.
+    rows = torch.arange(len(examples))
+    at_verb = logits[rows, torch.tensor([ex.verb_index for ex in examples])]
+    correct = torch.tensor(tokenizer.convert_tokens_to_ids([ex.correct_verb for ex in examples]))
+    wrong = torch.tensor(tokenizer.convert_tokens_to_ids([ex.wrong_verb for ex in examples]))
+    return float((at_verb[rows, correct] > at_verb[rows, wrong]).float().mean())
+
+
+@torch.no_grad()
+def copy_accuracy(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, examples: list[Any]
+) -> float:
+    """Top-1 accuracy on the repeat, excluding its first token (not predictable from context)."""
+    hits, total = 0, 0
+    for ex in examples:
+        ids = torch.tensor([tokenizer(ex.text)["input_ids"]])
+        predicted = model(input_ids=ids).logits[0].argmax(-1)
+        p = ex.period
+        # Tokens p+2..2p (<bos> is 0) are predicted by the logits at p+1..2p-1.
+        hits += int((predicted[p + 1 : 2 * p] == ids[0, p + 2 : 2 * p + 1]).sum())
+        total += p - 1
+    return hits / total
+
+
+@torch.no_grad()
+def head_scores(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, examples: list[Any]
+) -> dict[str, np.ndarray]:
+    """Induction and previous-token scores per [layer, head], from eager attention weights.
+
+    induction: mean attention from each token of the repeat (i >= p+1) to i - p + 1, the
+    token after its first occurrence. previous_token: mean attention from i >= 1 to i - 1.
+    """
+    induction, previous = [], []
+    for ex in examples:
+        ids = torch.tensor([tokenizer(ex.text)["input_ids"]])
+        attentions = model(input_ids=ids, output_attentions=True).attentions
+        pattern = torch.stack([a[0] for a in attentions])  # [layer, head, query, key]
+        p, n_tokens = ex.period, ids.shape[1]
+        queries = torch.arange(p + 1, n_tokens)
+        induction.append(pattern[:, :, queries, queries - p + 1].mean(-1))
+        queries = torch.arange(1, n_tokens)
+        previous.append(pattern[:, :, queries, queries - 1].mean(-1))
+    return {
+        "induction": torch.stack(induction).mean(0).numpy(),
+        "previous_token": torch.stack(previous).mean(0).numpy(),
+    }
+
+
+def evaluate(out: Path, tokenizer: PreTrainedTokenizerFast, args: argparse.Namespace) -> dict:
+    """Measure the saved checkpoint (reloaded from disk) on the held-out split."""
+    model = LlamaForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
+    eval_seed = args.seed + 1000  # any seed works: the test split is disjoint by the hash rule
+    agreement = language.agreement_examples(args.eval_examples, seed=eval_seed, split="test")
+    copy_by_length = {
+        length: copy_accuracy(
+            model,
+            tokenizer,
+            language.copy_examples(50, length=length, seed=eval_seed + length, split="test"),
+        )
+        for length in range(args.min_copy_length, args.max_copy_length + 1)
+    }
+    induction_examples = language.copy_examples(
+        100, length=args.score_length, seed=eval_seed, split="test"
+    )
+    scores = head_scores(model, tokenizer, induction_examples)
+    ind_layer, ind_head = np.unravel_index(scores["induction"].argmax(), scores["induction"].shape)
+    prev_head = int(scores["previous_token"][0].argmax())
+    return {
+        "agreement_accuracy": agreement_accuracy(model, tokenizer, agreement),
+        "agreement_examples": len(agreement),
+        "copy_accuracy": float(np.mean(list(copy_by_length.values()))),
+        "copy_accuracy_by_length": {str(k): round(v, 4) for k, v in copy_by_length.items()},
+        "copy_examples_per_length": 50,
+        "copy_accuracy_length_30": copy_accuracy(
+            model, tokenizer, language.copy_examples(50, length=30, seed=eval_seed, split="test")
+        ),
+        "eval_seed": eval_seed,
+        "head_score_examples": {"n": len(induction_examples), "period": args.score_length},
+        "induction_head": [int(ind_layer), int(ind_head)],
+        "previous_token_head": [0, prev_head],
+        "induction_scores": np.round(scores["induction"], 4).tolist(),
+        "previous_token_scores": np.round(scores["previous_token"], 4).tolist(),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--kv-heads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads; fixes the result")
+    parser.add_argument("--padding-side", choices=["right", "left"], default="right")
+    parser.add_argument("--eval-examples", type=int, default=1000)
+    parser.add_argument("--min-copy-length", type=int, default=5)
+    parser.add_argument("--max-copy-length", type=int, default=20)
+    parser.add_argument("--score-length", type=int, default=15)
+    parser.add_argument("--log-every", type=int, default=250)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(args.threads)
+
+    tokenizer = build_tokenizer(padding_side=args.padding_side)
+    model = build_model(args, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params} parameters, vocab {len(tokenizer)}", flush=True)
+    training = train(model, tokenizer, args)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    measured = evaluate(args.out, tokenizer, args)
+    report = {
+        **measured,
+        "training": {
+            **training,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "peak_lr": args.lr,
+            "warmup_steps": args.warmup,
+            "seed": args.seed,
+            "threads": args.threads,
+            "parameters": n_params,
+            "total_seconds": round(time.perf_counter() - t_start, 1),
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{args.threads} threads",
+    }
+    (args.out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if "scores" not in k}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Shared fixtures: small random-init models with a word-level tokenizer, and the bundled model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+WORDS = [f"w{i}" for i in range(60)]
+
+
+def word_tokenizer(words: list[str] = WORDS):
+    """A word-level fast tokenizer that prepends <bos>, like the bundled model's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
+    vocab = {token: i for i, token in enumerate(specials + words)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=64,
+    )
+
+
+def random_llama(*, layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0, **extra):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(WORDS) + 4,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=64,
+        attn_implementation="sdpa",
+        **extra,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def tiny_random():
+    """An ``ExplainableModel`` around a random-init 2-layer GQA LLaMA (fresh per test)."""
+    from llmasos_widgets.models import as_explainable
+
+    return as_explainable(random_llama(), word_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled tiny LLaMA, loaded once per session through the public loader."""
+    from llmasos_widgets import load_model
+
+    return load_model("tiny-llama", device="cpu")
