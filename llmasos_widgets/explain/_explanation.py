@@ -74,11 +74,11 @@ class Explanation:
                 f"queries, keys and specs must have one entry per layer; got "
                 f"{n_layers}, {len(self.keys)}, {len(self.specs)}"
             )
-        for layer, (q, k) in enumerate(zip(self.queries, self.keys, strict=True)):
-            if q.ndim != 3 or k.ndim != 3 or q.shape[1] != n_tokens or k.shape[1] != n_tokens:
+        for layer, (q, key) in enumerate(zip(self.queries, self.keys, strict=True)):
+            if q.ndim != 3 or key.ndim != 3 or q.shape[1] != n_tokens or key.shape[1] != n_tokens:
                 raise ValueError(
                     f"layer {layer}: queries must be [head, {n_tokens}, d] and keys "
-                    f"[kv_head, {n_tokens}, d]; got {tuple(q.shape)} and {tuple(k.shape)}"
+                    f"[kv_head, {n_tokens}, d]; got {tuple(q.shape)} and {tuple(key.shape)}"
                 )
         n_heads = self.n_heads
         for name, summary in self.head_summaries.items():
@@ -191,7 +191,7 @@ class Explanation:
         """Shown as an AttentionWidget (with saliency, when present) in a notebook."""
         from llmasos_widgets.widgets import AttentionWidget
 
-        return AttentionWidget(self)._repr_mimebundle_(**kwargs)  # type: ignore[no-any-return]
+        return AttentionWidget(self)._repr_mimebundle_(**kwargs)
 
 
 def _expect(ok: bool, name: str, shape: tuple[Any, ...], array: np.ndarray) -> None:

@@ -48,7 +48,8 @@ class ExplainableModel:
     @property
     def device(self) -> torch.device:
         """Device of the input embeddings (where token ids must go)."""
-        return torch.device(self.hf_model.get_input_embeddings().weight.device)
+        embeddings: Any = self.hf_model.get_input_embeddings()
+        return torch.device(embeddings.weight.device)
 
     @property
     def max_length(self) -> int:

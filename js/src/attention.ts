@@ -1,0 +1,364 @@
+// AttentionWidget front end (Python half: llmasos_widgets/widgets/attention.py).
+// Views, linked through the shared selection traits: token strip, layer × head grid,
+// pattern view (matrix + line view). High-rate interaction (hover, drag) is applied to every
+// view at once in the browser; JS→Python writes of hovered_token are debounced.
+//
+// Stable DOM hooks for browser tests (see also lib/token_strip.ts, lib/grid_view.ts,
+// lib/pattern_view.ts for the geometry data-* attributes):
+//   div.llmw-attention[data-testid="attention-widget"]
+//     select[data-testid="metric-select"]          options: entropy, previous_token, first_token,
+//                                                  induction, brushed
+//     select[data-testid="pattern-mode"]           average | side_by_side
+//     select[data-testid="flow-direction"]         from | to
+//     div[data-testid="grid-caption"]              what the grid colors by
+//     div[data-testid="token-strip"] > span[data-testid="token-<i>"].llmw-token
+//     div[data-testid="head-grid-view"] > div[data-testid="layer-label-<l>"], canvas[data-testid="head-grid"]
+//     div[data-testid="pattern-view"] > canvas[data-testid="pattern-matrix"], canvas[data-testid="line-view"]
+//   root data-patterns-loaded="<n>": number of head patterns decoded in this view (wait on it).
+//
+// Messages (JSON content + binary buffers; see attention.py for the Python side):
+//   kernel → browser  {type: "pattern", layer, head, n_tokens, layout, encoding} [rowScale f32, levels u8]
+//                     {type: "flow", request_id, n_layers, n_heads} [values f32 [layer, head]]
+//   browser → kernel  {type: "request_patterns", layer, heads}   (on render: what is selected but missing)
+//                     {type: "evicted", heads: [[layer, head], ...]}
+//                     {type: "request_flow", request_id, focus, others, direction}
+
+import "./attention.css";
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type PatternMessage, type TensorPayload, decodePatternMessage, decodeTensor } from "./lib/buffers";
+import { type ColorScale, attentionToUnit, getScale, normalize } from "./lib/colors";
+import { GridView } from "./lib/grid_view";
+import { BRUSHED_METRIC, type FlowQuery, flowKey, flowQuery, flowValues } from "./lib/head_values";
+import { type FlowDirection, attentionFromTokens, attentionToTokens } from "./lib/pattern";
+import { PatternStore, headKey } from "./lib/pattern_store";
+import { type PatternMode, PatternView } from "./lib/pattern_view";
+import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
+import { TokenStrip } from "./lib/token_strip";
+
+/** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
+export interface AttentionModel extends SelectionState {
+  tokens: string[];
+  n_layers: number;
+  n_heads: number;
+  head_summaries: Record<string, TensorPayload>;
+  pattern_mode: PatternMode;
+  flow_direction: FlowDirection;
+}
+
+const SUMMARY_METRICS = ["entropy", "previous_token", "first_token", "induction"];
+const HOVER_SAVE_MS = 120;
+const FLOW_REQUEST_MS = 200;
+
+type Model = AnyModel<AttentionModel>;
+
+function state(model: Model): SelectionState {
+  return {
+    selected_layer: model.get("selected_layer"),
+    selected_heads: model.get("selected_heads") ?? [],
+    selected_tokens: model.get("selected_tokens") ?? [],
+    hovered_token: model.get("hovered_token"),
+    metric: model.get("metric"),
+  };
+}
+
+function makeSelect(testid: string, label: string, options: [string, string][]): { wrap: HTMLLabelElement; select: HTMLSelectElement } {
+  const wrap = document.createElement("label");
+  wrap.className = "llmw-control";
+  wrap.textContent = `${label} `;
+  const select = document.createElement("select");
+  select.dataset.testid = testid;
+  for (const [value, text] of options) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = text;
+    select.appendChild(option);
+  }
+  wrap.appendChild(select);
+  return { wrap, select };
+}
+
+function render({ model, el }: RenderProps<AttentionModel>): () => void {
+  const root = document.createElement("div");
+  root.className = "llmw-attention";
+  root.dataset.testid = "attention-widget";
+  el.appendChild(root);
+
+  const scale: ColorScale = getScale("viridis");
+  const tokenScale: ColorScale = getScale("blues");
+  const store = new PatternStore();
+  const kernelFlow = new Map<string, Float32Array>();
+  const requestedFlow = new Set<string>();
+  const summaries = new Map<string, Float32Array>();
+  let flowRequestId = 0;
+  let patternsLoaded = 0;
+  let disposed = false;
+  const cleanups: (() => void)[] = [];
+
+  const on = (event: string, handler: () => void): void => {
+    model.on(event, handler);
+    cleanups.push(() => model.off(event, handler));
+  };
+  const listen = (target: EventTarget, type: string, handler: (e: Event) => void): void => {
+    target.addEventListener(type, handler);
+    cleanups.push(() => target.removeEventListener(type, handler));
+  };
+
+  // --- controls -------------------------------------------------------------------------
+  const controls = document.createElement("div");
+  controls.className = "llmw-controls";
+  const metric = makeSelect("metric-select", "grid color:", [
+    ...SUMMARY_METRICS.map((m): [string, string] => [m, m.replace("_", " ")]),
+    [BRUSHED_METRIC, "attention from brushed tokens"],
+  ]);
+  const mode = makeSelect("pattern-mode", "heads:", [
+    ["average", "averaged"],
+    ["side_by_side", "side by side"],
+  ]);
+  const direction = makeSelect("flow-direction", "hover:", [
+    ["from", "attention from token"],
+    ["to", "attention to token"],
+  ]);
+  controls.append(metric.wrap, mode.wrap, direction.wrap);
+  const caption = document.createElement("div");
+  caption.className = "llmw-grid-caption";
+  caption.dataset.testid = "grid-caption";
+  listen(metric.select, "change", () => {
+    model.set("metric", metric.select.value);
+    model.save_changes();
+  });
+  listen(mode.select, "change", () => {
+    model.set("pattern_mode", mode.select.value as PatternMode);
+    model.save_changes();
+  });
+  listen(direction.select, "change", () => {
+    model.set("flow_direction", direction.select.value as FlowDirection);
+    model.save_changes();
+  });
+
+  // --- views ----------------------------------------------------------------------------
+  const saveHover = debounce(() => model.save_changes(), HOVER_SAVE_MS);
+  cleanups.push(() => saveHover.flush());
+  const setHover = (t: number): void => {
+    if (model.get("hovered_token") === t) return;
+    model.set("hovered_token", t); // change event updates every view synchronously
+    saveHover();
+  };
+  const setHeads = (layer: number, heads: number[]): void => {
+    model.set("selected_layer", layer);
+    model.set("selected_heads", heads);
+    model.save_changes();
+  };
+
+  let strip: TokenStrip;
+  let grid: GridView;
+  let patternView: PatternView;
+  const body = document.createElement("div");
+  body.className = "llmw-body";
+
+  const build = (): void => {
+    strip?.destroy();
+    grid?.destroy();
+    patternView?.destroy();
+    const tokens = model.get("tokens") ?? [];
+    strip = new TokenStrip(tokens, {
+      onHover: setHover,
+      onSelect: (selected) => {
+        model.set("selected_tokens", selected);
+        model.save_changes();
+      },
+    });
+    grid = new GridView(model.get("n_layers"), model.get("n_heads"), scale, {
+      onHeadClick: (layer, head, mods) => {
+        const s = state(model);
+        const next = clickHead({ layer: s.selected_layer, heads: s.selected_heads }, layer, head, mods);
+        setHeads(next.layer, next.heads);
+      },
+      onLayerClick: (layer) => {
+        const next = clickLayer(layer, model.get("n_heads"));
+        setHeads(next.layer, next.heads);
+      },
+    });
+    patternView = new PatternView(tokens, scale, { onHover: setHover });
+    const gridColumn = document.createElement("div");
+    gridColumn.className = "llmw-grid-column";
+    gridColumn.append(caption, grid.element);
+    body.replaceChildren(gridColumn, patternView.element);
+    root.replaceChildren(controls, strip.element, body);
+  };
+
+  const decodeSummaries = (): void => {
+    summaries.clear();
+    const payloads = model.get("head_summaries") ?? {};
+    for (const [name, payload] of Object.entries(payloads)) summaries.set(name, decodeTensor(payload).data as Float32Array);
+  };
+
+  // --- data flow --------------------------------------------------------------------------
+  const selectedKeys = (): Set<string> => {
+    const s = state(model);
+    return new Set(s.selected_heads.map((h) => headKey(s.selected_layer, h)));
+  };
+
+  const requestMissingPatterns = (): void => {
+    const s = state(model);
+    const missing = s.selected_heads.filter((h) => !store.has(s.selected_layer, h));
+    if (s.selected_layer >= 0 && missing.length > 0) {
+      model.send({ type: "request_patterns", layer: s.selected_layer, heads: missing });
+    }
+  };
+
+  const requestFlow = debounce((query: FlowQuery) => {
+    const key = flowKey(query);
+    if (kernelFlow.has(key) || requestedFlow.has(key)) return;
+    requestedFlow.add(key);
+    flowRequestId += 1;
+    pendingFlow.set(flowRequestId, key);
+    model.send({ type: "request_flow", request_id: flowRequestId, ...query });
+  }, FLOW_REQUEST_MS);
+  cleanups.push(() => requestFlow.cancel());
+  const pendingFlow = new Map<number, string>();
+
+  const refreshGrid = (): void => {
+    const s = state(model);
+    const query = flowQuery(s, model.get("flow_direction"));
+    const nLayers = model.get("n_layers");
+    const nHeads = model.get("n_heads");
+    if (query) {
+      const result = flowValues(query, nLayers, nHeads, store, kernelFlow.get(flowKey(query)));
+      if (result.missing > 0) requestFlow(query);
+      let vmax = 0;
+      for (const v of result.values) if (v > vmax) vmax = v;
+      grid.setValues(normalize(result.values, { min: 0, max: vmax || 1 }), result.values);
+      caption.textContent = result.label;
+      return;
+    }
+    const values = summaries.get(s.metric);
+    if (values) {
+      grid.setValues(normalize(values), values);
+      caption.textContent = `head summary: ${s.metric.replace("_", " ")}`;
+    } else {
+      grid.setValues(new Float32Array(nLayers * nHeads).fill(NaN), new Float32Array(nLayers * nHeads).fill(NaN));
+      caption.textContent = s.metric === BRUSHED_METRIC ? "brush tokens in the text to color heads" : `no summary '${s.metric}'`;
+    }
+  };
+
+  /** Token strip colors: attention from (or to) the focus tokens under the selected heads. */
+  const refreshStrip = (): void => {
+    const s = state(model);
+    const focus = focusTokens(s);
+    const patterns = s.selected_layer >= 0 ? store.getMany(s.selected_layer, s.selected_heads) : [];
+    if (focus.length === 0 || patterns.length === 0) {
+      strip.setValues(null, tokenScale);
+      return;
+    }
+    const n = model.get("tokens").length;
+    const values =
+      model.get("flow_direction") === "to" ? attentionToTokens(patterns, focus, n) : attentionFromTokens(patterns, focus, n);
+    let vmax = 0;
+    for (const v of values) if (v > vmax) vmax = v;
+    strip.setValues(values.map((v) => attentionToUnit(v, vmax)), tokenScale);
+  };
+
+  const refreshPatterns = (): void => {
+    const s = state(model);
+    const patterns = s.selected_layer >= 0 ? store.getMany(s.selected_layer, s.selected_heads) : [];
+    patternView.show(s.selected_layer, s.selected_heads, patterns, model.get("pattern_mode"));
+  };
+
+  const refreshSelection = (): void => {
+    const s = state(model);
+    grid.setSelection(s.selected_layer, s.selected_heads);
+    strip.setSelected(s.selected_tokens);
+    metric.select.value = s.metric;
+    mode.select.value = model.get("pattern_mode");
+    direction.select.value = model.get("flow_direction");
+  };
+
+  const refreshAll = (): void => {
+    refreshSelection();
+    refreshPatterns();
+    refreshGrid();
+    refreshStrip();
+  };
+
+  const onCustom = (msg: { type?: string; request_id?: number }, buffers: DataView[]): void => {
+    if (msg.type === "pattern") {
+      decodePatternMessage(msg as PatternMessage, buffers)
+        .then((p) => {
+          if (disposed) return;
+          const evicted = store.put(p, selectedKeys());
+          if (evicted.length > 0) model.send({ type: "evicted", heads: evicted });
+          patternsLoaded += 1;
+          root.dataset.patternsLoaded = String(patternsLoaded);
+          const s = state(model);
+          if (p.layer === s.selected_layer && s.selected_heads.includes(p.head)) refreshPatterns();
+          refreshGrid();
+          refreshStrip();
+        })
+        .catch((err: unknown) => console.error("llmasos-widgets: bad pattern message", err));
+    } else if (msg.type === "flow" && msg.request_id !== undefined) {
+      const key = pendingFlow.get(msg.request_id);
+      pendingFlow.delete(msg.request_id);
+      if (key === undefined || buffers.length !== 1) return;
+      kernelFlow.set(key, decodeTensor({ view: buffers[0], dtype: "float32", shape: [model.get("n_layers"), model.get("n_heads")] }).data as Float32Array);
+      refreshGrid();
+    }
+  };
+  model.on("msg:custom", onCustom);
+  cleanups.push(() => model.off("msg:custom", onCustom));
+
+  // --- trait changes (from Python, linked widgets, or this view) ---------------------------
+  on("change:tokens", () => {
+    build();
+    refreshAll();
+  });
+  on("change:head_summaries", () => {
+    decodeSummaries();
+    refreshGrid();
+  });
+  on("change:selected_layer", () => {
+    refreshSelection();
+    refreshPatterns();
+    refreshStrip();
+  });
+  on("change:selected_heads", () => {
+    refreshSelection();
+    refreshPatterns();
+    refreshStrip();
+  });
+  on("change:selected_tokens", () => {
+    refreshSelection();
+    refreshGrid();
+    refreshStrip();
+  });
+  on("change:hovered_token", () => {
+    const t = model.get("hovered_token");
+    strip.setHovered(t);
+    patternView.setHovered(t);
+    refreshGrid();
+    refreshStrip();
+  });
+  for (const name of ["metric", "pattern_mode", "flow_direction"]) {
+    on(`change:${name}`, () => {
+      refreshSelection();
+      refreshPatterns();
+      refreshGrid();
+      refreshStrip();
+    });
+  }
+
+  build();
+  decodeSummaries();
+  refreshAll();
+  requestMissingPatterns(); // a new view has an empty cache; the kernel only pushes on change
+
+  return () => {
+    disposed = true;
+    cleanups.splice(0).forEach((fn) => fn());
+    strip.destroy();
+    grid.destroy();
+    patternView.destroy();
+    root.remove();
+  };
+}
+
+export default { render };

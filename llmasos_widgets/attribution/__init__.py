@@ -1,0 +1,48 @@
+"""Gradient saliency by token and by layer: ``attribute(...)`` → :class:`Saliency`.
+
+Methods (see :data:`METHODS`): ``gradient``, ``input_x_gradient``, ``integrated_gradients``
+(default) and ``occlusion``. Targets: :class:`NextToken`, :class:`Predicted`,
+:class:`Contrast` (or their short forms, see :func:`attribute`).
+"""
+
+from llmasos_widgets.attribution._attribute import BASELINES, DEFAULT_N_STEPS, attribute
+from llmasos_widgets.attribution._methods import (
+    INTEGRATION_RULES,
+    METHODS,
+    AttributionMethod,
+    available_methods,
+    get_method,
+    register_method,
+)
+from llmasos_widgets.attribution._residual import decoder_layers
+from llmasos_widgets.attribution._saliency import Saliency
+from llmasos_widgets.attribution._targets import (
+    Contrast,
+    NextToken,
+    Predicted,
+    ResolvedTarget,
+    as_target,
+    resolve_target,
+    resolve_token,
+)
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_N_STEPS",
+    "INTEGRATION_RULES",
+    "METHODS",
+    "AttributionMethod",
+    "Contrast",
+    "NextToken",
+    "Predicted",
+    "ResolvedTarget",
+    "Saliency",
+    "as_target",
+    "attribute",
+    "available_methods",
+    "decoder_layers",
+    "get_method",
+    "register_method",
+    "resolve_target",
+    "resolve_token",
+]

@@ -1,0 +1,164 @@
+"""Running a causal LM with its residual stream read or replaced at one site.
+
+Sites index the residual stream: site 0 is the input embeddings (what ``inputs_embeds``
+carries), site ``i`` (1..L) the output of decoder layer ``i`` (``layers[i - 1]``), before the
+final norm. Every hook goes through :func:`~llmasos_widgets._hooks.borrowed_hooks`.
+
+Replacing site ``i > 0`` with a batch of ``k`` hidden states runs the prefix (embeddings and
+layers ``1..i``) once with batch 1, then the forward hook of layer ``i`` returns the ``k``
+rows: the later layers broadcast the batch-1 rotary tables and causal mask, so the prefix is
+not recomputed ``k`` times. The prefix holds no tensor that requires grad, so gradients taken
+with respect to the substituted rows stop at the site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from llmasos_widgets._hooks import borrowed_hooks
+
+
+def decoder_layers(hf_model: nn.Module) -> nn.ModuleList:
+    """The model's list of decoder layers (``model.layers`` for LLaMA-family models)."""
+    config: Any = getattr(hf_model, "config", None)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_layers = getattr(text_config, "num_hidden_layers", None)
+    get_decoder: Any = getattr(hf_model, "get_decoder", None)
+    decoder = get_decoder() if callable(get_decoder) else None
+    layers = getattr(decoder, "layers", None)
+    if isinstance(layers, nn.ModuleList) and (n_layers is None or len(layers) == n_layers):
+        return layers
+    for module in hf_model.modules():  # other layouts: the one ModuleList of the right length
+        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise TypeError(
+        f"cannot find the decoder layers of {type(hf_model).__name__}; attribution supports "
+        "LLaMA-family causal LMs (a ``model.layers`` ModuleList)"
+    )
+
+
+def _hidden_of(output: Any) -> torch.Tensor:
+    """Decoder layers return a tensor in transformers 5 and a tuple in older versions."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _with_hidden(output: Any, hidden: torch.Tensor) -> Any:
+    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode (no dropout) and restore each one's flag afterwards."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+class ResidualRunner:
+    """Forward passes of ``hf_model`` on one sequence, reading or replacing residual sites.
+
+    All tensors here are ``[batch, token, hidden]`` unless named otherwise; logits are those
+    of the last position only (``logits_to_keep=1``), ``[batch, vocab]``.
+    """
+
+    def __init__(self, hf_model: nn.Module, input_ids: torch.Tensor) -> None:
+        if input_ids.ndim != 2 or input_ids.shape[0] != 1:
+            raise ValueError(f"input_ids must be [1, token], got {tuple(input_ids.shape)}")
+        self.model = hf_model
+        self.layers = decoder_layers(hf_model)
+        self.n_sites = len(self.layers) + 1
+        get_embeddings: Any = getattr(hf_model, "get_input_embeddings", None)
+        embedding = get_embeddings() if callable(get_embeddings) else None
+        if not isinstance(embedding, nn.Module):
+            raise TypeError(f"{type(hf_model).__name__} has no input embedding module")
+        self.embedding = embedding
+        weight = embedding.weight
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"{type(embedding).__name__}.weight is not a tensor")
+        self.input_ids = input_ids.to(weight.device)
+
+    def embed(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Input embeddings ``[1, token, hidden]`` of ``token_ids`` (default: the input)."""
+        ids = self.input_ids if token_ids is None else token_ids
+        with torch.no_grad():
+            return self.embedding(ids).detach()
+
+    def logits(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Next-token logits after the last position, ``[batch, vocab]``."""
+        out = self.model(inputs_embeds=inputs_embeds, use_cache=False, logits_to_keep=1)
+        return out.logits[:, -1]
+
+    def capture(
+        self, inputs_embeds: torch.Tensor, sites: list[int]
+    ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """One no-grad pass: ``{site: [token, hidden]}`` activations and ``[vocab]`` logits."""
+        captured: dict[int, torch.Tensor] = {}
+        if 0 in sites:
+            captured[0] = inputs_embeds[0].detach()
+        with borrowed_hooks() as hooks, torch.no_grad():
+            for site in sites:
+                if site > 0:
+                    hooks.forward(self.layers[site - 1], self._recorder(captured, site))
+            logits = self.logits(inputs_embeds)
+        return captured, logits[0]
+
+    @staticmethod
+    def _recorder(store: dict[int, torch.Tensor], site: int) -> Any:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            store[site] = _hidden_of(output)[0].detach()
+
+        return record
+
+    def logits_with_site(
+        self, site: int, hidden: torch.Tensor, prefix_embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``[k, vocab]`` with ``site`` replaced by ``hidden`` (``[k, token, hidden]``).
+
+        ``prefix_embeds`` (``[1, token, hidden]``) feeds the layers before the site; it is
+        ignored for site 0, where ``hidden`` itself is the ``inputs_embeds``.
+        """
+        if site == 0:
+            return self.logits(hidden)
+
+        def substitute(module: nn.Module, args: Any, output: Any) -> Any:
+            return _with_hidden(output, hidden)
+
+        with borrowed_hooks() as hooks:
+            hooks.forward(self.layers[site - 1], substitute)
+            return self.logits(prefix_embeds)
+
+    def gradients(
+        self, inputs_embeds: torch.Tensor, sites: list[int], target: Any
+    ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Activations and ``d target / d activation`` at every site from one forward+backward.
+
+        Gradients are taken with ``torch.autograd.grad`` with respect to the activations only,
+        so no parameter's ``.grad`` is touched.
+        """
+        leaf = inputs_embeds.detach().requires_grad_(True)
+        live: dict[int, torch.Tensor] = {0: leaf}
+
+        def keeper(site: int) -> Any:
+            def keep(module: nn.Module, args: Any, output: Any) -> None:
+                live[site] = _hidden_of(output)
+
+            return keep
+
+        with borrowed_hooks() as hooks, torch.enable_grad():
+            for site in sites:
+                if site > 0:
+                    hooks.forward(self.layers[site - 1], keeper(site))
+            value = target(self.logits(leaf))
+            ordered = [live[site] for site in sites]
+            grads = torch.autograd.grad(value.sum(), ordered)
+        activations = {site: live[site][0].detach() for site in sites}
+        return activations, {site: g[0].detach() for site, g in zip(sites, grads, strict=True)}
