@@ -273,12 +273,34 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     direction.select.value = model.get("flow_direction");
   };
 
-  const refreshAll = (): void => {
-    refreshSelection();
-    refreshPatterns();
-    refreshGrid();
-    refreshStrip();
+  // Redraws are coalesced into one animation frame: a burst of hovers or arriving patterns
+  // costs one redraw per frame, not one per event.
+  type Part = "selection" | "patterns" | "hover" | "grid" | "strip";
+  const dirty = new Set<Part>();
+  let frame: ReturnType<typeof setTimeout> | number | undefined;
+  const nextFrame = (cb: () => void): number | ReturnType<typeof setTimeout> =>
+    typeof requestAnimationFrame === "function" ? requestAnimationFrame(cb) : setTimeout(cb, 16);
+  const flush = (): void => {
+    frame = undefined;
+    if (disposed) return;
+    const parts = new Set(dirty);
+    dirty.clear();
+    if (parts.has("selection")) refreshSelection();
+    if (parts.has("hover")) patternView.setHovered(model.get("hovered_token"));
+    if (parts.has("patterns")) refreshPatterns();
+    if (parts.has("grid")) refreshGrid();
+    if (parts.has("strip")) refreshStrip();
   };
+  const schedule = (...parts: Part[]): void => {
+    parts.forEach((part) => dirty.add(part));
+    if (frame === undefined) frame = nextFrame(flush);
+  };
+  cleanups.push(() => {
+    if (frame === undefined) return;
+    if (typeof cancelAnimationFrame === "function" && typeof frame === "number") cancelAnimationFrame(frame);
+    else clearTimeout(frame as ReturnType<typeof setTimeout>);
+  });
+  const refreshAll = (): void => schedule("selection", "patterns", "grid", "strip");
 
   const onCustom = (msg: { type?: string; request_id?: number }, buffers: DataView[]): void => {
     if (msg.type === "pattern") {
@@ -290,9 +312,8 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
           patternsLoaded += 1;
           root.dataset.patternsLoaded = String(patternsLoaded);
           const s = state(model);
-          if (p.layer === s.selected_layer && s.selected_heads.includes(p.head)) refreshPatterns();
-          refreshGrid();
-          refreshStrip();
+          if (p.layer === s.selected_layer && s.selected_heads.includes(p.head)) schedule("patterns");
+          schedule("grid", "strip");
         })
         .catch((err: unknown) => console.error("llmasos-widgets: bad pattern message", err));
     } else if (msg.type === "flow" && msg.request_id !== undefined) {
@@ -300,7 +321,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
       pendingFlow.delete(msg.request_id);
       if (key === undefined || buffers.length !== 1) return;
       kernelFlow.set(key, decodeTensor({ view: buffers[0], dtype: "float32", shape: [model.get("n_layers"), model.get("n_heads")] }).data as Float32Array);
-      refreshGrid();
+      schedule("grid");
     }
   };
   model.on("msg:custom", onCustom);
@@ -313,42 +334,26 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   });
   on("change:head_summaries", () => {
     decodeSummaries();
-    refreshGrid();
+    schedule("grid");
   });
-  on("change:selected_layer", () => {
-    refreshSelection();
-    refreshPatterns();
-    refreshStrip();
-  });
-  on("change:selected_heads", () => {
-    refreshSelection();
-    refreshPatterns();
-    refreshStrip();
-  });
-  on("change:selected_tokens", () => {
-    refreshSelection();
-    refreshGrid();
-    refreshStrip();
-  });
+  on("change:selected_layer", () => schedule("selection", "patterns", "strip"));
+  on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
+  on("change:selected_tokens", () => schedule("selection", "grid", "strip"));
   on("change:hovered_token", () => {
-    const t = model.get("hovered_token");
-    strip.setHovered(t);
-    patternView.setHovered(t);
-    refreshGrid();
-    refreshStrip();
+    strip.setHovered(model.get("hovered_token")); // cheap, immediate feedback
+    schedule("hover", "grid", "strip");
   });
   for (const name of ["metric", "pattern_mode", "flow_direction"]) {
-    on(`change:${name}`, () => {
-      refreshSelection();
-      refreshPatterns();
-      refreshGrid();
-      refreshStrip();
-    });
+    on(`change:${name}`, () => schedule("selection", "patterns", "grid", "strip"));
   }
 
   build();
   decodeSummaries();
-  refreshAll();
+  // first paint synchronously, so the view is complete when render returns
+  refreshSelection();
+  refreshPatterns();
+  refreshGrid();
+  refreshStrip();
   requestMissingPatterns(); // a new view has an empty cache; the kernel only pushes on change
 
   return () => {

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,8 +19,8 @@ from llmasos_widgets.probing._store import (
     prepare_directory,
 )
 
-Positions = Union[int, Sequence[int], Literal["last", "all"]]
-Layers = Union[int, Sequence[int], Literal["all"]]
+Positions = int | Sequence[int] | Literal["last", "all"]
+Layers = int | Sequence[int] | Literal["all"]
 
 
 class _StopForward(Exception):
@@ -41,7 +42,7 @@ class RowPlan:
 
     def row_token_ids(self) -> np.ndarray:
         return np.array(
-            [self.token_ids[t][p] for t, p in zip(self.row_text, self.row_position)],
+            [self.token_ids[t][p] for t, p in zip(self.row_text, self.row_position, strict=True)],
             dtype=np.int64,
         )
 
@@ -127,7 +128,7 @@ def plan_rows(model: Any, texts: Sequence[str], positions: Positions) -> RowPlan
                     "pass one position per text, a single int, 'last' or 'all'"
                 )
         per_text = []
-        for i, (position, n) in enumerate(zip(requested, lengths)):
+        for i, (position, n) in enumerate(zip(requested, lengths, strict=True)):
             if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
                 raise TypeError(f"positions[{i}] is {position!r}; positions must be ints")
             resolved = position + n if position < 0 else position
@@ -242,15 +243,13 @@ def run_plan(
                 current["batch_idx"] = torch.tensor(batch_idx, device=device)
                 current["column_idx"] = torch.tensor(column_idx, device=device)
                 current["rows"] = np.array(rows, dtype=np.int64)
-                try:
+                with contextlib.suppress(_StopForward):
                     base(
                         input_ids=input_ids,
                         attention_mask=mask,
                         position_ids=position_ids,
                         use_cache=False,
                     )
-                except _StopForward:
-                    pass
                 bar.update(len(batch))
     finally:
         bar.close()
@@ -315,9 +314,7 @@ def activations(
     n_rows = len(plan.row_text)
 
     if out is None:
-        arrays = {
-            layer: np.empty((n_rows, hidden_size), dtype=np.float32) for layer in layer_list
-        }
+        arrays = {layer: np.empty((n_rows, hidden_size), dtype=np.float32) for layer in layer_list}
         run_plan(
             model, plan, layer_list, arrays,
             batch_size=batch_size, padding_side=side, progress=progress,
@@ -338,7 +335,8 @@ def activations(
         batch_size=batch_size, padding_side=side, progress=progress,
     )  # fmt: skip
     for array in maps.values():
-        array.flush()
+        if isinstance(array, np.memmap):
+            array.flush()
     del maps
     return finish_directory(
         directory,

@@ -43,7 +43,9 @@ def _model_replica_plugin(source: str, load_kwargs: dict[str, Any]) -> Any:
     """A WorkerPlugin that loads ``load_model(source)`` once per worker, at registration."""
     distributed = _import_distributed()
 
-    class ModelReplica(distributed.WorkerPlugin):  # type: ignore[misc]
+    plugin_base: Any = distributed.WorkerPlugin
+
+    class ModelReplica(plugin_base):
         name = _PLUGIN_PREFIX + uuid.uuid5(uuid.NAMESPACE_URL, source).hex
 
         def __init__(self) -> None:
@@ -73,7 +75,8 @@ def _chunk_activations(
     if isinstance(model_or_plugin, str):  # the name of a ModelReplica plugin on this worker
         from distributed import get_worker
 
-        model = get_worker().plugins[model_or_plugin].model
+        plugin: Any = get_worker().plugins[model_or_plugin]
+        model = plugin.model
     return activations(
         model, texts, layers=layers, positions=positions, batch_size=batch_size,
         out=chunk_dir, padding_side=padding_side, progress=False,
@@ -88,7 +91,7 @@ def distributed_activations(
     layers: Layers = "all",
     positions: Positions = "last",
     batch_size: int = 32,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     out: str | os.PathLike[str] | None = None,
     padding_side: str | None = None,
     load_kwargs: dict[str, Any] | None = None,
@@ -99,13 +102,17 @@ def distributed_activations(
         model: an ``ExplainableModel`` (sent once to every worker: one replica each), or a
             name/path that each worker passes to ``load_model`` once (better for big models:
             nothing is pickled; ``load_kwargs`` go along, e.g. ``{"device": "cuda"}``).
-        chunk_size: texts per task; a worker streams its chunk in ``batch_size`` batches.
+        chunk_size: texts per task (a worker streams its chunk in ``batch_size`` batches);
+            default: two tasks per worker, at most 4096 texts each.
         out: a directory on storage shared by the client and all workers; each chunk becomes
             one shard written there by its worker. ``None`` gathers everything in memory.
         Other arguments are as in :func:`activations`; the result equals the local one.
     """
     _import_distributed()
     texts = check_texts(texts)
+    if chunk_size is None:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        chunk_size = min(4096, -(-len(texts) // (2 * n_workers)))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     per_text = not isinstance(positions, (str, int, np.integer))
@@ -127,17 +134,23 @@ def distributed_activations(
         client.register_plugin(plugin)
         model_ref: Any = plugin.name
     else:
-        model_ref = client.scatter(model, broadcast=True)
+        model_ref = client.scatter(model, broadcast=True, hash=False)  # fresh key per call
 
     directory = prepare_directory(out) if out is not None else None
     parts_dir = directory / "chunks" if directory is not None else None
     futures = [
         client.submit(
-            _chunk_activations, model_ref, texts[s : s + chunk_size], chunk_pos, layers,
-            batch_size, padding_side, str(parts_dir / f"chunk-{k:05d}") if parts_dir is not None else None,
+            _chunk_activations,
+            model_ref,
+            texts[s : s + chunk_size],
+            chunk_pos,
+            layers,
+            batch_size,
+            padding_side,
+            str(parts_dir / f"chunk-{k:05d}") if parts_dir is not None else None,
             pure=False,
-        )  # fmt: skip
-        for k, (s, chunk_pos) in enumerate(zip(starts, chunk_positions))
+        )
+        for k, (s, chunk_pos) in enumerate(zip(starts, chunk_positions, strict=True))
     ]
     chunks: list[Activations] = client.gather(futures)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmasos_widgets.probing._result import ProbeResult
@@ -21,7 +21,8 @@ SERIES_COLORS = {
 def write_probe_html(result: ProbeResult, path: Path) -> Path:
     """Write ``path`` with every script inline (``bokeh.resources.INLINE``): it opens offline."""
     from bokeh.embed import file_html
-    from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
+    from bokeh.models import ColumnDataSource, HoverTool, Range1d
+    from bokeh.models.annotations import Legend, LegendItem
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
 
@@ -41,26 +42,30 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
         y_axis_label="held-out accuracy",
         width=640,
         height=360,
-        y_range=(min(0.0, *series.get("selectivity", [0.0])) - 0.05, 1.05),
+        y_range=Range1d(start=min(0.0, *series.get("selectivity", [0.0])) - 0.05, end=1.05),
         tools="pan,box_zoom,reset,save",
     )
     plot.xaxis.ticker = layers
     items = []
     for name, values in series.items():
-        source = ColumnDataSource({"layer": layers, "value": values, "series": [name] * len(layers)})
+        source = ColumnDataSource(
+            {"layer": layers, "value": values, "series": [name] * len(layers)}
+        )
         dashed = name == "majority baseline"
         line = plot.line(
             "layer", "value", source=source, color=SERIES_COLORS[name], line_width=2,
             line_dash="dashed" if dashed else "solid",
         )  # fmt: skip
-        renderers = [line]
+        renderers: list[Any] = [line]
         if not dashed:
             renderers.append(
                 plot.scatter("layer", "value", source=source, color=SERIES_COLORS[name], size=7)
             )
         items.append(LegendItem(label=name, renderers=renderers))
     plot.add_layout(Legend(items=items, location="center"), "right")
-    plot.add_tools(HoverTool(tooltips=[("", "@series"), ("layer", "@layer"), ("", "@value{0.000}")]))
+    plot.add_tools(
+        HoverTool(tooltips=[("", "@series"), ("layer", "@layer"), ("", "@value{0.000}")])
+    )
 
     page = file_html(plot, INLINE, title=html.escape(title))
     path.write_text(page, encoding="utf-8")

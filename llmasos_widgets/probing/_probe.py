@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmasos_widgets.probing._activations import Layers, Positions, activations
+from llmasos_widgets.probing._activations import Layers, Positions, activations, decoder_parts
 from llmasos_widgets.probing._datasets import as_probe_dataset
 from llmasos_widgets.probing._result import ProbeResult
 from llmasos_widgets.probing._store import Activations
@@ -118,6 +118,8 @@ def probe(
             "a probe needs exactly one position per label (use 'last', an int, or one int per row)"
         )
     labels = np.array([class_of[label] for label in data.labels], dtype=np.int64)
+    hf_model = getattr(model, "hf_model", None)  # absent when a Dask client loads it by name
+    n_layers = len(decoder_parts(hf_model)[1]) if hf_model is not None else max(acts.layers)
     return probe_activations(
         acts, labels, [str(c) for c in classes],
         control=control, seed=seed, test_size=test_size, l2=l2, max_iter=max_iter,
@@ -125,6 +127,7 @@ def probe(
         metadata={
             "model": str(getattr(model, "name", type(model).__name__)),
             "dataset": data.name,
+            "n_layers": n_layers,
             "positions": row_positions if isinstance(row_positions, (str, int)) else "per row",
         },
     )  # fmt: skip

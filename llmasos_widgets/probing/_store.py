@@ -36,7 +36,7 @@ def layer_file_name(layer: int) -> str:
 
 
 class Activations:
-    """Residual-stream activations of a set of texts, one float32 matrix ``[row, hidden]`` per layer.
+    """Residual-stream activations of texts: one float32 matrix ``[row, hidden]`` per layer.
 
     Layer ``0`` is the embedding output (the input of decoder layer 0) and layer ``i`` the
     output of decoder layer ``i`` (before the final norm), as in ``trace(...).residual``.

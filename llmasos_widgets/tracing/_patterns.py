@@ -85,7 +85,7 @@ def attention_pattern(
     scores = torch.matmul(grouped_q, k.float().unsqueeze(1).transpose(2, 3)) * spec.scaling
     scores = scores.reshape(n_heads, n_queries, n_keys)
     if spec.softcap is not None:
-        pass
+        scores = torch.tanh(scores / spec.softcap) * spec.softcap
 
     query_pos = torch.arange(n_keys - n_queries, n_keys, device=q.device).unsqueeze(1)
     key_pos = torch.arange(n_keys, device=q.device).unsqueeze(0)

@@ -41,7 +41,7 @@ class ForwardCapture:
             isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2
         )
         self.attention_mask: torch.Tensor | None = (
-            attention_mask.detach().bool()
+            attention_mask.detach().to(torch.bool, copy=True)
             if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2
             else None
         )
@@ -67,8 +67,9 @@ class ForwardCapture:
 
     @property
     def residual(self) -> tuple[torch.Tensor, ...]:
-        """``[batch, token, hidden]`` for i = 0 (input of layer 0) .. L (output of the last
-        layer, before the final norm)."""
+        """``[batch, token, hidden]`` for i = 0 .. L: i = 0 is what layer 0 receives (the
+        embeddings; Gemma 2 scales them by sqrt(hidden) first), i = l + 1 the output of layer l;
+        the last is before the final norm (HF's ``hidden_states[-1]`` is after it)."""
         return _complete(self.residual_by_index, self.n_layers + 1, "residual stream", "residual")
 
 
@@ -118,6 +119,7 @@ class Trace:
 
     @property
     def spec(self) -> tuple[AttentionSpec, ...]:
+        """``spec[l]``: the :class:`AttentionSpec` layer ``l`` was called with."""
         return self._forward(0).spec
 
     @property
@@ -269,8 +271,7 @@ def _decoder_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch
 
 
 def _attention_modules(layers: list[torch.nn.Module]) -> list[torch.nn.Module]:
-    modules = [layer.get_submodule("self_attn") for layer in layers]
-    return modules
+    return [layer.get_submodule("self_attn") for layer in layers]
 
 
 @contextmanager
@@ -279,7 +280,9 @@ def trace(model: torch.nn.Module, *, residual: bool = True, qk: bool = True) -> 
 
     Nothing about the forward changes: the model's attention kernel runs as configured and the
     logits are bitwise those without the trace. Every hook and the borrowed attention-registry
-    entry are given back when the block exits, also on an exception. Traces may nest.
+    entry are given back when the block exits, also on an exception. Traces may nest (each
+    records independently); other models running meanwhile are not recorded. Run a traced
+    model from one thread at a time; ``torch.compile``-d models are not supported.
 
     Args:
         model: a transformers ``PreTrainedModel`` of a supported architecture
@@ -297,7 +300,7 @@ def trace(model: torch.nn.Module, *, residual: bool = True, qk: bool = True) -> 
     with ExitStack() as stack:
         hooks = stack.enter_context(borrowed_hooks())
         hooks.forward_pre(base, recorder.begin_forward, with_kwargs=True)
-        hooks.forward(base, recorder.end_forward)
+        hooks.forward(base, recorder.end_forward, always_call=True)  # also when it raises
         if residual:
             hooks.forward_pre(layers[0], recorder.capture_input, with_kwargs=True)
             for index, layer in enumerate(layers):

@@ -153,3 +153,25 @@ export function attentionToTokens(patterns: readonly QuantizedPattern[], keys: r
   for (let i = 0; i < n; i++) out[i] /= denom;
   return out;
 }
+
+// Per-head pooled images, computed once per decoded pattern object.
+const pooledCache = new WeakMap<QuantizedPattern, { size: number; pooled: Float32Array }>();
+
+/**
+ * Downsampled view of several heads: the mean of each head's max-pooled image. Each head is
+ * pooled once and cached, so selecting a whole layer at T = 4096 costs one pass per head
+ * instead of one pass per head per arriving pattern. Exact mean whenever n <= size.
+ */
+export function pooledMean(patterns: readonly QuantizedPattern[], size: number): Float32Array {
+  const out = new Float32Array(size * size);
+  for (const p of patterns) {
+    let entry = pooledCache.get(p);
+    if (!entry || entry.size !== size) {
+      entry = { size, pooled: maxPool([p], size) };
+      pooledCache.set(p, entry);
+    }
+    for (let i = 0; i < out.length; i++) out[i] += entry.pooled[i];
+  }
+  if (patterns.length > 1) for (let i = 0; i < out.length; i++) out[i] /= patterns.length;
+  return out;
+}

@@ -1,5 +1,5 @@
-// Pattern view for the selected head(s): the [query, key] matrix on canvas (max-pooled to
-// at most 512 cells per side) and a head-view style line view (query tokens left, key tokens
+// Pattern view for the selected head(s): the [query, key] matrix on canvas (each head
+// max-pooled to at most 512 cells per side, then averaged) and a head-view style line view (query tokens left, key tokens
 // right, a line per strong attention weight). Several heads are averaged into one matrix or
 // drawn side by side (at most MAX_SIDE_BY_SIDE); in the line view side-by-side heads get one
 // color each. Only a window of tokens is drawn in the line view, and only each query's
@@ -18,7 +18,7 @@
 import { type ColorScale, attentionToUnit } from "./colors";
 import { type QuantizedPattern } from "./buffers";
 import { drawMatrix, setupCanvas } from "./heatmap";
-import { maxPool, meanRow, readRow, topK } from "./pattern";
+import { meanRow, pooledMean, readRow, topK } from "./pattern";
 import { displayToken } from "./token_strip";
 
 export type PatternMode = "average" | "side_by_side";
@@ -153,7 +153,7 @@ export class PatternView {
       const base = document.createElement("canvas");
       const ctx = setupCanvas(base, px, px);
       if (ctx) {
-        const pooled = maxPool(group, size);
+        const pooled = pooledMean(group, size);
         let vmax = 0;
         for (const v of pooled) vmax = Math.max(vmax, v);
         const unit = pooled.map((v) => attentionToUnit(v, vmax));

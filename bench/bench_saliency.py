@@ -1,0 +1,303 @@
+"""Integrated gradients: ``attribute`` against Captum's ``LayerIntegratedGradients``.
+
+One process, one random-init LLaMA-shaped model (4 layers, hidden 512, 8 heads, 2 kv heads),
+one input per sequence length; ours and Captum's runs are interleaved (ours, Captum, ours, ...)
+so background load hits both alike. Both explain the same scalar, log p(token 7) after the
+last position, with the same baseline (the ``<pad>`` embedding, ``<bos>`` kept) and 50
+Gauss-Legendre steps, and both compute logits for the last position only
+(``logits_to_keep=1``), so the comparison is about the attribution machinery.
+
+Two tasks per length:
+
+* ``embeddings``: IG at the input embeddings (Captum: one ``LayerIntegratedGradients`` on
+  ``embed_tokens``);
+* ``all sites``: IG at the embeddings and at every decoder layer's output, i.e. the full
+  ``[layer, token]`` map (Captum: one ``LayerIntegratedGradients`` per layer, since it cannot
+  take dependent layers in one call).
+
+Captum runs with its default ``internal_batch_size`` (all steps in one batch); ours with its
+default (batches sized to ~1 GiB of activations). Peak memory is the peak RSS increase during
+a call (psutil, sampled every 2 ms after ``malloc_trim``): ``tracemalloc`` does not see
+torch's CPU allocations. On CUDA it is ``torch.cuda.max_memory_allocated`` above the start.
+
+    python bench/bench_saliency.py              # T = 128 and 512, 3 repetitions
+    python bench/bench_saliency.py --quick      # T = 64, 1 repetition (smoke run)
+
+Prints a table, writes ``bench/out/saliency.json`` and appends a "Saliency" section with the
+table to ``bench/RESULTS.md`` (``--no-results`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+import transformers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+try:
+    from llmasos_widgets.attribution import attribute
+except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from llmasos_widgets.attribution import attribute
+
+N_STEPS = 50
+TARGET_ID = 7
+CONFIG = dict(
+    vocab_size=4096,
+    hidden_size=512,
+    intermediate_size=1376,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    max_position_embeddings=1024,
+)
+
+
+def _tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
+    vocab = {token: i for i, token in enumerate(specials)}
+    vocab.update({f"t{i}": i for i in range(len(specials), vocab_size)})
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+class PeakMemory:
+    """Peak memory above the level at entry: CUDA allocator stats, or sampled process RSS."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+            return self
+        try:  # hand freed heap back so the last run's memory does not hide this one's
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+        self._process = psutil.Process()
+        self._start = self._process.memory_info().rss
+        self._max = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self._max = max(self._max, self._process.memory_info().rss)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self._start
+            return
+        self._stop.set()
+        self._thread.join()
+        self._max = max(self._max, self._process.memory_info().rss)
+        self.peak = self._max - self._start
+
+
+def _measure(fn: Callable[[], Any], device: torch.device) -> tuple[float, int, Any]:
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return seconds, memory.peak, result
+
+
+def _captum(model: Any, ids: torch.Tensor, baseline_ids: torch.Tensor, layers: list[Any]) -> Any:
+    from captum.attr import LayerIntegratedGradients
+
+    def forward(input_ids: torch.Tensor) -> torch.Tensor:
+        logits = model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1)[:, TARGET_ID]
+
+    rows = []
+    for layer in layers:
+        lig = LayerIntegratedGradients(forward, layer)
+        attributions = lig.attribute(ids, baselines=baseline_ids, n_steps=N_STEPS)
+        rows.append(attributions.sum(-1)[0].detach())
+    return torch.stack(rows)
+
+
+def _forward_backward(model: Any, ids: torch.Tensor) -> None:
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+    logits = model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1).logits[:, -1]
+    value = torch.log_softmax(logits.float(), dim=-1)[:, TARGET_ID].sum()
+    torch.autograd.grad(value, embeds)
+
+
+def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, Any]:
+    torch.manual_seed(0)
+    config = LlamaConfig(**CONFIG, attn_implementation="sdpa")
+    model = LlamaForCausalLM(config).to(device).eval()
+    tokenizer = _tokenizer(config.vocab_size)
+    wrapped = (model, tokenizer)
+    tasks = {
+        "embeddings": ("embeddings", [model.model.embed_tokens]),
+        "all sites": ("all", [model.model.embed_tokens, *model.model.layers]),
+    }
+    rows = []
+    for seq_len in seq_lens:
+        generator = torch.Generator().manual_seed(seq_len)
+        ids = torch.randint(4, config.vocab_size, (1, seq_len), generator=generator)
+        ids[0, 0] = tokenizer.bos_token_id
+        ids = ids.to(device)
+        baseline_ids = torch.full_like(ids, tokenizer.pad_token_id)
+        baseline_ids[0, 0] = ids[0, 0]
+        _forward_backward(model, ids)  # warm-up
+        fb = statistics.median(
+            _measure(lambda: _forward_backward(model, ids), device)[0] for _ in range(3)
+        )
+        for task, (layers_arg, captum_layers) in tasks.items():
+            times: dict[str, list[float]] = {"ours": [], "captum": []}
+            peaks: dict[str, list[int]] = {"ours": [], "captum": []}
+            results: dict[str, Any] = {}
+            runners = {
+                "ours": lambda layers_arg=layers_arg: attribute(
+                    wrapped[0],
+                    ids,
+                    tokenizer=wrapped[1],
+                    target=TARGET_ID,
+                    baseline="pad",
+                    n_steps=N_STEPS,
+                    layers=layers_arg,
+                ),
+                "captum": lambda captum_layers=captum_layers: _captum(
+                    model, ids, baseline_ids, captum_layers
+                ),
+            }
+            for _ in range(repeats):
+                for name, fn in runners.items():
+                    seconds, peak, results[name] = _measure(fn, device)
+                    times[name].append(seconds)
+                    peaks[name].append(peak)
+            ours_scores = torch.as_tensor(results["ours"].scores)
+            difference = float((ours_scores - results["captum"].float().cpu()).abs().max())
+            row = {
+                "seq_len": seq_len,
+                "task": task,
+                "ours_s": statistics.median(times["ours"]),
+                "captum_s": statistics.median(times["captum"]),
+                "ours_peak_mib": max(peaks["ours"]) / 2**20,
+                "captum_peak_mib": max(peaks["captum"]) / 2**20,
+                "forward_backward_s": fb,
+                "max_abs_difference": difference,
+                "max_abs_score": float(ours_scores.abs().max()),
+                "max_convergence_delta": float(abs(results["ours"].convergence_delta).max()),
+            }
+            row["time_ratio"] = row["ours_s"] / row["captum_s"]
+            row["memory_ratio"] = row["ours_peak_mib"] / max(row["captum_peak_mib"], 1e-9)
+            row["ig_over_forward_backward"] = row["ours_s"] / fb
+            rows.append(row)
+            print(_format_row(row), flush=True)
+    return {
+        "benchmark": "saliency",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "config": CONFIG,
+        "n_steps": N_STEPS,
+        "repeats": repeats,
+        "memory": "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS delta",
+        "rows": rows,
+    }
+
+
+HEADER = (
+    "| T | task | ours s | Captum s | time ratio | ours peak MiB | Captum peak MiB "
+    "| memory ratio | IG / (fwd+bwd) | max abs diff |"
+)
+RULE = "|---|---|---|---|---|---|---|---|---|---|"
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    return (
+        f"| {row['seq_len']} | {row['task']} | {row['ours_s']:.2f} | {row['captum_s']:.2f} "
+        f"| {row['time_ratio']:.2f} | {row['ours_peak_mib']:.0f} | {row['captum_peak_mib']:.0f} "
+        f"| {row['memory_ratio']:.2f} | {row['ig_over_forward_backward']:.1f}x "
+        f"| {row['max_abs_difference']:.1e} |"
+    )
+
+
+def results_section(result: dict[str, Any]) -> str:
+    config = result["config"]
+    lines = [
+        "",
+        "## Saliency",
+        "",
+        f"`python bench/bench_saliency.py` on {result['device']} ({result['cpu_threads']} "
+        f"threads), {result['date']}, torch {result['torch']}, transformers "
+        f"{result['transformers']}. Random-init LLaMA: {config['num_hidden_layers']} layers, "
+        f"hidden {config['hidden_size']}, {config['num_attention_heads']} heads / "
+        f"{config['num_key_value_heads']} kv heads, fp32. Integrated gradients, "
+        f"{result['n_steps']} Gauss-Legendre steps, `<pad>` baseline; ours = "
+        "`attribute(...)`, Captum = `LayerIntegratedGradients` (one per layer for all sites), "
+        f"interleaved, median of {result['repeats']}. Ratios are ours / Captum (< 1: ours "
+        f"better). Memory: {result['memory']}. IG / (fwd+bwd): our time as a multiple of one "
+        "forward + backward pass on the input.",
+        "",
+        HEADER,
+        RULE,
+        *(_format_row(row) for row in result["rows"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seq-lens", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="T = 64, one repetition")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "saliency.json")
+    parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    seq_lens, repeats = ([64], 1) if args.quick else (args.seq_lens, args.repeats)
+    print(HEADER)
+    print(RULE)
+    result = run(seq_lens, repeats, torch.device(args.device))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+    if not args.no_results and not args.quick:
+        results = Path(__file__).parent / "RESULTS.md"
+        with results.open("a", encoding="utf-8") as handle:  # one append, our section only
+            handle.write(results_section(result))
+        print(f"appended the Saliency section to {results}")
+
+
+if __name__ == "__main__":
+    main()

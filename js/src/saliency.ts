@@ -1,0 +1,336 @@
+// SaliencyWidget front end (Python half: llmasos_widgets/widgets/saliency.py).
+// Tokens colored by attribution (diverging scale, sign kept), a [site, token] heatmap on one
+// canvas, the target with its probability, method/baseline dropdowns and a progress bar.
+// A plain click on a token makes it the target position (Python recomputes); selection and
+// hover are the shared traits, so linked widgets follow. Hover is applied in the browser at
+// once and written to Python debounced.
+//
+// Stable DOM hooks for browser tests:
+//   div.llmw-saliency[data-testid="saliency-widget"][data-status="ready|computing|error"]
+//     select[data-testid="method-select"], select[data-testid="baseline-select"]
+//     progress[data-testid="progress"], span[data-testid="status"]
+//     div[data-testid="target"]                       target description and probability
+//     div[data-testid="token-strip"] > span[data-testid="token-<i>"] (+ .llmw-saliency-target)
+//     div[data-testid="site-label-<site>"][data-selected]   click: select that layer
+//     canvas[data-testid="saliency-heatmap"][data-rows][data-cols][data-cell-width][data-cell-height]
+//     div[data-testid="caption"]                       scale and completeness note
+
+import "./lib/saliency_view.css";
+import type { RenderProps } from "@anywidget/types";
+import { type TensorPayload, decodeTensor } from "./lib/buffers";
+import { getScale } from "./lib/colors";
+import { drawMatrix, setupCanvas } from "./lib/heatmap";
+import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
+import { type SelectionState, debounce } from "./lib/selection";
+import { TokenStrip } from "./lib/token_strip";
+
+/** Traits of llmasos_widgets/widgets/saliency.py (SaliencyWidget), same names. */
+export interface SaliencyModel extends SelectionState {
+  tokens: string[];
+  sites: number[];
+  scores: TensorPayload;
+  convergence_delta: TensorPayload;
+  signed: boolean;
+  method: string;
+  baseline: string;
+  n_steps: number;
+  target_position: number;
+  method_options: string[];
+  baseline_options: string[];
+  uses_baseline: boolean;
+  target: string;
+  target_probability: number;
+  status: string;
+  progress: number;
+}
+
+const HOVER_SAVE_MS = 120;
+const CELL_HEIGHT = 16;
+const MAX_CELL_WIDTH = 28;
+const MIN_CELL_WIDTH = 4;
+const MAX_HEATMAP_WIDTH = 900;
+
+function makeSelect(testid: string, label: string): { wrap: HTMLLabelElement; select: HTMLSelectElement } {
+  const wrap = document.createElement("label");
+  wrap.textContent = `${label} `;
+  const select = document.createElement("select");
+  select.dataset.testid = testid;
+  wrap.appendChild(select);
+  return { wrap, select };
+}
+
+function setOptions(select: HTMLSelectElement, values: readonly string[], current: string): void {
+  select.replaceChildren(
+    ...values.map((value) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = value.replace(/_/g, " ");
+      return option;
+    }),
+  );
+  select.value = current;
+}
+
+function statusKind(status: string): string {
+  if (status.startsWith("error")) return "error";
+  return status === "ready" ? "ready" : "computing";
+}
+
+function render({ model, el }: RenderProps<SaliencyModel>): () => void {
+  const root = document.createElement("div");
+  root.className = "llmw-saliency";
+  root.dataset.testid = "saliency-widget";
+  el.appendChild(root);
+  const scale = getScale("diverging");
+  const cleanups: (() => void)[] = [];
+  const on = (event: string, handler: () => void): void => {
+    model.on(event, handler);
+    cleanups.push(() => model.off(event, handler));
+  };
+  const listen = (target: EventTarget, type: string, handler: (e: Event) => void): void => {
+    target.addEventListener(type, handler);
+    cleanups.push(() => target.removeEventListener(type, handler));
+  };
+
+  // --- controls ---------------------------------------------------------------------------
+  const controls = document.createElement("div");
+  controls.className = "llmw-saliency-controls";
+  const method = makeSelect("method-select", "method:");
+  const baseline = makeSelect("baseline-select", "baseline:");
+  const progress = document.createElement("progress");
+  progress.dataset.testid = "progress";
+  progress.max = 1;
+  const status = document.createElement("span");
+  status.className = "llmw-saliency-status";
+  status.dataset.testid = "status";
+  controls.append(method.wrap, baseline.wrap, progress, status);
+  listen(method.select, "change", () => {
+    model.set("method", method.select.value);
+    model.save_changes();
+  });
+  listen(baseline.select, "change", () => {
+    model.set("baseline", baseline.select.value);
+    model.save_changes();
+  });
+
+  const targetLine = document.createElement("div");
+  targetLine.className = "llmw-saliency-target-line";
+  targetLine.dataset.testid = "target";
+
+  // --- heatmap ----------------------------------------------------------------------------
+  const heatmap = document.createElement("div");
+  heatmap.className = "llmw-saliency-heatmap";
+  const rowLabels = document.createElement("div");
+  rowLabels.className = "llmw-saliency-rows";
+  const scroll = document.createElement("div");
+  scroll.className = "llmw-saliency-scroll";
+  const canvas = document.createElement("canvas");
+  canvas.dataset.testid = "saliency-heatmap";
+  canvas.style.cursor = "crosshair";
+  scroll.appendChild(canvas);
+  heatmap.append(rowLabels, scroll);
+  const caption = document.createElement("div");
+  caption.className = "llmw-saliency-caption";
+  caption.dataset.testid = "caption";
+
+  const saveHover = debounce(() => model.save_changes(), HOVER_SAVE_MS);
+  cleanups.push(() => saveHover.flush());
+  const setHover = (t: number): void => {
+    if (model.get("hovered_token") === t) return;
+    model.set("hovered_token", t); // the change event repaints this view at once
+    saveHover();
+  };
+
+  let strip: TokenStrip | undefined;
+  let scores: Float32Array = new Float32Array(0);
+  let units: Float32Array = new Float32Array(0);
+  let deltas: Float32Array = new Float32Array(0);
+  let labels: HTMLDivElement[] = [];
+  let cellWidth = MAX_CELL_WIDTH;
+
+  const sites = (): number[] => model.get("sites") ?? [];
+  const nTokens = (): number => (model.get("tokens") ?? []).length;
+
+  const buildStrip = (): void => {
+    strip?.destroy();
+    strip = new TokenStrip(model.get("tokens") ?? [], {
+      onHover: setHover,
+      onSelect: (selected) => {
+        model.set("selected_tokens", selected);
+        // A plain click (one token) retargets; a drag only brushes.
+        if (selected.length === 1 && selected[0] !== model.get("target_position")) {
+          model.set("target_position", selected[0]);
+        }
+        model.save_changes();
+      },
+    });
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, caption);
+  };
+
+  const buildRows = (): void => {
+    labels = sites().map((site) => {
+      const label = document.createElement("div");
+      label.className = "llmw-saliency-row-label";
+      label.dataset.testid = `site-label-${site}`;
+      label.dataset.site = String(site);
+      label.style.height = `${CELL_HEIGHT}px`;
+      label.style.lineHeight = `${CELL_HEIGHT}px`;
+      label.textContent = siteLabel(site);
+      label.title = site === 0 ? "input embeddings" : `residual stream after decoder layer ${site - 1}`;
+      return label;
+    });
+    rowLabels.replaceChildren(...labels);
+  };
+
+  const decode = (): void => {
+    const rows = sites().length;
+    const cols = nTokens();
+    const payload = model.get("scores");
+    scores = payload ? (decodeTensor(payload).data as Float32Array) : new Float32Array(rows * cols);
+    const deltaPayload = model.get("convergence_delta");
+    deltas = deltaPayload ? (decodeTensor(deltaPayload).data as Float32Array) : new Float32Array(rows).fill(NaN);
+    units = rowUnits(scores, rows, cols);
+  };
+
+  const paintHeatmap = (): void => {
+    const rows = sites().length;
+    const cols = nTokens();
+    cellWidth = Math.max(MIN_CELL_WIDTH, Math.min(MAX_CELL_WIDTH, Math.floor(MAX_HEATMAP_WIDTH / Math.max(cols, 1))));
+    const width = cols * cellWidth;
+    const height = rows * CELL_HEIGHT;
+    canvas.dataset.rows = String(rows);
+    canvas.dataset.cols = String(cols);
+    canvas.dataset.cellWidth = String(cellWidth);
+    canvas.dataset.cellHeight = String(CELL_HEIGHT);
+    const ctx = setupCanvas(canvas, width, height);
+    if (!ctx) return;
+    ctx.clearRect(0, 0, width, height);
+    drawMatrix(ctx, units, rows, cols, scale, { x: 0, y: 0, width, height });
+    const outline = (x: number, y: number, w: number, h: number, color: string, dash: number[] = []): void => {
+      ctx.save();
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2;
+      ctx.setLineDash(dash);
+      ctx.strokeRect(x + 1, y + 1, w - 2, h - 2);
+      ctx.restore();
+    };
+    const row = activeRow(sites(), model.get("selected_layer"));
+    outline(0, row * CELL_HEIGHT, width, CELL_HEIGHT, "rgba(255, 170, 0, 0.9)");
+    outline(model.get("target_position") * cellWidth, 0, cellWidth, height, "#ff7f0e", [3, 2]);
+    for (const t of model.get("selected_tokens") ?? []) outline(t * cellWidth, 0, cellWidth, height, "#d62728");
+    const hovered = model.get("hovered_token");
+    if (hovered >= 0) outline(hovered * cellWidth, 0, cellWidth, height, "#111");
+  };
+
+  const paintTokens = (): void => {
+    if (!strip) return;
+    const cols = nTokens();
+    const row = activeRow(sites(), model.get("selected_layer"));
+    strip.setValues(units.subarray(row * cols, (row + 1) * cols), scale);
+    strip.setSelected(model.get("selected_tokens") ?? []);
+    strip.setHovered(model.get("hovered_token"));
+    const target = model.get("target_position");
+    strip.element.querySelectorAll(".llmw-token").forEach((span, i) => span.classList.toggle("llmw-saliency-target", i === target));
+    labels.forEach((label, i) => (label.dataset.selected = String(i === row)));
+  };
+
+  const paintText = (): void => {
+    const probability = model.get("target_probability");
+    targetLine.textContent = `target: ${model.get("target")} · p = ${probability.toFixed(3)}`; // text only
+    const row = activeRow(sites(), model.get("selected_layer"));
+    const delta = deltas[row];
+    const signedNote = model.get("signed") ? "blue lowers the target, red raises it" : "unsigned (gradient norm)";
+    const completeness = Number.isFinite(delta) ? ` · completeness error of this row: ${formatScore(delta)}` : "";
+    caption.textContent = `${model.get("method").replace(/_/g, " ")}: each row scaled by its largest |score|; ${signedNote}${completeness}`;
+  };
+
+  const paintControls = (): void => {
+    setOptions(method.select, model.get("method_options") ?? [], model.get("method"));
+    setOptions(baseline.select, model.get("baseline_options") ?? [], model.get("baseline"));
+    baseline.select.disabled = !model.get("uses_baseline");
+  };
+
+  const paintStatus = (): void => {
+    const text = model.get("status");
+    const kind = statusKind(text);
+    status.textContent = text;
+    status.dataset.state = kind;
+    root.dataset.status = kind;
+    progress.value = model.get("progress");
+    progress.style.visibility = kind === "computing" ? "visible" : "hidden";
+  };
+
+  const repaint = (): void => {
+    paintHeatmap();
+    paintTokens();
+    paintText();
+  };
+
+  const cellOf = (e: MouseEvent): [number, number] | null => {
+    const rows = sites().length;
+    const r = Math.floor(e.offsetY / CELL_HEIGHT);
+    const c = Math.floor(e.offsetX / cellWidth);
+    return r >= 0 && c >= 0 && r < rows && c < nTokens() ? [r, c] : null;
+  };
+  listen(canvas, "mousemove", (e) => {
+    const cell = cellOf(e as MouseEvent);
+    setHover(cell ? cell[1] : -1);
+    if (cell) {
+      const [r, c] = cell;
+      canvas.title = `${siteLabel(sites()[r])} · token ${c} ${JSON.stringify((model.get("tokens") ?? [])[c])}: ${formatScore(scores[r * nTokens() + c])}`;
+    }
+  });
+  listen(canvas, "mouseleave", () => setHover(-1));
+  const selectRow = (r: number): void => {
+    model.set("selected_layer", siteToSelectedLayer(sites()[r]));
+    model.save_changes();
+  };
+  listen(canvas, "click", (e) => {
+    const cell = cellOf(e as MouseEvent);
+    if (cell) selectRow(cell[0]);
+  });
+  listen(rowLabels, "click", (e) => {
+    const label = (e.target as HTMLElement).closest?.(".llmw-saliency-row-label") as HTMLElement | null;
+    if (label?.dataset.site !== undefined) selectRow(sites().indexOf(Number(label.dataset.site)));
+  });
+
+  buildStrip();
+  buildRows();
+  decode();
+  paintControls();
+  paintStatus();
+  repaint();
+
+  on("change:tokens", () => {
+    buildStrip();
+    decode();
+    repaint();
+  });
+  on("change:sites", () => {
+    buildRows();
+    decode();
+    repaint();
+  });
+  on("change:scores", () => {
+    decode();
+    repaint();
+  });
+  on("change:convergence_delta", () => {
+    decode();
+    paintText();
+  });
+  for (const name of ["selected_layer", "selected_tokens", "hovered_token", "target_position"]) on(`change:${name}`, repaint);
+  for (const name of ["target", "target_probability", "signed"]) on(`change:${name}`, paintText);
+  for (const name of ["method", "baseline", "method_options", "baseline_options", "uses_baseline"]) on(`change:${name}`, paintControls);
+  on("change:status", paintStatus);
+  on("change:progress", paintStatus);
+
+  return () => {
+    saveHover.flush();
+    for (const cleanup of cleanups.splice(0)) cleanup();
+    strip?.destroy();
+    root.remove();
+  };
+}
+
+export default { render };

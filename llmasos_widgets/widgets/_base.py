@@ -1,0 +1,196 @@
+"""Shared base of the anywidget classes: the selection traits and binary payload helpers.
+
+The TypeScript half of the selection is ``js/src/lib/selection.ts`` (``SelectionState``),
+with the same trait names. Tensors travel as binary buffers, never JSON float lists:
+trait payloads are ``{"view": memoryview, "dtype": str, "shape": [...]}`` (decoded by
+``js/src/lib/buffers.ts::decodeTensor``) and custom messages carry raw buffers.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+STATIC_DIR = pathlib.Path(__file__).resolve().parent.parent / "static"
+
+SELECTION_TRAITS = ("selected_layer", "selected_heads", "selected_tokens", "hovered_token")
+"""Traits linked by default between widgets (``metric`` is widget specific; link it on request)."""
+
+_PAYLOAD_DTYPES = ("float32", "uint8")
+
+
+class SelectionWidget(anywidget.AnyWidget):
+    """Base for widgets that share the layer / head / token selection.
+
+    Subclasses report their dimensions through ``_dimensions()`` so the traits are validated
+    against the data they show; ``None`` for a dimension the widget does not have.
+    """
+
+    selected_layer = traitlets.Int(-1).tag(sync=True)
+    """int, default -1: the selected layer (-1 = none)."""
+
+    selected_heads = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    """list[int], default []: selected heads of ``selected_layer`` (sorted, unique).
+    Ignored by the views while ``selected_layer`` is -1."""
+
+    selected_tokens = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    """list[int], default []: brushed token positions (sorted, unique)."""
+
+    hovered_token = traitlets.Int(-1).tag(sync=True)
+    """int, default -1: token under the pointer (-1 = none). Written by the browser, debounced."""
+
+    metric = traitlets.Unicode("").tag(sync=True)
+    """str: what the main view is colored by; valid names depend on the widget."""
+
+    def _dimensions(self) -> dict[str, int | None]:
+        """Sizes to validate against: ``{"layers": L, "heads": H, "tokens": T}``."""
+        return {"layers": None, "heads": None, "tokens": None}
+
+    def _valid_metrics(self) -> Sequence[str] | None:
+        return None
+
+    @traitlets.validate("selected_layer")
+    def _check_layer(self, proposal: dict[str, Any]) -> int:
+        layer = int(proposal["value"])
+        n = self._dimensions()["layers"]
+        if layer < -1 or (n is not None and layer >= n):
+            limit = f"0..{n - 1}" if n is not None else "0 or more"
+            raise ValueError(f"selected_layer={layer} is out of range: use {limit}, or -1 for none")
+        return layer
+
+    @traitlets.validate("selected_heads")
+    def _check_heads(self, proposal: dict[str, Any]) -> list[int]:
+        n_heads = self._dimensions()["heads"]
+        return _checked_indices("selected_heads", "head", proposal["value"], n_heads)
+
+    @traitlets.validate("selected_tokens")
+    def _check_tokens(self, proposal: dict[str, Any]) -> list[int]:
+        n_tokens = self._dimensions()["tokens"]
+        return _checked_indices("selected_tokens", "token", proposal["value"], n_tokens)
+
+    @traitlets.validate("hovered_token")
+    def _check_hovered(self, proposal: dict[str, Any]) -> int:
+        token = int(proposal["value"])
+        n = self._dimensions()["tokens"]
+        if token < -1 or (n is not None and token >= n):
+            limit = f"0..{n - 1}" if n is not None else "0 or more"
+            raise ValueError(f"hovered_token={token} is out of range: use {limit}, or -1 for none")
+        return token
+
+    @traitlets.validate("metric")
+    def _check_metric(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        valid = self._valid_metrics()
+        if valid is not None and value not in valid:
+            raise ValueError(f"unknown metric {value!r}; valid metrics: {', '.join(valid)}")
+        return value
+
+
+def _checked_indices(trait: str, what: str, values: Sequence[int], n: int | None) -> list[int]:
+    out = sorted({int(v) for v in values})
+    bad = [v for v in out if v < 0 or (n is not None and v >= n)]
+    if bad:
+        limit = f"0..{n - 1}" if n is not None else "0 or more"
+        raise ValueError(f"{trait}: {what} index {bad[0]} is out of range (valid: {limit})")
+    return out
+
+
+def tensor_payload(array: np.ndarray) -> dict[str, Any]:
+    """``{"view", "dtype", "shape"}`` for a trait; ipywidgets sends ``view`` as a binary buffer.
+
+    Only float32 and uint8 are accepted: convert explicitly before calling, so a lossy cast
+    is a visible decision at the call site.
+    """
+    if array.dtype.name not in _PAYLOAD_DTYPES:
+        raise TypeError(
+            f"tensor payloads must be {' or '.join(_PAYLOAD_DTYPES)}, got {array.dtype}; "
+            "convert explicitly (e.g. array.astype(np.float32))"
+        )
+    contiguous = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+    return {
+        "view": contiguous.data.cast("B"),
+        "dtype": array.dtype.name,
+        "shape": list(array.shape),
+    }
+
+
+# --- attention pattern codec (mirror: js/src/lib/buffers.ts::decodePatternMessage) ----------
+
+
+def quantize_rows(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantize a [query, key] pattern to uint8 levels scaled per query row.
+
+    ``row_scale[i] = max_j pattern[i, j]`` and ``levels[i, j] = round(255 * pattern[i, j] /
+    row_scale[i])``, so ``pattern ≈ levels * row_scale[:, None] / 255`` with an error of at most
+    ``row_scale[i] / 510``: 256 levels per row, i.e. visually exact on a 256-color map, and a
+    diffuse head (all weights ≈ 1/T) keeps its shape instead of rounding to zero.
+    """
+    p = np.asarray(pattern)
+    if p.ndim != 2 or p.shape[0] != p.shape[1]:
+        raise ValueError(f"an attention pattern must be [query, key] square, got shape {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("attention pattern contains NaN or inf")
+    p = np.clip(p.astype(np.float64, copy=False), 0.0, None)
+    row_scale = p.max(axis=1) if p.size else np.zeros(0)
+    safe = np.where(row_scale > 0, row_scale, 1.0)
+    levels = np.rint(p / safe[:, None] * 255.0).astype(np.uint8)
+    return row_scale.astype(np.float32), levels
+
+
+def lower_triangle(levels: np.ndarray) -> np.ndarray:
+    """Row-major packing of ``levels[i, :i + 1]`` (causal attention: the rest is zero)."""
+    return levels[np.tril_indices(levels.shape[0])]
+
+
+def encode_pattern(pattern: np.ndarray) -> tuple[dict[str, Any], list[bytes]]:
+    """Message metadata + buffers ``[row_scale float32 LE, levels uint8]`` for one pattern.
+
+    Levels are packed as the lower triangle when everything above the diagonal quantizes to
+    zero (causal models: halves the bytes) and zlib-deflated when that is smaller (the browser
+    inflates with the built-in ``DecompressionStream("deflate")``).
+    """
+    row_scale, levels = quantize_rows(pattern)
+    n = levels.shape[0]
+    lower = not np.triu(levels, k=1).any()
+    packed = lower_triangle(levels) if lower else levels.reshape(-1)
+    raw = packed.tobytes()
+    deflated = zlib.compress(raw, 1)
+    use_deflate = len(deflated) < len(raw)
+    meta = {
+        "n_tokens": n,
+        "layout": "lower" if lower else "full",
+        "encoding": "deflate" if use_deflate else "raw",
+    }
+    return meta, [row_scale.astype("<f4").tobytes(), deflated if use_deflate else raw]
+
+
+def decode_pattern(
+    meta: dict[str, Any], buffers: Sequence[bytes | memoryview]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_pattern`: ``(row_scale [T], levels uint8 [T, T])``.
+
+    Used by tests and benchmarks to check exactly what the browser receives.
+    """
+    n = int(meta["n_tokens"])
+    row_scale = np.frombuffer(bytes(buffers[0]), dtype="<f4")
+    data = bytes(buffers[1])
+    if meta["encoding"] == "deflate":
+        data = zlib.decompress(data)
+    flat = np.frombuffer(data, dtype=np.uint8)
+    levels = np.zeros((n, n), dtype=np.uint8)
+    if meta["layout"] == "lower":
+        levels[np.tril_indices(n)] = flat
+    else:
+        levels[:] = flat.reshape(n, n)
+    return row_scale, levels
+
+
+def dequantize(row_scale: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Weights as the browser computes them: ``levels * row_scale / 255``."""
+    return levels.astype(np.float32) * (row_scale[:, None] / np.float32(255.0))

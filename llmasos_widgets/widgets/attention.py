@@ -1,0 +1,292 @@
+"""AttentionWidget: token strip, layer × head grid and pattern view, linked by one selection.
+
+Front end: ``js/src/attention.ts`` (built to ``static/attention.js``). What travels:
+
+* at first render (traits): tokens (JSON strings — data, never markup), ``n_layers``,
+  ``n_heads`` and the ``[layer, head]`` head summaries as float32 binary buffers;
+* per selected head (custom message, pushed when the selection changes or when a freshly
+  rendered view asks): ``{"type": "pattern", layer, head, n_tokens, layout, encoding}`` with
+  buffers ``[row_scale float32, levels uint8]`` — see :func:`encode_pattern`;
+* on request while a token is hovered (custom message): ``{"type": "flow", request_id,
+  n_layers, n_heads}`` with one float32 ``[layer, head]`` buffer of :func:`attention_flow`
+  values for the heads whose patterns the browser does not have. Skipped (NaN) above
+  ``flow_budget``, because every head's ``[T, T]`` pattern must be computed for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from llmasos_widgets.widgets._base import (
+    STATIC_DIR,
+    SelectionWidget,
+    encode_pattern,
+    tensor_payload,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_METRICS = ("entropy", "previous_token", "first_token", "induction")
+BRUSHED_METRIC = "brushed"
+"""Grid metric computed in the browser: attention flow of the brushed tokens per head."""
+
+_EXPLANATION_ATTRIBUTES = ("tokens", "n_layers", "n_heads", "attention", "head_summaries")
+
+
+def _is_explanation(obj: object) -> bool:
+    return all(hasattr(obj, name) for name in _EXPLANATION_ATTRIBUTES)
+
+
+def _resolve_explanation(source: Any, text: str | None, tokenizer: Any) -> Any:
+    """An Explanation as is; otherwise explain ``text`` with the model (imports kept lazy)."""
+    if _is_explanation(source):
+        if text is not None or tokenizer is not None:
+            raise TypeError(
+                "AttentionWidget got an Explanation plus text/tokenizer; pass the Explanation "
+                "alone, or a model with the text"
+            )
+        return source
+    if text is None:
+        raise TypeError("AttentionWidget(model, text): text is required when passing a model")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if hasattr(source, "explain"):
+        if tokenizer is not None:
+            raise TypeError(
+                "tokenizer= is only for a bare transformers model, not an ExplainableModel"
+            )
+        return source.explain(text, saliency=False)
+    if tokenizer is None:
+        raise TypeError(
+            f"AttentionWidget got a {type(source).__name__} without tokenizer=; pass an "
+            "Explanation, an ExplainableModel (load_model(...)), or a transformers model "
+            "with tokenizer=tok"
+        )
+    from llmasos_widgets.models import as_explainable
+
+    return as_explainable(source, tokenizer).explain(text, saliency=False)
+
+
+def attention_flow(
+    pattern: np.ndarray, focus: Sequence[int], others: Sequence[int], direction: str
+) -> float:
+    """How much one head moves attention between ``focus`` tokens and ``others``.
+
+    Mirror of ``attentionFlow`` in ``js/src/lib/pattern.ts``:
+      from: mean over queries q in focus of sum over keys k in others of A[q, k]
+      to:   mean over queries q in others of sum over keys k in focus of A[q, k]
+    Empty ``others`` means every token except the first (the usual attention sink) and q
+    itself ("from"), or every non-focus query at or after the first focus token ("to").
+    """
+    n = pattern.shape[0]
+    if not focus:
+        return float("nan")
+    if direction == "from":
+        rows = pattern[list(focus)].astype(np.float64)
+        if others:
+            return float(rows[:, list(others)].sum(axis=1).mean())
+        totals = rows[:, 1:].sum(axis=1) - np.where(
+            np.asarray(focus) > 0, rows[np.arange(len(focus)), list(focus)], 0.0
+        )
+        return float(totals.mean())
+    if direction != "to":
+        raise ValueError(f"direction must be 'from' or 'to', got {direction!r}")
+    focus_set = set(focus)
+    queries = list(others) or [q for q in range(min(focus), n) if q not in focus_set]
+    if not queries:
+        return float("nan")
+    return float(pattern[np.ix_(queries, list(focus))].astype(np.float64).sum(axis=1).mean())
+
+
+class AttentionWidget(SelectionWidget):
+    """Attention of every head on one text: token strip, layer × head grid, pattern view.
+
+    ``AttentionWidget(explanation)``, ``AttentionWidget(model, text)`` with an
+    ``ExplainableModel``, or ``AttentionWidget(hf_model, text, tokenizer=tok)``. Selection
+    traits may be passed as keywords (``selected_layer=3, selected_heads=[0, 5]``).
+    """
+
+    _esm = STATIC_DIR / "attention.js"
+    _css = STATIC_DIR / "attention.css"
+
+    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the tokens exactly as the tokenizer split them."""
+
+    n_layers = traitlets.Int(0, read_only=True).tag(sync=True)
+    """int, read-only: number of layers."""
+
+    n_heads = traitlets.Int(0, read_only=True).tag(sync=True)
+    """int, read-only: attention heads per layer."""
+
+    head_summaries = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict[str, payload], read-only: ``[layer, head]`` float32 summaries as binary payloads."""
+
+    metric = traitlets.Unicode("entropy").tag(sync=True)
+    """str, default "entropy": grid color — entropy, previous_token, first_token, induction
+    (head summaries) or "brushed" (attention flow of the brushed tokens, computed in the
+    browser)."""
+
+    pattern_mode = traitlets.Enum(("average", "side_by_side"), "average").tag(sync=True)
+    """str, default "average": several selected heads averaged or drawn side by side."""
+
+    flow_direction = traitlets.Enum(("from", "to"), "from").tag(sync=True)
+    """str, default "from": hovering colors by attention from the token or to it."""
+
+    flow_budget = traitlets.Int(2**26)
+    """int, default 2**26: largest layers·heads·T² for which the kernel computes the hover
+    flow of heads whose patterns the browser lacks (it costs every head's pattern)."""
+
+    def __init__(
+        self,
+        source: Any,
+        text: str | None = None,
+        *,
+        tokenizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        explanation = _resolve_explanation(source, text, tokenizer)
+        tokens = [str(t) for t in explanation.tokens]
+        n_layers, n_heads = int(explanation.n_layers), int(explanation.n_heads)
+        summaries = {
+            name: tensor_payload(_summary_array(name, values, n_layers, n_heads))
+            for name, values in explanation.head_summaries.items()
+        }
+        # Validators read these, so they exist before the traits are initialised.
+        self._explanation = explanation
+        self._dims = {"layers": n_layers, "heads": n_heads, "tokens": len(tokens)}
+        self._summary_names = tuple(summaries)
+        self._sent: set[tuple[int, int]] = set()
+        super().__init__(**kwargs)
+        self.set_trait("tokens", tokens)
+        self.set_trait("n_layers", n_layers)
+        self.set_trait("n_heads", n_heads)
+        self.set_trait("head_summaries", summaries)
+        self.on_msg(self._on_message)
+        self._push_selected_patterns()
+
+    @property
+    def explanation(self) -> Any:
+        """The Explanation shown (read-only)."""
+        return self._explanation
+
+    def _dimensions(self) -> dict[str, int | None]:
+        return dict(self._dims)
+
+    def _valid_metrics(self) -> Sequence[str]:
+        return (*self._summary_names, BRUSHED_METRIC)
+
+    # --- patterns ------------------------------------------------------------------------
+
+    def pattern_message(self, layer: int, head: int) -> tuple[dict[str, Any], list[bytes]]:
+        """The ``pattern`` message (content, buffers) for one head; validates the indices."""
+        self._check_head(layer, head)
+        pattern = np.asarray(self._explanation.attention(layer, head))
+        n = self._dims["tokens"]
+        if pattern.shape != (n, n):
+            raise ValueError(
+                f"explanation.attention({layer}, {head}) has shape {pattern.shape}, "
+                f"expected ({n}, {n})"
+            )
+        meta, buffers = encode_pattern(pattern)
+        return {"type": "pattern", "layer": layer, "head": head, **meta}, buffers
+
+    def _check_head(self, layer: int, head: int) -> None:
+        n_layers, n_heads = self._dims["layers"], self._dims["heads"]
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"layer {layer} is out of range (valid: 0..{n_layers - 1})")
+        if not 0 <= head < n_heads:
+            raise ValueError(f"head {head} is out of range (valid: 0..{n_heads - 1})")
+
+    def _send_pattern(self, layer: int, head: int) -> None:
+        content, buffers = self.pattern_message(layer, head)
+        self.send(content, buffers)
+        self._sent.add((layer, head))
+
+    @traitlets.observe("selected_layer", "selected_heads")
+    def _on_head_selection(self, change: dict[str, Any]) -> None:
+        self._push_selected_patterns()
+
+    def _push_selected_patterns(self) -> None:
+        """Send the selected heads' patterns the browser has not been sent yet."""
+        if self.selected_layer < 0:
+            return
+        for head in self.selected_heads:
+            if (self.selected_layer, head) not in self._sent:
+                self._send_pattern(self.selected_layer, head)
+
+    # --- browser requests ----------------------------------------------------------------
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        kind = content.get("type")
+        try:
+            if kind == "request_patterns":
+                layer = int(content["layer"])
+                for head in content["heads"]:
+                    self._send_pattern(layer, int(head))
+            elif kind == "evicted":
+                for layer, head in content["heads"]:
+                    self._sent.discard((int(layer), int(head)))
+            elif kind == "request_flow":
+                self._send_flow(content)
+            else:
+                log.warning("AttentionWidget: ignoring unknown message type %r", kind)
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("AttentionWidget: bad %r message from the browser: %s", kind, err)
+
+    def flow_values(
+        self, focus: Sequence[int], others: Sequence[int], direction: str
+    ) -> np.ndarray:
+        """``[layer, head]`` float32 :func:`attention_flow` per head (NaN above flow_budget)."""
+        n_layers, n_heads, n = self._dims["layers"], self._dims["heads"], self._dims["tokens"]
+        for t in (*focus, *others):
+            if not 0 <= t < n:
+                raise ValueError(f"token {t} is out of range (valid: 0..{n - 1})")
+        values = np.full((n_layers, n_heads), np.nan, dtype=np.float32)
+        if n_layers * n_heads * n * n > self.flow_budget:
+            return values
+        for layer in range(n_layers):
+            for head, pattern in enumerate(self._layer_patterns(layer)):
+                values[layer, head] = attention_flow(pattern, focus, others, direction)
+        return values
+
+    def _layer_patterns(self, layer: int) -> list[np.ndarray]:
+        """All heads of a layer; one batched call when the Explanation offers it."""
+        batched = getattr(self._explanation, "layer_attention", None)
+        if batched is not None:
+            result = batched(layer)  # torch tensor [head, query, key] in the lead's Explanation
+            if hasattr(result, "detach"):
+                result = result.detach().cpu().numpy()
+            return list(np.asarray(result))
+        return [np.asarray(self._explanation.attention(layer, h)) for h in range(self.n_heads)]
+
+    def _send_flow(self, content: dict[str, Any]) -> None:
+        values = self.flow_values(
+            [int(t) for t in content["focus"]],
+            [int(t) for t in content["others"]],
+            str(content["direction"]),
+        )
+        reply = {
+            "type": "flow",
+            "request_id": int(content["request_id"]),
+            "n_layers": self._dims["layers"],
+            "n_heads": self._dims["heads"],
+        }
+        self.send(reply, [values.astype("<f4").tobytes()])
+
+
+def _summary_array(name: str, values: Any, n_layers: int, n_heads: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.shape != (n_layers, n_heads):
+        raise ValueError(
+            f"head summary {name!r} has shape {array.shape}, "
+            f"expected [layer, head] = ({n_layers}, {n_heads})"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"head summary {name!r} must be floating point, got {array.dtype}")
+    # float32 is the Explanation contract; wider floats are narrowed for display on purpose.
+    return array.astype(np.float32)

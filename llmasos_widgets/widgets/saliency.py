@@ -1,0 +1,257 @@
+"""SaliencyWidget: tokens colored by attribution and a ``[layer, token]`` heatmap, linked.
+
+Front end: ``js/src/saliency.ts`` (built to ``static/saliency.js``). What travels: the token
+strings (JSON, shown as text only), the ``[site, token]`` scores and ``[site]`` convergence
+deltas as float32 binary buffers, and a few scalars (target, probability, status, progress).
+
+Interaction (decided here, mirrored in the view):
+
+* A plain click on a token in this widget's text makes it the **target position** (the view
+  sets ``target_position``): the kernel recomputes the attributions of the same target (a
+  token, a contrast, or the model's own prediction) for the next token after it. Dragging
+  brushes ``selected_tokens`` (shared with linked widgets) without recomputing, and a token
+  selected in a linked widget does not retarget this one (that would start a long
+  computation on every click elsewhere).
+* ``method`` and ``baseline`` (dropdowns) also recompute; ``status``/``progress`` show it.
+* Rows are residual sites (0 = embeddings, ``i`` = output of decoder layer ``i``). The shared
+  ``selected_layer`` counts decoder layers like the AttentionWidget, so site ``i`` is
+  ``selected_layer == i - 1``; clicking the embeddings row clears it (-1). The token strip is
+  colored by the selected layer's row, or by the embeddings row when none is selected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+
+from llmasos_widgets.widgets._base import STATIC_DIR, SelectionWidget, tensor_payload
+
+_PROGRESS_INTERVAL_S = 0.1  # progress trait updates at most this often (each one is a message)
+
+
+class SaliencyWidget(SelectionWidget):
+    """Gradient saliency of one next-token target, by token and by layer.
+
+    ``SaliencyWidget(model, text, target=" are")``; ``model`` is an ``ExplainableModel`` or a
+    ``transformers`` model with ``tokenizer=``. ``target``, ``method``, ``baseline``,
+    ``n_steps`` and ``position`` mean what they mean in
+    :func:`llmasos_widgets.attribution.attribute`.
+    """
+
+    _esm = STATIC_DIR / "saliency.js"
+    _css = STATIC_DIR / "saliency.css"
+
+    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the input tokens exactly as the tokenizer split them."""
+
+    sites = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
+    """list[int], read-only: residual site of each heatmap row (0 = embeddings)."""
+
+    scores = traitlets.Dict(read_only=True).tag(sync=True)
+    """payload, read-only: float32 ``[site, token]`` attributions (binary buffer)."""
+
+    convergence_delta = traitlets.Dict(read_only=True).tag(sync=True)
+    """payload, read-only: float32 ``[site]`` completeness error (NaN unless integrated
+    gradients)."""
+
+    signed = traitlets.Bool(True, read_only=True).tag(sync=True)
+    """bool, read-only: whether scores keep a sign (``gradient`` is a norm, unsigned)."""
+
+    method = traitlets.Unicode("integrated_gradients").tag(sync=True)
+    """str, default "integrated_gradients": attribution method; changing it recomputes."""
+
+    baseline = traitlets.Unicode("zero").tag(sync=True)
+    """str, default "zero": baseline ("zero", "pad", "unk"); changing it recomputes."""
+
+    n_steps = traitlets.Int(50).tag(sync=True)
+    """int, default 50: integrated-gradients steps; changing it recomputes."""
+
+    target_position = traitlets.Int(-1).tag(sync=True)
+    """int: token whose next-token prediction is explained (default: the last token)."""
+
+    method_options = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the registered methods (dropdown)."""
+
+    baseline_options = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the named baselines this tokenizer supports (dropdown)."""
+
+    uses_baseline = traitlets.Bool(True, read_only=True).tag(sync=True)
+    """bool, read-only: whether ``method`` uses ``baseline`` (the dropdown is disabled if not)."""
+
+    target = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: what is explained, e.g. ``log p('are') after token 5``."""
+
+    target_probability = traitlets.Float(0.0, read_only=True).tag(sync=True)
+    """float, read-only: the model's probability of the target token there."""
+
+    status = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: "ready", "computing …" or "error: …" (the last result stays shown)."""
+
+    progress = traitlets.Float(1.0, read_only=True).tag(sync=True)
+    """float, read-only: fraction of the current computation done (1.0 when idle)."""
+
+    def __init__(
+        self,
+        model: Any,
+        text: str,
+        *,
+        target: Any = None,
+        method: str = "integrated_gradients",
+        baseline: str = "zero",
+        n_steps: int = 50,
+        position: int = -1,
+        tokenizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        from llmasos_widgets.attribution import BASELINES, as_target, available_methods
+        from llmasos_widgets.attribution._targets import resolve_position
+        from llmasos_widgets.models import as_explainable
+
+        explainable = as_explainable(model, tokenizer)
+        self._model: Any = explainable
+        self._target_spec = as_target(target)
+        self._input_ids: torch.Tensor = explainable.encode(text)
+        n_tokens = int(self._input_ids.shape[1])
+        n_layers = len(_layers_of(explainable.hf_model))
+        # Validators read these, so they exist before the traits are initialised.
+        self._dims: dict[str, int | None] = {"layers": n_layers, "heads": None, "tokens": n_tokens}
+        tok = explainable.tokenizer
+        self._baselines = tuple(
+            b for b in BASELINES if b == "zero" or getattr(tok, f"{b}_token_id", None) is not None
+        )
+        self._methods = tuple(available_methods())
+        self._saliency: Any = None
+        self._last_progress = 0.0
+        self._computing = False
+        super().__init__(**kwargs)
+        self.set_trait("tokens", list(explainable.tokens(self._input_ids)))
+        self.set_trait("method_options", list(self._methods))
+        self.set_trait("baseline_options", list(self._baselines))
+        with self.hold_trait_notifications():
+            self.method = method
+            self.baseline = baseline
+            self.n_steps = n_steps
+            self.target_position = resolve_position(position, n_tokens)
+        self.recompute(raise_errors=True)
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def saliency(self) -> Any:
+        """The :class:`~llmasos_widgets.attribution.Saliency` shown (read-only)."""
+        return self._saliency
+
+    def _dimensions(self) -> dict[str, int | None]:
+        return dict(self._dims)
+
+    def _valid_metrics(self) -> Sequence[str] | None:
+        return None
+
+    @traitlets.validate("method")
+    def _check_method(self, proposal: dict[str, Any]) -> str:
+        return _one_of("method", str(proposal["value"]), self._methods)
+
+    @traitlets.validate("baseline")
+    def _check_baseline(self, proposal: dict[str, Any]) -> str:
+        return _one_of("baseline", str(proposal["value"]), self._baselines)
+
+    @traitlets.validate("n_steps")
+    def _check_steps(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 1:
+            raise ValueError(f"n_steps must be >= 1, got {value}")
+        return value
+
+    @traitlets.validate("target_position")
+    def _check_position(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        n = self._dims["tokens"] or 0
+        if not 0 <= value < n:
+            raise ValueError(f"target_position={value} is out of range: use 0..{n - 1}")
+        return value
+
+    @traitlets.observe("method", "baseline", "n_steps", "target_position")
+    def _on_settings(self, change: dict[str, Any]) -> None:
+        if self._saliency is not None:  # the first computation is run by __init__
+            self.recompute()
+
+    # -- computation ------------------------------------------------------------------------
+    def recompute(self, *, raise_errors: bool = False) -> None:
+        """Attribute again with the current settings (called on every setting change).
+
+        Runs in the kernel; ``status`` and ``progress`` stream to the view meanwhile. On an
+        error the previous result stays and ``status`` says what went wrong.
+        """
+        from llmasos_widgets.attribution import attribute, get_method
+
+        if self._model is None:
+            raise RuntimeError("this SaliencyWidget was closed")
+        self.set_trait("uses_baseline", get_method(self.method).needs_baseline)
+        self.set_trait("status", f"computing {self.method.replace('_', ' ')} …")
+        self.set_trait("progress", 0.0)
+        self._last_progress = time.monotonic()
+        try:
+            saliency = attribute(
+                self._model,
+                self._input_ids,
+                target=self._target_spec,
+                method=self.method,
+                baseline=self.baseline,
+                n_steps=self.n_steps,
+                position=self.target_position,
+                progress=self._report_progress,
+            )
+        except Exception as error:
+            self.set_trait("status", f"error: {error}")
+            self.set_trait("progress", 1.0)
+            if raise_errors:
+                raise
+            return
+        self._show(saliency)
+
+    def _report_progress(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
+            self._last_progress = now
+            self.set_trait("progress", float(fraction))
+
+    def _show(self, saliency: Any) -> None:
+        from llmasos_widgets.attribution import get_method
+
+        delta = saliency.convergence_delta
+        if delta is None:
+            delta = np.full(len(saliency.layers), np.nan, dtype=np.float32)
+        self._saliency = saliency
+        with self.hold_trait_notifications():
+            self.set_trait("sites", [int(site) for site in saliency.layers])
+            self.set_trait("scores", tensor_payload(saliency.scores))
+            self.set_trait("convergence_delta", tensor_payload(delta))
+            self.set_trait("signed", get_method(saliency.method).signed)
+            self.set_trait("target", saliency.target)
+            self.set_trait("target_probability", float(saliency.target_probability))
+            self.set_trait("progress", 1.0)
+            self.set_trait("status", "ready")
+
+    def close(self) -> None:
+        """Close the view and drop the model reference (so the model can be collected)."""
+        self._model = None
+        super().close()
+
+
+def _layers_of(hf_model: Any) -> Any:
+    from llmasos_widgets.attribution import decoder_layers
+
+    return decoder_layers(hf_model)
+
+
+def _one_of(what: str, value: str, valid: Sequence[str]) -> str:
+    if value in valid:
+        return value
+    close = difflib.get_close_matches(value, list(valid), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown {what} {value!r}{hint} valid: {', '.join(valid)}")

@@ -1,0 +1,139 @@
+"""Real-browser fixtures: a hermetic JupyterLab server, Chromium through Playwright, and a
+client on the notebook's own kernel for asserting Python-side state after real clicks.
+
+* ``jupyter_server``: ``python -m jupyterlab`` on 127.0.0.1 (free port, random token), root
+  dir, config, data, runtime, settings and workspaces under a temp dir, no browser. It serves
+  both JupyterLab (``/lab``) and Notebook 7 (``/notebooks``) and exposes ``window.jupyterapp``.
+  The server log goes to ``test-output/browser/jupyter-server.log``.
+* ``browser``: Debian's Chromium (``/usr/bin/chromium`` or ``$LLMW_CHROMIUM``) driven by
+  Playwright. A missing Chromium is a failure, not a skip: ``scripts/test.sh`` installs it.
+* ``KernelClient``: connects to the kernel of an open notebook through its connection file in
+  the server's runtime dir and evaluates expressions there (``wait_for`` polls a condition).
+
+Every wait is bounded and waits for a condition; nothing sleeps a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser._jupyter import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OUTPUT_DIR,
+    UI_STEP_S,
+    JupyterServer,
+    check_lab_extensions,
+    free_port,
+    hermetic_env,
+    stop_server,
+    wait_for_server,
+)
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_DIR
+
+
+@pytest.fixture(scope="session")
+def jupyter_server(
+    tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+) -> Iterator[JupyterServer]:
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "root"
+    root.mkdir()
+    env = hermetic_env(base)
+    check_lab_extensions(env)
+    port = free_port()
+    token = secrets.token_hex(24)
+    server = JupyterServer(
+        base_url=f"http://127.0.0.1:{port}",
+        token=token,
+        root_dir=root,
+        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
+        log_path=output_dir / "jupyter-server.log",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.allow_remote_access=False",
+        "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",  # no PyPI queries from the server
+        "--MappingKernelManager.cull_idle_timeout=0",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # CI containers run as root
+    with server.log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_server(proc, server)
+            yield server
+        finally:
+            stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
+            "`apt-get install -y chromium` (scripts/test.sh does) or point $LLMW_CHROMIUM at a "
+            "Chromium binary. Deselect with -m 'not browser' only when you mean to."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:  # pragma: no cover - the test extra installs it
+        pytest.fail(f"the Python package playwright is missing ({err}); run scripts/setup.sh")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, output_dir: Path) -> Iterator[Any]:
+    """A fresh page; browser console errors are saved next to the screenshots."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_STEP_S * 1000)
+    new_page = context.new_page()
+    console: list[str] = []
+    new_page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    new_page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+    try:
+        yield new_page
+    finally:
+        log = output_dir / f"{request.node.name}.console.txt"
+        log.write_text("\n".join(console))
+        context.close()

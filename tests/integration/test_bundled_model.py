@@ -1,0 +1,153 @@
+"""The bundled tiny-llama checkpoint has the mechanisms its model card claims.
+
+Loads the folder directly with the plain transformers Auto classes (no package code on the
+model path), on held-out data drawn with seeds the training script never used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import llmasos_widgets
+from llmasos_widgets import language
+
+CHECKPOINT = Path(llmasos_widgets.__file__).parent / "models" / "tiny-llama"
+FRESH_SEED = 20_240_601  # not the training seed nor the eval.json seed
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(CHECKPOINT, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_pretrained(
+        CHECKPOINT, local_files_only=True, attn_implementation="eager"
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def card_facts():
+    return json.loads((CHECKPOINT / "eval.json").read_text())
+
+
+def _batch(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def test_checkpoint_folder_has_standard_layout():
+    names = {p.name for p in CHECKPOINT.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert {"MODEL_CARD.md", "eval.json"} <= names
+    assert (CHECKPOINT / "model.safetensors").stat().st_size < 5_000_000
+
+
+def test_config_is_a_small_grouped_query_llama(model, tokenizer):
+    config = model.config
+    assert config.model_type == "llama"
+    assert config.num_key_value_heads < config.num_attention_heads
+    assert config.vocab_size == len(tokenizer) == len(language.vocabulary())
+    assert tokenizer.model_max_length == config.max_position_embeddings
+    assert (config.bos_token_id, config.eos_token_id, config.pad_token_id) == (
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+    )
+
+
+def test_tokenizer_round_trips_every_word(tokenizer):
+    words = [w for w in language.vocabulary() if w not in language.SPECIAL_TOKENS]
+    text = " ".join(words)
+    ids = tokenizer(text)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["<bos>", *words]
+    assert ids == [tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(words)]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_tokenizer_normalizes_case_and_punctuation(tokenizer):
+    tokens = tokenizer.tokenize("The keys to the cabinet are on the table.")
+    assert tokens == ["the", "keys", "to", "the", "cabinet", "are", "on", "the", "table", "."]
+    assert tokenizer.convert_ids_to_tokens(tokenizer("a gizmo")["input_ids"]) == [
+        "<bos>",
+        "<unk>",
+        "<unk>",
+    ]
+
+
+@torch.no_grad()
+def test_agreement_accuracy_on_held_out_prompts(model, tokenizer):
+    examples = language.agreement_examples(400, seed=FRESH_SEED, split="test")
+    input_ids, attention_mask = _batch(tokenizer, [ex.text for ex in examples])
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    rows = torch.arange(len(examples))
+    # Right padding: the last prompt token (word verb_index - 1 = token verb_index) predicts it.
+    at_verb = logits[rows, torch.tensor([ex.verb_index for ex in examples])]
+    correct = torch.tensor(tokenizer.convert_tokens_to_ids([ex.correct_verb for ex in examples]))
+    wrong = torch.tensor(tokenizer.convert_tokens_to_ids([ex.wrong_verb for ex in examples]))
+    accuracy = (at_verb[rows, correct] > at_verb[rows, wrong]).float().mean().item()
+    assert accuracy >= 0.95
+
+
+@torch.no_grad()
+def test_copying_accuracy_on_held_out_sequences(model, tokenizer):
+    hits = total = 0
+    for length in (5, 10, 15, 20):
+        examples = language.copy_examples(25, length=length, seed=FRESH_SEED, split="test")
+        input_ids, _ = _batch(tokenizer, [ex.text for ex in examples])
+        predicted = model(input_ids=input_ids).logits.argmax(-1)
+        p = length
+        # The repeat's tokens p+2..2p (<bos> is 0) are predicted at positions p+1..2p-1.
+        hits += int((predicted[:, p + 1 : 2 * p] == input_ids[:, p + 2 : 2 * p + 1]).sum())
+        total += len(examples) * (p - 1)
+    assert hits / total >= 0.90
+
+
+@torch.no_grad()
+def _head_scores(model, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """(induction, previous_token) scores [layer, head] on fresh repeated random text."""
+    period = 12
+    examples = language.copy_examples(40, length=period, seed=FRESH_SEED + 1, split="test")
+    input_ids, _ = _batch(tokenizer, [ex.text for ex in examples])
+    attentions = model(input_ids=input_ids, output_attentions=True).attentions
+    pattern = torch.stack(attentions, dim=1)  # [batch, layer, head, query, key]
+    queries = torch.arange(period + 1, input_ids.shape[1])
+    induction = pattern[..., queries, queries - period + 1].mean(dim=(0, -1))
+    queries = torch.arange(1, input_ids.shape[1])
+    previous = pattern[..., queries, queries - 1].mean(dim=(0, -1))
+    return induction, previous
+
+
+def test_card_induction_head_has_the_highest_induction_score(model, tokenizer, card_facts):
+    induction, _ = _head_scores(model, tokenizer)
+    layer, head = card_facts["induction_head"]
+    assert layer >= 1
+    assert divmod(int(induction.argmax()), induction.shape[1]) == (layer, head)
+    assert induction[layer, head] > 0.5
+
+
+def test_card_previous_token_head_is_the_most_previous_token_head_of_layer_0(
+    model, tokenizer, card_facts
+):
+    _, previous = _head_scores(model, tokenizer)
+    layer, head = card_facts["previous_token_head"]
+    assert layer == 0
+    assert int(previous[0].argmax()) == head
+    assert previous[0, head] > 0.5
+
+
+def test_model_card_states_the_measured_heads_and_figures(card_facts):
+    card = (CHECKPOINT / "MODEL_CARD.md").read_text()
+    for key in ("induction_head", "previous_token_head"):
+        layer, head = card_facts[key]
+        assert f"layer {layer}, head {head}" in card
+    percent = re.escape(f"{100 * card_facts['agreement_accuracy']:.1f}%")
+    assert re.search(percent, card)
