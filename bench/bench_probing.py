@@ -3,7 +3,8 @@
 One process; for each model the runs are interleaved (plain, ours, plain, ours, ...) so
 background load hits both alike, and the median of ``--repeats`` runs is reported.
 
-* ``plain forward``: ``tokenizer(batch, padding=True)`` then ``hf_model(**batch)`` on the texts
+* ``plain forward``: ``tokenizer(batch, padding=True)`` then ``hf_model(**batch, use_cache=False)``
+  on the texts
   in their order, ``batch_size`` texts at a time, under ``torch.inference_mode`` -- the least a
   user must run to see the activations at all;
 * ``plain + hidden states``: the same with ``output_hidden_states=True`` and the last token of
@@ -16,7 +17,7 @@ Models: the bundled tiny-llama (3 layers, hidden 64) when its checkpoint is pres
 random-init LLaMA-shaped model (4 layers, hidden 512, 8 heads, 2 kv heads, same vocabulary).
 Texts: agreement prompts of the bundled language (6-9 tokens).
 
-    python bench/bench_probing.py            # 2048 texts, batch 64, 5 repetitions
+    python bench/bench_probing.py            # 2048 texts, batch 64, 3 repetitions, 1 thread
     python bench/bench_probing.py --quick    # 256 texts, 1 repetition (smoke run)
 
 Prints a table, writes ``bench/out/probing.json`` and appends a "Probing" section to
@@ -93,7 +94,7 @@ def plain_forward(model: Any, texts: list[str], batch_size: int, hidden: bool) -
             batch = tokenizer(
                 texts[start : start + batch_size], padding=True, return_tensors="pt"
             ).to(model.device)
-            out = hf_model(**batch, output_hidden_states=hidden)
+            out = hf_model(**batch, output_hidden_states=hidden, use_cache=False)
             if hidden:  # the last real token of each text, every layer, to numpy
                 last = batch["attention_mask"].sum(dim=1) - 1
                 rows = torch.arange(len(last))
@@ -184,12 +185,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    # One thread by default: on a shared machine two threads contend and the timings swing 2x.
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="256 texts, one repetition")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "probing.json")
     parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
     n_texts, repeats = (256, 1) if args.quick else (args.texts, args.repeats)
+    torch.set_num_threads(args.threads)
     texts = [ex.text for ex in language.agreement_examples(n_texts, seed=0)]
 
     models: list[tuple[str, Any]] = []

@@ -16,7 +16,7 @@ Two tasks per length:
   take dependent layers in one call).
 
 Captum runs with its default ``internal_batch_size`` (all steps in one batch); ours with its
-default (batches sized to ~1 GiB of activations). Peak memory is the peak RSS increase during
+default (batches sized to ~2 GiB of activations). Peak memory is the peak RSS increase during
 a call (psutil, sampled every 2 ms after ``malloc_trim``): ``tracemalloc`` does not see
 torch's CPU allocations. On CUDA it is ``torch.cuda.max_memory_allocated`` above the start.
 
@@ -200,7 +200,7 @@ def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, An
                     seconds, peak, results[name] = _measure(fn, device)
                     times[name].append(seconds)
                     peaks[name].append(peak)
-            ours_scores = torch.as_tensor(results["ours"].scores)
+            ours_scores = torch.from_numpy(results["ours"].scores.copy())
             difference = float((ours_scores - results["captum"].float().cpu()).abs().max())
             row = {
                 "seq_len": seq_len,

@@ -101,14 +101,34 @@ def learning_rate(step: int, *, peak: float, warmup: int, total: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def ignored_prefix(document: str) -> int:
+    """Tokens at the start of a document (with <bos>) whose prediction is not trained.
+
+    The first half of a copy sequence is uniformly random: its loss is pure noise that
+    swamped the learnable signal (in a trial run neither induction nor agreement appeared in
+    3000 steps), so only the repeat is trained. Agreement sentences (they end in ".", which
+    copy sequences never contain) are trained on every token.
+    """
+    if document.endswith(language.PERIOD):
+        return 0
+    return 1 + len(document.split()) // 2
+
+
 def train(
     model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, args: argparse.Namespace
 ) -> dict[str, Any]:
     n_documents = args.steps * args.batch_size
     t0 = time.perf_counter()
-    corpus = language.training_corpus(n_documents, seed=args.seed)
+    corpus = language.training_corpus(
+        n_documents,
+        seed=args.seed,
+        copy_fraction=args.copy_fraction,
+        min_copy_length=args.min_copy_length,
+        max_copy_length=args.max_copy_length,
+    )
     eos = tokenizer.eos_token_id
     documents = [[*ids, eos] for ids in tokenizer(corpus)["input_ids"]]
+    ignored = [ignored_prefix(doc) for doc in corpus]
     print(f"corpus: {n_documents} documents in {time.perf_counter() - t0:.1f} s", flush=True)
 
     optimizer = torch.optim.AdamW(
@@ -120,9 +140,11 @@ def train(
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, peak=args.lr, warmup=args.warmup, total=args.steps)
-        batch = documents[step * args.batch_size : (step + 1) * args.batch_size]
-        input_ids, attention_mask = pad_batch(batch, tokenizer.pad_token_id)
+        rows = slice(step * args.batch_size, (step + 1) * args.batch_size)
+        input_ids, attention_mask = pad_batch(documents[rows], tokenizer.pad_token_id)
         labels = input_ids.masked_fill(attention_mask == 0, -100)
+        for row, n_ignored in enumerate(ignored[rows]):
+            labels[row, :n_ignored] = -100
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -261,6 +283,7 @@ def model_card(report: dict[str, Any], config: LlamaConfig) -> str:
     _, prev_head = report["previous_token_head"]
     n_nouns = len(language.NOUN_PAIRS)
     heads_data = report["head_score_examples"]
+    copy_share = tr["copy_fraction"]
     by_length = ", ".join(
         f"{k}: {100 * v:.1f}%" for k, v in report["copy_accuracy_by_length"].items()
     )
@@ -279,7 +302,7 @@ Vocabulary: {len(language.vocabulary())} words, one token each: 4 special tokens
 {len(language.ADJECTIVES)} adjectives, {len(language.PREPOSITIONS)} prepositions and `.`.
 Every word has one part of speech (`pos_tags`).
 
-Each training document is, with equal probability:
+Each training document is (probabilities {1 - copy_share:.2f} and {copy_share:.2f}):
 * **agreement**: `DET [ADJ] NOUN_subj (PREP DET [ADJ] NOUN_attr){{0,2}} VERB COMPLEMENT .`,
   e.g. `the key near the cabinets is on the table .` The attractors' numbers are drawn
   independently of the subject's, so only the subject noun predicts the verb's number.
@@ -301,14 +324,18 @@ RoPE, RMSNorm, tied input/output embeddings, context {config.max_position_embedd
 saved with `attn_implementation="sdpa"`; float32 safetensors.
 
 ## Training run
-{tr["steps"]} steps of {tr["batch_size"]} documents (one per row, right-padded, loss on
-every non-pad token), AdamW (betas 0.9/0.98, weight decay 0.01), peak learning rate
+{tr["steps"]} steps of {tr["batch_size"]} documents (one per row, right-padded),
+AdamW (betas 0.9/0.98, weight decay 0.01), peak learning rate
 {tr["peak_lr"]}, {tr["warmup_steps"]} warm-up steps then cosine decay to 10%, gradient clipping 1.0,
 seed {tr["seed"]}, deterministic algorithms, {tr["threads"]} CPU thread(s).
 Training took {tr["train_seconds"]:.0f} s and the whole script {tr["total_seconds"]:.0f} s on
 {report["machine"]} (torch {report["versions"]["torch"]}, transformers
 {report["versions"]["transformers"]}); final training-batch loss {tr["final_loss"]:.3f}.
 The machine was shared with other jobs, so wall times vary from run to run.
+
+The loss covers every token of agreement sentences but only the repeat of copy sequences
+(plus `<eos>`): the random first half has nothing to learn, and with it in the loss a trial
+run (same model, 3000 steps) stayed at 52.9% agreement and 13.5% copying accuracy.
 
 ## Measured on the held-out split (eval seed {report["eval_seed"]})
 * **Agreement**: P(correct verb) > P(wrong verb) at the verb position on
@@ -360,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=200)
@@ -372,6 +399,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=1, help="CPU threads (1 is fastest for this size)"
     )
     parser.add_argument("--padding-side", choices=["right", "left"], default="right")
+    parser.add_argument("--copy-fraction", type=float, default=0.5)
     parser.add_argument("--eval-examples", type=int, default=1000)
     parser.add_argument("--min-copy-length", type=int, default=5)
     parser.add_argument("--max-copy-length", type=int, default=20)
@@ -405,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": args.batch_size,
             "peak_lr": args.lr,
             "warmup_steps": args.warmup,
+            "copy_fraction": args.copy_fraction,
             "seed": args.seed,
             "threads": args.threads,
             "parameters": n_params,

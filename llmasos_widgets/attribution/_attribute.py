@@ -18,7 +18,7 @@ BASELINES = ("zero", "pad", "unk")
 
 DEFAULT_N_STEPS = 50
 # Activation memory one batch of interpolation points may hold for the backward pass.
-_BATCH_MEMORY_BUDGET = 1 << 30
+_BATCH_MEMORY_BUDGET = 2 << 30
 
 
 def attribute(
@@ -59,7 +59,7 @@ def attribute(
             (0 = embeddings, ``i`` = output of decoder layer ``i``; negative from the end).
         integration: ``"gausslegendre"`` (default) or a Riemann rule, as in Captum.
         internal_batch_size: interpolation points (or occluded copies) per forward pass;
-            ``None`` picks one that keeps about 1 GiB of activations. Results do not depend
+            ``None`` picks one that keeps about 2 GiB of activations. Results do not depend
             on it beyond float rounding.
         progress: called with the fraction done (0..1] after each batch.
 

@@ -304,6 +304,12 @@ def activations(
             model, texts, client=client, layers=layers, positions=positions,
             batch_size=batch_size, out=out, padding_side=padding_side,
         )  # fmt: skip
+    if not hasattr(model, "hf_model"):
+        raise TypeError(
+            f"model must be an ExplainableModel, got {type(model).__name__}; use "
+            "load_model(...) or as_explainable(hf_model, tokenizer) (a name or path is "
+            "accepted only with client=, where each worker loads it)"
+        )
     side = padding_side or getattr(model.tokenizer, "padding_side", "right") or "right"
     if side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")

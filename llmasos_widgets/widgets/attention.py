@@ -172,7 +172,20 @@ class AttentionWidget(SelectionWidget):
     @property
     def explanation(self) -> Any:
         """The Explanation shown (read-only)."""
+        if self._explanation is None:
+            raise RuntimeError("this AttentionWidget is closed; create a new one")
         return self._explanation
+
+    def close(self) -> None:
+        """Close the widget and drop the Explanation.
+
+        anywidget keeps every instance reachable from its ``_esm`` file watcher (hot reload),
+        so the widget object may outlive ``close()``; the Explanation (queries/keys, possibly
+        GBs at long T) must not.
+        """
+        super().close()
+        self._explanation = None
+        self._sent = set()
 
     def _dimensions(self) -> dict[str, int | None]:
         return dict(self._dims)
@@ -185,7 +198,7 @@ class AttentionWidget(SelectionWidget):
     def pattern_message(self, layer: int, head: int) -> tuple[dict[str, Any], list[bytes]]:
         """The ``pattern`` message (content, buffers) for one head; validates the indices."""
         self._check_head(layer, head)
-        pattern = np.asarray(self._explanation.attention(layer, head))
+        pattern = np.asarray(self.explanation.attention(layer, head))
         n = self._dims["tokens"]
         if pattern.shape != (n, n):
             raise ValueError(
@@ -256,13 +269,13 @@ class AttentionWidget(SelectionWidget):
 
     def _layer_patterns(self, layer: int) -> list[np.ndarray]:
         """All heads of a layer; one batched call when the Explanation offers it."""
-        batched = getattr(self._explanation, "layer_attention", None)
+        batched = getattr(self.explanation, "layer_attention", None)
         if batched is not None:
             result = batched(layer)  # torch tensor [head, query, key] in the lead's Explanation
             if hasattr(result, "detach"):
                 result = result.detach().cpu().numpy()
             return list(np.asarray(result))
-        return [np.asarray(self._explanation.attention(layer, h)) for h in range(self.n_heads)]
+        return [np.asarray(self.explanation.attention(layer, h)) for h in range(self.n_heads)]
 
     def _send_flow(self, content: dict[str, Any]) -> None:
         values = self.flow_values(

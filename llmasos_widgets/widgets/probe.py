@@ -71,7 +71,7 @@ class ProbeWidget(SelectionWidget):
         layers = [int(layer) for layer in result.layers]
         n_layers = int(result.metadata.get("n_layers", max(layers)))
         # Validators read these, so they exist before the traits are initialised.
-        self._result = result
+        self._result: Any = result
         self._dims: dict[str, int | None] = {"layers": n_layers, "heads": None, "tokens": None}
         self._series_names = tuple(series)
         super().__init__(**kwargs)
@@ -86,8 +86,14 @@ class ProbeWidget(SelectionWidget):
 
     @property
     def result(self) -> Any:
-        """The ProbeResult shown (read-only)."""
+        """The ProbeResult shown (read-only; ``None`` after :meth:`close`)."""
         return self._result
+
+    def close(self) -> None:
+        # anywidget keeps every instance reachable (its file-watch signal holds ``self``), so
+        # drop the result here: a closed widget must not pin probe weights in memory.
+        self._result = None
+        super().close()
 
     def _dimensions(self) -> dict[str, int | None]:
         return dict(self._dims)

@@ -20,6 +20,9 @@ def test_two_worker_cluster_matches_local_path(tiny_random, tmp_path: Path):
     from distributed import Client, LocalCluster
 
     local = activations(tiny_random, TEXTS, positions=POSITIONS, batch_size=8, progress=False)
+    checkpoint = tmp_path / "model"  # for workers that load the model themselves, by path
+    tiny_random.hf_model.save_pretrained(checkpoint)
+    tiny_random.tokenizer.save_pretrained(checkpoint)
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -33,8 +36,16 @@ def test_two_worker_cluster_matches_local_path(tiny_random, tmp_path: Path):
             tiny_random, TEXTS, positions=POSITIONS, batch_size=8, client=client,
             out=tmp_path / "acts",
         )  # fmt: skip
+        loaded_by_workers = activations(
+            str(checkpoint), TEXTS, positions=POSITIONS, batch_size=8, client=client
+        )
         assert len(client.scheduler_info()["workers"]) == 2
-    for result in (in_memory, on_disk):
+    assert sorted(p.name for p in (tmp_path / "acts").iterdir())[:2] == [
+        "activations.json",
+        "index.npz",
+    ]
+    assert len(list((tmp_path / "acts").glob("shard-*"))) == 4  # 40 texts, 2 chunks per worker
+    for result in (in_memory, on_disk, loaded_by_workers):
         np.testing.assert_array_equal(result.text_index, local.text_index)
         np.testing.assert_array_equal(result.positions, local.positions)
         np.testing.assert_array_equal(result.token_ids, local.token_ids)

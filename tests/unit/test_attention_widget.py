@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from typing import Any
 
 import numpy as np
@@ -269,3 +271,15 @@ def test_esm_and_css_are_the_built_files() -> None:
     # anywidget turns a Path into file contents it watches (hot reload); compare the text
     assert str(AttentionWidget._esm) == (STATIC_DIR / "attention.js").read_text()
     assert str(AttentionWidget._css) == (STATIC_DIR / "attention.css").read_text()
+
+
+def test_closing_releases_the_explanation() -> None:
+    exp = FakeExplanation()
+    w = AttentionWidget(exp)
+    ref = weakref.ref(exp)
+    del exp
+    w.close()
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(RuntimeError, match="closed"):
+        w.pattern_message(0, 0)

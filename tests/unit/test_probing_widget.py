@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from ipywidgets.widgets.widget import _remove_buffers
@@ -80,3 +83,15 @@ def test_metric_names_the_emphasized_series():
         widget.metric = "entropy"
     with pytest.raises(TypeError, match="ProbeResult"):
         ProbeWidget({"test_accuracy": [0.5]})
+
+
+def test_result_is_collectable_after_close():
+    result = make_result()
+    ref = weakref.ref(result)
+    widget = ProbeWidget(result)
+    del result
+    gc.collect()
+    assert ref() is not None  # the open widget holds it
+    widget.close()  # `widget` itself stays referenced here: close() must drop the result
+    gc.collect()
+    assert ref() is None and widget.result is None

@@ -136,7 +136,8 @@ export class PatternView {
     if (layer < 0 || heads.length === 0) {
       this.setStatus("Click a head in the grid (or a layer label) to see its attention pattern.");
     } else {
-      const what = mode === "average" && heads.length > 1 ? `mean of ${patterns.length} heads` : `${shown.length} head(s) side by side`;
+      const what =
+        heads.length === 1 ? "1 head" : mode === "average" ? `mean of ${patterns.length} heads` : `${shown.length} heads side by side`;
       const more = mode === "side_by_side" && patterns.length > MAX_SIDE_BY_SIDE ? ` (first ${MAX_SIDE_BY_SIDE})` : "";
       const loading = missing > 0 ? ` — loading ${missing} pattern(s)…` : "";
       this.setStatus(`Layer ${layer}, heads ${heads.join(", ")}: ${what}${more}${loading}`);
