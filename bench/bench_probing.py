@@ -111,7 +111,19 @@ def run_model(
     name: str, model: Any, texts: list[str], batch_size: int, repeats: int
 ) -> list[dict[str, Any]]:
     n_tokens = sum(len(model.encode(t)[0]) for t in texts)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-probing-"))
+    with tempfile.TemporaryDirectory(prefix="bench-probing-") as scratch:
+        return _run_model(name, model, texts, n_tokens, batch_size, repeats, Path(scratch))
+
+
+def _run_model(
+    name: str,
+    model: Any,
+    texts: list[str],
+    n_tokens: int,
+    batch_size: int,
+    repeats: int,
+    scratch: Path,
+) -> list[dict[str, Any]]:
     counter = iter(range(10**6))
     methods: dict[str, Callable[[], object]] = {
         "plain forward": lambda: plain_forward(model, texts, batch_size, hidden=False),

@@ -74,9 +74,10 @@ def build_model(args: argparse.Namespace, tokenizer: PreTrainedTokenizerFast) ->
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="sdpa",
     )
-    return LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)
+    model.set_attn_implementation("sdpa")  # saved in config.json: the fast kernel by default
+    return model
 
 
 def pad_batch(
@@ -321,7 +322,8 @@ drawn only from the `train` side, so no held-out prompt or copy sequence was eve
 MLP {config.intermediate_size}, {config.num_attention_heads} attention heads sharing
 {config.num_key_value_heads} key/value heads (grouped-query attention, head dim {config.head_dim}),
 RoPE, RMSNorm, tied input/output embeddings, context {config.max_position_embeddings} tokens,
-saved with `attn_implementation="sdpa"`; float32 safetensors.
+trained with `attn_implementation="sdpa"` (also what `from_pretrained` picks by default;
+load with `attn_implementation="eager"` to get attention weights); float32 safetensors.
 
 ## Training run
 {tr["steps"]} steps of {tr["batch_size"]} documents (one per row, right-padded),
@@ -387,7 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=200)
@@ -405,11 +407,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-copy-length", type=int, default=20)
     parser.add_argument("--score-length", type=int, default=15)
     parser.add_argument("--log-every", type=int, default=250)
+    parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="only rewrite MODEL_CARD.md from the eval.json and config.json already in --out",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.card_only:
+        report = json.loads((args.out / "eval.json").read_text())
+        config = LlamaConfig.from_pretrained(args.out)
+        (args.out / "MODEL_CARD.md").write_text(model_card(report, config))
+        return
     t_start = time.perf_counter()
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)

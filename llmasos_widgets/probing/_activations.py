@@ -203,7 +203,10 @@ def run_plan(
     current: dict[str, Any] = {}
 
     def store(layer: int, hidden: torch.Tensor) -> None:
-        picked = hidden[current["batch_idx"], current["column_idx"]]
+        # .to() is a no-op on one device; with device_map layers live on several devices
+        picked = hidden[
+            current["batch_idx"].to(hidden.device), current["column_idx"].to(hidden.device)
+        ]
         destination[layer][current["rows"]] = picked.to("cpu", torch.float32).numpy()
         if layer == deepest:
             raise _StopForward

@@ -125,7 +125,7 @@ def probe(
         control=control, seed=seed, test_size=test_size, l2=l2, max_iter=max_iter,
         device=device,
         metadata={
-            "model": str(getattr(model, "name", type(model).__name__)),
+            "model": str(model if isinstance(model, (str, os.PathLike)) else model.name),
             "dataset": data.name,
             "n_layers": n_layers,
             "positions": row_positions if isinstance(row_positions, (str, int)) else "per row",

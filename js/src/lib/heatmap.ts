@@ -7,10 +7,24 @@ import { type ColorScale, unitToIndex } from "./colors";
 /** Size the canvas backing store for the device pixel ratio; drawing stays in CSS pixels. */
 export function setupCanvas(canvas: HTMLCanvasElement, width: number, height: number): CanvasRenderingContext2D | null {
   const ratio = globalThis.devicePixelRatio || 1;
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  canvas.width = Math.max(1, Math.round(width * ratio));
-  canvas.height = Math.max(1, Math.round(height * ratio));
+  const w = Math.max(1, Math.round(width * ratio));
+  const h = Math.max(1, Math.round(height * ratio));
+  const cssWidth = `${width}px`;
+  const cssHeight = `${height}px`;
+  if (canvas.style.width !== cssWidth) canvas.style.width = cssWidth;
+  if (canvas.style.height !== cssHeight) canvas.style.height = cssHeight;
+  if (canvas.width === w && canvas.height === h) {
+    // Same size (every hover redraws the same canvases): reset the context — cleared bitmap,
+    // default state — without reallocating the backing store as `canvas.width = w` does.
+    const ctx = canvas.getContext("2d");
+    if (ctx && typeof ctx.reset === "function") {
+      ctx.reset();
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      return ctx;
+    }
+  }
+  canvas.width = w;
+  canvas.height = h;
   const ctx = canvas.getContext("2d");
   ctx?.setTransform(ratio, 0, 0, ratio, 0, 0);
   return ctx;
@@ -58,20 +72,24 @@ export function drawMatrix(
   const cw = rect.width / cols;
   const ch = rect.height / rows;
   if (cw < 4 || ch < 4) return; // hatching is invisible below a few pixels
+  // One path for all hatched cells: a stroke per cell costs ~1 ms per 100 cells, and a
+  // whole grid can be "no data" while a token is hovered (every hover repaints the grid).
   ctx.save();
   ctx.strokeStyle = "rgba(0, 0, 0, 0.25)";
   ctx.lineWidth = 1;
+  ctx.beginPath();
+  let any = false;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       if (!Number.isNaN(values[r * cols + c])) continue;
       const x = rect.x + c * cw;
       const y = rect.y + r * ch;
-      ctx.beginPath();
       ctx.moveTo(x, y + ch);
       ctx.lineTo(x + cw, y);
-      ctx.stroke();
+      any = true;
     }
   }
+  if (any) ctx.stroke();
   ctx.restore();
 }
 

@@ -20,16 +20,25 @@ export function readRow(p: QuantizedPattern, i: number, out: Float32Array = new 
   return out;
 }
 
-/** Mean of row i over several heads (the "averaged" pattern view). */
+/**
+ * Mean of row i over several heads (the "averaged" pattern view). One pass per head over the
+ * stored part of the row only (j <= i for causal patterns), no temporary arrays: the line view
+ * calls it for every visible row of every hover with a whole layer selected.
+ */
 export function meanRow(patterns: readonly QuantizedPattern[], i: number, out: Float32Array): Float32Array {
   out.fill(0);
   if (patterns.length === 0) return out;
-  const tmp = new Float32Array(out.length);
+  let len = 0;
   for (const p of patterns) {
-    readRow(p, i, tmp);
-    for (let j = 0; j < out.length; j++) out[j] += tmp[j];
+    const start = rowOffset(p.n, p.lower, i);
+    const m = Math.min(out.length, p.lower ? i + 1 : p.n);
+    const s = p.rowScale[i] / 255;
+    const q = p.q;
+    for (let j = 0; j < m; j++) out[j] += q[start + j] * s;
+    if (m > len) len = m;
   }
-  for (let j = 0; j < out.length; j++) out[j] /= patterns.length;
+  const k = patterns.length;
+  for (let j = 0; j < len; j++) out[j] /= k;
   return out;
 }
 

@@ -54,6 +54,10 @@ export class PatternView {
   private mode: PatternMode = "average";
   private hovered = -1;
   private windowStart = 0;
+  // Line view: top keys per (group, query row) — rows are re-read only when the patterns
+  // change, not on every hover (a whole layer at T = 2048 is 32 heads × T per row).
+  private lineCache = new Map<number, [number, number][]>();
+  private rowBuffer = new Float32Array(0);
   private readonly cleanups: (() => void)[] = [];
 
   constructor(
@@ -130,6 +134,7 @@ export class PatternView {
     this.element.dataset.mode = mode;
     const shown = mode === "side_by_side" ? patterns.slice(0, MAX_SIDE_BY_SIDE) : patterns;
     this.groups = patterns.length === 0 ? [] : mode === "average" ? [[...patterns]] : shown.map((p) => [p]);
+    this.lineCache.clear();
     this.panels.forEach((panel) => panel.canvas.remove());
     this.panels = [];
     const missing = heads.length - patterns.length;
@@ -177,6 +182,7 @@ export class PatternView {
 
   setTokens(tokens: readonly string[]): void {
     this.tokens = tokens;
+    this.lineCache.clear();
     this.scrollTo(this.windowStart);
   }
 
@@ -226,21 +232,17 @@ export class PatternView {
       ctx.fillText(label, rightX + 6, y);
     }
     if (this.groups.length === 0) return;
-    const n = this.tokens.length;
-    const row = new Float32Array(n);
     const hoverInWindow = this.hovered >= start && this.hovered < end;
-    this.groups.forEach((group, g) => {
+    this.groups.forEach((_group, g) => {
       const color = this.mode === "side_by_side" ? HEAD_COLORS[g % HEAD_COLORS.length] : "#1f77b4";
       for (let i = start; i < end; i++) {
-        if (group.length === 1) readRow(group[0], i, row);
-        else meanRow(group, i, row);
         const strong = !hoverInWindow || i === this.hovered;
-        for (const j of topK(row, LINES_PER_QUERY, MIN_LINE_WEIGHT)) {
+        for (const [j, w] of this.lines(g, i)) {
           const into = hoverInWindow && j === this.hovered;
           if (j < start || j >= end) continue;
-          ctx.globalAlpha = Math.min(1, row[j]) * (strong || into ? 1 : 0.12);
+          ctx.globalAlpha = Math.min(1, w) * (strong || into ? 1 : 0.12);
           ctx.strokeStyle = color;
-          ctx.lineWidth = 1 + 2 * row[j];
+          ctx.lineWidth = 1 + 2 * w;
           ctx.beginPath();
           ctx.moveTo(leftX, (i - start + 0.5) * LINE_ROW_PX);
           ctx.lineTo(rightX, (j - start + 0.5) * LINE_ROW_PX);
@@ -249,6 +251,23 @@ export class PatternView {
       }
     });
     ctx.globalAlpha = 1;
+  }
+
+  /** Top keys [key, weight] of query i in group g, cached until the patterns change. */
+  private lines(g: number, i: number): [number, number][] {
+    const key = g * this.tokens.length + i;
+    let cached = this.lineCache.get(key);
+    if (!cached) {
+      const group = this.groups[g];
+      const n = this.tokens.length;
+      if (this.rowBuffer.length !== n) this.rowBuffer = new Float32Array(n);
+      const row = this.rowBuffer;
+      if (group.length === 1) readRow(group[0], i, row);
+      else meanRow(group, i, row);
+      cached = topK(row, LINES_PER_QUERY, MIN_LINE_WEIGHT).map((j): [number, number] => [j, row[j]]);
+      this.lineCache.set(key, cached);
+    }
+    return cached;
   }
 
   destroy(): void {

@@ -9,7 +9,7 @@
 //        + .llmw-token--selected / .llmw-token--hovered
 
 import "./token_strip.css";
-import { type ColorScale, colorAt, isDark } from "./colors";
+import { type ColorScale, isDark, unitToIndex } from "./colors";
 import { brushTokens, clickToken, type Modifiers } from "./selection";
 
 export interface TokenDisplay {
@@ -44,6 +44,8 @@ export function displayToken(raw: string): TokenDisplay {
   return { text, special: false, whitespace: raw.trim() === "" || /^[\s\u2581\u0120\u010a\u0109]+$/.test(raw) };
 }
 
+const UNKNOWN_COLOR = -2;
+
 export interface TokenStripCallbacks {
   /** Pointer over token t (-1 when it leaves the strip). */
   onHover(t: number): void;
@@ -59,6 +61,12 @@ export class TokenStrip {
   private anchor = -1;
   private dragStart = -1;
   private dragEnd = -1;
+  // LUT index last written per span (-1: no color, UNKNOWN_COLOR: not written yet)
+  private colorIndex = new Int16Array(0);
+  private colorScale: ColorScale | null = null;
+  private cssColors: [string, string][] = [];
+  private wanted = new Int16Array(0); // LUT index each span should show (-1: none)
+  private visible: Uint8Array | null = null; // per span, 1 = in the strip's view; null = unknown (all)
   private readonly cleanups: (() => void)[] = [];
 
   constructor(tokens: readonly string[], private readonly callbacks: TokenStripCallbacks) {
@@ -80,6 +88,14 @@ export class TokenStrip {
       this.spans.push(span);
     });
     this.element.appendChild(fragment);
+    if (typeof IntersectionObserver === "function") {
+      const observer = new IntersectionObserver((entries) => this.onVisibility(entries), {
+        root: this.element,
+        rootMargin: "48px 0px",
+      });
+      this.spans.forEach((span) => observer.observe(span));
+      this.cleanups.push(() => observer.disconnect());
+    }
     this.listen(this.element, "pointerover", (e) => this.onPointerOver(e as PointerEvent));
     this.listen(this.element, "pointerleave", () => this.setHoverFromPointer(-1));
     this.listen(this.element, "pointerdown", (e) => this.onPointerDown(e as PointerEvent));
@@ -156,19 +172,60 @@ export class TokenStrip {
     this.spans.forEach((span, i) => span.classList.toggle("llmw-token--selected", chosen.has(i)));
   }
 
-  /** Background per token from values in [0, 1]; null or NaN clears the color. */
+  /**
+   * Background per token from values in [0, 1]; null or NaN clears the color. Every hover
+   * recolors the strip, and restyling thousands of spans costs more than a frame at T = 2048,
+   * so only spans inside the strip's scroll view (tracked by an IntersectionObserver) whose
+   * color (LUT index) changed are written; the others get their color when scrolled into view.
+   */
   setValues(values: ArrayLike<number> | null, scale: ColorScale): void {
-    this.spans.forEach((span, i) => {
+    if (this.colorIndex.length !== this.spans.length || scale !== this.colorScale) {
+      this.colorIndex = new Int16Array(this.spans.length).fill(UNKNOWN_COLOR);
+      this.wanted = new Int16Array(this.spans.length).fill(-1);
+      this.colorScale = scale;
+      this.cssColors = [];
+    }
+    const visible = this.visible;
+    for (let i = 0; i < this.spans.length; i++) {
       const v = values ? values[i] : NaN;
-      if (v === undefined || Number.isNaN(v)) {
-        span.style.removeProperty("background-color");
-        span.style.removeProperty("color");
-        return;
-      }
-      const rgb = colorAt(scale, v);
-      span.style.backgroundColor = `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
-      span.style.color = isDark(rgb) ? "#fff" : "#111";
-    });
+      this.wanted[i] = v === undefined || Number.isNaN(v) ? -1 : Math.max(0, unitToIndex(v));
+      if (visible === null || visible[i]) this.paintColor(i);
+    }
+  }
+
+  /** Spans scrolled into (or out of) the strip's view; newly visible ones get their color. */
+  private onVisibility(entries: IntersectionObserverEntry[]): void {
+    if (this.visible === null) this.visible = new Uint8Array(this.spans.length);
+    for (const entry of entries) {
+      const i = Number((entry.target as HTMLElement).dataset.index);
+      this.visible[i] = entry.isIntersecting ? 1 : 0;
+      if (entry.isIntersecting) this.paintColor(i);
+    }
+  }
+
+  private paintColor(i: number): void {
+    const idx = this.wanted[i];
+    if (idx === this.colorIndex[i] || this.colorScale === null) return;
+    this.colorIndex[i] = idx;
+    const span = this.spans[i];
+    if (idx < 0) {
+      span.style.removeProperty("background-color");
+      span.style.removeProperty("color");
+      return;
+    }
+    const [background, text] = this.cssColor(this.colorScale, idx);
+    span.style.backgroundColor = background;
+    span.style.color = text;
+  }
+
+  private cssColor(scale: ColorScale, idx: number): [string, string] {
+    let css = this.cssColors[idx];
+    if (!css) {
+      const rgb = [scale.lut[idx * 3], scale.lut[idx * 3 + 1], scale.lut[idx * 3 + 2]] as const;
+      css = [`rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`, isDark(rgb) ? "#fff" : "#111"];
+      this.cssColors[idx] = css;
+    }
+    return css;
   }
 
   /** Scroll token t into view inside the strip (long texts). */
