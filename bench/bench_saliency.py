@@ -30,6 +30,7 @@ table to ``bench/RESULTS.md`` (``--no-results`` to skip).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
@@ -39,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 N_STEPS = 50
 TARGET_ID = 7
-CONFIG = dict(
+CONFIG: dict[str, Any] = dict(
     vocab_size=4096,
     hidden_size=512,
     intermediate_size=1376,
@@ -96,10 +98,9 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self._start = torch.cuda.memory_allocated()
             return self
-        try:  # hand freed heap back so the last run's memory does not hide this one's
+        # hand freed heap back so the last run's memory does not hide this one's
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
         self._process = psutil.Process()
         self._start = self._process.memory_info().rss
         self._max = self._start
@@ -155,12 +156,63 @@ def _forward_backward(model: Any, ids: torch.Tensor) -> None:
     torch.autograd.grad(value, embeds)
 
 
+def _compare(
+    model: Any,
+    tokenizer: Any,
+    ids: torch.Tensor,
+    layers_arg: str,
+    captum_layers: list[Any],
+    repeats: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Interleaved timings and peaks of ours and Captum's on one input and task."""
+    baseline_ids = torch.full_like(ids, tokenizer.pad_token_id)
+    baseline_ids[0, 0] = ids[0, 0]  # <bos> kept, as our named baselines do
+
+    def ours() -> Any:
+        return attribute(
+            model,
+            ids,
+            tokenizer=tokenizer,
+            target=TARGET_ID,
+            baseline="pad",
+            n_steps=N_STEPS,
+            layers=layers_arg,
+        )
+
+    def captum() -> Any:
+        return _captum(model, ids, baseline_ids, captum_layers)
+
+    times: dict[str, list[float]] = {"ours": [], "captum": []}
+    peaks: dict[str, list[int]] = {"ours": [], "captum": []}
+    results: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name, fn in (("ours", ours), ("captum", captum)):
+            seconds, peak, results[name] = _measure(fn, device)
+            times[name].append(seconds)
+            peaks[name].append(peak)
+    ours_scores = torch.from_numpy(results["ours"].scores.copy())
+    ours_s, captum_s = statistics.median(times["ours"]), statistics.median(times["captum"])
+    ours_mib, captum_mib = max(peaks["ours"]) / 2**20, max(peaks["captum"]) / 2**20
+    return {
+        "ours_s": ours_s,
+        "captum_s": captum_s,
+        "time_ratio": ours_s / captum_s,
+        "ours_peak_mib": ours_mib,
+        "captum_peak_mib": captum_mib,
+        "memory_ratio": ours_mib / max(captum_mib, 1e-9),
+        "max_abs_difference": float((ours_scores - results["captum"].float().cpu()).abs().max()),
+        "max_abs_score": float(ours_scores.abs().max()),
+        "max_convergence_delta": float(abs(results["ours"].convergence_delta).max()),
+    }
+
+
 def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, Any]:
     torch.manual_seed(0)
-    config = LlamaConfig(**CONFIG, attn_implementation="sdpa")
-    model = LlamaForCausalLM(config).to(device).eval()
+    config = LlamaConfig(**CONFIG)
+    model = LlamaForCausalLM(config).to(device).eval()  # type: ignore[arg-type]
+    model.set_attn_implementation("sdpa")
     tokenizer = _tokenizer(config.vocab_size)
-    wrapped = (model, tokenizer)
     tasks = {
         "embeddings": ("embeddings", [model.model.embed_tokens]),
         "all sites": ("all", [model.model.embed_tokens, *model.model.layers]),
@@ -171,51 +223,13 @@ def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, An
         ids = torch.randint(4, config.vocab_size, (1, seq_len), generator=generator)
         ids[0, 0] = tokenizer.bos_token_id
         ids = ids.to(device)
-        baseline_ids = torch.full_like(ids, tokenizer.pad_token_id)
-        baseline_ids[0, 0] = ids[0, 0]
         _forward_backward(model, ids)  # warm-up
         fb = statistics.median(
-            _measure(lambda: _forward_backward(model, ids), device)[0] for _ in range(3)
+            _measure(partial(_forward_backward, model, ids), device)[0] for _ in range(3)
         )
         for task, (layers_arg, captum_layers) in tasks.items():
-            times: dict[str, list[float]] = {"ours": [], "captum": []}
-            peaks: dict[str, list[int]] = {"ours": [], "captum": []}
-            results: dict[str, Any] = {}
-            runners = {
-                "ours": lambda layers_arg=layers_arg: attribute(
-                    wrapped[0],
-                    ids,
-                    tokenizer=wrapped[1],
-                    target=TARGET_ID,
-                    baseline="pad",
-                    n_steps=N_STEPS,
-                    layers=layers_arg,
-                ),
-                "captum": lambda captum_layers=captum_layers: _captum(
-                    model, ids, baseline_ids, captum_layers
-                ),
-            }
-            for _ in range(repeats):
-                for name, fn in runners.items():
-                    seconds, peak, results[name] = _measure(fn, device)
-                    times[name].append(seconds)
-                    peaks[name].append(peak)
-            ours_scores = torch.from_numpy(results["ours"].scores.copy())
-            difference = float((ours_scores - results["captum"].float().cpu()).abs().max())
-            row = {
-                "seq_len": seq_len,
-                "task": task,
-                "ours_s": statistics.median(times["ours"]),
-                "captum_s": statistics.median(times["captum"]),
-                "ours_peak_mib": max(peaks["ours"]) / 2**20,
-                "captum_peak_mib": max(peaks["captum"]) / 2**20,
-                "forward_backward_s": fb,
-                "max_abs_difference": difference,
-                "max_abs_score": float(ours_scores.abs().max()),
-                "max_convergence_delta": float(abs(results["ours"].convergence_delta).max()),
-            }
-            row["time_ratio"] = row["ours_s"] / row["captum_s"]
-            row["memory_ratio"] = row["ours_peak_mib"] / max(row["captum_peak_mib"], 1e-9)
+            row: dict[str, Any] = {"seq_len": seq_len, "task": task, "forward_backward_s": fb}
+            row |= _compare(model, tokenizer, ids, layers_arg, captum_layers, repeats, device)
             row["ig_over_forward_backward"] = row["ours_s"] / fb
             rows.append(row)
             print(_format_row(row), flush=True)

@@ -64,10 +64,12 @@ def build_model(
     sizes = {k: v for k, v in SHAPES[shape].items() if k != "default_seq_lens"}
     if layers is not None:
         sizes["num_hidden_layers"] = layers
-    config = LlamaConfig(**sizes, max_position_embeddings=8192, attn_implementation="sdpa")
+    config = LlamaConfig(**sizes, max_position_embeddings=8192)
     torch.manual_seed(0)
     with torch.device(device):  # initialise in place: a 7B model would take minutes on the CPU
-        model = LlamaForCausalLM(config).to(dtype)
+        model = LlamaForCausalLM(config)
+    model.to(dtype=dtype)
+    model.set_attn_implementation("sdpa")  # run_once switches to eager and back per repetition
     return model.eval()
 
 

@@ -220,40 +220,123 @@ def head_scores(
     }
 
 
+@torch.no_grad()
+def residual_at(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, examples: list[Any]
+) -> torch.Tensor:
+    """Hidden states at each example's probed word, [layer + 1, example, hidden].
+
+    Index 0 is the embeddings, i the output of layer i (the last one after the final
+    RMSNorm, as transformers returns it).
+    """
+    encoded = [tokenizer(ex.text)["input_ids"] for ex in examples]
+    input_ids, attention_mask = pad_batch(encoded, tokenizer.pad_token_id)
+    hidden = model(
+        input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+    ).hidden_states
+    rows = torch.arange(len(examples))
+    positions = torch.tensor([ex.position + 1 for ex in examples])  # +1 for <bos>
+    return torch.stack([h[rows, positions] for h in hidden])
+
+
+def linear_probe_accuracy(
+    train_x: torch.Tensor, train_y: list[str], test_x: torch.Tensor, test_y: list[str]
+) -> float:
+    """Test accuracy of a ridge-regression classifier (targets +-1) fit on the train set."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    x = torch.cat([(train_x - mean) / std, torch.ones(len(train_x), 1)], 1).double()
+    y = torch.tensor([1.0 if v == "plural" else -1.0 for v in train_y]).double()
+    weights = torch.linalg.solve(x.T @ x + 1.0 * torch.eye(x.shape[1]).double(), x.T @ y)
+    test = torch.cat([(test_x - mean) / std, torch.ones(len(test_x), 1)], 1).double()
+    truth = torch.tensor([v == "plural" for v in test_y])
+    return float(((test @ weights > 0) == truth).float().mean())
+
+
+def number_probe(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, n: int, seed: int
+) -> dict[str, Any]:
+    """Per-layer linear-probe accuracy for subject number (and, as control, the attractor's
+    own number) at the attractor noun; probes fit on the train split, scored on test."""
+    train = language.number_probe_examples(n, seed=seed, split="train")
+    test = language.number_probe_examples(n, seed=seed, split="test")
+    train_x, test_x = residual_at(model, tokenizer, train), residual_at(model, tokenizer, test)
+    accuracy = {
+        name: [
+            round(
+                linear_probe_accuracy(
+                    train_x[layer],
+                    [getattr(ex, field) for ex in train],
+                    test_x[layer],
+                    [getattr(ex, field) for ex in test],
+                ),
+                4,
+            )
+            for layer in range(len(train_x))
+        ]
+        for name, field in (("subject_number", "label"), ("attractor_number", "control_label"))
+    }
+    return {"train_examples": n, "test_examples": n, "accuracy_by_layer": accuracy}
+
+
 def evaluate(out: Path, tokenizer: PreTrainedTokenizerFast, args: argparse.Namespace) -> dict:
     """Measure the saved checkpoint (reloaded from disk) on the held-out split."""
     model = LlamaForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
     eval_seed = args.seed + 1000  # any seed works: the test split is disjoint by the hash rule
     agreement = language.agreement_examples(args.eval_examples, seed=eval_seed, split="test")
+    by_condition = {
+        f"{subject}_subject_{attractor}_attractor": agreement_accuracy(
+            model,
+            tokenizer,
+            [e for e in agreement if (e.number, e.attractor_number) == (subject, attractor)],
+        )
+        for subject in language.NUMBERS
+        for attractor in language.NUMBERS
+    }
+    lengths = range(args.min_copy_length, args.max_copy_length + 1)
     copy_by_length = {
         length: copy_accuracy(
             model,
             tokenizer,
             language.copy_examples(50, length=length, seed=eval_seed + length, split="test"),
         )
-        for length in range(args.min_copy_length, args.max_copy_length + 1)
+        for length in lengths
     }
     induction_examples = language.copy_examples(
         100, length=args.score_length, seed=eval_seed, split="test"
     )
     scores = head_scores(model, tokenizer, induction_examples)
-    ind_layer, ind_head = np.unravel_index(scores["induction"].argmax(), scores["induction"].shape)
-    prev_head = int(scores["previous_token"][0].argmax())
+    induction = scores["induction"]
+    top_by_period = {}
+    for period in lengths:  # is the strongest induction head the same at every period?
+        examples = language.copy_examples(20, length=period, seed=eval_seed, split="test")
+        by_period = head_scores(model, tokenizer, examples)["induction"]
+        top_by_period[str(period)] = [
+            int(i) for i in np.unravel_index(by_period.argmax(), by_period.shape)
+        ]
     return {
+        "number_probe": number_probe(model, tokenizer, 1000, eval_seed),
         "agreement_accuracy": agreement_accuracy(model, tokenizer, agreement),
+        "agreement_accuracy_by_condition": {k: round(v, 4) for k, v in by_condition.items()},
         "agreement_examples": len(agreement),
-        "copy_accuracy": float(np.mean(list(copy_by_length.values()))),
+        "copy_accuracy": round(float(np.mean(list(copy_by_length.values()))), 4),
         "copy_accuracy_by_length": {str(k): round(v, 4) for k, v in copy_by_length.items()},
         "copy_examples_per_length": 50,
-        "copy_accuracy_length_30": copy_accuracy(
-            model, tokenizer, language.copy_examples(50, length=30, seed=eval_seed, split="test")
+        "copy_accuracy_length_30": round(
+            copy_accuracy(
+                model,
+                tokenizer,
+                language.copy_examples(50, length=30, seed=eval_seed, split="test"),
+            ),
+            4,
         ),
         "eval_seed": eval_seed,
         "head_score_examples": {"n": len(induction_examples), "period": args.score_length},
-        "induction_head": [int(ind_layer), int(ind_head)],
-        "previous_token_head": [0, prev_head],
-        "induction_scores": np.round(scores["induction"], 4).tolist(),
-        "previous_token_scores": np.round(scores["previous_token"], 4).tolist(),
+        "induction_head": [int(i) for i in np.unravel_index(induction.argmax(), induction.shape)],
+        "induction_heads_above_half": np.argwhere(induction > 0.5).tolist(),
+        "strongest_induction_head_by_period": top_by_period,
+        "previous_token_head": [0, int(scores["previous_token"][0].argmax())],
+        "induction_scores": np.round(induction.astype(np.float64), 4).tolist(),
+        "previous_token_scores": np.round(scores["previous_token"].astype(np.float64), 4).tolist(),
     }
 
 
@@ -285,6 +368,22 @@ def model_card(report: dict[str, Any], config: LlamaConfig) -> str:
     n_nouns = len(language.NOUN_PAIRS)
     heads_data = report["head_score_examples"]
     copy_share = tr["copy_fraction"]
+    by_condition = ", ".join(
+        f"{k.replace('_subject_', '/').replace('_attractor', '')}: {100 * v:.1f}%"
+        for k, v in report["agreement_accuracy_by_condition"].items()
+    )
+    top_by_period = report["strongest_induction_head_by_period"]
+    probe = report["number_probe"]
+    probe_subject = ", ".join(
+        f"{100 * v:.1f}%" for v in probe["accuracy_by_layer"]["subject_number"]
+    )
+    probe_control = ", ".join(
+        f"{100 * v:.1f}%" for v in probe["accuracy_by_layer"]["attractor_number"]
+    )
+    n_same_top = sum(top == [ind_layer, ind_head] for top in top_by_period.values())
+    induction_heads = "; ".join(
+        f"layer {layer}, head {head}" for layer, head in report["induction_heads_above_half"]
+    )
     by_length = ", ".join(
         f"{k}: {100 * v:.1f}%" for k, v in report["copy_accuracy_by_length"].items()
     )
@@ -342,7 +441,7 @@ run (same model, 3000 steps) stayed at 52.9% agreement and 13.5% copying accurac
 ## Measured on the held-out split (eval seed {report["eval_seed"]})
 * **Agreement**: P(correct verb) > P(wrong verb) at the verb position on
   {report["agreement_examples"]} held-out prompts with one attractor:
-  **{100 * report["agreement_accuracy"]:.1f}%**.
+  **{100 * report["agreement_accuracy"]:.1f}%** (by subject/attractor number: {by_condition}).
 * **Copying**: top-1 accuracy on the repeat, excluding its first token, over
   {report["copy_examples_per_length"]} sequences per length 5-20:
   **{100 * report["copy_accuracy"]:.1f}%** (by length: {by_length}).
@@ -351,12 +450,22 @@ run (same model, 3000 steps) stayed at 52.9% agreement and 13.5% copying accurac
 The integration tests (`tests/integration/test_bundled_model.py`) require agreement >= 95%
 and copying >= 90% on fresh held-out samples.
 
+## Probe-able feature
+The subject's number read by a linear probe (ridge regression, fit on
+{probe["train_examples"]} train-split prompts, scored on {probe["test_examples"]} test-split
+prompts) from the hidden state at the attractor noun -- the last word before the verb, whose
+own number is independent of the subject's. Accuracy at hidden-state index 0 (embeddings) to
+{len(probe_subject) - 1} (last layer, after the final norm):
+subject number {probe_subject}; attractor number (control) {probe_control}.
+
 ## Known heads
 Measured with eager attention on {heads_data["n"]} held-out repeated sequences of period
 {heads_data["period"]}.
 * **Induction head: layer {ind_layer}, head {ind_head}** -- highest induction score (mean attention
   from a token of the repeat at position `i` to `i - period + 1`, the token after its first
-  occurrence): {report["induction_scores"][ind_layer][ind_head]:.3f}.
+  occurrence): {report["induction_scores"][ind_layer][ind_head]:.3f}. It is the strongest one
+  at {n_same_top} of {len(top_by_period)} periods from 5 to 20 (20 sequences each).
+  Heads with induction score > 0.5: {induction_heads}.
 * **Previous-token head: layer 0, head {prev_head}** -- highest previous-token score in layer 0
   (mean attention from `i` to `i - 1`): {report["previous_token_scores"][0][prev_head]:.3f}.
 

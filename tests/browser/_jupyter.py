@@ -373,7 +373,7 @@ class KernelClient:
 
 # --- the AttentionWidget notebook the JupyterLab and Notebook 7 tests open ----------------------
 
-ATTENTION_MODEL = "/tmp/dev-tiny-llama"
+ATTENTION_MODEL = "tiny-llama"
 # An agreement sentence whose second half repeats the first: induction heads light up there.
 ATTENTION_TEXT = "the keys to the old cabinet are on the table . the keys to the old cabinet are"
 

@@ -36,6 +36,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def card_facts():
+    """The figures the training script measured and wrote into MODEL_CARD.md."""
     return json.loads((CHECKPOINT / "eval.json").read_text())
 
 
@@ -111,8 +112,9 @@ def test_copying_accuracy_on_held_out_sequences(model, tokenizer):
     assert hits / total >= 0.90
 
 
+@pytest.fixture(scope="module")
 @torch.no_grad()
-def _head_scores(model, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+def head_scores(model, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     """(induction, previous_token) scores [layer, head] on fresh repeated random text."""
     period = 12
     examples = language.copy_examples(40, length=period, seed=FRESH_SEED + 1, split="test")
@@ -126,22 +128,70 @@ def _head_scores(model, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     return induction, previous
 
 
-def test_card_induction_head_has_the_highest_induction_score(model, tokenizer, card_facts):
-    induction, _ = _head_scores(model, tokenizer)
+def test_card_induction_head_has_the_highest_induction_score(head_scores, card_facts):
+    induction, _ = head_scores
     layer, head = card_facts["induction_head"]
     assert layer >= 1
     assert divmod(int(induction.argmax()), induction.shape[1]) == (layer, head)
     assert induction[layer, head] > 0.5
 
 
+def test_card_lists_exactly_the_heads_with_induction_score_above_half(head_scores, card_facts):
+    induction, _ = head_scores
+    assert (induction > 0.5).nonzero().tolist() == card_facts["induction_heads_above_half"]
+
+
 def test_card_previous_token_head_is_the_most_previous_token_head_of_layer_0(
-    model, tokenizer, card_facts
+    head_scores, card_facts
 ):
-    _, previous = _head_scores(model, tokenizer)
+    _, previous = head_scores
     layer, head = card_facts["previous_token_head"]
     assert layer == 0
     assert int(previous[0].argmax()) == head
     assert previous[0, head] > 0.5
+
+
+@torch.no_grad()
+def _hidden_at_probed_word(model, tokenizer, examples) -> torch.Tensor:
+    """[layer + 1, example, hidden] at each example's probed word (+1 for <bos>)."""
+    input_ids, attention_mask = _batch(tokenizer, [ex.text for ex in examples])
+    hidden = model(
+        input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+    ).hidden_states
+    rows = torch.arange(len(examples))
+    positions = torch.tensor([ex.position + 1 for ex in examples])
+    return torch.stack([h[rows, positions] for h in hidden])
+
+
+def _ridge_probe_accuracy(train_x, train_y, test_x, test_y) -> float:
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    x = torch.cat([(train_x - mean) / std, torch.ones(len(train_x), 1)], 1).double()
+    y = torch.tensor([1.0 if v == "plural" else -1.0 for v in train_y]).double()
+    weights = torch.linalg.solve(x.T @ x + torch.eye(x.shape[1]).double(), x.T @ y)
+    test = torch.cat([(test_x - mean) / std, torch.ones(len(test_x), 1)], 1).double()
+    truth = torch.tensor([v == "plural" for v in test_y])
+    return float(((test @ weights > 0) == truth).float().mean())
+
+
+def test_subject_number_is_linearly_decodable_at_the_attractor_only_late(model, tokenizer):
+    train = language.number_probe_examples(400, seed=FRESH_SEED, split="train")
+    test = language.number_probe_examples(400, seed=FRESH_SEED, split="test")
+    train_x = _hidden_at_probed_word(model, tokenizer, train)
+    test_x = _hidden_at_probed_word(model, tokenizer, test)
+
+    def accuracy(layer: int, field: str) -> float:
+        return _ridge_probe_accuracy(
+            train_x[layer],
+            [getattr(ex, field) for ex in train],
+            test_x[layer],
+            [getattr(ex, field) for ex in test],
+        )
+
+    # The embedding of the attractor knows its own number but not the subject's ...
+    assert accuracy(0, "control_label") >= 0.95
+    assert accuracy(0, "label") <= 0.65
+    # ... and after the last layer the subject's number has been moved there.
+    assert accuracy(len(train_x) - 1, "label") >= 0.95
 
 
 def test_model_card_states_the_measured_heads_and_figures(card_facts):

@@ -26,7 +26,7 @@ SEED = 11  # held-out ("test" split) prompts, never in the training corpus
 
 @pytest.fixture(scope="module")
 def subject_number(bundled):
-    return probe(bundled, subject_number_dataset(400, seed=SEED), seed=0, progress=False)
+    return probe(bundled, subject_number_dataset(800, seed=SEED), seed=0, progress=False)
 
 
 def test_word_i_is_token_i_plus_one(bundled):
@@ -45,21 +45,27 @@ def test_subject_number_is_decodable_at_the_verb_position(subject_number):
     # of the subject's: nothing to read there.
     assert abs(result.test_accuracy[0] - 0.5) < 3 * np.sqrt(0.25 / result.n_test)
     best = int(np.argmax(result.test_accuracy))
+    # Measured (docs/probing.md): only the last layer's output has it -- test accuracy 1.00,
+    # control 0.62, selectivity 0.38 (0.38-0.44 over split seeds).
     assert result.test_accuracy[best] >= 0.9
     assert result.selectivity[best] >= 0.2
     assert result.layers[best] >= 1  # moved there by attention
 
 
 def test_random_labels_stay_at_chance_on_real_activations(bundled):
-    data = subject_number_dataset(400, seed=SEED)
+    data = subject_number_dataset(800, seed=SEED)
     acts = activations(bundled, data.texts, layers=[2], positions=data.positions, progress=False)
     noise = np.random.default_rng(0).integers(0, 2, size=len(acts))
     result = probe_activations(acts, noise, ["a", "b"], control=False, seed=0)
     assert abs(result.test_accuracy[0] - 0.5) < 3 * np.sqrt(0.25 / result.n_test)
 
 
-def test_part_of_speech_is_read_off_the_token_so_selectivity_is_low(bundled, subject_number):
-    result = probe(bundled, part_of_speech_dataset(60, seed=SEED), layers=[0], progress=False)
+def test_part_of_speech_is_read_off_the_token(bundled):
+    """Every word has one part of speech, so the embeddings decide it; word types are also
+    easiest to memorize there, so the control task scores highest at layer 0 (measured:
+    test 1.00 at every layer, control 0.74 at layer 0 and <= 0.48 after)."""
+    result = probe(bundled, part_of_speech_dataset(60, seed=SEED), progress=False)
     assert result.test_accuracy[0] >= 0.95
-    assert result.selectivity is not None
-    assert result.selectivity[0] < max(subject_number.selectivity)  # type: ignore[arg-type]
+    assert result.control_accuracy is not None and result.selectivity is not None
+    assert result.control_accuracy[0] > result.control_accuracy[1:].max() + 0.1
+    assert result.selectivity[0] == result.selectivity.min()

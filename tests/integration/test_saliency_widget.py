@@ -92,9 +92,8 @@ def test_selection_links_with_another_widget(tiny_random) -> None:
 
 
 def test_model_is_collectable_after_close() -> None:
-    from tests.conftest import random_llama, word_tokenizer
-
     from llmasos_widgets.models import as_explainable
+    from tests.conftest import random_llama, word_tokenizer
 
     hf_model = random_llama()
     widget = SaliencyWidget(as_explainable(hf_model, word_tokenizer()), TEXT, method="gradient")
