@@ -67,8 +67,7 @@ def build_model(
     config = LlamaConfig(**sizes, max_position_embeddings=8192)
     torch.manual_seed(0)
     with torch.device(device):  # initialise in place: a 7B model would take minutes on the CPU
-        model = LlamaForCausalLM(config)
-    model.to(dtype=dtype)
+        model = LlamaForCausalLM._from_config(config, dtype=dtype)
     model.set_attn_implementation("sdpa")  # run_once switches to eager and back per repetition
     return model.eval()
 
