@@ -399,10 +399,17 @@ def bertviz_size_estimate(
     """HTML size from sampled heads' exact JSON size (mean) + the exact page around it.
 
     The page around the attention is taken from a real 1-layer/1-head page with the same
-    tokens; nesting brackets/separators and the layer/head index lists are added exactly.
+    tokens; nesting brackets/separators and the layer/head index lists are added exactly,
+    once per copy of the params in the page.
     """
+    import bertviz
     import torch
 
+    # BertViz substitutes its params for every "PYTHON_PARAMS" in its JS template, including
+    # the one in the comment "// HACK: PYTHON_PARAMS is a template marker ...": the whole
+    # attention JSON is in the page twice.
+    template = pathlib.Path(bertviz.__file__).parent / f"{view}.js"
+    copies = template.read_text().count("PYTHON_PARAMS")
     l0, h0, chars0 = sampled[0]
     page1 = bertviz_html(
         view, [torch.from_numpy(expl.attention(l0, h0))[None, None]], list(expl.tokens)
@@ -413,7 +420,7 @@ def bertviz_size_estimate(
     extra = len(json.dumps(list(range(layers)))) - len("[0]")
     if view == "model_view":
         extra += len(json.dumps(list(range(heads)))) - len("[0]")
-    return round(len(page1.encode()) - attn1 + attn + extra)
+    return round(len(page1.encode()) + copies * (attn - attn1 + extra))
 
 
 def vendor_files(vendor: pathlib.Path) -> dict[str, pathlib.Path]:

@@ -221,14 +221,26 @@ def head_scores(
 
 
 @torch.no_grad()
+def previous_token_scores(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, texts: list[str]
+) -> np.ndarray:
+    """Mean attention from each token i >= 1 to i - 1, per [layer, head], over ``texts``."""
+    per_text = []
+    for text in texts:
+        ids = torch.tensor([tokenizer(text)["input_ids"]])
+        pattern = torch.stack(
+            [a[0] for a in model(input_ids=ids, output_attentions=True).attentions]
+        )
+        queries = torch.arange(1, ids.shape[1])
+        per_text.append(pattern[:, :, queries, queries - 1].mean(-1))
+    return torch.stack(per_text).mean(0).numpy()
+
+
+@torch.no_grad()
 def residual_at(
     model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, examples: list[Any]
 ) -> torch.Tensor:
-    """Hidden states at each example's probed word, [layer + 1, example, hidden].
-
-    Index 0 is the embeddings, i the output of layer i (the last one after the final
-    RMSNorm, as transformers returns it).
-    """
+    """[layer + 1, example, hidden] at each probed word; 0 = embeddings, last = after norm."""
     encoded = [tokenizer(ex.text)["input_ids"] for ex in examples]
     input_ids, attention_mask = pad_batch(encoded, tokenizer.pad_token_id)
     hidden = model(
@@ -260,21 +272,13 @@ def number_probe(
     train = language.number_probe_examples(n, seed=seed, split="train")
     test = language.number_probe_examples(n, seed=seed, split="test")
     train_x, test_x = residual_at(model, tokenizer, train), residual_at(model, tokenizer, test)
-    accuracy = {
-        name: [
-            round(
-                linear_probe_accuracy(
-                    train_x[layer],
-                    [getattr(ex, field) for ex in train],
-                    test_x[layer],
-                    [getattr(ex, field) for ex in test],
-                ),
-                4,
-            )
-            for layer in range(len(train_x))
+    accuracy: dict[str, list[float]] = {}
+    for name, field in (("subject_number", "label"), ("attractor_number", "control_label")):
+        train_y, test_y = [getattr(e, field) for e in train], [getattr(e, field) for e in test]
+        accuracy[name] = [
+            round(linear_probe_accuracy(train_x[i], train_y, test_x[i], test_y), 4)
+            for i in range(len(train_x))
         ]
-        for name, field in (("subject_number", "label"), ("attractor_number", "control_label"))
-    }
     return {"train_examples": n, "test_examples": n, "accuracy_by_layer": accuracy}
 
 
@@ -283,15 +287,15 @@ def evaluate(out: Path, tokenizer: PreTrainedTokenizerFast, args: argparse.Names
     model = LlamaForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
     eval_seed = args.seed + 1000  # any seed works: the test split is disjoint by the hash rule
     agreement = language.agreement_examples(args.eval_examples, seed=eval_seed, split="test")
-    by_condition = {
-        f"{subject}_subject_{attractor}_attractor": agreement_accuracy(
-            model,
-            tokenizer,
-            [e for e in agreement if (e.number, e.attractor_number) == (subject, attractor)],
-        )
-        for subject in language.NUMBERS
-        for attractor in language.NUMBERS
-    }
+    by_condition = {}
+    for subject in language.NUMBERS:
+        for attractor in language.NUMBERS:
+            subset = [
+                e for e in agreement if (e.number, e.attractor_number) == (subject, attractor)
+            ]
+            by_condition[f"{subject}_subject_{attractor}_attractor"] = round(
+                agreement_accuracy(model, tokenizer, subset), 4
+            )
     lengths = range(args.min_copy_length, args.max_copy_length + 1)
     copy_by_length = {
         length: copy_accuracy(
@@ -306,6 +310,9 @@ def evaluate(out: Path, tokenizer: PreTrainedTokenizerFast, args: argparse.Names
     )
     scores = head_scores(model, tokenizer, induction_examples)
     induction = scores["induction"]
+    # Layer-0 heads may track the previous token on random text but not on sentences.
+    on_sentences = previous_token_scores(model, tokenizer, [e.sentence for e in agreement[:200]])
+    longer = language.copy_examples(50, length=30, seed=eval_seed, split="test")
     top_by_period = {}
     for period in lengths:  # is the strongest induction head the same at every period?
         examples = language.copy_examples(20, length=period, seed=eval_seed, split="test")
@@ -316,27 +323,23 @@ def evaluate(out: Path, tokenizer: PreTrainedTokenizerFast, args: argparse.Names
     return {
         "number_probe": number_probe(model, tokenizer, 1000, eval_seed),
         "agreement_accuracy": agreement_accuracy(model, tokenizer, agreement),
-        "agreement_accuracy_by_condition": {k: round(v, 4) for k, v in by_condition.items()},
+        "agreement_accuracy_by_condition": by_condition,
         "agreement_examples": len(agreement),
         "copy_accuracy": round(float(np.mean(list(copy_by_length.values()))), 4),
         "copy_accuracy_by_length": {str(k): round(v, 4) for k, v in copy_by_length.items()},
         "copy_examples_per_length": 50,
-        "copy_accuracy_length_30": round(
-            copy_accuracy(
-                model,
-                tokenizer,
-                language.copy_examples(50, length=30, seed=eval_seed, split="test"),
-            ),
-            4,
-        ),
+        "copy_accuracy_length_30": round(copy_accuracy(model, tokenizer, longer), 4),
         "eval_seed": eval_seed,
         "head_score_examples": {"n": len(induction_examples), "period": args.score_length},
         "induction_head": [int(i) for i in np.unravel_index(induction.argmax(), induction.shape)],
         "induction_heads_above_half": np.argwhere(induction > 0.5).tolist(),
         "strongest_induction_head_by_period": top_by_period,
         "previous_token_head": [0, int(scores["previous_token"][0].argmax())],
+        "previous_token_head_on_sentences": [0, int(on_sentences[0].argmax())],
+        "sentence_score_examples": 200,
         "induction_scores": np.round(induction.astype(np.float64), 4).tolist(),
         "previous_token_scores": np.round(scores["previous_token"].astype(np.float64), 4).tolist(),
+        "previous_token_scores_on_sentences": np.round(on_sentences.astype(np.float64), 4).tolist(),
     }
 
 
@@ -373,7 +376,13 @@ def model_card(report: dict[str, Any], config: LlamaConfig) -> str:
         for k, v in report["agreement_accuracy_by_condition"].items()
     )
     top_by_period = report["strongest_induction_head_by_period"]
+    sentence_prev = report["previous_token_scores_on_sentences"]
+    sentence_prev_head = report["previous_token_head_on_sentences"][1]
     probe = report["number_probe"]
+    n_hidden = len(probe["accuracy_by_layer"]["subject_number"])
+    first_decodable = next(
+        (i for i, v in enumerate(probe["accuracy_by_layer"]["subject_number"]) if v >= 0.9), None
+    )
     probe_subject = ", ".join(
         f"{100 * v:.1f}%" for v in probe["accuracy_by_layer"]["subject_number"]
     )
@@ -455,8 +464,9 @@ The subject's number read by a linear probe (ridge regression, fit on
 {probe["train_examples"]} train-split prompts, scored on {probe["test_examples"]} test-split
 prompts) from the hidden state at the attractor noun -- the last word before the verb, whose
 own number is independent of the subject's. Accuracy at hidden-state index 0 (embeddings) to
-{len(probe_subject) - 1} (last layer, after the final norm):
+{n_hidden - 1} (last layer, after the final norm):
 subject number {probe_subject}; attractor number (control) {probe_control}.
+The subject-number probe first reaches 90% at hidden-state index {first_decodable}.
 
 ## Known heads
 Measured with eager attention on {heads_data["n"]} held-out repeated sequences of period
@@ -469,13 +479,22 @@ Measured with eager attention on {heads_data["n"]} held-out repeated sequences o
 * **Previous-token head: layer 0, head {prev_head}** -- highest previous-token score in layer 0
   (mean attention from `i` to `i - 1`): {report["previous_token_scores"][0][prev_head]:.3f}.
 
+* On grammatical text ({report["sentence_score_examples"]} held-out agreement sentences) the
+  previous-token score of layer 0, head {prev_head} is
+  {sentence_prev[0][prev_head]:.3f}; there the highest in layer 0 is
+  layer 0, head {sentence_prev_head} ({sentence_prev[0][sentence_prev_head]:.3f}).
+
 Induction scores `[layer, head]`:
 
 {_score_table(report["induction_scores"])}
 
-Previous-token scores `[layer, head]`:
+Previous-token scores `[layer, head]`, repeated random sequences:
 
 {_score_table(report["previous_token_scores"])}
+
+Previous-token scores `[layer, head]`, agreement sentences:
+
+{_score_table(sentence_prev)}
 
 ## Limitations
 * A toy: {len(language.vocabulary())} words, sentences of one grammar, no meaning. It is a test

@@ -136,6 +136,10 @@ def test_bad_input_errors_say_what_to_do(tiny_random):
         activations(tiny_random, TEXTS, positions=[1, 2], progress=False)
     with pytest.raises(ValueError, match="texts is empty"):
         activations(tiny_random, [], progress=False)
+    with pytest.raises(ValueError, match="is empty; pass at least one word"):
+        activations(tiny_random, ["w1", "  "], progress=False)
+    with pytest.raises(ValueError, match="at most 64"):
+        activations(tiny_random, [" ".join(["w1"] * 70)], progress=False)
     with pytest.raises(TypeError, match="wrap a single text"):
         activations(tiny_random, "w1 w2", progress=False)
     with pytest.raises(KeyError, match="was not collected"):
