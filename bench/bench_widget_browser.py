@@ -466,6 +466,12 @@ def bertviz_render(
     page.add_init_script(BERTVIZ_PROBE)
     result: dict[str, Any] = {"rendered": False}
     start = time.perf_counter()
+    # A renderer busy parsing/drawing hundreds of MB does not answer the protocol, so
+    # Playwright's own timeouts (and context.close()) can block for many minutes while it
+    # grows to GBs: past the deadline, kill this bench's renderer processes.
+    watchdog = threading.Timer(timeout_s + 20.0, kill_own_renderers)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
         remaining = max(1.0, timeout_s - (time.perf_counter() - start))
@@ -497,11 +503,45 @@ def bertviz_render(
         result["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
         if time.perf_counter() - start >= timeout_s:
             result["error"] = f"did not render within {timeout_s:.0f} s ({result['error']})"
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    result["cdn_requests"] = len(cdn_requests)
     with contextlib.suppress(Exception):
         context.close()
+    watchdog.cancel()
+    if not result["rendered"] and time.perf_counter() - start > timeout_s + 20.0:
+        result["error"] = (
+            f"did not render within {timeout_s:.0f} s; renderer killed by the watchdog after "
+            f"{time.perf_counter() - start:.0f} s ({result.get('error', '')[:120]})"
+        )
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    result["cdn_requests"] = len(cdn_requests)
     return result
+
+
+def kill_own_renderers() -> None:
+    """SIGKILL the Chromium renderer processes descended from this Python process."""
+    import os
+    import signal
+
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    me = os.getpid()
+    for pid, cmd in cmdlines.items():
+        if "--type=renderer" not in cmd:
+            continue
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # --- one configuration -------------------------------------------------------------------------

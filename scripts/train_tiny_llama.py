@@ -478,7 +478,6 @@ Measured with eager attention on {heads_data["n"]} held-out repeated sequences o
   Heads with induction score > 0.5: {induction_heads}.
 * **Previous-token head: layer 0, head {prev_head}** -- highest previous-token score in layer 0
   (mean attention from `i` to `i - 1`): {report["previous_token_scores"][0][prev_head]:.3f}.
-
 * On grammatical text ({report["sentence_score_examples"]} held-out agreement sentences) the
   previous-token score of layer 0, head {prev_head} is
   {sentence_prev[0][prev_head]:.3f}; there the highest in layer 0 is

@@ -152,6 +152,22 @@ def test_card_previous_token_head_is_the_most_previous_token_head_of_layer_0(
 
 
 @torch.no_grad()
+def test_card_previous_token_head_on_sentences_is_the_top_one_of_layer_0(
+    model, tokenizer, card_facts
+):
+    examples = language.agreement_examples(60, seed=FRESH_SEED + 2, split="test")
+    scores = []
+    for ex in examples:
+        input_ids = tokenizer(ex.sentence, return_tensors="pt")["input_ids"]
+        first_layer = model(input_ids=input_ids, output_attentions=True).attentions[0][0]
+        queries = torch.arange(1, input_ids.shape[1])
+        scores.append(first_layer[:, queries, queries - 1].mean(-1))  # [head]
+    layer, head = card_facts["previous_token_head_on_sentences"]
+    assert layer == 0
+    assert int(torch.stack(scores).mean(0).argmax()) == head
+
+
+@torch.no_grad()
 def _hidden_at_probed_word(model, tokenizer, examples) -> torch.Tensor:
     """[layer + 1, example, hidden] at each example's probed word (+1 for <bos>)."""
     input_ids, attention_mask = _batch(tokenizer, [ex.text for ex in examples])
