@@ -151,8 +151,11 @@ def _text_summaries(
 def _induction_scores(explainable: ExplainableModel, *, seed: int) -> np.ndarray:
     """Induction score of every head on a seeded random token sequence written twice."""
     tokenizer = explainable.tokenizer
-    special = set(tokenizer.all_special_ids)
-    candidates = [i for i in range(len(tokenizer)) if i not in special]
+    if explainable.copy_tokens:
+        candidates = list(tokenizer.convert_tokens_to_ids(explainable.copy_tokens))
+    else:
+        special = set(tokenizer.all_special_ids)
+        candidates = [i for i in range(len(tokenizer)) if i not in special]
     period = min(INDUCTION_PERIOD, (explainable.max_length - 1) // 2)
     generator = np.random.default_rng(seed)
     sequence = generator.choice(candidates, size=period, replace=len(candidates) < period)

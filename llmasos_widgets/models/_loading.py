@@ -4,6 +4,7 @@ in-memory ``transformers`` models. Defaults are safe: safetensors only, no remot
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 BUNDLED_DIR = Path(__file__).parent
 BUNDLED_MODELS = {"tiny-llama": BUNDLED_DIR / "tiny-llama"}
+SETTINGS_FILE = "llmasos.json"
 
 
 class ModelNotFoundError(ValueError):
@@ -32,7 +34,12 @@ class ExplainableModel:
     """
 
     def __init__(
-        self, hf_model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str
+        self,
+        hf_model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        name: str,
+        copy_tokens: list[str] | None = None,
     ) -> None:
         from llmasos_widgets.tracing import check_supported
 
@@ -40,6 +47,10 @@ class ExplainableModel:
         self.hf_model = hf_model
         self.tokenizer = tokenizer
         self.name = name
+        self.copy_tokens = copy_tokens
+        """Tokens the random sequence for the induction score is drawn from; ``None`` = every
+        non-special token. A checkpoint sets it in ``llmasos.json`` when its training data only
+        ever repeated some tokens (the bundled model copies nouns and adjectives)."""
 
     @property
     def config(self) -> Any:
@@ -177,7 +188,26 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(
             source, local_files_only=options["local_files_only"], trust_remote_code=False
         )
-    return ExplainableModel(hf_model, tokenizer, name=str(name_or_path_or_model))
+    return ExplainableModel(
+        hf_model,
+        tokenizer,
+        name=str(name_or_path_or_model),
+        copy_tokens=_checkpoint_settings(source).get("copy_tokens"),
+    )
+
+
+def _checkpoint_settings(source: str) -> dict[str, Any]:
+    """Optional ``llmasos.json`` beside a checkpoint: explanation settings that belong to it."""
+    path = Path(source) / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from error
+    if not isinstance(settings, dict):
+        raise ValueError(f"{str(path)!r} must hold a JSON object")
+    return settings
 
 
 def _move(model: Any, where: torch.device | torch.dtype) -> None:

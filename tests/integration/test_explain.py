@@ -138,21 +138,29 @@ def test_html_report_is_standalone_and_renders_tokens_as_text(tiny_random, tmp_p
 # ---- the bundled model's known mechanisms -------------------------------------------------
 
 
-def _model_card_heads() -> dict:
+def _model_card_facts() -> dict:
     return json.loads((Path(BUNDLED_MODELS["tiny-llama"]) / "eval.json").read_text())
 
 
-def test_bundled_induction_head_ranks_first(bundled):
+def test_bundled_induction_heads_rank_first(bundled):
     exp = explain(bundled, "the key near the cabinets is on the table .", saliency=False)
-    known = _model_card_heads()["induction_head"]
-    layer, head, score = exp.top_heads("induction", 1)[0]
-    assert [layer, head] == list(known)
-    assert score > 0.5
+    known = {tuple(head) for head in _model_card_facts()["induction_heads_above_half"]}
+    top = exp.top_heads("induction", len(known))
+    assert {(layer, head) for layer, head, _ in top} == known
+    assert min(score for *_, score in top) > 0.5
+    assert exp.top_heads("induction", len(known) + 1)[-1][2] < 0.5
 
 
-def test_bundled_previous_token_head_is_found(bundled):
-    exp = explain(bundled, "the keys near the cabinet are on the table .", saliency=False)
-    known = _model_card_heads()["previous_token_head"]
+@pytest.mark.parametrize(
+    ("text", "card_key"),
+    [
+        ("the keys near the cabinet are on the table .", "previous_token_head_on_sentences"),
+        ("red doors old key tables lamp cold red doors old key tables lamp cold", "previous_token_head"),
+    ],
+)
+def test_bundled_previous_token_head_is_found(bundled, text, card_key):
+    exp = explain(bundled, text, saliency=False)
     layer, head, score = exp.top_heads("previous_token", 1)[0]
-    assert [layer, head] == list(known)
-    assert score > 0.5
+    assert [layer, head] == list(_model_card_facts()[card_key])
+    runner_up = exp.top_heads("previous_token", 2)[1][2]
+    assert score > runner_up + 0.05
