@@ -483,6 +483,10 @@ Measured with eager attention on {heads_data["n"]} held-out repeated sequences o
   {sentence_prev[0][prev_head]:.3f}; there the highest in layer 0 is
   layer 0, head {sentence_prev_head} ({sentence_prev[0][sentence_prev_head]:.3f}).
 
+Copy sequences in training are drawn from nouns and adjectives only, so `llmasos.json` in this
+folder names those words as `copy_tokens`: `explain()` draws the random sequence of its
+induction score from them (for other checkpoints, from every non-special token).
+
 Induction scores `[layer, head]`:
 
 {_score_table(report["induction_scores"])}
@@ -563,6 +567,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
+    # The model only ever saw copy sequences of these words: the induction score must use them
+    settings = {"copy_tokens": list(language.COPY_WORDS)}
+    (args.out / "llmasos.json").write_text(json.dumps(settings, indent=1) + "\n")
     measured = evaluate(args.out, tokenizer, args)
     report = {
         **measured,
