@@ -187,7 +187,7 @@ class Explanation:
             f"text={text!r})"
         )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """Shown as an AttentionWidget (with saliency, when present) in a notebook."""
         from llmasos_widgets.widgets import AttentionWidget
 

@@ -155,7 +155,10 @@ def test_bundled_induction_heads_rank_first(bundled):
     ("text", "card_key"),
     [
         ("the keys near the cabinet are on the table .", "previous_token_head_on_sentences"),
-        ("red doors old key tables lamp cold red doors old key tables lamp cold", "previous_token_head"),
+        (
+            "red doors old key tables lamp cold red doors old key tables lamp cold",
+            "previous_token_head",
+        ),
     ],
 )
 def test_bundled_previous_token_head_is_found(bundled, text, card_key):
