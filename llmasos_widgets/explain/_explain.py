@@ -152,7 +152,8 @@ def _induction_scores(explainable: ExplainableModel, *, seed: int) -> np.ndarray
     """Induction score of every head on a seeded random token sequence written twice."""
     tokenizer = explainable.tokenizer
     if explainable.copy_tokens:
-        candidates = [int(tokenizer.convert_tokens_to_ids(token)) for token in explainable.copy_tokens]
+        ids: Any = tokenizer.convert_tokens_to_ids(list(explainable.copy_tokens))
+        candidates = [int(i) for i in ids]
     else:
         special = set(tokenizer.all_special_ids)
         candidates = [i for i in range(len(tokenizer)) if i not in special]
