@@ -131,4 +131,5 @@ def _build(
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
+    # a copy: arrays may be read-only views (e.g. of a loaded file), which torch refuses to wrap
+    return torch.from_numpy(np.array(array, copy=True, order="C"))

@@ -96,6 +96,15 @@ def test_save_load_round_trips_exactly(explanation, tmp_path):
     assert dict(loaded.metadata) == dict(explanation.metadata)
 
 
+def test_saliency_is_saved_with_the_explanation(tiny_random, tmp_path):
+    exp = explain(tiny_random, TEXT, saliency_method="input_x_gradient")
+    assert exp.saliency is not None
+    loaded = Explanation.load(exp.save(tmp_path / "run.llmx"))
+    assert loaded.saliency is not None
+    assert np.array_equal(loaded.saliency.scores, exp.saliency.scores)
+    assert loaded.saliency.metadata() == exp.saliency.metadata()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_corrupt_files_get_a_clear_error(explanation, tmp_path, damage):
     path = explanation.save(tmp_path / "run.llmx")
