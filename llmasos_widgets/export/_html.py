@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,28 +108,37 @@ def _saliency_section(explanation: Explanation) -> str:
     saliency = explanation.saliency
     assert saliency is not None  # checked by the caller
     scores = np.asarray(saliency.scores, dtype=np.float64)
+    header = "".join(f"<th>{_token(tok)}</th>" for tok in explanation.tokens)
     rows = []
-    for layer, row in enumerate(scores):
+    for row_index, row in enumerate(scores):
         scale = float(np.abs(row).max()) or 1.0
         cells = "".join(
             f"<td style='background:{_diverging(v / scale)}' "
-            f"title='{html.escape(explanation.tokens[i], quote=True)}: {v:.4g}'></td>"
+            f"title='{html.escape(explanation.tokens[i], quote=True)}: {v:.4g}'>{v:.2g}</td>"
             for i, v in enumerate(row)
         )
+        layer = int(saliency.layers[row_index])  # residual site: 0 = embeddings
         label = "embeddings" if layer == 0 else f"layer {layer - 1} out"
         rows.append(f"<tr><th>{label}</th>{cells}</tr>")
-    embed = scores[0]
-    scale = float(np.abs(embed).max()) or 1.0
-    strip = "".join(
-        _token(tok, _diverging(embed[i] / scale), f"{embed[i]:.4g}")
-        for i, tok in enumerate(explanation.tokens)
-    )
-    summary = html.escape(json.dumps(saliency.metadata(), default=str)[:400])
+    facts = [
+        f"method <b>{html.escape(saliency.method)}</b>",
+        f"target <b>{html.escape(saliency.target)}</b>",
+        f"p = {saliency.target_probability:.3f}",
+        f"f(x) = {saliency.f_x:.4g}",
+    ]
+    if saliency.baseline:
+        facts.append(f"baseline {html.escape(saliency.baseline)}")
+    if saliency.f_baseline is not None:
+        facts.append(f"f(baseline) = {saliency.f_baseline:.4g}")
+    if saliency.convergence_delta is not None:
+        worst = float(np.abs(saliency.convergence_delta).max())
+        facts.append(f"largest convergence delta {worst:.3g}")
     return (
-        f"<h2>Gradient saliency</h2><p class='muted'>{summary}</p><div>{strip}</div>"
-        f"<table class='grid'>{''.join(rows)}</table>"
-        "<p class='muted'>red = raises the target, blue = lowers it; each row scaled to its own "
-        "maximum</p>"
+        f"<h2>Gradient saliency</h2><p>{' · '.join(facts)}</p>"
+        f"<table class='lens'><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+        "<p class='muted'>rows: where the attribution is taken (the input embeddings, or the "
+        "residual stream after a layer); red raises the target, blue lowers it; each row is "
+        "scaled to its own largest magnitude</p>"
     )
 
 
