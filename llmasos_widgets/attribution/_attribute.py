@@ -31,7 +31,7 @@ def attribute(
     n_steps: int = DEFAULT_N_STEPS,
     position: int = -1,
     layers: str | int | Iterable[int] = "all",
-    integration: str = "gausslegendre",
+    integration: str = "adaptive",
     internal_batch_size: int | None = None,
     tokenizer: Any = None,
     truncate: bool = False,

@@ -30,7 +30,9 @@ import torch
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._targets import ResolvedTarget
 
+ADAPTIVE = "adaptive"
 INTEGRATION_RULES = (
+    ADAPTIVE,
     "gausslegendre",
     "riemann_middle",
     "riemann_trapezoid",
@@ -39,13 +41,62 @@ INTEGRATION_RULES = (
 )
 
 
+# Adaptive rule: Gauss-Legendre nodes per panel, refinement rounds of the forward-only probe,
+# and the narrowest probe cell that is still split.
+_ADAPTIVE_NODES_PER_PANEL = 2
+_ADAPTIVE_ROUNDS = 8
+_ADAPTIVE_MIN_WIDTH = 1e-6
+
+
+def _check_steps(n_steps: int) -> None:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+
+
+def composite_gausslegendre(edges: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_steps`` Gauss-Legendre nodes spread over the panels ``edges[i]..edges[i + 1]``
+    (as evenly as possible, earlier panels taking the remainder); weights sum to 1."""
+    _check_steps(n_steps)
+    edges = np.asarray(edges, dtype=np.float64)
+    n_panels = len(edges) - 1
+    if n_panels < 1 or n_panels > n_steps or np.any(np.diff(edges) < 0):
+        raise ValueError(f"need 1..{n_steps} non-decreasing panels, got edges {edges!r}")
+    counts = np.full(n_panels, n_steps // n_panels)
+    counts[: n_steps % n_panels] += 1
+    alphas, weights = [], []
+    for lo, hi, count in zip(edges[:-1], edges[1:], counts, strict=True):
+        nodes, node_weights = np.polynomial.legendre.leggauss(int(count))
+        alphas.append(lo + 0.5 * (hi - lo) * (nodes + 1.0))
+        weights.append(0.5 * (hi - lo) * node_weights)
+    return np.concatenate(alphas), np.concatenate(weights)
+
+
+def adaptive_panels(grid: np.ndarray, values: np.ndarray, n_panels: int) -> np.ndarray:
+    """Panel edges over [0, 1] given the target ``values`` at the sorted points ``grid``.
+
+    Each panel gets an equal share of ``length + variation`` (the path's length fraction
+    plus its share of the total variation ``Σ|Δf|``), so panels are narrow where f moves
+    fast and wide where it is flat: half the nodes follow the length, half the variation.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    change = np.abs(np.diff(np.asarray(values, dtype=np.float64)))
+    total = change.sum()
+    mass = np.diff(grid) + (change / total if np.isfinite(total) and total > 0 else 0.0)
+    cumulative = np.concatenate([[0.0], np.cumsum(mass)])
+    edges = np.interp(np.linspace(0.0, cumulative[-1], n_panels + 1), cumulative, grid)
+    edges[0], edges[-1] = 0.0, 1.0
+    return np.maximum.accumulate(edges)
+
+
 def quadrature(rule: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes ``alpha`` in [0, 1] and weights (summing to 1) of an integration rule (float64).
+    """Nodes ``alpha`` in [0, 1] and weights (summing to 1) of a fixed integration rule
+    (float64); ``"adaptive"`` depends on the path, see :class:`IntegratedGradients`.
 
     Node placement follows Captum's rules of the same names, so results compare one to one.
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    _check_steps(n_steps)
+    if rule == ADAPTIVE:
+        raise ValueError("the adaptive rule's nodes depend on the path; it has no fixed nodes")
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n_steps)
         return 0.5 * (nodes + 1.0), 0.5 * weights
@@ -189,6 +240,15 @@ class IntegratedGradients(AttributionMethod):
     layer ``i`` (the baseline there is the baseline input's activation), which is Captum's
     ``LayerIntegratedGradients`` on that layer. The ``n_steps`` interpolation points are
     evaluated in batches of ``internal_batch_size``.
+
+    ``integration="adaptive"`` (the default) places the nodes per site: a forward-only
+    probe evaluates f at ``n_steps + 1`` evenly spaced points of the path, then repeatedly
+    bisects the cells where f changes more than 4× the average change per cell (at most
+    ``n_steps // 4`` cells a round, :data:`_ADAPTIVE_ROUNDS` rounds); the path is cut into
+    ``n_steps // 2`` panels of equal length-plus-variation (:func:`adaptive_panels`), each
+    integrated with 2 Gauss-Legendre nodes. It is still a quadrature of the IG integral
+    (the nodes merely follow the path), with the same ``n_steps`` gradient evaluations plus
+    at most ``n_steps + 1 + 8·n_steps/4`` forward-only ones.
     """
 
     name = "integrated_gradients"
@@ -197,14 +257,20 @@ class IntegratedGradients(AttributionMethod):
     def attribute(self, context: AttributionContext) -> SiteScores:
         if context.baseline is None or context.f_baseline is None:
             raise ValueError("integrated_gradients needs a baseline")
-        alphas, weights = quadrature(context.integration, context.n_steps)
+        adaptive = context.integration == ADAPTIVE
+        if adaptive:
+            _check_steps(context.n_steps)
+        else:
+            alphas, weights = quadrature(context.integration, context.n_steps)
         runner, target = context.runner, context.target
-        chunks = _chunks(len(alphas), context.internal_batch_size)
+        chunks = _chunks(context.n_steps, context.internal_batch_size)
         total_work = len(chunks) * len(context.sites)
         rows, deltas = [], []
         for done_sites, site in enumerate(context.sites):
             x, b = context.activations[site], context.baseline[site]
             diff = x - b
+            if adaptive:
+                alphas, weights = self._adaptive_rule(context, site, b, diff)
             # float64 accumulation keeps the result independent of how steps are chunked
             mean_grad = torch.zeros(diff.shape, dtype=torch.float64, device=diff.device)
             for done_chunks, chunk in enumerate(chunks):
@@ -220,6 +286,40 @@ class IntegratedGradients(AttributionMethod):
             rows.append(row.float())
             deltas.append(float(row.sum()) - (context.f_x - context.f_baseline))
         return SiteScores(torch.stack(rows), torch.tensor(deltas, dtype=torch.float32))
+
+    @staticmethod
+    def _adaptive_rule(
+        context: AttributionContext, site: int, b: torch.Tensor, diff: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n_steps = context.n_steps
+
+        def probe(points: np.ndarray) -> np.ndarray:
+            values = []
+            for chunk in _chunks(len(points), context.internal_batch_size):
+                alpha = torch.as_tensor(points[chunk], dtype=b.dtype, device=b.device)
+                path = b + alpha[:, None, None] * diff
+                with torch.no_grad():
+                    logits = context.runner.logits_with_site(site, path, context.embeds)
+                    values.append(context.target(logits).double().cpu().numpy())
+            return np.concatenate(values)
+
+        grid = np.linspace(0.0, 1.0, n_steps + 1)
+        values = probe(grid)
+        for _ in range(_ADAPTIVE_ROUNDS):
+            change = np.abs(np.diff(values))
+            threshold = 4.0 * change.sum() / len(change)
+            wide = np.diff(grid) > _ADAPTIVE_MIN_WIDTH
+            order = np.argsort(-change, kind="stable")[: max(1, n_steps // 4)]
+            cells = order[(change[order] > threshold) & wide[order]]
+            if len(cells) == 0 or not np.isfinite(threshold):
+                break
+            middles = 0.5 * (grid[cells] + grid[cells + 1])
+            grid = np.concatenate([grid, middles])
+            values = np.concatenate([values, probe(middles)])
+            order = np.argsort(grid, kind="stable")
+            grid, values = grid[order], values[order]
+        n_panels = max(1, n_steps // _ADAPTIVE_NODES_PER_PANEL)
+        return composite_gausslegendre(adaptive_panels(grid, values, n_panels), n_steps)
 
 
 @register_method

@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +182,9 @@ def load_model(
         "dtype": target_dtype,
     }
     options.update(kwargs)
-    hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
+    bundled = str(name_or_path_or_model) in BUNDLED_MODELS
+    with _quiet_weight_loading() if bundled else nullcontext():
+        hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
     if "device_map" not in kwargs:
         _move(hf_model, target_device)
     hf_model.eval()
@@ -208,6 +212,21 @@ def _checkpoint_settings(source: str) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ValueError(f"{str(path)!r} must hold a JSON object")
     return settings
+
+
+@contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """No "Loading weights" bar for the bundled model, which loads in a blink; the user's own
+    progress-bar setting is put back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _move(model: Any, where: torch.device | torch.dtype) -> None:
