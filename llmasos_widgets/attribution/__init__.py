@@ -1,7 +1,7 @@
 """Gradient saliency by token and by layer: ``attribute(...)`` → :class:`Saliency`.
 
-Methods (see :data:`METHODS`): ``gradient``, ``input_x_gradient``, ``integrated_gradients``
-(default) and ``occlusion``. Targets: :class:`NextToken`, :class:`Predicted`,
+Methods (see :data:`METHODS`): ``gradient`` (default), ``input_x_gradient``,
+``integrated_gradients`` and ``occlusion``. Targets: :class:`NextToken`, :class:`Predicted`,
 :class:`Contrast` (or their short forms, see :func:`attribute`).
 """
 

@@ -26,7 +26,7 @@ def attribute(
     text: str | torch.Tensor,
     *,
     target: TargetLike = None,
-    method: str = "integrated_gradients",
+    method: str = "gradient",
     baseline: str | torch.Tensor | np.ndarray = "zero",
     n_steps: int = DEFAULT_N_STEPS,
     position: int = -1,
@@ -46,7 +46,9 @@ def attribute(
             a ``(token, foil)`` pair for ``logit(token) - logit(foil)``, or a
             :class:`NextToken`/:class:`Predicted`/:class:`Contrast`. Token targets score the
             log-probability unless ``score="logit"``. A string must be exactly one token.
-        method: one of :func:`available_methods`.
+        method: one of :func:`available_methods`; default ``"gradient"``, the method that
+            isolates the subject of subject-verb agreement on the bundled model (see
+            docs/saliency.md for the measured comparison).
         baseline: ``"zero"`` (zero embeddings), ``"pad"``/``"unk"`` (that token's embedding
             at every position), or input embeddings ``[token, hidden]`` (also ``[hidden]`` or
             ``[1, token, hidden]``). Named baselines keep the ``<bos>`` token: a sequence
@@ -57,7 +59,9 @@ def attribute(
             the end). Later tokens cannot matter to a causal model and score 0.
         layers: residual sites: ``"all"``, ``"embeddings"`` (site 0), an int or ints
             (0 = embeddings, ``i`` = output of decoder layer ``i``; negative from the end).
-        integration: ``"gausslegendre"`` (default) or a Riemann rule, as in Captum.
+        integration: ``"adaptive"`` (default: Gauss-Legendre panels placed where a
+            forward-only probe of the path sees f change), or a fixed rule as in Captum:
+            ``"gausslegendre"`` or a Riemann rule.
         internal_batch_size: interpolation points (or occluded copies) per forward pass;
             ``None`` picks one that keeps about 2 GiB of activations. Results do not depend
             on it beyond float rounding.

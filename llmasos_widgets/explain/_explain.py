@@ -27,7 +27,7 @@ def explain(
     *,
     target: str | int | tuple[str, str] | None = None,
     saliency: bool = True,
-    saliency_method: str = "integrated_gradients",
+    saliency_method: str = "gradient",
     top_k: int = 5,
     truncate: bool = False,
     tokenizer: Any = None,

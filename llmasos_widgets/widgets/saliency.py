@@ -63,8 +63,8 @@ class SaliencyWidget(SelectionWidget):
     signed = traitlets.Bool(True, read_only=True).tag(sync=True)
     """bool, read-only: whether scores keep a sign (``gradient`` is a norm, unsigned)."""
 
-    method = traitlets.Unicode("integrated_gradients").tag(sync=True)
-    """str, default "integrated_gradients": attribution method; changing it recomputes."""
+    method = traitlets.Unicode("gradient").tag(sync=True)
+    """str, default "gradient": attribution method; changing it recomputes."""
 
     baseline = traitlets.Unicode("zero").tag(sync=True)
     """str, default "zero": baseline ("zero", "pad", "unk"); changing it recomputes."""
@@ -102,7 +102,7 @@ class SaliencyWidget(SelectionWidget):
         text: str,
         *,
         target: Any = None,
-        method: str = "integrated_gradients",
+        method: str = "gradient",
         baseline: str = "zero",
         n_steps: int = 50,
         position: int = -1,

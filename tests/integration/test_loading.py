@@ -101,3 +101,22 @@ def test_too_long_text_names_the_limit_and_the_option(tiny_random):
     with pytest.raises(ValueError, match="at most 64.*truncate=True"):
         tiny_random.encode(text)
     assert tiny_random.encode(text, truncate=True).shape == (1, 64)
+
+
+def test_hub_id_in_the_local_cache_loads_offline(monkeypatch, tmp_path):
+    """A hub id resolves from the Hugging Face cache layout without any network access."""
+    snapshot = tmp_path / "models--some-org--tiny" / "snapshots" / ("0" * 40)
+    hf_model = random_llama(seed=11)
+    hf_model.save_pretrained(snapshot)
+    word_tokenizer().save_pretrained(snapshot)
+    (tmp_path / "models--some-org--tiny" / "refs").mkdir()
+    (tmp_path / "models--some-org--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    model = load_model("some-org/tiny", device="cpu")
+    ids = model.encode("w4 w5")
+    with torch.no_grad():
+        assert torch.equal(model.hf_model(ids).logits, hf_model(ids).logits)
