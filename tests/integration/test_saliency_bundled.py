@@ -14,12 +14,14 @@ from llmasos_widgets.language import agreement_examples
 FAST_SET = 40
 SLOW_SET = 400
 SUBJECT_MAJORITY = 0.90
-# Method for the agreement mechanism: the gradient norm. Integrated gradients from a zero
-# baseline do not reach the bar on this model (see docs/saliency.md, "Known limits").
+# The default method (the gradient norm) is the one tested for the agreement mechanism;
+# integrated gradients do not reach the bar on this model (see docs/saliency.md).
 MECHANISM_METHOD = "gradient"
-# Integrated gradients with the <pad> baseline, 50 Gauss-Legendre steps: median over prompts
-# of |delta| / |f(x) - f(baseline)| (the worst prompts are far worse: see the docs).
-MEDIAN_RELATIVE_DELTA = 0.1
+# Integrated gradients with the <pad> baseline, default adaptive rule, 50 steps:
+# |delta| / |f(x) - f(baseline)| at the embeddings (measured on 200 prompts: median 0.002,
+# max 0.046; see the docs).
+MEDIAN_RELATIVE_DELTA = 0.01
+MAX_RELATIVE_DELTA = 0.05
 
 
 def _contrast(example) -> Contrast:
@@ -27,18 +29,23 @@ def _contrast(example) -> Contrast:
     return Contrast(example.correct_verb, example.wrong_verb)
 
 
-def _subject_wins(bundled, example, method: str) -> bool:
-    saliency = attribute(
-        bundled, example.text, target=_contrast(example), method=method, layers="embeddings"
-    )
+def _subject_wins(bundled, example, method: str | None) -> bool:
+    options = {} if method is None else {"method": method}
+    saliency = attribute(bundled, example.text, target=_contrast(example), layers=0, **options)
     scores = saliency.at(0)
     # token position = word index + 1 (<bos> first)
     return bool(scores[example.subject_index + 1] > scores[example.attractor_index + 1])
 
 
-def _subject_share(bundled, n: int, seed: int, method: str = MECHANISM_METHOD) -> float:
+def _subject_share(bundled, n: int, seed: int, method: str | None = None) -> float:
     examples = agreement_examples(n, seed=seed, split="test")
     return float(np.mean([_subject_wins(bundled, example, method) for example in examples]))
+
+
+def test_the_default_method_is_the_tested_one() -> None:
+    import inspect
+
+    assert inspect.signature(attribute).parameters["method"].default == MECHANISM_METHOD
 
 
 def test_subject_gets_more_attribution_than_the_attractor(bundled) -> None:
@@ -54,7 +61,12 @@ def test_integrated_gradients_converge_on_agreement_prompts(bundled) -> None:
     relative = []
     for example in agreement_examples(12, seed=5, split="test"):
         saliency = attribute(
-            bundled, example.text, target=_contrast(example), baseline="pad", layers=0
+            bundled,
+            example.text,
+            target=_contrast(example),
+            method="integrated_gradients",
+            baseline="pad",
+            layers=0,
         )
         gap = saliency.f_x - saliency.f_baseline
         assert abs(gap) > 0.1, "the baseline should change the verb preference"
@@ -62,6 +74,7 @@ def test_integrated_gradients_converge_on_agreement_prompts(bundled) -> None:
         assert row_sum - gap == pytest.approx(float(saliency.convergence_delta[0]), abs=1e-4)
         relative.append(abs(saliency.convergence_delta[0]) / abs(gap))
     assert np.median(relative) <= MEDIAN_RELATIVE_DELTA
+    assert max(relative) <= MAX_RELATIVE_DELTA
 
 
 def test_agreement_with_captum_on_the_bundled_model(bundled) -> None:
@@ -80,7 +93,13 @@ def test_agreement_with_captum_on_the_bundled_model(bundled) -> None:
     baseline = torch.zeros_like(embeds).detach()
     baseline[:, 0] = embeds[:, 0].detach()  # <bos> kept
 
-    ours = attribute(bundled, example.text, target=_contrast(example))
+    ours = attribute(
+        bundled,
+        example.text,
+        target=_contrast(example),
+        method="integrated_gradients",
+        integration="gausslegendre",  # Captum's rule
+    )
     expected = [IntegratedGradients(forward).attribute(embeds, baselines=baseline)]
     for layer in hf_model.model.layers:
         lig = LayerIntegratedGradients(forward, layer)

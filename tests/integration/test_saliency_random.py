@@ -11,6 +11,7 @@ from llmasos_widgets.attribution import Contrast, NextToken, attribute
 
 TEXT = "w1 w5 w7 w3 w9 w2 w11"
 TARGET = "w4"
+IG = "integrated_gradients"
 
 
 def _target_fn(hf_model, token_id: int):
@@ -36,7 +37,9 @@ def test_integrated_gradients_match_captum_at_every_site(tiny_random) -> None:
     from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
     _, embeds, baseline, forward = _captum_inputs(tiny_random)
-    ours = attribute(tiny_random, TEXT, target=TARGET, n_steps=50)
+    ours = attribute(
+        tiny_random, TEXT, method=IG, integration="gausslegendre", target=TARGET, n_steps=50
+    )
     theirs = [IntegratedGradients(forward).attribute(embeds, baselines=baseline, n_steps=50)]
     for layer in tiny_random.hf_model.model.layers:
         lig = LayerIntegratedGradients(forward, layer)
@@ -62,7 +65,16 @@ def test_embedding_ig_with_pad_baseline_matches_captum_on_token_ids(tiny_random)
 
     lig = LayerIntegratedGradients(forward, hf_model.get_input_embeddings())
     expected = lig.attribute(ids, baselines=baseline_ids, n_steps=32).sum(-1)[0].detach()
-    ours = attribute(tiny_random, TEXT, target=TARGET, baseline="pad", n_steps=32, layers=0)
+    ours = attribute(
+        tiny_random,
+        TEXT,
+        method=IG,
+        integration="gausslegendre",
+        target=TARGET,
+        baseline="pad",
+        n_steps=32,
+        layers=0,
+    )
     np.testing.assert_allclose(ours.scores[0], expected.numpy(), rtol=1e-4, atol=1e-6)
 
 
@@ -85,13 +97,16 @@ def test_gradient_methods_match_captum(tiny_random) -> None:
 
 
 def test_integrated_gradients_are_complete(tiny_random) -> None:
-    result = attribute(tiny_random, TEXT, target=TARGET)
+    result = attribute(tiny_random, TEXT, method=IG, target=TARGET)
     gap = result.f_x - result.f_baseline
     assert abs(gap) > 1e-2
     row_sums = result.scores.sum(axis=1, dtype=np.float64)
     np.testing.assert_allclose(row_sums - gap, result.convergence_delta, atol=1e-6)
-    # Gauss-Legendre with 50 steps: |delta| < 1e-4 · |f(x) − f(baseline)| at every site
-    assert np.abs(result.convergence_delta).max() < 1e-4 * abs(gap)
+    # default adaptive rule, 50 steps: |delta| < 2e-3 · |f(x) − f(baseline)| at every site
+    assert np.abs(result.convergence_delta).max() < 2e-3 * abs(gap), result.convergence_delta
+    # plain Gauss-Legendre, 50 steps, on this smooth path: < 1e-4 · |f(x) − f(baseline)|
+    plain = attribute(tiny_random, TEXT, method=IG, target=TARGET, integration="gausslegendre")
+    assert np.abs(plain.convergence_delta).max() < 1e-4 * abs(gap)
 
 
 def test_results_do_not_depend_on_the_internal_batch_size(tiny_random) -> None:
@@ -106,7 +121,7 @@ def test_results_do_not_depend_on_the_internal_batch_size(tiny_random) -> None:
 
 def test_known_answers_of_causality_and_the_last_site(tiny_random) -> None:
     occlusion = attribute(tiny_random, TEXT, target=TARGET, method="occlusion", position=4)
-    ig = attribute(tiny_random, TEXT, target=TARGET, position=4)
+    ig = attribute(tiny_random, TEXT, method=IG, target=TARGET, position=4)
     assert (occlusion.scores[:, 5:] == 0).all() and (ig.scores[:, 5:] == 0).all()
     # At the last site only the target position's residual reaches the logits, so occluding
     # it alone moves f from f(x) to f(baseline), which IG distributes to that token alone.
@@ -122,10 +137,14 @@ def test_targets_compute_the_scalar_they_name(tiny_random) -> None:
     with torch.no_grad():
         logits = hf_model(tiny_random.encode(TEXT)).logits[0, 3]
     a, b = tokenizer.convert_tokens_to_ids(["w4", "w8"])
-    contrast = attribute(tiny_random, TEXT, target=Contrast("w4", "w8"), position=3, n_steps=4)
+    contrast = attribute(
+        tiny_random, TEXT, method=IG, target=Contrast("w4", "w8"), position=3, n_steps=4
+    )
     assert contrast.f_x == pytest.approx(float(logits[a] - logits[b]), abs=1e-5)
     assert contrast.target_token_ids == (a, b)
-    logit = attribute(tiny_random, TEXT, target=NextToken("w4", score="logit"), position=3)
+    logit = attribute(
+        tiny_random, TEXT, method=IG, target=NextToken("w4", score="logit"), position=3
+    )
     assert logit.f_x == pytest.approx(float(logits[a]), abs=1e-5)
     predicted = attribute(tiny_random, TEXT, position=3, method="gradient")
     top = int(logits.argmax())
@@ -135,8 +154,8 @@ def test_targets_compute_the_scalar_they_name(tiny_random) -> None:
 
 
 def test_a_subset_of_layers_gives_the_same_rows(tiny_random) -> None:
-    everything = attribute(tiny_random, TEXT, target=TARGET, n_steps=16)
-    subset = attribute(tiny_random, TEXT, target=TARGET, n_steps=16, layers=[-1, 1])
+    everything = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16)
+    subset = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, layers=[-1, 1])
     assert subset.layers.tolist() == [1, 2]
     np.testing.assert_allclose(subset.scores, everything.scores[1:], atol=1e-6)
 
@@ -188,7 +207,7 @@ def test_a_plain_transformers_model_with_its_tokenizer_works(tiny_random) -> Non
 
 def test_progress_reaches_one(tiny_random) -> None:
     seen: list[float] = []
-    attribute(tiny_random, TEXT, n_steps=10, internal_batch_size=4, progress=seen.append)
+    attribute(tiny_random, TEXT, method=IG, n_steps=10, internal_batch_size=4, progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == 9
 
 
@@ -196,8 +215,8 @@ def test_a_tensor_baseline_equals_the_named_one(tiny_random) -> None:
     embeds = tiny_random.hf_model.get_input_embeddings()(tiny_random.encode(TEXT)).detach()
     baseline = torch.zeros_like(embeds[0])
     baseline[0] = embeds[0, 0]
-    named = attribute(tiny_random, TEXT, target=TARGET, n_steps=16)
-    given = attribute(tiny_random, TEXT, target=TARGET, n_steps=16, baseline=baseline)
+    named = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16)
+    given = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, baseline=baseline)
     assert given.baseline == "tensor"
     np.testing.assert_allclose(given.scores, named.scores, atol=1e-7)
 
@@ -223,7 +242,7 @@ def test_a_tensor_baseline_equals_the_named_one(tiny_random) -> None:
 )
 def test_bad_input_is_explained(tiny_random, kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
-        attribute(tiny_random, TEXT, **kwargs)
+        attribute(tiny_random, TEXT, **{"method": IG, **kwargs})
     assert count_hooks(tiny_random.hf_model) == 0
 
 

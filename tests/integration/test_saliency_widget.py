@@ -23,8 +23,10 @@ def _scores(widget: SaliencyWidget) -> np.ndarray:
 
 
 def test_widget_shows_what_attribute_computes(tiny_random) -> None:
-    widget = SaliencyWidget(tiny_random, TEXT, target="w4", n_steps=16)
-    expected = attribute(tiny_random, TEXT, target="w4", n_steps=16)
+    widget = SaliencyWidget(
+        tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16
+    )
+    expected = attribute(tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16)
     np.testing.assert_array_equal(_scores(widget), expected.scores)
     assert widget.tokens == list(expected.tokens)
     assert widget.sites == [0, 1, 2]
@@ -44,7 +46,9 @@ def test_widget_shows_what_attribute_computes(tiny_random) -> None:
 
 
 def test_changing_settings_recomputes_with_progress(tiny_random) -> None:
-    widget = SaliencyWidget(tiny_random, TEXT, target="w4", n_steps=8)
+    widget = SaliencyWidget(
+        tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=8
+    )
     seen: list[tuple[str, float]] = []
     widget.observe(lambda c: seen.append((c["name"], c["new"])), names=["status", "progress"])
 
@@ -59,14 +63,22 @@ def test_changing_settings_recomputes_with_progress(tiny_random) -> None:
     assert "after token 2" in widget.target
     assert (_scores(widget)[:, 3:] == 0).all()
     widget.baseline = "pad"
-    expected = attribute(tiny_random, TEXT, target="w4", baseline="pad", n_steps=8, position=2)
+    expected = attribute(
+        tiny_random,
+        TEXT,
+        method="integrated_gradients",
+        target="w4",
+        baseline="pad",
+        n_steps=8,
+        position=2,
+    )
     np.testing.assert_array_equal(_scores(widget), expected.scores)
     assert widget.saliency.baseline == "pad"
     assert count_hooks(tiny_random.hf_model) == 0
 
 
 def test_bad_settings_raise_with_suggestions(tiny_random) -> None:
-    widget = SaliencyWidget(tiny_random, TEXT, n_steps=4)
+    widget = SaliencyWidget(tiny_random, TEXT, method="integrated_gradients", n_steps=4)
     with pytest.raises(Exception, match="did you mean 'occlusion'"):
         widget.method = "oclusion"
     with pytest.raises(Exception, match="unknown baseline 'mean'"):
@@ -78,7 +90,7 @@ def test_bad_settings_raise_with_suggestions(tiny_random) -> None:
 
 
 def test_selection_links_with_another_widget(tiny_random) -> None:
-    first = SaliencyWidget(tiny_random, TEXT, n_steps=4)
+    first = SaliencyWidget(tiny_random, TEXT, method="integrated_gradients", n_steps=4)
     second = SaliencyWidget(tiny_random, TEXT, method="gradient")
     link_selection(first, second)
     first.selected_layer = 1

@@ -18,7 +18,11 @@ from llmasos_widgets.attribution import (
     get_method,
     register_method,
 )
-from llmasos_widgets.attribution._methods import quadrature
+from llmasos_widgets.attribution._methods import (
+    adaptive_panels,
+    composite_gausslegendre,
+    quadrature,
+)
 from llmasos_widgets.attribution._targets import resolve_position
 
 
@@ -55,6 +59,20 @@ def test_quadrature_integrates_a_cubic_on_0_1(rule: str) -> None:
     integral = float((weights * alphas**3).sum())
     tolerance = 1e-12 if rule == "gausslegendre" else 1e-3
     assert abs(integral - 0.25) < tolerance
+
+
+def test_adaptive_panels_follow_a_jump_and_integrate_exactly() -> None:
+    grid = np.linspace(0.0, 1.0, 51)
+    values = np.where(grid < 0.5, 0.0, 8.0)  # f jumps in the cell 0.48..0.5
+    edges = adaptive_panels(grid, values, 25)
+    assert edges[0] == 0.0 and edges[-1] == 1.0 and np.all(np.diff(edges) >= 0)
+    inside = np.sum((edges > 0.48) & (edges < 0.5))
+    assert inside >= 10  # half the panels go to the jump
+    alphas, weights = composite_gausslegendre(edges, 50)
+    assert len(alphas) == 50 and math.isclose(weights.sum(), 1.0, rel_tol=1e-12)
+    assert abs(float((weights * alphas**3).sum()) - 0.25) < 1e-12
+    with pytest.raises(ValueError, match="no fixed nodes"):
+        quadrature("adaptive", 10)
 
 
 def test_quadrature_rejects_bad_rules_and_steps() -> None:
