@@ -231,6 +231,10 @@ def open_notebook_and_run_all(page: Any, server: JupyterServer, url_path: str) -
     to be idle, run every cell through the app's command registry; returns the kernel id.
 
     Run All is started, not awaited: callers wait for what the cells produce (a widget)."""
+    if url_path.startswith("/lab/"):
+        # a fresh workspace: otherwise JupyterLab restores the previous test's notebook, which
+        # may become the current widget after ours and receive "run all"
+        url_path += "&reset" if "?" in url_path else "?reset"
     page.goto(server.url(url_path), wait_until="domcontentloaded", timeout=UI_STEP_S * 2000)
     try:
         handle = page.wait_for_function(
