@@ -175,6 +175,8 @@ def _compare(
             ids,
             tokenizer=tokenizer,
             target=TARGET_ID,
+            method="integrated_gradients",
+            integration="gausslegendre",  # Captum's rule: the same estimator on both sides
             baseline="pad",
             n_steps=N_STEPS,
             layers=layers_arg,
