@@ -124,6 +124,12 @@ def test_foreign_safetensors_file_is_named_as_such(tmp_path):
         Explanation.load(tmp_path / "model.safetensors")
 
 
+def test_an_explanation_displays_as_an_attention_widget(explanation):
+    bundle = explanation._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+
+
 def test_out_of_range_heads_are_clear(explanation):
     with pytest.raises(ValueError, match="layers 0..1"):
         explanation.attention(2, 0)
