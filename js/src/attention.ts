@@ -47,6 +47,8 @@ export interface AttentionModel extends SelectionState {
 
 const SUMMARY_METRICS = ["entropy", "previous_token", "first_token", "induction"];
 const HOVER_SAVE_MS = 120;
+/** Wait before showing every head of a layer that arrived without heads (see fillLayerHeads). */
+const LAYER_FILL_MS = 150;
 const FLOW_REQUEST_MS = 200;
 
 type Model = AnyModel<AttentionModel>;
@@ -336,7 +338,20 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     decodeSummaries();
     schedule("grid");
   });
-  on("change:selected_layer", () => schedule("selection", "patterns", "strip"));
+  // A layer chosen without heads (from Python or a linked probe/saliency widget) shows all of
+  // its heads, as clicking its label does. Debounced, so "layer, then heads" set from Python
+  // in one cell arrives whole before anything is filled in.
+  const fillLayerHeads = debounce(() => {
+    const layer = model.get("selected_layer");
+    if (disposed || layer < 0 || model.get("selected_heads").length > 0) return;
+    const next = clickLayer(layer, model.get("n_heads"));
+    setHeads(next.layer, next.heads);
+  }, LAYER_FILL_MS);
+  cleanups.push(() => fillLayerHeads.cancel());
+  on("change:selected_layer", () => {
+    schedule("selection", "patterns", "strip");
+    fillLayerHeads();
+  });
   on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
   on("change:selected_tokens", () => schedule("selection", "grid", "strip"));
   on("change:hovered_token", () => {

@@ -13,6 +13,7 @@
 
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
+import { siteLabel } from "./lib/saliency_scale";
 import {
   BASELINE_COLOR,
   DEFAULT_BOX,
@@ -118,11 +119,11 @@ function render({ model, el }: RenderProps<ProbeModel>): () => void {
     }
     layers.forEach((layer, i) => {
       const label = svg("text", { x: xs[i], y: box.height - box.bottom + 16, "text-anchor": "middle", fill: "#555" });
-      label.textContent = layer === 0 ? "emb" : String(layer);
+      label.textContent = siteLabel(layer); // same names as the saliency and attention widgets
       plot.appendChild(label);
     });
     const axis = svg("text", { x: (box.left + box.width - box.right) / 2, y: box.height - 6, "text-anchor": "middle", fill: "#555" });
-    axis.textContent = "residual stream after layer (emb = embeddings)";
+    axis.textContent = "residual stream: embeddings (emb), then after decoder layer L0, L1, …";
     plot.appendChild(axis);
 
     const yBase = yPixel(baseline, domain, box);

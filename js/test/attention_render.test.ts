@@ -107,6 +107,23 @@ describe("attention widget render", () => {
     cleanup();
   });
 
+  it("a layer that arrives without heads shows all of them; layer-then-heads is left alone", async () => {
+    vi.useFakeTimers();
+    const m = model();
+    const { cleanup } = await mount(m);
+    m.set("selected_layer", 2); // e.g. a linked probe widget
+    expect(m.state.selected_heads).toEqual([]);
+    vi.advanceTimersByTime(200);
+    expect([m.state.selected_layer, m.state.selected_heads]).toEqual([2, [0, 1]]);
+    m.set("selected_heads", []);
+    m.set("selected_layer", 1); // Python: layer, then heads, in one cell
+    m.set("selected_heads", [1]);
+    vi.advanceTimersByTime(200);
+    expect([m.state.selected_layer, m.state.selected_heads]).toEqual([1, [1]]);
+    cleanup();
+    vi.useRealTimers();
+  });
+
   it("hover is applied at once and written to Python debounced", async () => {
     vi.useFakeTimers();
     const m = model();
