@@ -57,7 +57,8 @@ def explain(
         lens_ids, lens_probs = _logit_lens(hf_model, [r[0] for r in captured.residual])
 
     summaries = _text_summaries(queries, keys, specs)
-    summaries["induction"] = _induction_scores(explainable, seed=seed)
+    period = _induction_period(explainable)
+    summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
     probs = logits.float().softmax(-1)
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     top_ids = top.indices.cpu().numpy().astype(np.int64)
@@ -88,7 +89,7 @@ def explain(
         metadata={
             "model_type": explainable.config.model_type,
             "dtype": str(hf_model.dtype).removeprefix("torch."),
-            "induction_period": INDUCTION_PERIOD,
+            "induction_period": period,
             "induction_seed": seed,
         },
     )
@@ -148,7 +149,12 @@ def _text_summaries(
     return out
 
 
-def _induction_scores(explainable: ExplainableModel, *, seed: int) -> np.ndarray:
+def _induction_period(explainable: ExplainableModel) -> int:
+    """:data:`INDUCTION_PERIOD`, or less when two copies would not fit the model's context."""
+    return min(INDUCTION_PERIOD, (explainable.max_length - 1) // 2)
+
+
+def _induction_scores(explainable: ExplainableModel, *, period: int, seed: int) -> np.ndarray:
     """Induction score of every head on a seeded random token sequence written twice."""
     tokenizer = explainable.tokenizer
     if explainable.copy_tokens:
@@ -157,7 +163,6 @@ def _induction_scores(explainable: ExplainableModel, *, seed: int) -> np.ndarray
     else:
         special = set(tokenizer.all_special_ids)
         candidates = [i for i in range(len(tokenizer)) if i not in special]
-    period = min(INDUCTION_PERIOD, (explainable.max_length - 1) // 2)
     generator = np.random.default_rng(seed)
     sequence = generator.choice(candidates, size=period, replace=len(candidates) < period)
     prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
