@@ -27,6 +27,7 @@ import "./attention.css";
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type PatternMessage, type TensorPayload, decodePatternMessage, decodeTensor } from "./lib/buffers";
 import { type ColorScale, attentionToUnit, getScale, normalize } from "./lib/colors";
+import { listenerScope, makeSelect } from "./lib/dom";
 import { GridView } from "./lib/grid_view";
 import { BRUSHED_METRIC, type FlowQuery, flowKey, flowQuery, flowValues } from "./lib/head_values";
 import { type FlowDirection, attentionFromTokens, attentionToTokens } from "./lib/pattern";
@@ -63,21 +64,6 @@ function state(model: Model): SelectionState {
   };
 }
 
-function makeSelect(testid: string, label: string, options: [string, string][]): { wrap: HTMLLabelElement; select: HTMLSelectElement } {
-  const wrap = document.createElement("label");
-  wrap.className = "llmw-control";
-  wrap.textContent = `${label} `;
-  const select = document.createElement("select");
-  select.dataset.testid = testid;
-  for (const [value, text] of options) {
-    const option = document.createElement("option");
-    option.value = value;
-    option.textContent = text;
-    select.appendChild(option);
-  }
-  wrap.appendChild(select);
-  return { wrap, select };
-}
 
 function render({ model, el }: RenderProps<AttentionModel>): () => void {
   const root = document.createElement("div");
@@ -94,16 +80,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   let flowRequestId = 0;
   let patternsLoaded = 0;
   let disposed = false;
-  const cleanups: (() => void)[] = [];
-
-  const on = (event: string, handler: () => void): void => {
-    model.on(event, handler);
-    cleanups.push(() => model.off(event, handler));
-  };
-  const listen = (target: EventTarget, type: string, handler: (e: Event) => void): void => {
-    target.addEventListener(type, handler);
-    cleanups.push(() => target.removeEventListener(type, handler));
-  };
+  const { cleanups, on, listen } = listenerScope(model);
 
   // --- controls -------------------------------------------------------------------------
   const controls = document.createElement("div");

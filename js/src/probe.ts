@@ -13,6 +13,7 @@
 
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
+import { listenerScope } from "./lib/dom";
 import { siteLabel } from "./lib/saliency_scale";
 import {
   BASELINE_COLOR,
@@ -53,14 +54,9 @@ function render({ model, el }: RenderProps<ProbeModel>): () => void {
   root.style.fontFamily = "var(--jp-ui-font-family, system-ui, sans-serif)";
   root.style.fontSize = "12px";
   el.appendChild(root);
-  const cleanups: (() => void)[] = [];
+  const { cleanups, on } = listenerScope(model);
   const plotCleanups: (() => void)[] = []; // listeners of the current plot, replaced per build
   let columns: SVGRectElement[] = [];
-
-  const on = (event: string, handler: () => void): void => {
-    model.on(event, handler);
-    cleanups.push(() => model.off(event, handler));
-  };
 
   const highlight = (): void => {
     const residual = selectedLayerToResidual(model.get("selected_layer"));

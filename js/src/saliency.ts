@@ -19,6 +19,7 @@ import "./lib/saliency_view.css";
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
 import { getScale } from "./lib/colors";
+import { listenerScope, makeSelect } from "./lib/dom";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
@@ -50,14 +51,6 @@ const MAX_CELL_WIDTH = 28;
 const MIN_CELL_WIDTH = 4;
 const MAX_HEATMAP_WIDTH = 900;
 
-function makeSelect(testid: string, label: string): { wrap: HTMLLabelElement; select: HTMLSelectElement } {
-  const wrap = document.createElement("label");
-  wrap.textContent = `${label} `;
-  const select = document.createElement("select");
-  select.dataset.testid = testid;
-  wrap.appendChild(select);
-  return { wrap, select };
-}
 
 function setOptions(select: HTMLSelectElement, values: readonly string[], current: string): void {
   select.replaceChildren(
@@ -82,15 +75,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   root.dataset.testid = "saliency-widget";
   el.appendChild(root);
   const scale = getScale("diverging");
-  const cleanups: (() => void)[] = [];
-  const on = (event: string, handler: () => void): void => {
-    model.on(event, handler);
-    cleanups.push(() => model.off(event, handler));
-  };
-  const listen = (target: EventTarget, type: string, handler: (e: Event) => void): void => {
-    target.addEventListener(type, handler);
-    cleanups.push(() => target.removeEventListener(type, handler));
-  };
+  const { cleanups, on, listen } = listenerScope(model);
 
   // --- controls ---------------------------------------------------------------------------
   const controls = document.createElement("div");

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from llmasos_widgets.explain import _summaries
-from llmasos_widgets.explain._explanation import Explanation
+from llmasos_widgets.explain._explanation import Explanation, heads_pattern
 from llmasos_widgets.tracing import attention_pattern, trace
 
 if TYPE_CHECKING:
@@ -134,12 +133,7 @@ def _text_summaries(
         spec = specs[layer]
         for start in range(0, n_heads, chunk):
             heads = torch.arange(start, min(start + chunk, n_heads), device=queries[layer].device)
-            kv_heads = heads // spec.n_kv_groups
-            pattern = attention_pattern(
-                queries[layer][heads],
-                keys[layer][kv_heads],
-                dataclasses.replace(spec, n_kv_groups=1),
-            )
+            pattern = heads_pattern(queries[layer], keys[layer], spec, heads)
             for name, fn in (
                 ("entropy", _summaries.entropy),
                 ("previous_token", _summaries.previous_token),

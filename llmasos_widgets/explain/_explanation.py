@@ -122,12 +122,9 @@ class Explanation:
     def attention(self, layer: int, head: int) -> np.ndarray:
         """Exact attention pattern of one head, float32 ``[query, key]`` (rows sum to 1)."""
         self._check_head(layer, head)
-        spec = self.specs[layer]
-        kv_head = head // spec.n_kv_groups
-        single = dataclasses.replace(spec, n_kv_groups=1)
-        q = self.queries[layer][head : head + 1]
-        k = self.keys[layer][kv_head : kv_head + 1]
-        return attention_pattern(q, k, single)[0].cpu().numpy()
+        queries = self.queries[layer]
+        heads = torch.tensor([head], device=queries.device)
+        return heads_pattern(queries, self.keys[layer], self.specs[layer], heads)[0].cpu().numpy()
 
     def layer_attention(self, layer: int) -> torch.Tensor:
         """All heads of one layer, float32 ``[head, query, key]``, on the captures' device."""
@@ -192,6 +189,15 @@ class Explanation:
         from llmasos_widgets.widgets import AttentionWidget
 
         return AttentionWidget(self)._repr_mimebundle_(**kwargs)
+
+
+def heads_pattern(
+    queries: torch.Tensor, keys: torch.Tensor, spec: AttentionSpec, heads: torch.Tensor
+) -> torch.Tensor:
+    """Patterns of the query heads ``heads`` only, float32 ``[len(heads), query, key]``: each
+    query head is paired with its grouped-query kv head, so no other head is computed."""
+    single = dataclasses.replace(spec, n_kv_groups=1)
+    return attention_pattern(queries[heads], keys[heads // spec.n_kv_groups], single)
 
 
 def _expect(ok: bool, name: str, shape: tuple[Any, ...], array: np.ndarray) -> None:

@@ -271,7 +271,7 @@ class AttentionWidget(SelectionWidget):
         """All heads of a layer; one batched call when the Explanation offers it."""
         batched = getattr(self.explanation, "layer_attention", None)
         if batched is not None:
-            result = batched(layer)  # torch tensor [head, query, key] in the lead's Explanation
+            result = batched(layer)  # Explanation.layer_attention: torch [head, query, key]
             if hasattr(result, "detach"):
                 result = result.detach().cpu().numpy()
             return list(np.asarray(result))
