@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from llmasos_widgets._gather import stack_on
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._targets import ResolvedTarget
 
@@ -216,7 +217,7 @@ class Gradient(AttributionMethod):
         _, grads = context.runner.gradients(context.embeds, context.sites, context.target)
         context.report(1, 1)
         rows = [grads[site].float().norm(dim=-1) for site in context.sites]
-        return SiteScores(torch.stack(rows))
+        return SiteScores(stack_on(rows, "cpu"))
 
 
 @register_method
@@ -229,7 +230,7 @@ class InputXGradient(AttributionMethod):
         acts, grads = context.runner.gradients(context.embeds, context.sites, context.target)
         context.report(1, 1)
         rows = [(acts[s].float() * grads[s].float()).sum(dim=-1) for s in context.sites]
-        return SiteScores(torch.stack(rows))
+        return SiteScores(stack_on(rows, "cpu"))
 
 
 @register_method
@@ -267,15 +268,17 @@ class IntegratedGradients(AttributionMethod):
         total_work = len(chunks) * len(context.sites)
         rows, deltas = [], []
         for done_sites, site in enumerate(context.sites):
-            x, b = context.activations[site], context.baseline[site]
-            diff = x - b
+            x = context.activations[site]  # on the device of the site's layer
+            # the path is built in float32 and only the point handed to the model takes its
+            # dtype: bf16 nodes (8 mantissa bits) would move alpha by up to 0.4%
+            b, diff = context.baseline[site].float(), x.float() - context.baseline[site].float()
             if adaptive:
-                alphas, weights = self._adaptive_rule(context, site, b, diff)
+                alphas, weights = self._adaptive_rule(context, site, b, diff, x.dtype)
             # float64 accumulation keeps the result independent of how steps are chunked
             mean_grad = torch.zeros(diff.shape, dtype=torch.float64, device=diff.device)
             for done_chunks, chunk in enumerate(chunks):
-                alpha = torch.as_tensor(alphas[chunk], dtype=x.dtype, device=x.device)
-                path = (b + alpha[:, None, None] * diff).requires_grad_(True)
+                alpha = torch.as_tensor(alphas[chunk], dtype=torch.float32, device=x.device)
+                path = (b + alpha[:, None, None] * diff).to(x.dtype).requires_grad_(True)
                 with torch.enable_grad():
                     values = target(runner.logits_with_site(site, path, context.embeds))
                     (grad,) = torch.autograd.grad(values.sum(), path)
@@ -285,19 +288,24 @@ class IntegratedGradients(AttributionMethod):
             row = (diff.double() * mean_grad).sum(dim=-1)
             rows.append(row.float())
             deltas.append(float(row.sum()) - (context.f_x - context.f_baseline))
-        return SiteScores(torch.stack(rows), torch.tensor(deltas, dtype=torch.float32))
+        return SiteScores(stack_on(rows, "cpu"), torch.tensor(deltas, dtype=torch.float32))
 
     @staticmethod
     def _adaptive_rule(
-        context: AttributionContext, site: int, b: torch.Tensor, diff: torch.Tensor
+        context: AttributionContext,
+        site: int,
+        b: torch.Tensor,
+        diff: torch.Tensor,
+        model_dtype: torch.dtype,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes and weights (float64) for one site; ``b`` and ``diff`` are float32."""
         n_steps = context.n_steps
 
         def probe(points: np.ndarray) -> np.ndarray:
             values = []
             for chunk in _chunks(len(points), context.internal_batch_size):
-                alpha = torch.as_tensor(points[chunk], dtype=b.dtype, device=b.device)
-                path = b + alpha[:, None, None] * diff
+                alpha = torch.as_tensor(points[chunk], dtype=torch.float32, device=b.device)
+                path = (b + alpha[:, None, None] * diff).to(model_dtype)
                 with torch.no_grad():
                     logits = context.runner.logits_with_site(site, path, context.embeds)
                     values.append(context.target(logits).double().cpu().numpy())
@@ -351,4 +359,4 @@ class Occlusion(AttributionMethod):
                 drops.append(context.f_x - values.double())
                 context.report(done_sites * len(chunks) + done_chunks + 1, total_work)
             rows.append(torch.cat(drops).float())
-        return SiteScores(torch.stack(rows))
+        return SiteScores(stack_on(rows, "cpu"))

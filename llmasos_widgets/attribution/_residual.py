@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
 
 
@@ -81,10 +82,8 @@ class ResidualRunner:
         if not isinstance(embedding, nn.Module):
             raise TypeError(f"{type(hf_model).__name__} has no input embedding module")
         self.embedding = embedding
-        weight = embedding.weight
-        if not isinstance(weight, torch.Tensor):
-            raise TypeError(f"{type(embedding).__name__}.weight is not a tensor")
-        self.input_ids = input_ids.to(weight.device)
+        # not embedding.weight.device: an offloaded embedding keeps its weight on "meta"
+        self.input_ids = input_ids.to(execution_device(embedding))
 
     def embed(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Input embeddings ``[1, token, hidden]`` of ``token_ids`` (default: the input)."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from llmasos_widgets._gather import stack_on
 from llmasos_widgets.explain import _summaries
 from llmasos_widgets.explain._explanation import Explanation, heads_pattern
 from llmasos_widgets.tracing import attention_pattern, trace
@@ -173,4 +174,5 @@ def _induction_scores(explainable: ExplainableModel, *, period: int, seed: int) 
             )
             for layer in range(len(captured.queries))
         ]
-    return torch.stack(scores).cpu().numpy().astype(np.float32)
+    # each layer's score is on its layer's device (device_map)
+    return stack_on(scores, "cpu").numpy().astype(np.float32)

@@ -60,9 +60,11 @@ class ExplainableModel:
 
     @property
     def device(self) -> torch.device:
-        """Device of the input embeddings (where token ids must go)."""
-        embeddings: Any = self.hf_model.get_input_embeddings()
-        return torch.device(embeddings.weight.device)
+        """Device of the input embeddings (where token ids must go); with a ``device_map``
+        the device they compute on, also when their weights are offloaded."""
+        from llmasos_widgets._gather import execution_device
+
+        return execution_device(self.hf_model.get_input_embeddings())
 
     @property
     def max_length(self) -> int:
