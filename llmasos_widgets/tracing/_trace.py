@@ -6,8 +6,14 @@ rebuild a head's pattern on demand with :func:`attention_pattern`.
 Several forward passes inside one trace (``generate``, a saliency loop) are each recorded as
 one :class:`ForwardCapture` in ``Trace.forwards``, in call order; ``Trace.queries`` and friends
 read the *first* one (the prompt, for ``generate``). Captures are detached clones on the
-device of their layer, so the model's own forward stays differentiable and caches that update
-in place (``StaticCache``) cannot change them afterwards.
+device of their layer (or in host memory with ``offload=True``), so the model's own forward
+stays differentiable and caches that update in place (``StaticCache``) cannot change them.
+
+A decode step with a key/value cache sees every earlier key again. Cloning them at each step
+would keep O(n²) keys for n generated tokens, so a step that continues the previous forward
+stores only the keys of its *new* positions; :meth:`Trace.attention` rebuilds the key axis by
+concatenating the earlier steps' keys (``Trace.key_positions`` gives its absolute positions).
+A sliding-window cache, which holds only the last window, is handled the same way.
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ class ForwardCapture:
             (``True`` = real token), or ``None`` when it got none (no padding).
         custom_mask: ``True`` when the model got a mask other than 2-D padding (e.g. 4-D);
             patterns then need an explicit ``attention_mask=`` to be rebuilt.
+        past_length: tokens already in the model's cache when this forward began: query ``i``
+            of this forward sits at absolute position ``past_length + i``.
     """
 
-    def __init__(self, n_layers: int, attention_mask: object) -> None:
+    def __init__(self, n_layers: int, attention_mask: object, past_length: int = 0) -> None:
         self.n_layers = n_layers
+        self.past_length = past_length
         self.custom_mask = attention_mask is not None and not (
             isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2
         )
@@ -47,6 +56,11 @@ class ForwardCapture:
         )
         self.queries_by_layer: dict[int, torch.Tensor] = {}
         self.keys_by_layer: dict[int, torch.Tensor] = {}
+        self.key_start_by_layer: dict[int, int] = {}
+        # layers whose stored keys continue the previous forward's (only new positions kept)
+        self.continues_layers: set[int] = set()
+        # the model's key at position key_start - 1, to check the earlier steps' keys against
+        self.anchor_by_layer: dict[int, torch.Tensor] = {}
         self.spec_by_layer: dict[int, AttentionSpec] = {}
         self.residual_by_index: dict[int, torch.Tensor] = {}
 
@@ -57,8 +71,32 @@ class ForwardCapture:
 
     @property
     def keys(self) -> tuple[torch.Tensor, ...]:
-        """Per layer, ``[batch, kv_head, key, d]`` post-RoPE keys, not repeated for GQA."""
+        """Per layer, ``[batch, kv_head, key, d]`` post-RoPE keys *stored by this forward*, not
+        repeated for GQA, at the absolute positions :attr:`key_positions`. A decode step that
+        continues the previous forward stores only its new positions; see
+        :meth:`Trace.attended_keys` for every key it attended to."""
         return _complete(self.keys_by_layer, self.n_layers, "keys", "qk")
+
+    @property
+    def key_positions(self) -> tuple[range, ...]:
+        """Per layer, the absolute token positions of :attr:`keys` along their key axis."""
+        starts = _complete(self.key_start_by_layer, self.n_layers, "keys", "qk")
+        return tuple(range(start, self.end) for start in starts)
+
+    @property
+    def query_positions(self) -> range:
+        """Absolute token positions of this forward's queries (and residual stream)."""
+        return range(self.past_length, self.end)
+
+    @property
+    def end(self) -> int:
+        """One past the last absolute position this forward computed."""
+        if not self.queries_by_layer:
+            hidden = next(iter(self.residual_by_index.values()), None)
+            if hidden is None:
+                raise RuntimeError("nothing was captured in this forward pass")
+            return self.past_length + int(hidden.shape[1])
+        return self.past_length + int(next(iter(self.queries_by_layer.values())).shape[2])
 
     @property
     def spec(self) -> tuple[AttentionSpec, ...]:
@@ -138,6 +176,10 @@ class Trace:
     ) -> torch.Tensor:
         """Exact pattern of ``layer`` for one batch element: ``float32 [head, query, key]``.
 
+        The query axis is ``forwards[forward].query_positions``; the key axis holds every key
+        that forward attended to, at the absolute positions :meth:`key_positions` (for a
+        decode step inside a trace around ``generate``: ``0 .. step position``).
+
         Args:
             heads: query heads to return, in the given order (``None`` = all).
             attention_mask: ``[key]`` or ``[batch, key]`` padding mask; by default the 2-D
@@ -145,12 +187,14 @@ class Trace:
             forward: which forward pass inside the trace (default: the first).
         """
         capture = self._forward(forward)
-        if not 0 <= layer < self.n_layers:
-            raise IndexError(f"layer={layer} out of range; the model has {self.n_layers} layers")
-        q, k, spec = capture.queries[layer], capture.keys[layer], capture.spec[layer]
+        self._check_layer(layer)
+        q, spec = capture.queries[layer], capture.spec[layer]
         if not 0 <= batch < q.shape[0]:
             raise IndexError(f"batch={batch} out of range; {q.shape[0]} sequences were traced")
+        k, positions = self.attended_keys(layer, forward=forward)
         q, k = q[batch], k[batch]
+        if k.device != q.device:  # offloaded earlier steps, or a layer on another device
+            k = k.to(q.device)
         if heads is not None:
             chosen = [heads] if isinstance(heads, int) else list(heads)
             bad = [h for h in chosen if not 0 <= h < q.shape[0]]
@@ -165,9 +209,65 @@ class Trace:
                 sliding_window=spec.sliding_window,
                 n_kv_groups=1,
             )
-        return attention_pattern(
-            q, k, spec, key_padding_mask=self._padding(capture, batch, attention_mask)
-        )
+        padding = self._padding(capture, batch, attention_mask)
+        if padding is not None and padding.shape[0] == positions.stop:
+            padding = padding[positions.start :]  # the mask covers every position from 0
+        return attention_pattern(q, k, spec, key_padding_mask=padding)
+
+    def key_positions(self, layer: int, *, forward: int = 0) -> range:
+        """Absolute token positions of the key axis of ``attention(layer, forward=forward)``.
+
+        ``range(0, n)`` whenever the trace saw every earlier forward of the sequence (e.g. it
+        was opened before ``generate``); it starts later when the forward continued a cache
+        filled outside the trace and that cache held only the last window.
+        """
+        return self.attended_keys(layer, forward=forward)[1]
+
+    def attended_keys(self, layer: int, *, forward: int = 0) -> tuple[torch.Tensor, range]:
+        """Every key forward ``forward`` attended to in ``layer``: ``[batch, kv_head, key, d]``
+        and their absolute positions, rebuilt from the keys each earlier step stored."""
+        self._check_layer(layer)
+        index = forward % len(self.forwards) if self.forwards else forward
+        capture = self._forward(forward)
+        pieces = [capture.keys[layer]]
+        start = capture.key_positions[layer].start
+        chain = [capture]
+        while layer in chain[-1].continues_layers:
+            index -= 1  # a step stores only new keys when the forward before it ends at `start`
+            earlier = self.forwards[index]
+            pieces.append(earlier.keys_by_layer[layer])
+            start = earlier.key_start_by_layer[layer]
+            chain.append(earlier)
+        if len(pieces) == 1:
+            return pieces[0], range(start, capture.end)
+        device = pieces[0].device
+        keys = torch.cat([piece.to(device) for piece in reversed(pieces)], dim=2)
+        self._check_chain(layer, chain, keys, start, forward)
+        return keys, range(start, capture.end)
+
+    @staticmethod
+    def _check_chain(
+        layer: int, chain: list[ForwardCapture], keys: torch.Tensor, start: int, forward: int
+    ) -> None:
+        """The model's cache at each step must still have held the earlier steps' keys."""
+        steps = [step for step in chain if layer in step.anchor_by_layer]
+        if not steps:
+            return
+        anchors = torch.stack([step.anchor_by_layer[layer].to(keys.device) for step in steps])
+        index = torch.tensor([step.key_start_by_layer[layer] - 1 - start for step in steps])
+        recorded = keys.index_select(2, index.to(keys.device)).permute(2, 0, 1, 3)
+        if not torch.equal(anchors, recorded):
+            raise RuntimeError(
+                f"forward={forward}: the model's key cache no longer held the keys recorded at "
+                "earlier steps (beam search reorders the cache, assisted decoding crops it), so "
+                "this step's pattern cannot be rebuilt from per-step captures. Trace greedy or "
+                "sampled decoding, or one forward over prompt + completion: by causality its "
+                "rows are the steps' patterns."
+            )
+
+    def _check_layer(self, layer: int) -> None:
+        if not 0 <= layer < self.n_layers:
+            raise IndexError(f"layer={layer} out of range; the model has {self.n_layers} layers")
 
     @staticmethod
     def _padding(
@@ -194,9 +294,14 @@ class Trace:
 class _Recorder:
     """Receives hook and attention-interface callbacks and files them into a :class:`Trace`."""
 
-    def __init__(self, result: Trace, forward_signature: inspect.Signature) -> None:
+    def __init__(
+        self, result: Trace, forward_signature: inspect.Signature, *, offload: bool = False
+    ) -> None:
         self.result = result
         self.forward_signature = forward_signature
+        self.offload = offload
+        # devices with non-blocking device -> host copies not yet waited for
+        self.pending_copies: set[torch.device] = set()
         # None outside the base model's forward, so gradient-checkpoint recomputation
         # during backward is not recorded as a new pass
         self.current: ForwardCapture | None = None
@@ -205,11 +310,27 @@ class _Recorder:
         self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         bound = self.forward_signature.bind_partial(*args, **kwargs).arguments
-        self.current = ForwardCapture(self.result.n_layers, bound.get("attention_mask"))
+        self.current = ForwardCapture(
+            self.result.n_layers, bound.get("attention_mask"), _past_length(bound)
+        )
         self.result.forwards.append(self.current)
 
     def end_forward(self, _module: torch.nn.Module, _args: Any, _output: Any) -> None:
         self.current = None
+        while self.pending_copies:  # host copies must be complete before anyone reads them
+            torch.cuda.synchronize(self.pending_copies.pop())
+
+    def store(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A detached copy that later in-place updates (caches, user code) cannot change."""
+        tensor = tensor.detach()
+        if not self.offload or tensor.device.type == "cpu":
+            return tensor.clone(memory_format=torch.contiguous_format)
+        pinned = tensor.device.type == "cuda"
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=pinned)
+        host.copy_(tensor, non_blocking=pinned)
+        if pinned:
+            self.pending_copies.add(tensor.device)
+        return host
 
     def capture_qk(
         self,
@@ -219,34 +340,76 @@ class _Recorder:
         key: torch.Tensor,
         kwargs: Mapping[str, Any],
     ) -> None:
-        if self.current is None:
+        current = self.current
+        if current is None:
             return
         n_heads, n_kv_heads = query.shape[1], key.shape[1]
         scaling = kwargs.get("scaling")
-        self.current.queries_by_layer[layer] = query.detach().clone()
-        self.current.keys_by_layer[layer] = key.detach().clone()
-        self.current.spec_by_layer[layer] = AttentionSpec(
+        current.queries_by_layer[layer] = self.store(query)
+        self._store_keys(current, layer, key, n_queries=query.shape[2])
+        current.spec_by_layer[layer] = AttentionSpec(
             scaling=float(scaling) if scaling is not None else query.shape[-1] ** -0.5,
             softcap=_optional_float(kwargs.get("softcap")),
             sliding_window=_optional_int(kwargs.get("sliding_window")),
             n_kv_groups=n_heads // n_kv_heads,
         )
 
+    def _store_keys(
+        self, current: ForwardCapture, layer: int, key: torch.Tensor, *, n_queries: int
+    ) -> None:
+        """Keep the keys of this forward's new positions only when the previous forward of
+        the trace already stored the positions before them; otherwise every visible key."""
+        past, n_keys = current.past_length, key.shape[2]
+        end = past + n_queries
+        # the key axis holds positions 0.. (a full or static cache: index = position) or,
+        # for a sliding-window cache, only the last n_keys positions
+        first_visible = 0 if n_keys >= end else end - n_keys
+        new_at = past - first_visible  # index of the first new key
+        previous = self.result.forwards[-2] if len(self.result.forwards) > 1 else None
+        continues = (
+            past > 0
+            and previous is not None
+            and layer in previous.keys_by_layer
+            and previous.end == past
+        )
+        if continues:
+            current.continues_layers.add(layer)
+            current.key_start_by_layer[layer] = past
+            current.keys_by_layer[layer] = self.store(key[:, :, new_at : new_at + n_queries])
+            if new_at > 0:
+                current.anchor_by_layer[layer] = self.store(key[:, :, new_at - 1])
+        else:
+            current.key_start_by_layer[layer] = first_visible
+            current.keys_by_layer[layer] = self.store(key[:, :, : new_at + n_queries])
+
     def capture_input(
         self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         if self.current is not None:
             hidden = args[0] if args else kwargs["hidden_states"]
-            self.current.residual_by_index[0] = hidden.detach().clone()
+            self.current.residual_by_index[0] = self.store(hidden)
 
     def output_capturer(self, layer: int) -> Any:
         def capture_output(_module: torch.nn.Module, _args: Any, output: Any) -> None:
             if self.current is not None:
                 # decoder layers return a tensor in most 5.x models, a tuple in some
                 hidden = output[0] if isinstance(output, tuple) else output
-                self.current.residual_by_index[layer + 1] = hidden.detach().clone()
+                self.current.residual_by_index[layer + 1] = self.store(hidden)
 
         return capture_output
+
+
+def _past_length(bound: Mapping[str, Any]) -> int:
+    """Tokens already in the cache the base model was called with (0 without one).
+
+    transformers renamed ``past_key_values`` to ``cache`` in 5.2x; both are looked for.
+    """
+    extra = bound.get("kwargs") or {}
+    for name in ("cache", "past_key_values"):
+        cache = bound.get(name, extra.get(name))
+        if cache is not None and hasattr(cache, "get_seq_length"):
+            return int(cache.get_seq_length())
+    return 0
 
 
 def _optional_float(value: Any) -> float | None:
@@ -275,7 +438,9 @@ def _attention_modules(layers: list[torch.nn.Module]) -> list[torch.nn.Module]:
 
 
 @contextmanager
-def trace(model: torch.nn.Module, *, residual: bool = True, qk: bool = True) -> Iterator[Trace]:
+def trace(
+    model: torch.nn.Module, *, residual: bool = True, qk: bool = True, offload: bool = False
+) -> Iterator[Trace]:
     """Capture post-RoPE queries/keys and the residual stream of ``model``'s forward passes.
 
     Nothing about the forward changes: the model's attention kernel runs as configured and the
@@ -289,6 +454,9 @@ def trace(model: torch.nn.Module, *, residual: bool = True, qk: bool = True) -> 
             (:data:`SUPPORTED_ARCHITECTURES`).
         residual: capture the residual stream (``Trace.residual``).
         qk: capture queries, keys and attention specs (``Trace.queries``/``keys``/``spec``).
+        offload: copy every capture to host memory as it is produced (pinned memory and
+            non-blocking copies from CUDA, waited for at the end of each forward), so long
+            sequences do not keep their captures in accelerator memory.
     """
     check_supported(model)
     if not (residual or qk):
@@ -296,7 +464,7 @@ def trace(model: torch.nn.Module, *, residual: bool = True, qk: bool = True) -> 
     base, layers = _decoder_layers(model)
     names = {id(module): name for name, module in model.named_modules()}
     result = Trace(tuple(names[id(module)] for module in _attention_modules(layers)))
-    recorder = _Recorder(result, inspect.signature(base.forward))
+    recorder = _Recorder(result, inspect.signature(base.forward), offload=offload)
     with ExitStack() as stack:
         hooks = stack.enter_context(borrowed_hooks())
         hooks.forward_pre(base, recorder.begin_forward, with_kwargs=True)

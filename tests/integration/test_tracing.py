@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import weakref
 from typing import Any
 
@@ -303,15 +304,25 @@ def test_out_of_order_exit_restores_registry() -> None:
     assert count_hooks(model) == count_hooks(other) == 0
 
 
+def _cache_kwargs(model: torch.nn.Module, output: Any) -> dict[str, Any]:
+    """The previous step's cache under this transformers version's name (5.17:
+    ``past_key_values``; from about 5.20: ``cache``, the old name deprecated)."""
+    if "cache" in inspect.signature(model.forward).parameters:
+        return {"cache": output.cache}
+    return {"past_key_values": output.past_key_values}
+
+
 def test_cached_decoding_step_matches_full_sequence() -> None:
     """Each forward is recorded; a decode step's queries sit at the end of the key axis."""
     model = llama_gqa()
     ids = _ids(length=T + 1)
     with torch.no_grad(), trace(model) as tr:
         prompt = model(input_ids=ids[:, :T], use_cache=True)
-        model(input_ids=ids[:, T:], cache=prompt.cache, use_cache=True)
+        model(input_ids=ids[:, T:], **_cache_kwargs(model, prompt), use_cache=True)
     assert len(tr.forwards) == 2
-    assert tr.forwards[1].queries[0].shape[2] == 1 and tr.forwards[1].keys[0].shape[2] == T + 1
+    # the step stores only its new key; the key axis of its pattern is rebuilt: 0 .. T
+    assert tr.forwards[1].queries[0].shape[2] == 1 and tr.forwards[1].keys[0].shape[2] == 1
+    assert tr.key_positions(0, forward=1) == range(0, T + 1)
     eager = _eager_attentions(model, input_ids=ids)
     for layer in range(tr.n_layers):
         step = tr.attention(layer, forward=1)
