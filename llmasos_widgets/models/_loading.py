@@ -1,9 +1,9 @@
-"""``load_model``: one code path for the bundled model, local checkpoints, cached hub ids and
-in-memory ``transformers`` models. Defaults are safe: safetensors only, no remote code, offline."""
+"""``load_model``: one code path for the bundled model, short names, local checkpoints, hub ids
+and in-memory ``transformers`` models. Hub ids download like ``transformers`` unless offline.
+Defaults are safe and not overridable through ``**kwargs``: safetensors only, no remote code."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Iterator
@@ -14,19 +14,21 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
+from llmasos_widgets.models._errors import ModelNotFoundError
+from llmasos_widgets.models._hub import hub_errors, hub_offline
+from llmasos_widgets.models._names import BUNDLED_MODELS, short_name_hub_id, unknown_name_error
+from llmasos_widgets.models._options import (
+    check_not_quantized,
+    from_pretrained_options,
+    hub_options,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from llmasos_widgets.explain import Explanation
 
-BUNDLED_DIR = Path(__file__).parent
-BUNDLED_MODELS = {"tiny-llama": BUNDLED_DIR / "tiny-llama"}
 SETTINGS_FILE = "llmasos.json"
-
-
-class ModelNotFoundError(ValueError):
-    """The name is neither bundled, a local directory, nor a cached hub id."""
 
 
 class ExplainableModel:
@@ -46,6 +48,7 @@ class ExplainableModel:
         from llmasos_widgets.tracing import check_supported
 
         check_supported(hf_model)
+        check_not_quantized(hf_model)
         self.hf_model = hf_model
         self.tokenizer = tokenizer
         self.name = name
@@ -156,13 +159,22 @@ def load_model(
 ) -> ExplainableModel:
     """Load a LLaMA-family causal LM for explanation.
 
-    ``name_or_path_or_model`` is a bundled model's name (``"tiny-llama"``), a local Hugging Face
-    directory, a hub id already in the local cache, or an in-memory ``transformers`` model (then
-    pass ``tokenizer=``). ``device="auto"`` picks CUDA when present, else CPU; ``dtype="auto"``
-    picks float32 on CPU and bfloat16 on a GPU. An in-memory model is moved or cast only when
-    ``device``/``dtype`` are given explicitly. Extra ``kwargs`` go to ``from_pretrained``.
+    ``name_or_path_or_model`` is a bundled model's name (``"tiny-llama"``), a short name
+    (``"llama-3.1-8b"``, see ``SHORT_NAMES``), a local Hugging Face directory, a hub id
+    (``"org/name"``: downloaded into the Hugging Face cache unless ``HF_HUB_OFFLINE=1`` or
+    ``local_files_only=True``), or an in-memory ``transformers`` model (then pass
+    ``tokenizer=``). ``device="auto"`` picks CUDA when present, else CPU; ``dtype="auto"`` picks
+    float32 on CPU and bfloat16 on a GPU. An in-memory model is moved or cast only when
+    ``device``/``dtype`` are given explicitly. Extra ``kwargs`` go to ``from_pretrained``
+    (``device_map="auto"`` places the layers instead of ``device``); ``trust_remote_code=True``,
+    ``use_safetensors=False`` and quantization options are refused (docs/loading.md says why).
     """
     if not isinstance(name_or_path_or_model, (str, os.PathLike)):
+        if kwargs:
+            raise TypeError(
+                f"options for from_pretrained ({', '.join(sorted(kwargs))}) do not apply to an "
+                "in-memory model; pass a name or a path to load with them"
+            )
         explainable = as_explainable(name_or_path_or_model, tokenizer)
         if device != "auto":
             _move(explainable.hf_model, resolve_device(device))
@@ -170,36 +182,45 @@ def load_model(
             _move(explainable.hf_model, resolve_dtype(dtype, explainable.device))
         return explainable
 
-    source = _resolve_source(str(name_or_path_or_model))
+    name = os.fspath(name_or_path_or_model)
+    source, is_hub_id = _resolve_source(name)
+    if "device_map" in kwargs and device != "auto":
+        raise ValueError(
+            f"pass device={device!r} or device_map={kwargs['device_map']!r}, not both: "
+            "device_map places each layer itself"
+        )
     target_device = resolve_device(device)
+    if "device_map" in kwargs:
+        target_device = _device_map_device(kwargs["device_map"])
     target_dtype = resolve_dtype(dtype, target_device)
-    _check_config(source, kwargs)
+    offline = hub_offline() or bool(kwargs.get("local_files_only", False))
+    options = from_pretrained_options(
+        kwargs, dtype=target_dtype, local_files_only=offline if is_hub_id else True
+    )
+    located = hub_options(options)
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    options: dict[str, Any] = {
-        "use_safetensors": True,
-        "trust_remote_code": False,
-        "local_files_only": True,
-        "dtype": target_dtype,
-    }
-    options.update(kwargs)
-    bundled = str(name_or_path_or_model) in BUNDLED_MODELS
-    with _quiet_weight_loading() if bundled else nullcontext():
-        hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
+    with hub_errors(source, offline=offline) if is_hub_id else nullcontext():
+        _check_config(source, located)
+        with _quiet_weight_loading() if name in BUNDLED_MODELS else nullcontext():
+            hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(source, **located)
     if "device_map" not in kwargs:
         _move(hf_model, target_device)
     hf_model.eval()
-    if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, local_files_only=options["local_files_only"], trust_remote_code=False
-        )
-    return ExplainableModel(
-        hf_model,
-        tokenizer,
-        name=str(name_or_path_or_model),
-        copy_tokens=_checkpoint_settings(source).get("copy_tokens"),
-    )
+    settings = _checkpoint_settings(source) if not is_hub_id else {}
+    return ExplainableModel(hf_model, tokenizer, name=name, copy_tokens=settings.get("copy_tokens"))
+
+
+def _device_map_device(device_map: Any) -> torch.device:
+    """The device whose dtype ``dtype="auto"`` follows under ``device_map``: the named device
+    for a single-device map, else CUDA when present (accelerate fills GPUs first)."""
+    placements = ("auto", "balanced", "balanced_low_0", "sequential")
+    if isinstance(device_map, (str, torch.device)) and str(device_map) not in placements:
+        return resolve_device(device_map)
+    return resolve_device("auto")
 
 
 def _checkpoint_settings(source: str) -> dict[str, Any]:
@@ -236,13 +257,17 @@ def _move(model: Any, where: torch.device | torch.dtype) -> None:
     model.to(where)
 
 
-def _resolve_source(name: str) -> str:
-    """A directory or cached hub id to load from, or a clear error saying what to pass."""
+def _resolve_source(name: str) -> tuple[str, bool]:
+    """``(source, is_hub_id)``: a directory or a hub id to load from, or a clear error saying
+    what to pass. A local directory wins over a short name of the same spelling."""
     if name in BUNDLED_MODELS:
-        return str(BUNDLED_MODELS[name])
+        return str(BUNDLED_MODELS[name]), False
     expanded = os.path.expanduser(name)
     if os.path.isdir(expanded):
-        return expanded
+        return expanded, False
+    hub_id = short_name_hub_id(name)
+    if hub_id is not None:
+        return hub_id, True
     # hub ids are "org/name"; anything else with a separator is meant as a path
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if looks_like_path or os.path.exists(expanded):
@@ -251,38 +276,26 @@ def _resolve_source(name: str) -> str:
             "(config.json, model.safetensors, tokenizer files)"
         )
     if "/" not in name:
-        close = difflib.get_close_matches(name, BUNDLED_MODELS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ModelNotFoundError(
-            f"unknown model name {name!r}{hint} Bundled models: {', '.join(BUNDLED_MODELS)}. "
-            "For another checkpoint pass the path of its local directory, or a hub id "
-            "such as 'org/name' that is in the local Hugging Face cache."
-        )
-    return name  # a hub id: resolved from the local cache by from_pretrained
+        raise unknown_name_error(name)
+    return name, True
 
 
-def _check_config(source: str, kwargs: dict[str, Any]) -> None:
-    """Refuse unsupported architectures (and uncached hub ids) before loading any weights."""
+def _check_config(source: str, located: dict[str, Any]) -> None:
+    """Refuse unsupported architectures and quantized checkpoints before loading any weights
+    (for a hub id this downloads config.json only)."""
     from transformers import AutoConfig
 
     from llmasos_widgets.tracing import SUPPORTED_ARCHITECTURES, UnsupportedArchitectureError
 
-    local_only = kwargs.get("local_files_only", True)
     try:
-        config = AutoConfig.from_pretrained(
-            source, local_files_only=local_only, trust_remote_code=False
-        )
+        config = AutoConfig.from_pretrained(source, **located)
     except (OSError, ValueError) as error:
         if os.path.isdir(source):
             raise ModelNotFoundError(f"{source!r} has no readable config.json: {error}") from error
-        raise ModelNotFoundError(
-            f"hub id {source!r} is not in the local Hugging Face cache and this session is "
-            f"offline. On a machine with internet run `hf download {source}` (or "
-            f"`huggingface-cli download {source}`), then copy the cache or the downloaded "
-            "directory here and pass its path; or pass local_files_only=False when online."
-        ) from error
+        raise
     if config.model_type not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedArchitectureError(
             f"model type {config.model_type!r} is not supported; supported types: "
             f"{', '.join(sorted(SUPPORTED_ARCHITECTURES))}"
         )
+    check_not_quantized(config)
