@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from llmasos_widgets._gather import stack_on
+from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets.explain import _summaries
 from llmasos_widgets.explain._explanation import Explanation, heads_pattern
+from llmasos_widgets.explain._lens import reading_logit_lens
 from llmasos_widgets.tracing import attention_pattern, trace
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def explain(
     truncate: bool = False,
     tokenizer: Any = None,
     seed: int = 0,
+    offload: bool | None = None,
 ) -> Explanation:
     """Explain what ``model`` does on ``text``.
 
@@ -40,6 +42,11 @@ def explain(
     saliency of ``target`` (default: the model's own prediction after the last token) by
     ``saliency_method``. ``model`` is an ``ExplainableModel`` or a ``transformers`` model with
     ``tokenizer=``. ``seed`` fixes the random sequence used for the induction score.
+
+    Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
+    the logit lens and predictions are read a few tokens at a time during the forward, and
+    with ``offload`` (default: when the model computes on CUDA) queries and keys go to host
+    memory as they are produced; patterns are then rebuilt from them on the CPU.
     """
     from llmasos_widgets.models import as_explainable
 
@@ -48,20 +55,26 @@ def explain(
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     ids = explainable.encode(text, truncate=truncate)
     hf_model = explainable.hf_model
-    with torch.no_grad(), trace(hf_model) as captured:
-        logits = hf_model(input_ids=ids).logits[0]
-        n_layers = len(captured.queries)
-        queries = tuple(captured.queries[layer][0] for layer in range(n_layers))
-        keys = tuple(captured.keys[layer][0] for layer in range(n_layers))
-        specs = tuple(captured.spec[layer] for layer in range(n_layers))
-        lens_ids, lens_probs = _logit_lens(hf_model, [r[0] for r in captured.residual])
+    devices = _layer_devices(hf_model)
+    if offload is None:
+        offload = any(device.type == "cuda" for device in devices)
+    with (
+        torch.no_grad(),
+        trace(hf_model, residual=False, offload=offload) as captured,
+        reading_logit_lens(hf_model, top_k=top_k) as lens,
+    ):
+        # only the lens hooks read the head; no cache: nothing here decodes further
+        hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
+    n_layers = len(captured.queries)
+    queries = tuple(captured.queries[layer][0] for layer in range(n_layers))
+    keys = tuple(captured.keys[layer][0] for layer in range(n_layers))
+    specs = tuple(captured.spec[layer] for layer in range(n_layers))
+    lens_ids, lens_probs = lens.lens()
+    top_ids, top_probs = lens.top()
 
-    summaries = _text_summaries(queries, keys, specs)
+    summaries = _text_summaries(queries, keys, specs, devices)
     period = _induction_period(explainable)
     summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
-    probs = logits.float().softmax(-1)
-    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    top_ids = top.indices.cpu().numpy().astype(np.int64)
 
     saliency_result = None
     if saliency:
@@ -80,7 +93,7 @@ def explain(
         specs=specs,
         head_summaries=summaries,
         top_token_ids=top_ids,
-        top_probs=top.values.cpu().numpy().astype(np.float32),
+        top_probs=top_probs,
         top_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in top_ids),
         lens_token_ids=lens_ids,
         lens_probs=lens_probs,
@@ -95,27 +108,11 @@ def explain(
     )
 
 
-def final_logits(hf_model: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """The model's own head on a residual stream: final norm, unembedding, soft-capping."""
-    logits = hf_model.lm_head(hf_model.model.norm(hidden))
-    cap = getattr(hf_model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
+    """Where each decoder layer computes (one device, or several with a ``device_map``)."""
+    from llmasos_widgets.attribution._residual import decoder_layers
 
-
-def _logit_lens(hf_model: Any, residual: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 next token and its probability read from every residual stream ``[layer+1, token]``."""
-    ids, probs = [], []
-    for hidden in residual:
-        layer_probs = final_logits(hf_model, hidden).float().softmax(-1)
-        best = layer_probs.max(-1)
-        ids.append(best.indices.cpu())
-        probs.append(best.values.cpu())
-    return (
-        torch.stack(ids).numpy().astype(np.int64),
-        torch.stack(probs).numpy().astype(np.float32),
-    )
+    return tuple(execution_device(layer) for layer in decoder_layers(hf_model))
 
 
 def _head_chunks(n_heads: int, n_tokens: int) -> int:
@@ -123,8 +120,13 @@ def _head_chunks(n_heads: int, n_tokens: int) -> int:
 
 
 def _text_summaries(
-    queries: tuple[torch.Tensor, ...], keys: tuple[torch.Tensor, ...], specs: tuple[Any, ...]
+    queries: tuple[torch.Tensor, ...],
+    keys: tuple[torch.Tensor, ...],
+    specs: tuple[Any, ...],
+    devices: tuple[torch.device, ...] | None = None,
 ) -> dict[str, np.ndarray]:
+    """Head summaries a few heads at a time (:data:`_PATTERN_BYTES` of patterns at once), each
+    layer on ``devices[layer]`` (where the model ran it) when its captures were offloaded."""
     n_layers, (n_heads, n_tokens, _) = len(queries), queries[0].shape
     out = {name: np.zeros((n_layers, n_heads), np.float32) for name in _summaries.SUMMARY_NAMES}
     if n_tokens < 2:  # one token attends only to itself: nothing to summarise
@@ -132,9 +134,11 @@ def _text_summaries(
     chunk = _head_chunks(n_heads, n_tokens)
     for layer in range(n_layers):
         spec = specs[layer]
+        device = queries[layer].device if devices is None else devices[layer]
+        layer_queries, layer_keys = queries[layer].to(device), keys[layer].to(device)
         for start in range(0, n_heads, chunk):
-            heads = torch.arange(start, min(start + chunk, n_heads), device=queries[layer].device)
-            pattern = heads_pattern(queries[layer], keys[layer], spec, heads)
+            heads = torch.arange(start, min(start + chunk, n_heads), device=device)
+            pattern = heads_pattern(layer_queries, layer_keys, spec, heads)
             for name, fn in (
                 ("entropy", _summaries.entropy),
                 ("previous_token", _summaries.previous_token),
