@@ -25,3 +25,9 @@ echo "== python: ruff, mypy"
 
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
+
+# the oldest admitted transformers, on the whole-suite run (not when pytest arguments narrow it)
+if [[ $# -eq 0 ]]; then
+  echo "== pytest: tracing/explain/loading on the oldest admitted transformers"
+  bash scripts/test_oldest_transformers.sh
+fi
