@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets.attribution._methods import AttributionContext, get_method
-from llmasos_widgets.attribution._residual import ResidualRunner, eval_mode
+from llmasos_widgets.attribution._residual import ResidualRunner, decoder_layers, eval_mode
 from llmasos_widgets.attribution._saliency import Saliency
 from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
 
@@ -19,6 +19,9 @@ BASELINES = ("zero", "pad", "unk")
 DEFAULT_N_STEPS = 50
 # Activation memory one batch of interpolation points may hold for the backward pass.
 _BATCH_MEMORY_BUDGET = 2 << 30
+# Above this much saved activation memory, gradient passes recompute each decoder layer in
+# the backward instead of keeping its activations (same numbers, ~1/3 more time).
+_RECOMPUTE_ABOVE = 1 << 30
 
 
 def attribute(
@@ -88,10 +91,19 @@ def attribute(
     hf_model = explainable.hf_model
     with torch.inference_mode(False), eval_mode(hf_model):
         # A causal model's logits at `position` do not see later tokens: drop them.
-        runner = ResidualRunner(hf_model, input_ids[:, : target_position + 1])
+        kept = input_ids[:, : target_position + 1]
+        runner = ResidualRunner(
+            hf_model,
+            kept,
+            recompute=_activation_bytes(hf_model, n_rows=1, n_tokens=kept.shape[1])
+            > _RECOMPUTE_ABOVE,
+            offload=any(p.device.type == "cuda" for p in hf_model.parameters()),
+        )
         sites = _resolve_sites(layers, runner.n_sites)
         embeds = runner.embed()
-        activations, logits = runner.capture(embeds, sites)
+        # only methods with a baseline read the input's activations; the others need the logits
+        captured_sites = sites if attribution_method.needs_baseline else []
+        activations, logits = runner.capture(embeds, captured_sites)
         resolved = resolve_target(
             target, explainable.tokenizer, position=target_position, logits_at_position=logits
         )
@@ -231,13 +243,19 @@ def _bos_mask(input_ids: torch.Tensor, tokenizer: Any) -> torch.Tensor:
     return input_ids == bos
 
 
+def _activation_bytes(hf_model: Any, *, n_rows: int, n_tokens: int) -> int:
+    """Rough activation memory a plain backward keeps for ``n_rows`` sequences (float32)."""
+    config = hf_model.config
+    hidden = int(config.hidden_size)
+    intermediate = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    n_layers = len(decoder_layers(hf_model))
+    # ~10 hidden-sized and ~4 intermediate-sized tensors are kept per token per layer
+    return n_rows * n_layers * n_tokens * (10 * hidden + 4 * intermediate) * 4
+
+
 def _default_batch_size(hf_model: Any, runner: ResidualRunner, n_steps: int) -> int:
     """Rows per pass so that saved activations stay near :data:`_BATCH_MEMORY_BUDGET`."""
-    config = hf_model.config
-    hidden = int(getattr(config, "hidden_size", runner.embed().shape[-1]))
-    intermediate = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
     n_tokens = int(runner.input_ids.shape[1])
-    # ~10 hidden-sized and ~4 intermediate-sized tensors are kept per token per layer
-    per_row = (len(runner.layers) * n_tokens * (10 * hidden + 4 * intermediate)) * 4
+    per_row = _activation_bytes(hf_model, n_rows=1, n_tokens=n_tokens)
     rows = max(1, _BATCH_MEMORY_BUDGET // max(per_row, 1))
     return int(min(rows, max(n_steps, n_tokens)))

@@ -9,16 +9,23 @@ layers ``1..i``) once with batch 1, then the forward hook of layer ``i`` returns
 rows: the later layers broadcast the batch-1 rotary tables and causal mask, so the prefix is
 not recomputed ``k`` times. The prefix holds no tensor that requires grad, so gradients taken
 with respect to the substituted rows stop at the site.
+
+Memory of one forward + backward at real size (an 8B model at T = 4096 keeps ~26 GB of
+activations for a plain backward) is bounded two ways, both leaving the numbers unchanged:
+``recompute=True`` keeps only each decoder layer's input and recomputes the layer in the
+backward (activation checkpointing, :func:`recomputed_in_backward`), and ``offload=True``
+copies each site's gradient to host memory as soon as the backward produces it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
@@ -64,6 +71,38 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+@contextmanager
+def recomputed_in_backward(layers: nn.ModuleList) -> Iterator[None]:
+    """Activation checkpointing of every layer while the block runs, restored afterwards.
+
+    Each layer's ``forward`` is wrapped (on the instance, so accelerate's own wrapper, which
+    also sits there, is kept inside and put back) to run under non-reentrant
+    :func:`torch.utils.checkpoint.checkpoint` when gradients are on. Module hooks stay outside
+    the checkpoint, so they run once per forward, not again in the backward. The recomputed
+    forward is the same computation, so gradients are bitwise those without checkpointing.
+    """
+    replaced: list[tuple[nn.Module, Any]] = []
+    try:
+        for layer in layers:
+            own = layer.__dict__.get("forward")  # None: the class's forward
+            inner = layer.forward
+
+            def forward(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+                if not torch.is_grad_enabled():
+                    return _inner(*args, **kwargs)
+                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+            replaced.append((layer, own))
+            layer.forward = forward  # type: ignore[method-assign]
+        yield
+    finally:
+        for layer, own in replaced:
+            if own is None:
+                del layer.forward
+            else:
+                layer.forward = own
+
+
 class ResidualRunner:
     """Forward passes of ``hf_model`` on one sequence, reading or replacing residual sites.
 
@@ -71,10 +110,21 @@ class ResidualRunner:
     of the last position only (``logits_to_keep=1``), ``[batch, vocab]``.
     """
 
-    def __init__(self, hf_model: nn.Module, input_ids: torch.Tensor) -> None:
+    def __init__(
+        self,
+        hf_model: nn.Module,
+        input_ids: torch.Tensor,
+        *,
+        recompute: bool = False,
+        offload: bool = False,
+    ) -> None:
+        """``recompute``: checkpoint decoder layers in :meth:`gradients`; ``offload``: its
+        activations and gradients are returned in host memory."""
         if input_ids.ndim != 2 or input_ids.shape[0] != 1:
             raise ValueError(f"input_ids must be [1, token], got {tuple(input_ids.shape)}")
         self.model = hf_model
+        self.recompute = recompute
+        self.offload = offload
         self.layers = decoder_layers(hf_model)
         self.n_sites = len(self.layers) + 1
         get_embeddings: Any = getattr(hf_model, "get_input_embeddings", None)
@@ -140,24 +190,56 @@ class ResidualRunner:
     ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
         """Activations and ``d target / d activation`` at every site from one forward+backward.
 
-        Gradients are taken with ``torch.autograd.grad`` with respect to the activations only,
-        so no parameter's ``.grad`` is touched.
+        Gradients are taken with ``torch.autograd.grad`` with respect to the lowest site only
+        (so no parameter's ``.grad`` is touched); the higher sites' gradients are read by
+        tensor hooks as the backward passes them, and kept (or offloaded) at once.
         """
         leaf = inputs_embeds.detach().requires_grad_(True)
         live: dict[int, torch.Tensor] = {0: leaf}
+        grads: dict[int, torch.Tensor] = {}
+        lowest = sites[0]
+
+        def read_gradient(site: int) -> Any:
+            def read(grad: torch.Tensor) -> None:
+                grads[site] = self._keep(grad[0])
+
+            return read
 
         def keeper(site: int) -> Any:
             def keep(module: nn.Module, args: Any, output: Any) -> None:
-                live[site] = _hidden_of(output)
+                hidden = _hidden_of(output)
+                live[site] = hidden
+                if site != lowest:
+                    hidden.register_hook(read_gradient(site))
 
             return keep
 
-        with borrowed_hooks() as hooks, torch.enable_grad():
+        with ExitStack() as stack:
+            hooks = stack.enter_context(borrowed_hooks())
+            stack.enter_context(torch.enable_grad())
+            if self.recompute:
+                stack.enter_context(recomputed_in_backward(self.layers))
             for site in sites:
                 if site > 0:
                     hooks.forward(self.layers[site - 1], keeper(site))
             value = target(self.logits(leaf))
-            ordered = [live[site] for site in sites]
-            grads = torch.autograd.grad(value.sum(), ordered)
-        activations = {site: live[site][0].detach() for site in sites}
-        return activations, {site: g[0].detach() for site, g in zip(sites, grads, strict=True)}
+            (lowest_grad,) = torch.autograd.grad(value.sum(), [live[lowest]])
+            grads[lowest] = self._keep(lowest_grad[0])
+        activations = {site: self._keep(live[site][0].detach()) for site in sites}
+        _wait_for_host_copies()
+        return activations, {site: grads[site] for site in sites}
+
+    def _keep(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` detached; in pinned host memory (copy not yet waited for) with offload."""
+        tensor = tensor.detach()
+        if not self.offload or tensor.device.type != "cuda":
+            return tensor
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=True)
+        return host.copy_(tensor, non_blocking=True)
+
+
+def _wait_for_host_copies() -> None:
+    """Non-blocking device -> host copies must be complete before the host reads them."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.synchronize(index)
