@@ -1,14 +1,25 @@
 """Selection shared between widgets: ``link_selection(a, b, ...)`` / ``Selection``.
 
-Links are kernel-side ``traitlets.link``s through one hub object, so a change in any widget
-(from Python or from a click in its view) reaches all the others, also before anything is
-displayed. Hover reaches the kernel debounced (``js/src/lib/selection.ts``), which is the
-rate other widgets follow it at; inside one widget hover is linked in the browser.
+What linking means when the widgets show different texts (or models):
+
+- **layers and heads** always link; a layer or head the receiving widget does not have
+  arrives as "none" (``-1`` / dropped from the list).
+- **tokens** link by position only over the *shared prefix*: the leading positions where both
+  widgets show the same tokens. A token brushed or hovered past it in one widget is not
+  shown in the other (hover becomes ``-1``, the brush keeps only shared positions). Each
+  widget's ``linked_tokens`` says how many leading tokens it shares with every widget it is
+  linked to (``-1`` when it is not linked), and the token strip marks the tokens past it.
+
+Nothing a linked widget sends can make another raise: values are translated, never forced.
+Links are kernel-side observers through one hub object, so a change in any widget (from Python
+or from a click in its view) reaches all the others, also before anything is displayed. Hover
+reaches the kernel debounced (``js/src/lib/selection.ts``), which is the rate other widgets
+follow it at; inside one widget hover is linked in the browser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import traitlets
@@ -22,7 +33,8 @@ class Selection(traitlets.HasTraits):
     """One selection state linked into several widgets.
 
     The first widget added gives its state to the selection; widgets added later take it.
-    Only traits a widget has are linked (a widget without heads still shares tokens).
+    Only traits a widget has are linked (a widget without heads still shares tokens). The
+    hub's own traits hold the last value written by any widget, untranslated.
     """
 
     selected_layer = traitlets.Int(-1)
@@ -48,8 +60,10 @@ class Selection(traitlets.HasTraits):
             raise ValueError(
                 f"cannot link trait {unknown[0]!r}; linkable traits: {', '.join(LINKABLE_TRAITS)}"
             )
-        self._links: dict[int, list[traitlets.link]] = {}
+        self._observers: dict[int, list[tuple[str, Callable[[dict[str, Any]], None]]]] = {}
         self._widgets: list[Any] = []
+        self._source: Any = None  # widget whose tokens the hub's token values refer to
+        self._busy = False
         for widget in widgets:
             self.add(widget)
 
@@ -62,37 +76,125 @@ class Selection(traitlets.HasTraits):
         """Link ``widget``'s selection traits to this selection."""
         if not isinstance(widget, traitlets.HasTraits):
             raise TypeError(f"can only link widgets with traits, got {type(widget).__name__}")
-        if id(widget) in self._links:
+        if id(widget) in self._observers:
             return
+        names = [name for name in self.traits_linked if widget.has_trait(name)]
         first = not self._widgets
-        links = []
-        for name in self.traits_linked:
-            if not widget.has_trait(name):
-                continue
-            # traitlets.link copies source → target once on creation: first widget wins.
-            pair = ((widget, name), (self, name)) if first else ((self, name), (widget, name))
-            links.append(traitlets.link(*pair))
-        self._links[id(widget)] = links
         self._widgets.append(widget)
+        if first:
+            self._source = widget
+            for name in names:
+                self.set_trait(name, getattr(widget, name))
+        else:
+            for name in names:
+                self._send(name, getattr(self, name), self._source, widget)
+        observers = []
+        for name in names:
+            observer = self._observer(widget, name)
+            widget.observe(observer, names=name)
+            observers.append((name, observer))
+        self._observers[id(widget)] = observers
+        self._update_linked_tokens()
 
     def remove(self, widget: Any) -> None:
         """Unlink ``widget``; it keeps its current values."""
-        for link in self._links.pop(id(widget), []):
-            link.unlink()
+        for name, observer in self._observers.pop(id(widget), []):
+            widget.unobserve(observer, names=name)
         self._widgets = [w for w in self._widgets if w is not widget]
+        if self._source is widget:
+            self._source = self._widgets[0] if self._widgets else None
+        if widget.has_trait("linked_tokens"):
+            widget.set_trait("linked_tokens", -1)
+        self._update_linked_tokens()
 
     def unlink(self) -> None:
         """Unlink every widget."""
         for widget in list(self._widgets):
             self.remove(widget)
 
+    def _observer(self, widget: Any, name: str) -> Callable[[dict[str, Any]], None]:
+        def forward(change: dict[str, Any]) -> None:
+            if self._busy:
+                return
+            self._busy = True
+            try:
+                self._source = widget
+                self.set_trait(name, change["new"])
+                for other in self._widgets:
+                    if other is not widget and other.has_trait(name):
+                        self._send(name, change["new"], widget, other)
+            finally:
+                self._busy = False
+
+        return forward
+
+    def _send(self, name: str, value: Any, source: Any, target: Any) -> None:
+        was_busy, self._busy = self._busy, True
+        try:
+            setattr(target, name, translate(name, value, source, target))
+        finally:
+            self._busy = was_busy
+
+    def _update_linked_tokens(self) -> None:
+        for widget in self._widgets:
+            if not widget.has_trait("linked_tokens"):
+                continue
+            others = [w for w in self._widgets if w is not widget]
+            shared = [shared_prefix(widget, other) for other in others]
+            known = [n for n in shared if n is not None]
+            widget.set_trait("linked_tokens", min(known) if others and known else -1)
+
+
+def _tokens(widget: Any) -> Sequence[str] | None:
+    tokens = getattr(widget, "tokens", None) if widget.has_trait("tokens") else None
+    return list(tokens) if tokens is not None else None
+
+
+def shared_prefix(a: Any, b: Any) -> int | None:
+    """How many leading tokens ``a`` and ``b`` show alike; ``None`` when either has no tokens
+    (a probe plot): it then takes token positions as they come."""
+    ta, tb = _tokens(a), _tokens(b)
+    if ta is None or tb is None:
+        return None
+    n = 0
+    for x, y in zip(ta, tb, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _size(widget: Any, dimension: str) -> int | None:
+    dimensions = getattr(widget, "_dimensions", None)
+    return dimensions().get(dimension) if callable(dimensions) else None
+
+
+def translate(name: str, value: Any, source: Any, target: Any) -> Any:
+    """``value`` of trait ``name`` in ``source`` as ``target`` should receive it."""
+    if name == "selected_layer":
+        n = _size(target, "layers")
+        return value if n is None or -1 <= value < n else -1
+    if name == "selected_heads":
+        n = _size(target, "heads")
+        return [h for h in value if n is None or 0 <= h < n]
+    if name in ("selected_tokens", "hovered_token"):
+        limit = shared_prefix(source, target) if source is not None else None
+        n = _size(target, "tokens")
+        bound = min(x for x in (limit, n) if x is not None) if (limit, n) != (None, None) else None
+        if name == "hovered_token":
+            return value if bound is None or -1 <= value < bound else -1
+        return [t for t in value if bound is None or 0 <= t < bound]
+    return value
+
 
 def link_selection(*widgets: Any, traits: Iterable[str] = SELECTION_TRAITS) -> Selection:
     """Link the selection of two or more widgets: select a head or brush tokens in one,
     every other follows. Returns the :class:`Selection` (``.unlink()`` to undo).
 
-    ``traits`` defaults to ``selected_layer``, ``selected_heads``, ``selected_tokens``,
-    ``hovered_token``; add ``"metric"`` only between widgets that accept the same metric names.
+    Layers and heads always link; tokens link by position over the leading tokens the
+    widgets' texts share (see this module's docstring). ``traits`` defaults to
+    ``selected_layer``, ``selected_heads``, ``selected_tokens``, ``hovered_token``; add
+    ``"metric"`` only between widgets that accept the same metric names.
     """
     if len(widgets) < 2:
         raise TypeError(f"link_selection needs at least two widgets, got {len(widgets)}")

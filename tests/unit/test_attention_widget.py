@@ -283,3 +283,36 @@ def test_closing_releases_the_explanation() -> None:
     assert ref() is None
     with pytest.raises(RuntimeError, match="closed"):
         w.pattern_message(0, 0)
+
+
+def test_link_selection_of_different_texts_links_tokens_over_the_shared_prefix() -> None:
+    """The README's case: a long widget linked with a shorter one whose text differs. Hover
+    and brush past the shorter text never raise; tokens link only where both show the same
+    tokens; layers and heads always link."""
+    words = ["<bos>", "▁the", "▁keys", "▁near", "▁the", "▁cabinet", "▁are", "▁on", "▁the"]
+    long_widget = AttentionWidget(FakeExplanation(tokens=words))
+    short_widget = AttentionWidget(FakeExplanation(tokens=[*words[:3], "▁to", "▁the"]))
+    selection = link_selection(long_widget, short_widget)
+    assert (long_widget.linked_tokens, short_widget.linked_tokens) == (3, 3)
+    long_widget.hovered_token = len(words) - 1  # past the shorter text: no error, no hover
+    assert short_widget.hovered_token == -1
+    long_widget.hovered_token = 2  # a shared position: linked
+    assert short_widget.hovered_token == 2
+    long_widget.selected_tokens = [0, 2, 3, len(words) - 1]
+    assert short_widget.selected_tokens == [0, 2]  # position 3 differs ("▁near" / "▁to")
+    short_widget.selected_tokens = [1, 4]
+    assert long_widget.selected_tokens == [1]
+    long_widget.selected_layer = 2
+    long_widget.selected_heads = [1, 3]
+    assert (short_widget.selected_layer, short_widget.selected_heads) == (2, [1, 3])
+    selection.unlink()
+    assert (long_widget.linked_tokens, short_widget.linked_tokens) == (-1, -1)
+
+
+def test_link_selection_translates_layers_a_widget_does_not_have() -> None:
+    deep = AttentionWidget(FakeExplanation(n_layers=3, n_heads=4))
+    shallow = AttentionWidget(FakeExplanation(n_layers=2, n_heads=2))
+    link_selection(deep, shallow)
+    deep.selected_layer = 2
+    deep.selected_heads = [0, 3]
+    assert (shallow.selected_layer, shallow.selected_heads) == (-1, [0])
