@@ -7,8 +7,6 @@ folded back into the raw activation space: ``logits = acts @ weight.T + bias``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,24 +14,6 @@ import torch
 
 # Below this, a feature is treated as constant (standardizing it would divide by ~0).
 _MIN_STD = 1e-6
-# CPU problems smaller than this (features) train on one thread: for them thread wake-up and
-# sync dominate, and on a busy shared CPU two threads made a 300x10 probe 40-100x slower.
-_SINGLE_THREAD_NUMEL = 2**22
-
-
-@contextmanager
-def _threads_for(numel: int, device: torch.device) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    small = device.type == "cpu" and numel < _SINGLE_THREAD_NUMEL and previous > 1
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(previous)
-
-
 @dataclass(frozen=True)
 class LinearProbe:
     """``logits = features @ weight.T + bias`` on raw (unstandardized) activations."""
@@ -109,7 +89,8 @@ def fit_linear_probe(
         loss.backward()
         return loss
 
-    with torch.enable_grad(), _threads_for(x.numel(), x.device):
+    # no torch.set_num_threads here: the thread count is process-wide, the user's to set
+    with torch.enable_grad():
         optimizer.step(closure)
 
     with torch.no_grad():

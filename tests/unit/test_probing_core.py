@@ -54,6 +54,18 @@ def test_trainer_separates_separable_data_perfectly():
     assert fitted.weight.shape == (3, 10) and fitted.weight.dtype == np.float32
 
 
+def test_trainer_leaves_the_process_thread_count_alone(monkeypatch: pytest.MonkeyPatch):
+    """The thread count is process-wide: other threads and the user's code share it."""
+    import torch
+
+    def refuse(_n: int) -> None:
+        raise AssertionError("fit_linear_probe changed torch's process-wide thread count")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    x, y = separable(200, 10, 2, seed=1)
+    assert fit_linear_probe(x, y, 2, l2=1e-3).accuracy(x, y) == 1.0
+
+
 def test_trainer_matches_sklearn_logistic_regression():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
