@@ -41,7 +41,7 @@ def test_page_snippets_run_as_written(
     namespace: dict[str, Any] = {"__name__": "__snippet__", "display": lambda *o: shown.extend(o)}
     for index, block in enumerate(python_blocks(page)):
         code = compile(block, f"{page.name} block {index + 1}", "exec")
-        exec(code, namespace)  # noqa: S102 - the point of the test
+        exec(code, namespace)
     for obj in shown:
         close = getattr(obj, "close", None)
         if callable(close):
