@@ -11,6 +11,7 @@ from llmasos_widgets.models._errors import GatedModelError, ModelNotFoundError
 from llmasos_widgets.models._names import SHORT_NAMES
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+NO_CONVERSION_VARIABLE = "DISABLE_SAFETENSORS_CONVERSION"
 
 
 def hub_offline() -> bool:
@@ -69,11 +70,16 @@ def _cause_chain(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _gated_message(repo_id: str) -> str:
-    from huggingface_hub import get_token
+def _has_token() -> bool:
+    """Whether a token is configured, without asking the hub (``get_token`` may refresh one)."""
+    from huggingface_hub import constants
 
+    return bool(os.environ.get("HF_TOKEN")) or os.path.isfile(constants.HF_TOKEN_PATH)
+
+
+def _gated_message(repo_id: str) -> str:
     page = f"https://huggingface.co/{repo_id}"
-    if get_token() is None:
+    if not _has_token():
         situation = "and this machine has no Hugging Face token"
     else:
         situation = (
@@ -117,3 +123,23 @@ def _unreachable_message(repo_id: str) -> str:
         f"machine with internet run `hf download {repo_id}`, copy the cache or the directory "
         "here and pass its path."
     )
+
+
+@contextmanager
+def no_safetensors_conversion() -> Iterator[None]:
+    """Within the block, transformers does not convert a hub repo without safetensors weights.
+
+    Its default is to ask the hub's conversion Space (with the user's token) to open a pull
+    request with safetensors weights, then load from that pull request: ``load_model`` starts
+    no jobs on the hub and loads only what the repository's owner published, so it says how to
+    convert instead. The variable is read by transformers at call time; it is put back after.
+    """
+    previous = os.environ.get(NO_CONVERSION_VARIABLE)
+    os.environ[NO_CONVERSION_VARIABLE] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[NO_CONVERSION_VARIABLE]
+        else:
+            os.environ[NO_CONVERSION_VARIABLE] = previous

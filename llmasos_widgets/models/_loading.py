@@ -15,12 +15,13 @@ import torch
 
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
 from llmasos_widgets.models._errors import ModelNotFoundError
-from llmasos_widgets.models._hub import hub_errors, hub_offline
+from llmasos_widgets.models._hub import hub_errors, hub_offline, no_safetensors_conversion
 from llmasos_widgets.models._names import BUNDLED_MODELS, short_name_hub_id, unknown_name_error
 from llmasos_widgets.models._options import (
     check_not_quantized,
     from_pretrained_options,
     hub_options,
+    no_safetensors_error,
 )
 
 if TYPE_CHECKING:
@@ -201,12 +202,19 @@ def load_model(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with hub_errors(source, offline=offline) if is_hub_id else nullcontext():
-        _check_config(source, located)
-        with _quiet_weight_loading() if name in BUNDLED_MODELS else nullcontext():
-            hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
-        if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(source, **located)
+    try:
+        with hub_errors(source, offline=offline) if is_hub_id else nullcontext():
+            _check_config(source, located)
+            quiet = _quiet_weight_loading() if name in BUNDLED_MODELS else nullcontext()
+            with quiet, no_safetensors_conversion():
+                hf_model = AutoModelForCausalLM.from_pretrained(source, **options)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(source, **located)
+    except OSError as error:  # what the hub errors left: a checkpoint without safetensors?
+        refusal = no_safetensors_error(name, error)
+        if refusal is None:
+            raise
+        raise refusal from error
     if "device_map" not in kwargs:
         _move(hf_model, target_device)
     hf_model.eval()

@@ -18,6 +18,13 @@ HUB_OPTIONS = ("revision", "token", "cache_dir", "force_download", "proxies", "s
 
 QUANTIZATION_OPTIONS = ("quantization_config", "load_in_4bit", "load_in_8bit")
 
+CONVERT_TO_SAFETENSORS = (
+    "Convert the checkpoint once, in an environment where you trust the file: "
+    "AutoModelForCausalLM.from_pretrained(path, use_safetensors=False)"
+    ".save_pretrained(out_dir) writes model.safetensors (copy the tokenizer files too, or "
+    "tokenizer.save_pretrained(out_dir)); then load_model(out_dir)."
+)
+
 SUPPORTED_WEIGHTS = (
     "supported: unquantized weights in bfloat16, float16 or float32 (an 8B model in bfloat16 "
     "takes 16 GB and runs on one 24 GB GPU; use device_map='auto' to spread a larger one over "
@@ -66,6 +73,18 @@ def check_not_quantized(model_or_config: Any) -> None:
     )
 
 
+def no_safetensors_error(source: str, error: OSError) -> UnsupportedCheckpointError | None:
+    """The error for a checkpoint without safetensors weights, recognised from transformers'
+    message (``None`` when ``error`` is about something else)."""
+    if "safetensors" not in str(error):
+        return None
+    return UnsupportedCheckpointError(
+        f"{source!r} has no safetensors weights (model.safetensors or an index of "
+        "model-*.safetensors shards), and load_model does not open pickled pytorch_model.bin "
+        f"files, which can run arbitrary code when loaded. {CONVERT_TO_SAFETENSORS}"
+    )
+
+
 def _quantization_method(config: Any) -> str | None:
     quantization = getattr(config, "quantization_config", None)
     if quantization is None:
@@ -91,10 +110,7 @@ def _refuse_unsafe(kwargs: dict[str, Any]) -> None:
         raise ValueError(
             "load_model reads weights only from safetensors files "
             f"(use_safetensors={kwargs['use_safetensors']!r} was passed): a pickled "
-            "pytorch_model.bin can run arbitrary code when it is opened. Convert the checkpoint "
-            "once, in an environment where you trust the file: "
-            "AutoModelForCausalLM.from_pretrained(path, use_safetensors=False)"
-            ".save_pretrained(out_dir) writes model.safetensors; then load_model(out_dir)."
+            f"pytorch_model.bin can run arbitrary code when it is opened. {CONVERT_TO_SAFETENSORS}"
         )
 
 

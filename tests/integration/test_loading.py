@@ -120,3 +120,168 @@ def test_hub_id_in_the_local_cache_loads_offline(monkeypatch, tmp_path):
     ids = model.encode("w4 w5")
     with torch.no_grad():
         assert torch.equal(model.hf_model(ids).logits, hf_model(ids).logits)
+
+
+def test_unknown_name_suggests_a_close_short_name_and_lists_them_all():
+    from llmasos_widgets.models import SHORT_NAMES
+
+    with pytest.raises(ModelNotFoundError, match=r"did you mean 'llama-3.1-8b'\?") as raised:
+        load_model("llama-3-8b")
+    assert all(f"{short} ({hub_id})" in str(raised.value) for short, hub_id in SHORT_NAMES.items())
+
+
+def test_a_local_directory_wins_over_a_short_name_of_the_same_spelling(tmp_path, monkeypatch):
+    random_llama(seed=4).save_pretrained(tmp_path / "mistral-7b")
+    word_tokenizer().save_pretrained(tmp_path / "mistral-7b")
+    monkeypatch.chdir(tmp_path)
+    model = load_model("mistral-7b", device="cpu")  # no hub involved: this would need network
+    assert model.config.num_hidden_layers == 2
+
+
+@pytest.fixture
+def saved_checkpoint(tmp_path):
+    random_llama(seed=5).save_pretrained(tmp_path)
+    word_tokenizer().save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"trust_remote_code": True}, r"does not run code.*load_model\(hf_model, tokenizer="),
+        ({"trust_remote_code": "yes"}, "does not run code"),
+        ({"use_safetensors": False}, r"only from safetensors.*save_pretrained\(out_dir\)"),
+        ({"use_safetensors": None}, "only from safetensors"),
+    ],
+)
+def test_kwargs_cannot_turn_the_safe_defaults_off(saved_checkpoint, monkeypatch, option, message):
+    from transformers import AutoModelForCausalLM
+
+    def never(*args, **kwargs):
+        raise AssertionError("weights were loaded although the option was refused")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", never)
+    with pytest.raises(ValueError, match=message):
+        load_model(str(saved_checkpoint), device="cpu", **option)
+
+
+def test_config_tokenizer_and_weights_all_load_without_remote_code(saved_checkpoint, monkeypatch):
+    """The safe values may be passed explicitly, and reach all three loads."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    seen: dict[str, dict] = {}
+    for cls in (AutoConfig, AutoModelForCausalLM, AutoTokenizer):
+        original = cls.from_pretrained
+
+        def record(source, *args, _original=original, _name=cls.__name__, **kwargs):
+            seen[_name] = kwargs
+            return _original(source, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", record)
+    load_model(str(saved_checkpoint), device="cpu", trust_remote_code=False, use_safetensors=True)
+    assert {name: kwargs["trust_remote_code"] for name, kwargs in seen.items()} == {
+        "AutoConfig": False,
+        "AutoModelForCausalLM": False,
+        "AutoTokenizer": False,
+    }
+    assert seen["AutoModelForCausalLM"]["use_safetensors"] is True
+
+
+def test_checkpoint_with_only_pickled_weights_is_refused_with_how_to_convert(tmp_path):
+    from llmasos_widgets.models import UnsupportedCheckpointError
+
+    hf_model = random_llama(seed=6)
+    hf_model.config.save_pretrained(tmp_path)
+    torch.save(hf_model.state_dict(), tmp_path / "pytorch_model.bin")
+    word_tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(
+        UnsupportedCheckpointError, match=r"no safetensors weights.*save_pretrained"
+    ):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_device_map_reaches_from_pretrained_and_nothing_moves_the_model(
+    saved_checkpoint, monkeypatch
+):
+    from transformers import AutoModelForCausalLM
+
+    import llmasos_widgets.models._loading as loading
+
+    def no_move(model, where):
+        raise AssertionError(f"load_model moved a device_map model to {where}")
+
+    received: list[dict] = []
+    original = AutoModelForCausalLM.from_pretrained
+
+    def record(source, **kwargs):
+        received.append(kwargs)
+        return original(source, **kwargs)
+
+    monkeypatch.setattr(loading, "_move", no_move)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", record)
+    model = load_model(str(saved_checkpoint), device_map="auto")
+    assert received[0]["device_map"] == "auto"
+    expected = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    assert received[0]["dtype"] == expected == model.hf_model.dtype  # "auto": bf16 on CUDA
+
+
+def test_device_and_device_map_together_are_refused(saved_checkpoint):
+    with pytest.raises(ValueError, match="not both"):
+        load_model(str(saved_checkpoint), device="cpu", device_map="auto")
+
+
+def test_options_for_from_pretrained_are_refused_for_an_in_memory_model():
+    with pytest.raises(TypeError, match="trust_remote_code.*in-memory"):
+        load_model(random_llama(), tokenizer=word_tokenizer(), trust_remote_code=True)
+
+
+def test_checkpoint_whose_config_declares_quantization_is_refused_before_its_weights(
+    saved_checkpoint, monkeypatch
+):
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from llmasos_widgets.models import UnsupportedCheckpointError
+
+    config_file = saved_checkpoint / "config.json"
+    config = json.loads(config_file.read_text())
+    config["quantization_config"] = {"quant_method": "torchao", "quant_type": "int8"}
+    config_file.write_text(json.dumps(config))
+
+    def never(*args, **kwargs):
+        raise AssertionError("quantized weights were loaded")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", never)
+    with pytest.raises(UnsupportedCheckpointError, match=r"quantized with torchao.*bfloat16"):
+        load_model(str(saved_checkpoint), device="cpu")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
+        {"load_in_8bit": True},
+    ],
+)
+def test_quantization_options_are_refused(saved_checkpoint, option):
+    from llmasos_widgets.models import UnsupportedCheckpointError
+
+    with pytest.raises(UnsupportedCheckpointError, match="does not load quantized weights"):
+        load_model(str(saved_checkpoint), device="cpu", **option)
+
+
+def test_in_memory_quantized_model_is_refused_wherever_it_enters():
+    from llmasos_widgets import AttentionWidget
+    from llmasos_widgets.models import UnsupportedCheckpointError, as_explainable
+
+    hf_model = random_llama()
+    hf_model.hf_quantizer = object()  # what transformers sets on a model it quantized
+    tokenizer = word_tokenizer()
+    for entry in (
+        lambda: as_explainable(hf_model, tokenizer),
+        lambda: load_model(hf_model, tokenizer=tokenizer),
+        lambda: AttentionWidget(hf_model, "w1 w2", tokenizer=tokenizer),
+    ):
+        with pytest.raises(UnsupportedCheckpointError, match="quantized.*unquantized checkpoint"):
+            entry()

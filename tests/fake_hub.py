@@ -1,0 +1,138 @@
+"""A local stand-in for the Hugging Face hub: an HTTP server on 127.0.0.1 that answers the
+endpoints ``huggingface_hub`` and ``transformers`` call when they download a model, so the real
+download code (cache layout, progress bars, error mapping) runs without the network.
+
+Endpoints (as in huggingface_hub 2.x): ``HEAD|GET /{repo}/resolve/{revision}/{file}``,
+``GET /api/models/{repo}[/revision/{revision}]`` (repo info) and
+``GET /api/models/{repo}/tree/{revision}[/path]`` (answered with an empty listing). Errors carry
+the hub's ``X-Error-Code`` header (``RepoNotFound``, ``GatedRepo``, ``EntryNotFound``), which is
+what huggingface_hub turns into ``RepositoryNotFoundError``/``GatedRepoError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class FakeHub:
+    """Repositories served (hub id -> directory), the gated ones, and every request seen."""
+
+    repos: dict[str, Path] = field(default_factory=dict)
+    gated: set[str] = field(default_factory=set)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def add(self, repo_id: str, directory: Path, *, gated: bool = False) -> None:
+        self.repos[repo_id] = Path(directory)
+        if gated:
+            self.gated.add(repo_id)
+
+    def downloads(self, repo_id: str) -> list[str]:
+        """File names whose contents were fetched (``GET``) from ``repo_id``."""
+        prefix = f"/{repo_id}/resolve/"
+        return [
+            path[len(prefix) :].split("/", 1)[1]
+            for method, path in self.requests
+            if method == "GET" and path.startswith(prefix)
+        ]
+
+    def asked_about(self, repo_id: str) -> bool:
+        """Whether any request named ``repo_id``."""
+        return any(
+            path.startswith((f"/{repo_id}/", f"/api/models/{repo_id}")) for _, path in self.requests
+        )
+
+
+@contextmanager
+def serve(hub: FakeHub) -> Iterator[FakeHub]:
+    """Run ``hub`` on a free localhost port for the duration of the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield hub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self._answer(with_body=False)
+
+        def do_GET(self) -> None:
+            self._answer(with_body=True)
+
+        def _answer(self, *, with_body: bool) -> None:
+            path = unquote(self.path.split("?", 1)[0])
+            hub.requests.append((self.command, path))
+            parts = path.strip("/").split("/")
+            if parts[:2] == ["api", "models"]:
+                repo_id, rest = "/".join(parts[2:4]), parts[4:]
+                if self._allowed(repo_id, with_body):
+                    if rest[:1] == ["tree"]:
+                        self._send(200, b"[]", with_body, {"Content-Type": "application/json"})
+                    else:
+                        self._repo_info(repo_id, with_body)
+            elif len(parts) >= 5 and parts[2] == "resolve":
+                repo_id, filename = "/".join(parts[:2]), "/".join(parts[4:])
+                if self._allowed(repo_id, with_body):
+                    self._file(repo_id, filename, with_body)
+            else:
+                self._error(404, "EntryNotFound", with_body)
+
+        def _allowed(self, repo_id: str, with_body: bool) -> bool:
+            if repo_id not in hub.repos:
+                self._error(401, "RepoNotFound", with_body)
+                return False
+            if repo_id in hub.gated:
+                self._error(401, "GatedRepo", with_body)
+                return False
+            return True
+
+        def _repo_info(self, repo_id: str, with_body: bool) -> None:
+            files = sorted(p.name for p in hub.repos[repo_id].iterdir() if p.is_file())
+            info = {"id": repo_id, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
+            body = json.dumps(info).encode()
+            self._send(200, body, with_body, {"Content-Type": "application/json"})
+
+        def _file(self, repo_id: str, filename: str, with_body: bool) -> None:
+            file = hub.repos[repo_id] / filename
+            if not file.is_file():
+                self._error(404, "EntryNotFound", with_body)
+                return
+            data = file.read_bytes()
+            etag = f'"{hashlib.sha256(data).hexdigest()}"'
+            self._send(200, data, with_body, {"X-Repo-Commit": COMMIT, "ETag": etag})
+
+        def _error(self, status: int, code: str, with_body: bool) -> None:
+            headers = {"X-Error-Code": code, "X-Error-Message": code}
+            self._send(status, json.dumps({"error": code}).encode(), with_body, headers)
+
+        def _send(self, status: int, data: bytes, with_body: bool, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(data)
+
+    return Handler
