@@ -1,5 +1,5 @@
-"""bfloat16 models on the CPU: exact patterns of bf16 q/k, float32 integration nodes, and
-explanations that agree with the float32 model within measured bounds.
+"""bfloat16 (and float16) models on the CPU: exact patterns of half-precision q/k, float32
+integration nodes, and explanations that agree with the float32 model within measured bounds.
 
 Every bound below is a measured maximum with a margin; docs/saliency.md ("Half precision")
 quotes the measurements and names these tests.
@@ -22,15 +22,21 @@ from llmasos_widgets.widgets._base import decode_pattern, dequantize
 
 # ---- patterns rebuilt from bf16 q/k -------------------------------------------------------
 
-# max |pattern from captured bf16 q/k - eager bf16 attention| over 3 seeds x T in {16, 256}
-# (hidden 128, 4 heads, 2 kv heads, 2 layers). Eager rounds q·k and the probabilities to bf16;
-# we softmax the same q/k in float32. Measured: 1.9e-3 at the default init (near-uniform
-# patterns: the bf16 rounding of p itself, <= 2^-9 for p < 1), 4.1e-2 with
-# initializer_range=0.2 (attention logits with std ~5, as sharp as a trained model's).
-EAGER_BF16_BOUND = {0.02: 2.5e-3, 0.2: 6e-2}
+# max |pattern from captured q/k - eager attention| in the same half dtype, over 3 seeds x
+# T in {16, 256} (hidden 128, 4 heads, 2 kv heads, 2 layers). Eager rounds q·k and the
+# probabilities to the model's dtype; we softmax the same q/k in float32. Measured, bf16:
+# 1.9e-3 at the default init (near-uniform patterns: the bf16 rounding of p itself, <= 2^-9
+# for p < 1), 4.1e-2 with initializer_range=0.2 (attention logits with std ~5, as sharp as a
+# trained model's); fp16: 2.2e-4 and 4.4e-3.
+EAGER_BOUND = {
+    (torch.bfloat16, 0.02): 2.5e-3,
+    (torch.bfloat16, 0.2): 6e-2,
+    (torch.float16, 0.02): 3e-4,
+    (torch.float16, 0.2): 6e-3,
+}
 
 
-def _bf16_llama(seed: int, init: float) -> torch.nn.Module:
+def _half_llama(seed: int, init: float, dtype: torch.dtype) -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -45,7 +51,7 @@ def _bf16_llama(seed: int, init: float) -> torch.nn.Module:
         initializer_range=init,
         attn_implementation="eager",
     )
-    return LlamaForCausalLM(config).eval().to(torch.bfloat16)
+    return LlamaForCausalLM(config).eval().to(dtype)
 
 
 def _eager_rounding(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Tensor:
@@ -58,11 +64,11 @@ def _eager_rounding(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.T
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
 
 
-@pytest.mark.parametrize("init", sorted(EAGER_BF16_BOUND))
+@pytest.mark.parametrize(("dtype", "init"), list(EAGER_BOUND), ids=str)
 @pytest.mark.parametrize("n_tokens", [16, 256])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_patterns_from_bf16_qk_match_eager_bf16_attention(seed, n_tokens, init) -> None:
-    model = _bf16_llama(seed, init)
+def test_patterns_from_half_qk_match_eager_half_attention(seed, n_tokens, dtype, init) -> None:
+    model = _half_llama(seed, init, dtype)
     ids = torch.randint(0, 64, (1, n_tokens), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad(), trace(model) as captured:
         eager = model(input_ids=ids, output_attentions=True).attentions
@@ -70,7 +76,7 @@ def test_patterns_from_bf16_qk_match_eager_bf16_attention(seed, n_tokens, init) 
     for layer in range(2):
         ours = captured.attention(layer)
         q, k = captured.queries[layer][0], captured.keys[layer][0]
-        assert q.dtype == torch.bfloat16
+        assert q.dtype == dtype
         # ours is the exact softmax of the model's own bf16 q/k ...
         exact = _float64_pattern(q, k, captured.spec[layer].scaling)
         torch.testing.assert_close(ours.double(), exact, rtol=0, atol=2e-6)
@@ -79,7 +85,7 @@ def test_patterns_from_bf16_qk_match_eager_bf16_attention(seed, n_tokens, init) 
         rounded = _eager_rounding(q, k, captured.spec[layer].scaling)
         torch.testing.assert_close(rounded, eager[layer][0], rtol=0, atol=0)
         worst = max(worst, float((ours - eager[layer][0].float()).abs().max()))
-    assert 1e-4 < worst <= EAGER_BF16_BOUND[init]
+    assert 0 < worst <= EAGER_BOUND[dtype, init]
 
 
 def _float64_pattern(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.Tensor:
@@ -93,11 +99,12 @@ def _float64_pattern(q: torch.Tensor, k: torch.Tensor, scaling: float) -> torch.
 # ---- integrated gradients in bf16 ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_integration_nodes_stay_float32_until_the_model_gets_the_point(
-    tiny_random, monkeypatch
+    tiny_random, monkeypatch, dtype
 ) -> None:
     model = tiny_random
-    model.hf_model.to(torch.bfloat16)
+    model.hf_model.to(dtype)
     seen: list[torch.Tensor] = []
     original = ResidualRunner.logits_with_site
 
@@ -112,14 +119,14 @@ def test_integration_nodes_stay_float32_until_the_model_gets_the_point(
         integration="gausslegendre", n_steps=n_steps, internal_batch_size=n_steps,
     )  # fmt: skip
     (path,) = seen
-    assert path.dtype == torch.bfloat16
+    assert path.dtype == dtype
     embeds = model.hf_model.get_input_embeddings()(model.encode("w1 w5 w7 w3"))[0].detach()
     alphas = torch.from_numpy(quadrature("gausslegendre", n_steps)[0])
     # zero baseline (keeping <bos>): the path is alpha * x, computed in float32
-    expected = (alphas.float()[:, None, None] * embeds.float()).to(torch.bfloat16)
+    expected = (alphas.float()[:, None, None] * embeds.float()).to(dtype)
     torch.testing.assert_close(path[:, 1:], expected[:, 1:], rtol=0, atol=0)
-    # bf16 nodes (the old arithmetic) would have fed different points to the model
-    rounded = alphas.to(torch.bfloat16)[:, None, None] * embeds
+    # half-precision nodes (the old arithmetic) would have fed different points to the model
+    rounded = alphas.to(dtype)[:, None, None] * embeds
     assert not torch.equal(rounded[:, 1:], expected[:, 1:])
 
 
