@@ -51,6 +51,11 @@ def attention_pattern(
 ) -> torch.Tensor:
     """Rebuild one sequence's attention pattern exactly, in float32.
 
+    Half-precision ``q``/``k`` are upcast before the product, so the result is the exact
+    softmax of the model's own bf16/fp16 queries and keys; HF's eager attention in that dtype
+    additionally rounds ``q @ k.T`` and the probabilities, and differs from this by that
+    rounding (measured bounds in docs/saliency.md, "Half precision and several devices").
+
     Args:
         q: ``[head, query, d]`` post-RoPE queries. ``query`` may be shorter than ``key``
             (decoding with a cache): query ``i`` then sits at key position ``key - query + i``.
