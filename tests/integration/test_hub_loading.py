@@ -237,14 +237,28 @@ def _python_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.DOTALL | re.MULTILINE)
 
 
-def test_docs_loading_snippets_run_as_written(hub, checkpoint, monkeypatch, tmp_path):
+def test_docs_loading_snippets_run_as_written(hub, monkeypatch, tmp_path):
     """Every ``python`` block of docs/loading.md, in order, in one namespace. Hub ids are served
-    by the fake hub (a random 2-layer LLaMA under every short name's hub id)."""
+    by the fake hub: the bundled tiny model under every short name's hub id, Llama 2 gated."""
+    from llmasos_widgets.models import BUNDLED_MODELS
+
+    bundled = BUNDLED_MODELS["tiny-llama"]
     for hub_id in SHORT_NAMES.values():
-        hub.add(hub_id, checkpoint[0])
-    monkeypatch.chdir(tmp_path)  # snippets that save a checkpoint write here
+        hub.add(hub_id, bundled, gated=hub_id == "meta-llama/Llama-2-7b-hf")
+    old = tmp_path / "old-checkpoint"  # what the conversion example starts from
+    source = load_model("tiny-llama")
+    source.hf_model.config.save_pretrained(old)
+    torch.save(source.hf_model.state_dict(), old / "pytorch_model.bin")
+    source.tokenizer.save_pretrained(old)
+    monkeypatch.chdir(tmp_path)
     blocks = _python_blocks(DOCS.read_text(encoding="utf-8"))
-    assert len(blocks) >= 5
+    assert len(blocks) == 8
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(DOCS), "exec"), namespace)
+    assert hub.downloads("meta-llama/Llama-3.1-8B").count("model.safetensors") == 1
+
+
+def test_docs_short_name_table_is_short_names():
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|$", DOCS.read_text(encoding="utf-8"), re.M)
+    assert dict(rows) == SHORT_NAMES
