@@ -259,3 +259,40 @@ def test_widgets_on_a_bf16_model(bundled, bundled_bf16) -> None:
     np.testing.assert_array_equal(saliency.saliency.scores, direct.scores)
     for each in (widget, reference, saliency):
         each.close()
+
+
+def test_a_bf16_explanation_round_trips_exactly(bundled_bf16, tmp_path) -> None:
+    from llmasos_widgets.explain import Explanation
+
+    explanation = bundled_bf16.explain(SENTENCES[0], saliency=False)
+    loaded = Explanation.load(explanation.save(tmp_path / "bf16.llmx"))
+    assert loaded.queries[0].dtype == torch.bfloat16  # kept as the model produced them
+    for ours, theirs in zip(
+        (*explanation.queries, *explanation.keys), (*loaded.queries, *loaded.keys), strict=True
+    ):
+        assert torch.equal(ours, theirs)
+    np.testing.assert_array_equal(loaded.attention(1, 0), explanation.attention(1, 0))
+
+
+def test_probing_activations_of_a_bf16_model_are_its_hidden_states_in_float32(
+    bundled_bf16,
+) -> None:
+    from llmasos_widgets.probing import activations
+
+    texts = [SENTENCES[0], "the key is red ."]  # different lengths: the batch is padded
+    acts = activations(bundled_bf16, texts, positions="all", batch_size=2, progress=False)
+    for index, text in enumerate(texts):
+        with torch.no_grad():
+            states = bundled_bf16.hf_model(
+                bundled_bf16.encode(text), output_hidden_states=True
+            ).hidden_states
+        rows = acts.text_index == index
+        for layer in range(len(states) - 1):  # HF's last state is after the final norm
+            got = acts[layer][rows]
+            # float32 holding bf16 values: the cast up is exact
+            assert got.dtype == np.float32
+            exact = torch.from_numpy(got).to(torch.bfloat16).float().numpy()
+            np.testing.assert_array_equal(got, exact)
+            # the padded batch may round differently from the text alone: one bf16 ulp
+            expected = states[layer][0].float().numpy()
+            np.testing.assert_allclose(got, expected, rtol=2**-7, atol=1e-6)
