@@ -188,6 +188,28 @@ def test_unreachable_hub_says_so_and_how_to_copy_the_files(monkeypatch):
     assert waits == [1, 2, 4, 8, 8]  # what a user without HF_HUB_OFFLINE=1 waits, in seconds
 
 
+@pytest.mark.parametrize("wrapped", [False, True], ids=["raw", "wrapped-by-transformers"])
+def test_gated_error_is_recognised_raw_or_wrapped_in_oserror(wrapped):
+    from huggingface_hub.errors import GatedRepoError
+    from huggingface_hub.utils import httpx
+
+    from llmasos_widgets.models._hub import hub_errors
+
+    response = httpx.Response(401, request=httpx.Request("GET", "http://127.0.0.1/x"))
+    gated = GatedRepoError("401 Client Error: gated", response=response)
+    with (
+        pytest.raises(GatedModelError, match="hf auth login") as raised,
+        hub_errors("org/x", offline=False),
+    ):
+        if not wrapped:
+            raise gated
+        try:
+            raise gated
+        except GatedRepoError as error:
+            raise OSError("You are trying to access a gated repo.") from error
+    assert type(raised.value.__cause__) is (OSError if wrapped else GatedRepoError)
+
+
 @pytest.mark.parametrize(("short", "hub_id"), sorted(SHORT_NAMES.items()))
 def test_short_name_loads_its_hub_id_and_keeps_the_name_typed(hub, checkpoint, short, hub_id):
     hub.add(hub_id, checkpoint[0])
