@@ -93,7 +93,7 @@ def recomputed_in_backward(layers: nn.ModuleList) -> Iterator[None]:
                 return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
 
             replaced.append((layer, own))
-            layer.forward = forward  # type: ignore[method-assign]
+            layer.forward = forward
         yield
     finally:
         for layer, own in replaced:
