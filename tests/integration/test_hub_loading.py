@@ -97,6 +97,15 @@ def test_uncached_hub_id_is_downloaded_and_matches_the_source(hub, checkpoint):
         assert torch.equal(model.hf_model(ids).logits, source(ids).logits)
 
 
+def test_downloads_show_the_hubs_progress_bars(hub, checkpoint, capfd, monkeypatch):
+    """load_model does not silence huggingface_hub's bars (tqdm hides them without a terminal;
+    TQDM_POSITION=-1 is huggingface_hub's switch to show them anyway)."""
+    monkeypatch.setenv("TQDM_POSITION", "-1")
+    hub.add("some-org/tiny", checkpoint[0])
+    load_model("some-org/tiny", device="cpu")
+    assert re.search(r"model\.safetensors: 100%\|█+\|", capfd.readouterr().err)
+
+
 def test_a_downloaded_hub_id_is_not_downloaded_again(hub, checkpoint):
     hub.add("some-org/tiny", checkpoint[0])
     first = load_model("some-org/tiny", device="cpu")
