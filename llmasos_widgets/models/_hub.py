@@ -54,10 +54,9 @@ def hub_errors(repo_id: str, *, offline: bool) -> Iterator[None]:
         if any(isinstance(cause, RepositoryNotFoundError) for cause in causes):
             raise ModelNotFoundError(_missing_repo_message(repo_id)) from error
         unreachable = (LocalEntryNotFoundError, OfflineModeIsEnabled)
-        if offline and isinstance(error, OSError):
-            raise ModelNotFoundError(_offline_message(repo_id)) from error
         if any(isinstance(cause, unreachable) for cause in causes):
-            raise ModelNotFoundError(_unreachable_message(repo_id)) from error
+            message = offline_message if offline else _unreachable_message
+            raise ModelNotFoundError(message(repo_id)) from error
         raise
 
 
@@ -104,10 +103,11 @@ def _missing_repo_message(repo_id: str) -> str:
     )
 
 
-def _offline_message(repo_id: str) -> str:
+def offline_message(repo_id: str) -> str:
+    """Why an offline load of ``repo_id`` failed, and how to get the files."""
     return (
-        f"hub id {repo_id!r} is not in the local Hugging Face cache and this session is offline "
-        f"(HF_HUB_OFFLINE=1 or local_files_only=True). On a machine with internet run "
+        f"hub id {repo_id!r} is not (completely) in the local Hugging Face cache and this "
+        f"session is offline (HF_HUB_OFFLINE=1 or local_files_only=True). On a machine with internet run "
         f"`hf download {repo_id}` (or `huggingface-cli download {repo_id}`), then copy the "
         "cache or the downloaded directory here and pass its path; or go online (unset "
         "HF_HUB_OFFLINE, drop local_files_only=True) to let load_model download it."

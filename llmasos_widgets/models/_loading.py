@@ -15,7 +15,12 @@ import torch
 
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
 from llmasos_widgets.models._errors import ModelNotFoundError
-from llmasos_widgets.models._hub import hub_errors, hub_offline, no_safetensors_conversion
+from llmasos_widgets.models._hub import (
+    hub_errors,
+    hub_offline,
+    no_safetensors_conversion,
+    offline_message,
+)
 from llmasos_widgets.models._names import BUNDLED_MODELS, short_name_hub_id, unknown_name_error
 from llmasos_widgets.models._options import (
     check_not_quantized,
@@ -211,6 +216,8 @@ def load_model(
             if tokenizer is None:
                 tokenizer = AutoTokenizer.from_pretrained(source, **located)
     except OSError as error:  # what the hub errors left: a checkpoint without safetensors?
+        if is_hub_id and offline:  # only part of the repo is cached (an interrupted download)
+            raise ModelNotFoundError(offline_message(source)) from error
         refusal = no_safetensors_error(name, error)
         if refusal is None:
             raise

@@ -146,6 +146,18 @@ def test_offline_a_cached_hub_id_loads_without_a_request(hub, checkpoint, monkey
     assert torch.equal(_logits(cached_only), _logits(online))
 
 
+def test_offline_with_only_the_config_cached_says_hf_download(hub, checkpoint, monkeypatch):
+    """A half-cached repo (say, an interrupted download) is not mistaken for one without
+    safetensors weights."""
+    from huggingface_hub import hf_hub_download
+
+    hub.add("some-org/tiny", checkpoint[0])
+    hf_hub_download("some-org/tiny", "config.json")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="offline.*`hf download some-org/tiny`"):
+        load_model("some-org/tiny", device="cpu")
+
+
 def test_gated_repo_without_a_token_says_how_to_log_in(hub, checkpoint):
     hub.add("meta-llama/Llama-2-7b-hf", checkpoint[0], gated=True)
     with pytest.raises(GatedModelError) as raised:
