@@ -107,8 +107,8 @@ def offline_message(repo_id: str) -> str:
     """Why an offline load of ``repo_id`` failed, and how to get the files."""
     return (
         f"hub id {repo_id!r} is not (completely) in the local Hugging Face cache and this "
-        f"session is offline (HF_HUB_OFFLINE=1 or local_files_only=True). On a machine with internet run "
-        f"`hf download {repo_id}` (or `huggingface-cli download {repo_id}`), then copy the "
+        "session is offline (HF_HUB_OFFLINE=1 or local_files_only=True). On a machine with "
+        f"internet run `hf download {repo_id}` (or `huggingface-cli download {repo_id}`), then copy the "
         "cache or the downloaded directory here and pass its path; or go online (unset "
         "HF_HUB_OFFLINE, drop local_files_only=True) to let load_model download it."
     )
