@@ -108,9 +108,9 @@ def offline_message(repo_id: str) -> str:
     return (
         f"hub id {repo_id!r} is not (completely) in the local Hugging Face cache and this "
         "session is offline (HF_HUB_OFFLINE=1 or local_files_only=True). On a machine with "
-        f"internet run `hf download {repo_id}` (or `huggingface-cli download {repo_id}`), then copy the "
-        "cache or the downloaded directory here and pass its path; or go online (unset "
-        "HF_HUB_OFFLINE, drop local_files_only=True) to let load_model download it."
+        f"internet run `hf download {repo_id}` (or `huggingface-cli download {repo_id}`), "
+        "then copy the cache or the downloaded directory here and pass its path; or go online "
+        "(unset HF_HUB_OFFLINE, drop local_files_only=True) to let load_model download it."
     )
 
 
