@@ -37,6 +37,8 @@ def from_pretrained_options(
 ) -> dict[str, Any]:
     """``from_pretrained`` keyword arguments: the safe defaults plus the user's ``kwargs``,
     after refusing any that would turn a default off."""
+    if "torch_dtype" in kwargs:
+        raise TypeError(f"pass dtype={kwargs['torch_dtype']!r} to load_model, not torch_dtype=")
     _refuse_unsafe(kwargs)
     _refuse_quantization_options(kwargs)
     options = dict(kwargs)

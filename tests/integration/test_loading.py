@@ -225,6 +225,11 @@ def test_device_map_reaches_from_pretrained_and_nothing_moves_the_model(
     assert received[0]["dtype"] == expected == model.hf_model.dtype  # "auto": bf16 on CUDA
 
 
+def test_torch_dtype_is_pointed_to_dtype(saved_checkpoint):
+    with pytest.raises(TypeError, match="pass dtype=torch.bfloat16 to load_model"):
+        load_model(str(saved_checkpoint), torch_dtype=torch.bfloat16)
+
+
 def test_device_and_device_map_together_are_refused(saved_checkpoint):
     with pytest.raises(ValueError, match="not both"):
         load_model(str(saved_checkpoint), device="cpu", device_map="auto")
