@@ -272,6 +272,24 @@ def print_table(result: dict[str, Any]) -> None:
         )
 
 
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    """The committed runs as one markdown table (for bench/RESULTS.md)."""
+    lines = [
+        "| device | layers | T | dtype | step | seconds | × plain forward | peak above weights |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for run in runs:
+        config = run["config"]
+        for row in run["rows"]:
+            lines.append(
+                f"| {config['device']} | {config['layers']} | {config['tokens']} | "
+                f"{config['dtype']} | {row['step']} | {row['seconds']:.2f} | "
+                f"{row['over_plain_forward']:.2f} | "
+                f"{row['peak_above_weights_bytes'] / 2**20:,.0f} MiB |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,7 +302,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--results", action="store_true", help="also write bench/results/bench_scale.json"
     )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print bench/results/bench_scale.json as a markdown table and exit",
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        runs = json.loads((HERE / "results" / "bench_scale.json").read_text())["runs"]
+        print(markdown_table(runs))
+        return {"runs": runs}
     if args.device == "cpu" and any(os.environ.get(k) != v for k, v in _MALLOC_ENV.items()):
         if argv is None:  # re-execute so glibc returns freed blocks and RSS tracks live memory
             os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC_ENV})

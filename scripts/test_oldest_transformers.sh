@@ -20,4 +20,5 @@ fi
 "$VENV/bin/python" -c "import transformers; print('== oldest admitted transformers:', transformers.__version__)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not browser and not slow" \
   tests/integration/test_tracing.py tests/integration/test_explain.py \
-  tests/integration/test_loading.py "$@"
+  tests/integration/test_loading.py tests/integration/test_trace_generate.py \
+  tests/integration/test_explain_memory.py tests/integration/test_attribution_memory.py "$@"
