@@ -34,11 +34,13 @@ import { type FlowDirection, attentionFromTokens, attentionToTokens } from "./li
 import { PatternStore, headKey } from "./lib/pattern_store";
 import { type PatternMode, PatternView } from "./lib/pattern_view";
 import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
-import { TokenStrip } from "./lib/token_strip";
+import { TokenStrip, shownTokens } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
 export interface AttentionModel extends SelectionState {
   tokens: string[];
+  display_tokens: string[];
+  token_kinds: string[];
   n_layers: number;
   n_heads: number;
   head_summaries: Record<string, TensorPayload>;
@@ -138,7 +140,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     strip?.destroy();
     grid?.destroy();
     patternView?.destroy();
-    const tokens = model.get("tokens") ?? [];
+    const tokens = shownTokens(model.get("tokens") ?? [], model.get("display_tokens"), model.get("token_kinds"));
     strip = new TokenStrip(tokens, {
       onHover: setHover,
       onSelect: (selected) => {
@@ -307,10 +309,12 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   cleanups.push(() => model.off("msg:custom", onCustom));
 
   // --- trait changes (from Python, linked widgets, or this view) ---------------------------
-  on("change:tokens", () => {
-    build();
-    refreshAll();
-  });
+  for (const name of ["tokens", "display_tokens", "token_kinds"]) {
+    on(`change:${name}`, () => {
+      build();
+      refreshAll();
+    });
+  }
   on("change:head_summaries", () => {
     decodeSummaries();
     schedule("grid");

@@ -23,11 +23,13 @@ import { listenerScope, makeSelect } from "./lib/dom";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
-import { TokenStrip } from "./lib/token_strip";
+import { type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/saliency.py (SaliencyWidget), same names. */
 export interface SaliencyModel extends SelectionState {
   tokens: string[];
+  display_tokens: string[];
+  token_kinds: string[];
   sites: number[];
   scores: TensorPayload;
   convergence_delta: TensorPayload;
@@ -136,9 +138,11 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   const sites = (): number[] => model.get("sites") ?? [];
   const nTokens = (): number => (model.get("tokens") ?? []).length;
 
+  let shown: ShownToken[] = [];
   const buildStrip = (): void => {
     strip?.destroy();
-    strip = new TokenStrip(model.get("tokens") ?? [], {
+    shown = shownTokens(model.get("tokens") ?? [], model.get("display_tokens"), model.get("token_kinds"));
+    strip = new TokenStrip(shown, {
       onHover: setHover,
       onSelect: (selected) => {
         model.set("selected_tokens", selected);
@@ -262,7 +266,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     setHover(cell ? cell[1] : -1);
     if (cell) {
       const [r, c] = cell;
-      canvas.title = `${siteLabel(sites()[r])} · token ${c} ${JSON.stringify((model.get("tokens") ?? [])[c])}: ${formatScore(scores[r * nTokens() + c])}`;
+      canvas.title = `${siteLabel(sites()[r])} · token ${c} ${JSON.stringify(shown[c] ? tokenLabel(shown[c]) : "")}: ${formatScore(scores[r * nTokens() + c])}`;
     }
   });
   listen(canvas, "mouseleave", () => setHover(-1));
@@ -286,11 +290,13 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   paintStatus();
   repaint();
 
-  on("change:tokens", () => {
-    buildStrip();
-    decode();
-    repaint();
-  });
+  for (const name of ["tokens", "display_tokens", "token_kinds"]) {
+    on(`change:${name}`, () => {
+      buildStrip();
+      decode();
+      repaint();
+    });
+  }
   on("change:sites", () => {
     buildRows();
     decode();

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { getScale } from "../src/lib/colors";
-import { TokenStrip, displayToken } from "../src/lib/token_strip";
+import { CONTINUATION_MARK, TokenStrip, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
@@ -10,42 +10,71 @@ function fire(target: Element | Window, type: string, init: MouseEventInit = {})
   target.dispatchEvent(new MouseEvent(type, { bubbles: true, button: 0, ...init }));
 }
 
-describe("displayToken", () => {
-  it("makes whitespace and word-boundary markers visible", () => {
-    expect(displayToken("▁The").text).toBe("␣The");
-    expect(displayToken("Ġkeys").text).toBe("␣keys");
-    expect(displayToken("\n")).toEqual({ text: "⏎", special: false, whitespace: true });
-    expect(displayToken("\t\u0001").text).toBe("⇥\u2401");
-    expect(displayToken("").text).toBe("∅");
+describe("token display", () => {
+  it("shows whitespace as quiet marks and keeps the text between them", () => {
+    expect(tokenPieces({ text: " The", kind: "text" })).toEqual([
+      { text: "␣", quiet: true },
+      { text: "The", quiet: false },
+    ]);
+    expect(tokenLabel({ text: "\n\n", kind: "text" })).toBe("⏎⏎");
+    expect(tokenLabel({ text: "\t\u0001", kind: "text" })).toBe("⇥\u2401");
+    expect(tokenLabel({ text: "", kind: "text" })).toBe("∅");
+    // the raw alphabets are decoded in Python: a literal ▁ or Ġ is text, not a space
+    expect(tokenLabel({ text: "▁Ġ", kind: "text" })).toBe("▁Ġ");
   });
 
-  it("styles special tokens but not markup-looking text", () => {
-    expect(displayToken("<bos>").special).toBe(true);
-    expect(displayToken("<|eot_id|>").special).toBe(true);
-    expect(displayToken("[CLS]").special).toBe(true);
-    expect(displayToken(HOSTILE)).toEqual({ text: HOSTILE.replaceAll(" ", "␣"), special: false, whitespace: false });
+  it("marks continuations quietly and keeps specials and stray bytes whole", () => {
+    expect(tokenPieces({ text: "", kind: "continuation" })).toEqual([{ text: CONTINUATION_MARK, quiet: true }]);
+    expect(tokenPieces({ text: "<s> x", kind: "special" })).toEqual([{ text: "<s> x", quiet: false }]);
+    expect(tokenLabel({ text: "<0xE8>", kind: "bytes" })).toBe("<0xE8>");
+  });
+
+  it("reads the traits, falling back to raw strings without display strings", () => {
+    const shown = shownTokens(["<s>", "è", "¿Ļ", "æĺ¯"], ["<s>", "这", "", "是"], ["special", "text", "continuation", "text"]);
+    expect(shown.map((t) => [t.text, t.kind, t.lead])).toEqual([
+      ["<s>", "special", 0],
+      ["这", "text", 1],
+      ["", "continuation", 1],
+      ["是", "text", 3],
+    ]);
+    expect(tokenTitle(shown, 2)).toBe('2: "¿Ļ" · rest of "这" (token 1)');
+    expect(shownTokens(["a", "b"], ["x"], ["text"]).map((t) => [t.text, t.kind])).toEqual([
+      ["a", "text"],
+      ["b", "text"],
+    ]);
   });
 });
 
 describe("TokenStrip", () => {
   afterEach(() => document.body.replaceChildren());
 
-  function strip(tokens: string[]) {
+  function strip(tokens: string[], display?: string[], kinds?: string[]) {
     const onHover = vi.fn();
     const onSelect = vi.fn();
-    const view = new TokenStrip(tokens, { onHover, onSelect });
+    const view = new TokenStrip(shownTokens(tokens, display, kinds), { onHover, onSelect });
     document.body.appendChild(view.element);
     const span = (i: number) => view.element.querySelector(`[data-testid="token-${i}"]`) as HTMLElement;
     return { view, onHover, onSelect, span };
   }
 
   it("renders hostile token strings as text, never as elements", () => {
-    const { view, span } = strip(["<bos>", HOSTILE, "▁a"]);
+    const { view, span } = strip(["<bos>", HOSTILE, "▁a"], ["<bos>", HOSTILE, " a"], ["special", "text", "text"]);
     expect(view.element.querySelector("img")).toBeNull();
     expect(span(1).textContent).toBe(HOSTILE.replaceAll(" ", "␣"));
-    expect(span(1).children.length).toBe(0);
+    // the only elements inside a token are the quiet marks, holding marks only
+    const marks = [...span(1).children].map((el) => [el.tagName, el.className, el.textContent]);
+    expect(marks).toEqual([["SPAN", "llmw-mark", "␣"], ["SPAN", "llmw-mark", "␣"]]);
     expect(span(0).classList.contains("llmw-token--special")).toBe(true);
     expect(span(1).title).toBe(`1: ${JSON.stringify(HOSTILE)}`);
+    expect(span(2).textContent).toBe("␣a");
+    expect(span(2).dataset.kind).toBe("text");
+  });
+
+  it("shows a character split over tokens once, the rest as continuations", () => {
+    const { view, span } = strip(["è", "¿Ļ", "Ġ"], ["这", "", " "], ["text", "continuation", "text"]);
+    expect(view.element.textContent).toBe("这◌␣");
+    expect(span(1).classList.contains("llmw-token--continuation")).toBe(true);
+    expect(span(2).classList.contains("llmw-token--space")).toBe(true);
   });
 
   it("reports hover and brushes a dragged range", () => {

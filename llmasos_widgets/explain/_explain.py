@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets._gather import execution_device, stack_on
+from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.explain import _summaries
 from llmasos_widgets.explain._explanation import Explanation, heads_pattern
 from llmasos_widgets.explain._lens import reading_logit_lens
@@ -99,6 +100,7 @@ def explain(
         lens_probs=lens_probs,
         lens_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in lens_ids),
         saliency=saliency_result,
+        token_style=TokenStyle.of(explainable.tokenizer),
         metadata={
             "model_type": explainable.config.model_type,
             "dtype": str(hf_model.dtype).removeprefix("torch."),

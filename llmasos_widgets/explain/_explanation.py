@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class Explanation:
     lens_tokens: tuple[tuple[str, ...], ...]
     """``[layer + 1][token]`` strings of ``lens_token_ids``."""
     saliency: Saliency | None = None
+    token_style: TokenStyle = field(default_factory=TokenStyle)
+    """How the tokenizer writes its token strings (SentencePiece, byte-level BPE or plain), so
+    views can show ``tokens`` as text (``llmasos_widgets._readable_tokens.show_tokens``)."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Free-form JSON-serialisable facts (model type, dtype, versions)."""
 

@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
+from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.explain._explanation import (
     FORMAT,
     FORMAT_VERSION,
@@ -51,6 +52,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "specs": [dataclasses.asdict(spec) for spec in explanation.specs],
         "summaries": list(explanation.head_summaries),
         "saliency": saliency_meta,
+        "token_style": explanation.token_style.to_json(),
         "metadata": dict(explanation.metadata),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +128,8 @@ def _build(
         lens_probs=tensors["lens_probs"].numpy(),
         lens_tokens=tuple(tuple(row) for row in header["lens_tokens"]),
         saliency=saliency,
+        # files written before token styles were recorded show raw strings (plain)
+        token_style=TokenStyle.from_json(header.get("token_style")),
         metadata=header["metadata"],
     )
 

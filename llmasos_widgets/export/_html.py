@@ -1,7 +1,10 @@
 """Standalone HTML report of an :class:`Explanation`: one file, no network, no external assets.
 
 Every token string goes through :func:`html.escape` (tokens are data, never markup); the only
-script is a small inline one that paints attention patterns from base64 ``uint8`` data.
+script is a small inline one that paints attention patterns from base64 ``uint8`` data. Tokens
+are shown as readers read them (``llmasos_widgets._readable_tokens``: decoded text, quiet
+whitespace marks, characters joined across byte pieces, specials marked); each token's
+tooltip keeps its raw string.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from llmasos_widgets._readable_tokens import (
+    ShownToken,
+    TokenStyle,
+    show_token,
+    show_tokens,
+    token_pieces,
+)
 
 if TYPE_CHECKING:
     from llmasos_widgets.explain import Explanation
@@ -33,7 +44,8 @@ h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-bottom:1px solid #d0
 .grid td{width:18px;height:18px;padding:0;border:1px solid #fff}
 table{border-collapse:collapse} th,td{font-size:12px;padding:2px 4px;text-align:left}
 .lens td{font-family:monospace;border:1px solid #eee;white-space:pre}
-.muted{color:#656d76} figure{display:inline-block;margin:8px 16px 8px 0}
+.muted{color:#656d76} .mk{opacity:.45} .tok.special{font-style:italic;color:#6a1b9a}
+.tok.bytes{font-style:italic;color:#8a6d00} figure{display:inline-block;margin:8px 16px 8px 0}
 canvas{image-rendering:pixelated;border:1px solid #d0d7de}
 """
 
@@ -76,11 +88,42 @@ def write_report(explanation: Explanation, path: Path) -> Path:
     return path
 
 
-def _token(text: str, background: str = "#fff", title: str = "") -> str:
-    title_attr = f" title='{html.escape(title, quote=True)}'" if title else ""
-    return (
-        f"<span class='tok' style='background:{background}'{title_attr}>{html.escape(text)}</span>"
+def _label(token: ShownToken) -> str:
+    """A token's text, escaped, with its quiet marks (whitespace, continuation) faded."""
+    return "".join(
+        f"<span class='mk'>{html.escape(text)}</span>" if quiet else html.escape(text)
+        for text, quiet in token_pieces(token)
     )
+
+
+def _token(token: ShownToken, title: str = "") -> str:
+    title_attr = f" title='{html.escape(title, quote=True)}'" if title else ""
+    kind = f" {token.kind}" if token.kind != "text" else ""
+    return f"<span class='tok{kind}' data-kind='{token.kind}'{title_attr}>{_label(token)}</span>"
+
+
+def _raw_title(raw: str, shown: ShownToken, index: int | None = None) -> str:
+    """Tooltip: the raw token string (exact) and, for a continuation, whose part it is."""
+    where = f"position {index}, " if index is not None else ""
+    title = f"{where}raw {raw!r}"
+    if shown.kind == "continuation":
+        title += f", rest of the character on token {shown.span}"
+    return title
+
+
+def _shown_inputs(explanation: Explanation) -> list[ShownToken]:
+    return show_tokens(explanation.tokens, _style(explanation))
+
+
+def _style(explanation: Explanation) -> TokenStyle:
+    style = getattr(explanation, "token_style", None)
+    return style if isinstance(style, TokenStyle) else TokenStyle()
+
+
+def _prediction(raw: str, style: TokenStyle) -> str:
+    """One predicted token on its own (half a character shows as its bytes)."""
+    shown = show_token(raw, style)
+    return _token(shown, title=_raw_title(raw, shown))
 
 
 def _sequential(value: float) -> str:
@@ -97,24 +140,33 @@ def _diverging(value: float) -> str:
 
 
 def _tokens_section(explanation: Explanation) -> str:
+    shown = _shown_inputs(explanation)
     tokens = "".join(
-        _token(tok, title=f"position {i}, id {explanation.token_ids[i]}")
-        for i, tok in enumerate(explanation.tokens)
+        _token(
+            token,
+            title=f"{_raw_title(raw, token, i)}, id {explanation.token_ids[i]}",
+        )
+        for i, (raw, token) in enumerate(zip(explanation.tokens, shown, strict=True))
     )
-    return f"<h2>Tokens</h2><div>{tokens}</div>"
+    return f"<h2>Tokens</h2><div data-testid='report-tokens'>{tokens}</div>"
 
 
 def _saliency_section(explanation: Explanation) -> str:
     saliency = explanation.saliency
     assert saliency is not None  # checked by the caller
     scores = np.asarray(saliency.scores, dtype=np.float64)
-    header = "".join(f"<th>{_token(tok)}</th>" for tok in explanation.tokens)
+    shown = _shown_inputs(explanation)
+    header = "".join(
+        f"<th>{_token(token, _raw_title(raw, token, i))}</th>"
+        for i, (raw, token) in enumerate(zip(explanation.tokens, shown, strict=True))
+    )
     rows = []
     for row_index, row in enumerate(scores):
         scale = float(np.abs(row).max()) or 1.0
         cells = "".join(
             f"<td style='background:{_diverging(v / scale)}' "
-            f"title='{html.escape(explanation.tokens[i], quote=True)}: {v:.4g}'>{v:.2g}</td>"
+            f"title='{html.escape(shown[i].text, quote=True)} (position {i}): {v:.4g}'>"
+            f"{v:.2g}</td>"
             for i, v in enumerate(row)
         )
         layer = int(saliency.layers[row_index])  # residual site: 0 = embeddings
@@ -144,12 +196,15 @@ def _saliency_section(explanation: Explanation) -> str:
 
 def _predictions_section(explanation: Explanation) -> str:
     last = explanation.n_tokens - 1
+    style = _style(explanation)
     rows = "".join(
-        f"<tr><td>{_token(tok)}</td><td>{p:.3f}</td></tr>"
+        f"<tr><td>{_prediction(tok, style)}</td><td>{p:.3f}</td></tr>"
         for tok, p in zip(explanation.top_tokens[last], explanation.top_probs[last], strict=True)
     )
+    shown = _shown_inputs(explanation)[last]
     return (
-        f"<h2>Next-token prediction after {_token(explanation.tokens[last])}</h2>"
+        f"<h2>Next-token prediction after "
+        f"{_token(shown, _raw_title(explanation.tokens[last], shown, last))}</h2>"
         f"<table><tr><th>token</th><th>probability</th></tr>{rows}</table>"
     )
 
@@ -204,17 +259,26 @@ def _patterns_section(explanation: Explanation) -> str:
 
 def _lens_section(explanation: Explanation) -> str:
     start = max(0, explanation.n_tokens - _MAX_LENS_COLUMNS)
-    header = "".join(f"<th>{_token(t)}</th>" for t in explanation.tokens[start:])
+    style = _style(explanation)
+    shown = _shown_inputs(explanation)
+    header = "".join(
+        f"<th>{_token(shown[i], _raw_title(explanation.tokens[i], shown[i], i))}</th>"
+        for i in range(start, explanation.n_tokens)
+    )
     rows = []
     for layer in range(explanation.n_layers, -1, -1):
         label = "embeddings" if layer == 0 else f"layer {layer - 1}"
-        cells = "".join(
-            f"<td style='background:{_sequential(float(explanation.lens_probs[layer, i]))}' "
-            f"title='p={explanation.lens_probs[layer, i]:.3f}'>"
-            f"{html.escape(explanation.lens_tokens[layer][i])}</td>"
-            for i in range(start, explanation.n_tokens)
-        )
-        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+        cells = []
+        for i in range(start, explanation.n_tokens):
+            raw = explanation.lens_tokens[layer][i]
+            token = show_token(raw, style)
+            probability = float(explanation.lens_probs[layer, i])
+            cells.append(
+                f"<td style='background:{_sequential(probability)}' data-kind='{token.kind}' "
+                f"title='{html.escape(f'p={probability:.3f}, raw {raw!r}', quote=True)}'>"
+                f"{_label(token)}</td>"
+            )
+        rows.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
     return (
         "<h2>Logit lens</h2><p class='muted'>top next token read from each residual stream "
         "through the final norm and unembedding; the top row is the model's output</p>"

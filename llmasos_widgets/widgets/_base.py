@@ -48,6 +48,11 @@ class SelectionWidget(anywidget.AnyWidget):
     metric = traitlets.Unicode("").tag(sync=True)
     """str: what the main view is colored by; valid names depend on the widget."""
 
+    linked_tokens = traitlets.Int(-1, read_only=True).tag(sync=True)
+    """int, default -1: set by :func:`link_selection`: how many leading tokens this widget
+    shares with every widget it is linked to; token brushing and hover link only over those
+    (-1 = not linked to a widget with tokens)."""
+
     def _dimensions(self) -> dict[str, int | None]:
         """Sizes to validate against: ``{"layers": L, "heads": H, "tokens": T}``."""
         return {"layers": None, "heads": None, "tokens": None}
@@ -90,6 +95,18 @@ class SelectionWidget(anywidget.AnyWidget):
         if valid is not None and value not in valid:
             raise ValueError(f"unknown metric {value!r}; valid metrics: {', '.join(valid)}")
         return value
+
+
+def display_traits(tokens: Sequence[str], style: Any) -> dict[str, list[str]]:
+    """``display_tokens`` and ``token_kinds`` for raw ``tokens`` written in ``style`` (a
+    :class:`~llmasos_widgets._readable_tokens.TokenStyle`; ``None`` shows the raw strings)."""
+    from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
+
+    shown = show_tokens(list(tokens), style if isinstance(style, TokenStyle) else TokenStyle())
+    return {
+        "display_tokens": [token.text for token in shown],
+        "token_kinds": [token.kind for token in shown],
+    }
 
 
 def _checked_indices(trait: str, what: str, values: Sequence[int], n: int | None) -> list[int]:

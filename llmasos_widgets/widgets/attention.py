@@ -2,7 +2,8 @@
 
 Front end: ``js/src/attention.ts`` (built to ``static/attention.js``). What travels:
 
-* at first render (traits): tokens (JSON strings — data, never markup), ``n_layers``,
+* at first render (traits): tokens (JSON strings — data, never markup) with their readable
+  ``display_tokens`` and ``token_kinds`` (see ``llmasos_widgets._readable_tokens``), ``n_layers``,
   ``n_heads`` and the ``[layer, head]`` head summaries as float32 binary buffers;
 * per selected head (custom message, pushed when the selection changes or when a freshly
   rendered view asks): ``{"type": "pattern", layer, head, n_tokens, layout, encoding}`` with
@@ -25,6 +26,7 @@ import traitlets
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
+    display_traits,
     encode_pattern,
     tensor_payload,
 )
@@ -115,7 +117,15 @@ class AttentionWidget(SelectionWidget):
     _css = STATIC_DIR / "attention.css"
 
     tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the tokens exactly as the tokenizer split them."""
+    """list[str], read-only: the tokens exactly as the tokenizer split them (raw strings)."""
+
+    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: each token as a reader reads it (decoded text, real whitespace,
+    "" for a continuation); see ``llmasos_widgets._readable_tokens.show_tokens``."""
+
+    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: per token "text", "special", "continuation" (later bytes of a
+    character shown on an earlier token) or "bytes" (bytes that form no character)."""
 
     n_layers = traitlets.Int(0, read_only=True).tag(sync=True)
     """int, read-only: number of layers."""
@@ -163,6 +173,10 @@ class AttentionWidget(SelectionWidget):
         self._sent: set[tuple[int, int]] = set()
         super().__init__(**kwargs)
         self.set_trait("tokens", tokens)
+        for name, values in display_traits(
+            tokens, getattr(explanation, "token_style", None)
+        ).items():
+            self.set_trait(name, values)
         self.set_trait("n_layers", n_layers)
         self.set_trait("n_heads", n_heads)
         self.set_trait("head_summaries", summaries)

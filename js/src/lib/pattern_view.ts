@@ -19,7 +19,7 @@ import { type ColorScale, attentionToUnit } from "./colors";
 import { type QuantizedPattern } from "./buffers";
 import { drawMatrix, setupCanvas } from "./heatmap";
 import { meanRow, pooledMean, readRow, topK } from "./pattern";
-import { displayToken } from "./token_strip";
+import { type ShownToken, type TokenPiece, tokenPieces } from "./token_strip";
 
 export type PatternMode = "average" | "side_by_side";
 
@@ -61,7 +61,7 @@ export class PatternView {
   private readonly cleanups: (() => void)[] = [];
 
   constructor(
-    private tokens: readonly string[],
+    private tokens: readonly ShownToken[],
     private readonly scale: ColorScale,
     private readonly callbacks: PatternViewCallbacks,
   ) {
@@ -180,7 +180,7 @@ export class PatternView {
     this.drawLines();
   }
 
-  setTokens(tokens: readonly string[]): void {
+  setTokens(tokens: readonly ShownToken[]): void {
     this.tokens = tokens;
     this.lineCache.clear();
     this.scrollTo(this.windowStart);
@@ -224,12 +224,11 @@ export class PatternView {
     ctx.textBaseline = "middle";
     for (let t = start; t < end; t++) {
       const y = (t - start + 0.5) * LINE_ROW_PX;
-      const label = truncate(displayToken(this.tokens[t] ?? "").text, 16);
-      ctx.fillStyle = t === this.hovered ? "#d62728" : "#333";
-      ctx.textAlign = "right";
-      ctx.fillText(label, leftX - 6, y);
-      ctx.textAlign = "left";
-      ctx.fillText(label, rightX + 6, y);
+      const token = this.tokens[t];
+      const pieces = token ? truncatePieces(tokenPieces(token), 16) : [];
+      const color = t === this.hovered ? "#d62728" : "#333";
+      drawPieces(ctx, pieces, leftX - 6, y, "right", color);
+      drawPieces(ctx, pieces, rightX + 6, y, "left", color);
     }
     if (this.groups.length === 0) return;
     const hoverInWindow = this.hovered >= start && this.hovered < end;
@@ -276,6 +275,32 @@ export class PatternView {
   }
 }
 
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+/** At most `max` characters of a label, "…" marking a cut. */
+function truncatePieces(pieces: readonly TokenPiece[], max: number): TokenPiece[] {
+  const total = pieces.reduce((n, p) => n + [...p.text].length, 0);
+  if (total <= max) return [...pieces];
+  const out: TokenPiece[] = [];
+  let left = max - 1;
+  for (const piece of pieces) {
+    const chars = [...piece.text].slice(0, left);
+    if (chars.length > 0) out.push({ text: chars.join(""), quiet: piece.quiet });
+    left -= chars.length;
+    if (left <= 0) break;
+  }
+  out.push({ text: "…", quiet: false });
+  return out;
+}
+
+/** A label on canvas, quiet runs (whitespace marks, continuation) faded as in the strip. */
+function drawPieces(ctx: CanvasRenderingContext2D, pieces: readonly TokenPiece[], x: number, y: number, align: "left" | "right", color: string): void {
+  ctx.textAlign = "left";
+  ctx.fillStyle = color;
+  const widths = pieces.map((p) => ctx.measureText(p.text).width);
+  let at = align === "left" ? x : x - widths.reduce((a, b) => a + b, 0);
+  pieces.forEach((piece, i) => {
+    ctx.globalAlpha = piece.quiet ? 0.45 : 1;
+    ctx.fillText(piece.text, at, y);
+    at += widths[i];
+  });
+  ctx.globalAlpha = 1;
 }

@@ -2,46 +2,103 @@
 // click and drag-to-brush. Reused by every widget that shows text (attention, saliency).
 // Token strings are data: they are only ever written with textContent / setAttribute.
 //
+// What a token reads as is decided in Python (llmasos_widgets/_readable_tokens.py): the
+// `display_tokens` trait holds each token's decoded text (real whitespace, characters joined
+// across byte pieces) and `token_kinds` its kind. Here whitespace becomes quiet marks
+// (␣ space, ⏎ newline, ⇥ tab, control pictures) and a continuation (the later bytes of a
+// character shown on an earlier token) a quiet ◌.
+//
 // DOM (stable for browser tests):
 //   div.llmw-token-strip[data-testid="token-strip"]
-//     span.llmw-token[data-testid="token-<i>"][data-index="<i>"]
-//        + .llmw-token--special (<bos>, <|eot|>, [CLS]) / .llmw-token--space (whitespace shown as ␣ ⏎ ⇥)
+//     span.llmw-token[data-testid="token-<i>"][data-index="<i>"][data-kind="<kind>"]
+//        children: text nodes, and span.llmw-mark for each run of quiet marks
+//        + .llmw-token--special (<s>, <|begin_of_text|>) / .llmw-token--space (only whitespace)
+//        + .llmw-token--continuation / .llmw-token--bytes (<0xE8>: bytes of no character)
 //        + .llmw-token--selected / .llmw-token--hovered
 
 import "./token_strip.css";
 import { type ColorScale, isDark, unitToIndex } from "./colors";
 import { brushTokens, clickToken, type Modifiers } from "./selection";
 
-export interface TokenDisplay {
+/** Kinds written by Python's show_tokens (llmasos_widgets/_readable_tokens.py). */
+export type TokenKind = "text" | "special" | "continuation" | "bytes";
+
+/** One token: the tokenizer's raw string, the text a reader sees, and its kind. */
+export interface ShownToken {
+  raw: string;
   text: string;
-  special: boolean;
-  whitespace: boolean;
+  kind: TokenKind;
+  /** For a continuation: the token that shows its character; otherwise its own index. */
+  lead: number;
 }
 
-const SPECIAL = /^(<\|?[A-Za-z0-9_.:/|-]+\|?>|\[[A-Z_]+\])$/;
-const VISIBLE: Record<string, string> = {
-  " ": "␣",
-  "\u2581": "␣", // SentencePiece word boundary
-  "\u0120": "␣", // byte-level BPE space (Ġ)
-  "\n": "⏎",
-  "\u010a": "⏎", // byte-level BPE newline (Ċ)
-  "\t": "⇥",
-  "\u0109": "⇥", // byte-level BPE tab (ĉ)
-  "\r": "␍",
-};
+/** A run of a token's label; quiet runs are marks (whitespace, continuation, empty). */
+export interface TokenPiece {
+  text: string;
+  quiet: boolean;
+}
 
-/** A legible rendering of one token: whitespace and control characters made visible. */
-export function displayToken(raw: string): TokenDisplay {
-  if (raw.length === 0) return { text: "∅", special: true, whitespace: false };
-  if (SPECIAL.test(raw)) return { text: raw, special: true, whitespace: false };
-  let text = "";
-  for (const ch of raw) {
+export const CONTINUATION_MARK = "◌";
+const KINDS: readonly string[] = ["text", "special", "continuation", "bytes"];
+const MARKS: Record<string, string> = { " ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍" };
+
+/**
+ * Tokens from the widget's traits. Without display strings (an older kernel) the raw strings
+ * are shown as they are.
+ */
+export function shownTokens(raw: readonly string[], display?: readonly string[] | null, kinds?: readonly string[] | null): ShownToken[] {
+  const usable = display && kinds && display.length === raw.length && kinds.length === raw.length;
+  let lead = 0;
+  return raw.map((r, i) => {
+    const kind = (usable && KINDS.includes(kinds[i]) ? kinds[i] : "text") as TokenKind;
+    if (kind !== "continuation") lead = i;
+    return { raw: r, text: usable ? display[i] : r, kind, lead };
+  });
+}
+
+/** The runs a token is drawn with: whitespace and control characters as quiet marks. */
+export function tokenPieces(token: Pick<ShownToken, "text" | "kind">): TokenPiece[] {
+  if (token.kind === "continuation") return [{ text: CONTINUATION_MARK, quiet: true }];
+  if (token.text.length === 0) return [{ text: "∅", quiet: true }];
+  if (token.kind === "special" || token.kind === "bytes") return [{ text: token.text, quiet: false }];
+  const pieces: TokenPiece[] = [];
+  for (const ch of token.text) {
     const code = ch.codePointAt(0) ?? 0;
-    if (VISIBLE[ch] !== undefined) text += VISIBLE[ch];
-    else if (code < 0x20) text += String.fromCharCode(0x2400 + code); // control pictures
-    else text += ch;
+    const mark = MARKS[ch] ?? (code < 0x20 ? String.fromCharCode(0x2400 + code) : undefined);
+    const quiet = mark !== undefined;
+    const last = pieces[pieces.length - 1];
+    if (last && last.quiet === quiet) last.text += mark ?? ch;
+    else pieces.push({ text: mark ?? ch, quiet });
   }
-  return { text, special: false, whitespace: raw.trim() === "" || /^[\s\u2581\u0120\u010a\u0109]+$/.test(raw) };
+  return pieces;
+}
+
+/** The whole label as one string (canvas labels, tooltips). */
+export function tokenLabel(token: Pick<ShownToken, "text" | "kind">): string {
+  return tokenPieces(token)
+    .map((p) => p.text)
+    .join("");
+}
+
+/** Write a token's label into `el` as text nodes, quiet runs in span.llmw-mark. */
+export function writeToken(el: HTMLElement, token: Pick<ShownToken, "text" | "kind">): void {
+  el.replaceChildren(
+    ...tokenPieces(token).map((piece) => {
+      if (!piece.quiet) return document.createTextNode(piece.text);
+      const mark = document.createElement("span");
+      mark.className = "llmw-mark";
+      mark.textContent = piece.text;
+      return mark;
+    }),
+  );
+}
+
+/** Tooltip: position, the raw string (JSON-quoted, exact) and, for a continuation, whose part. */
+export function tokenTitle(tokens: readonly ShownToken[], i: number): string {
+  const token = tokens[i];
+  const base = `${i}: ${JSON.stringify(token.raw)}`;
+  if (token.kind !== "continuation") return base;
+  return `${base} · rest of ${JSON.stringify(tokens[token.lead]?.text ?? "")} (token ${token.lead})`;
 }
 
 const UNKNOWN_COLOR = -2;
@@ -69,21 +126,21 @@ export class TokenStrip {
   private visible: Uint8Array | null = null; // per span, 1 = in the strip's view; null = unknown (all)
   private readonly cleanups: (() => void)[] = [];
 
-  constructor(tokens: readonly string[], private readonly callbacks: TokenStripCallbacks) {
+  constructor(tokens: readonly ShownToken[], private readonly callbacks: TokenStripCallbacks) {
     this.element = document.createElement("div");
     this.element.className = "llmw-token-strip";
     this.element.dataset.testid = "token-strip";
     const fragment = document.createDocumentFragment();
-    tokens.forEach((raw, i) => {
+    tokens.forEach((token, i) => {
       const span = document.createElement("span");
-      const shown = displayToken(raw);
       span.className = "llmw-token";
-      if (shown.special) span.classList.add("llmw-token--special");
-      if (shown.whitespace) span.classList.add("llmw-token--space");
+      if (token.kind !== "text") span.classList.add(`llmw-token--${token.kind}`);
+      else if (token.text.length > 0 && token.text.trim() === "") span.classList.add("llmw-token--space");
       span.dataset.testid = `token-${i}`;
       span.dataset.index = String(i);
-      span.textContent = shown.text;
-      span.title = `${i}: ${JSON.stringify(raw)}`;
+      span.dataset.kind = token.kind;
+      writeToken(span, token);
+      span.title = tokenTitle(tokens, i);
       fragment.appendChild(span);
       this.spans.push(span);
     });
