@@ -1,40 +1,40 @@
-"""Activation collection (``activations``) against a plain batched forward of the same texts.
+"""Activation collection (``activations``) against the same forward without collection.
 
-One process; for each model the runs are interleaved (plain, ours, plain, ours, ...) so
-background load hits both alike. Two clocks, best (minimum) of ``--repeats`` runs each:
+Both sides do the same work: the texts are tokenized in one tokenizer call, de-duplicated,
+sorted longest first, cut into batches of ``batch_size``, padded the same way (with RoPE
+position ids from the mask) and run through the base model (no LM head) under
+``torch.inference_mode``. So ``vs base forward`` is the true overhead of collection: hooks,
+gathering the probed token of every text, and copying it to numpy (or to disk).
+(``activations`` stops after the deepest requested decoder layer and so skips the final norm,
+one RMSNorm of the batch.)
+
+* ``base forward``: the reference above, nothing collected;
+* ``base forward + hidden states``: the same with ``output_hidden_states=True`` and the last
+  token of every text, every layer, gathered to numpy -- the hand-written way to collect;
+* ``activations``: ours, every residual site at the last token, in memory;
+* ``activations, site 1 only``: ours, ``layers=[1]`` (the forward stops after decoder layer 0);
+* ``activations to disk``: ours, every site, streamed to memory-mapped ``.npy`` files.
+
+One process; for each model the runs are interleaved (reference, ours, reference, ours, ...)
+so background load hits all alike. Two clocks, best (minimum) of ``--repeats`` runs each:
 wall time, and the CPU time of this process (``time.process_time``, one torch thread). On a
-shared CPU, wall times of the same call varied 3x with other people's jobs (preemption:
-hundreds of involuntary context switches per call) and even flipped which method looked
-faster; CPU time varied by under 5%, so its ratio is the one to read. The JSON has every
-sample.
-
-* ``plain forward``: ``tokenizer(batch, padding=True)`` then ``hf_model(**batch, use_cache=False)``
-  on the texts
-  in their order, ``batch_size`` texts at a time, under ``torch.inference_mode`` -- the least a
-  user must run to see the activations at all;
-* ``plain + hidden states``: the same with ``output_hidden_states=True`` and the last token of
-  every text gathered to numpy, i.e. the hand-written way to collect activations;
-* ``activations``: ours, every residual layer at the last token, in memory;
-* ``activations layer 1``: ours, residual layer 1 only (the forward stops after layer 1);
-* ``activations to disk``: ours, every layer, streamed to memory-mapped ``.npy`` files.
+shared CPU, wall times of the same call varied 3x with other jobs while CPU time varied by
+under 5%, so the CPU ratio is the one to read. The JSON has every sample.
 
 Models: the bundled tiny-llama (3 layers, hidden 64) when its checkpoint is present, and a
 random-init LLaMA-shaped model (4 layers, hidden 512, 8 heads, 2 kv heads, same vocabulary).
 Texts: agreement prompts of the bundled language (6-9 tokens).
 
-    python bench/bench_probing.py            # 1024 texts, batch 64, best of 5, 1 thread
+    python bench/bench_probing.py --results  # 1024 texts, batch 64, best of 5, 1 thread
     python bench/bench_probing.py --quick    # 256 texts, 1 repetition (smoke run)
 
-Prints a table, writes ``bench/out/probing.json`` and appends a "Probing" section to
-``bench/RESULTS.md`` (``--no-results`` to skip).
+Prints a table and writes ``bench/out/bench_probing.json``; ``--results`` also writes
+``bench/results/bench_probing.json``, from which ``bench/tables.py`` makes the tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,7 +45,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results
 
 try:
     from llmasos_widgets import language
@@ -56,9 +58,10 @@ from llmasos_widgets.models import BUNDLED_MODELS, as_explainable, load_model
 from llmasos_widgets.probing import activations
 
 HEADER = (
-    f"{'model':<22} {'method':<24} {'texts/s':>9} {'tokens/s':>10} {'ms/batch':>9} "
-    f"{'vs plain':>9} {'CPU ms/batch':>13} {'CPU vs plain':>13}"
+    f"{'model':<22} {'method':<30} {'texts/s':>9} {'tokens/s':>10} {'ms/batch':>9} "
+    f"{'vs base':>8} {'CPU ms/batch':>13} {'CPU vs base':>12}"
 )
+REFERENCE = "base forward"
 RULE = "-" * len(HEADER)
 
 
@@ -93,17 +96,38 @@ def random_model() -> Any:
     return as_explainable(LlamaForCausalLM(config).eval(), tokenizer)
 
 
-def plain_forward(model: Any, texts: list[str], batch_size: int, hidden: bool) -> None:
+def base_forward(model: Any, texts: list[str], batch_size: int, hidden: bool) -> None:
+    """What ``activations`` runs, without collecting: same tokenization, batches and padding."""
     tokenizer, hf_model = model.tokenizer, model.hf_model
+    base = getattr(hf_model, "base_model", hf_model)
+    distinct = list(dict.fromkeys(texts))
+    token_ids = tokenizer(distinct)["input_ids"]
+    order = sorted(range(len(token_ids)), key=lambda t: -len(token_ids[t]))
+    pad_id = tokenizer.pad_token_id or 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size], padding=True, return_tensors="pt"
-            ).to(model.device)
-            out = hf_model(**batch, output_hidden_states=hidden, use_cache=False)
+        for start in range(0, len(order), batch_size):
+            batch = [token_ids[t] for t in order[start : start + batch_size]]
+            width = max(len(ids) for ids in batch)
+            input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, ids in enumerate(batch):
+                begin = width - len(ids) if left else 0
+                input_ids[row, begin : begin + len(ids)] = ids
+                mask[row, begin : begin + len(ids)] = 1
+            position_ids = np.maximum(mask.cumsum(axis=1) - 1, 0)
+            out = base(
+                input_ids=torch.from_numpy(input_ids).to(model.device),
+                attention_mask=torch.from_numpy(mask).to(model.device),
+                position_ids=torch.from_numpy(position_ids).to(model.device),
+                output_hidden_states=hidden,
+                use_cache=False,
+            )
             if hidden:  # the last real token of each text, every layer, to numpy
-                last = batch["attention_mask"].sum(dim=1) - 1
-                rows = torch.arange(len(last))
+                last = torch.from_numpy(width - 1 if left else mask.sum(axis=1) - 1).to(
+                    model.device
+                )
+                rows = torch.arange(len(batch), device=model.device)
                 [h[rows, last].float().cpu().numpy() for h in out.hidden_states]
 
 
@@ -133,12 +157,12 @@ def _run_model(
 ) -> list[dict[str, Any]]:
     counter = iter(range(10**6))
     methods: dict[str, Callable[[], object]] = {
-        "plain forward": lambda: plain_forward(model, texts, batch_size, hidden=False),
-        "plain + hidden states": lambda: plain_forward(model, texts, batch_size, hidden=True),
+        REFERENCE: lambda: base_forward(model, texts, batch_size, hidden=False),
+        "base forward + hidden states": lambda: base_forward(model, texts, batch_size, hidden=True),
         "activations": lambda: activations(
             model, texts, batch_size=batch_size, progress=False
         ),
-        "activations layer 1": lambda: activations(
+        "activations, site 1 only": lambda: activations(
             model, texts, layers=[1], batch_size=batch_size, progress=False
         ),
         "activations to disk": lambda: activations(
@@ -155,9 +179,9 @@ def _run_model(
             wall, cpu = time_once(fn)
             times[method].append(wall)
             cpu_times[method].append(cpu)
-    plain = min(times["plain forward"])
-    plain_cpu = min(cpu_times["plain forward"])
-    n_batches = -(-len(texts) // batch_size)
+    reference = min(times[REFERENCE])
+    reference_cpu = min(cpu_times[REFERENCE])
+    n_batches = -(-len(set(texts)) // batch_size)
     rows = []
     for method, samples in times.items():
         seconds = min(samples)
@@ -169,48 +193,23 @@ def _run_model(
                 "median_seconds": statistics.median(samples),
                 "cpu_seconds": min(cpu_times[method]),
                 "cpu_ms_per_batch": 1000 * min(cpu_times[method]) / n_batches,
-                "cpu_vs_plain": min(cpu_times[method]) / plain_cpu,
+                "cpu_vs_base": min(cpu_times[method]) / reference_cpu,
                 "cpu_samples": cpu_times[method],
                 "texts_per_s": len(texts) / seconds,
                 "tokens_per_s": n_tokens / seconds,
                 "ms_per_batch": 1000 * seconds / n_batches,
-                "vs_plain": seconds / plain,
+                "vs_base": seconds / reference,
                 "samples": samples,
             }
         )
         row = rows[-1]
         print(
-            f"{name:<22} {method:<24} {row['texts_per_s']:>9.0f} {row['tokens_per_s']:>10.0f} "
-            f"{row['ms_per_batch']:>9.2f} {row['vs_plain']:>8.2f}x "
-            f"{row['cpu_ms_per_batch']:>13.2f} {row['cpu_vs_plain']:>12.2f}x",
+            f"{name:<22} {method:<30} {row['texts_per_s']:>9.0f} {row['tokens_per_s']:>10.0f} "
+            f"{row['ms_per_batch']:>9.2f} {row['vs_base']:>7.2f}x "
+            f"{row['cpu_ms_per_batch']:>13.2f} {row['cpu_vs_base']:>11.2f}x",
             flush=True,
         )
     return rows
-
-
-def results_section(result: dict[str, Any]) -> str:
-    lines = [
-        "",
-        "## Probing",
-        "",
-        f"`python bench/bench_probing.py` ({result['date']}, {result['machine']}, "
-        f"torch {result['torch']}, transformers {result['transformers']}): "
-        f"{result['n_texts']} agreement prompts, batch size "
-        f"{result['batch_size']}, best of {result['repeats']} interleaved runs. `vs plain` = "
-        "time / time of a plain batched forward of the same texts (lower is better); CPU = "
-        "this process's CPU time, the robust figure on a shared machine (wall times swung 3x).",
-        "",
-        "| model | method | texts/s | tokens/s | ms/batch | vs plain "
-        "| CPU ms/batch | CPU vs plain |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['model']} | {row['method']} | {row['texts_per_s']:.0f} | "
-            f"{row['tokens_per_s']:.0f} | {row['ms_per_batch']:.2f} | {row['vs_plain']:.2f}x | "
-            f"{row['cpu_ms_per_batch']:.2f} | {row['cpu_vs_plain']:.2f}x |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -221,11 +220,11 @@ def main() -> None:
     # One thread by default: on a shared machine two threads contend and the timings swing 2x.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="256 texts, one repetition")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "probing.json")
-    parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    _results.add_output_arguments(parser, "bench_probing")
     args = parser.parse_args()
     n_texts, repeats = (256, 1) if args.quick else (args.texts, args.repeats)
     torch.set_num_threads(args.threads)
+    environment = _results.environment()
     texts = [ex.text for ex in language.agreement_examples(n_texts, seed=0)]
 
     models: list[tuple[str, Any]] = []
@@ -238,25 +237,24 @@ def main() -> None:
     rows = []
     for name, model in models:
         rows.extend(run_model(name, model, texts, args.batch_size, repeats))
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads",
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
+    config = {
         "threads": torch.get_num_threads(),
         "n_texts": n_texts,
+        "distinct_texts": len(set(texts)),
         "batch_size": args.batch_size,
         "repeats": repeats,
-        "rows": rows,
+        "texts": "language.agreement_examples(n_texts, seed=0)",
+        "reference": REFERENCE,
+        "models": [name for name, _ in models],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
-    if not args.no_results and not args.quick:
-        results = Path(__file__).parent / "RESULTS.md"
-        with results.open("a", encoding="utf-8") as handle:  # one append, our section only
-            handle.write(results_section(result))
-        print(f"appended the Probing section to {results}")
+    _results.write(
+        "bench_probing",
+        environment=environment,
+        config=config,
+        figures={"target": {"cpu_vs_base_max": 1.10}, "rows": rows},
+        out=args.out,
+        results=args.results and not args.quick,
+    )
 
 
 if __name__ == "__main__":

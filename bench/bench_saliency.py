@@ -20,11 +20,11 @@ default (batches sized to ~2 GiB of activations). Peak memory is the peak RSS in
 a call (psutil, sampled every 2 ms after ``malloc_trim``): ``tracemalloc`` does not see
 torch's CPU allocations. On CUDA it is ``torch.cuda.max_memory_allocated`` above the start.
 
-    python bench/bench_saliency.py              # T = 128 and 512, 3 repetitions
+    python bench/bench_saliency.py --results    # T = 128 and 512, 3 repetitions
     python bench/bench_saliency.py --quick      # T = 64, 1 repetition (smoke run)
 
-Prints a table, writes ``bench/out/saliency.json`` and appends a "Saliency" section with the
-table to ``bench/RESULTS.md`` (``--no-results`` to skip).
+Prints a table and writes ``bench/out/bench_saliency.json``; ``--results`` also writes
+``bench/results/bench_saliency.json``, from which ``bench/tables.py`` makes the tables.
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import datetime
-import json
-import platform
 import statistics
 import sys
 import threading
@@ -46,8 +43,10 @@ from typing import Any
 
 import psutil
 import torch
-import transformers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results
 
 try:
     from llmasos_widgets.attribution import attribute
@@ -209,7 +208,10 @@ def _compare(
     }
 
 
-def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, Any]:
+def run(
+    seq_lens: list[int], repeats: int, device: torch.device
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(config, one row per length and task)."""
     torch.manual_seed(0)
     config = LlamaConfig(**CONFIG)
     model = LlamaForCausalLM(config).to(device).eval()  # type: ignore[arg-type]
@@ -236,19 +238,15 @@ def run(seq_lens: list[int], repeats: int, device: torch.device) -> dict[str, An
             rows.append(row)
             print(_format_row(row), flush=True)
     return {
-        "benchmark": "saliency",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-        "cpu_threads": torch.get_num_threads(),
-        "config": CONFIG,
+        "model": CONFIG,
         "n_steps": N_STEPS,
+        "integration": "gausslegendre",
+        "baseline": "pad",
+        "target_token_id": TARGET_ID,
         "repeats": repeats,
         "memory": "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS delta",
-        "rows": rows,
-    }
+    }, rows
 
 
 HEADER = (
@@ -267,52 +265,27 @@ def _format_row(row: dict[str, Any]) -> str:
     )
 
 
-def results_section(result: dict[str, Any]) -> str:
-    config = result["config"]
-    lines = [
-        "",
-        "## Saliency",
-        "",
-        f"`python bench/bench_saliency.py` on {result['device']} ({result['cpu_threads']} "
-        f"threads), {result['date']}, torch {result['torch']}, transformers "
-        f"{result['transformers']}. Random-init LLaMA: {config['num_hidden_layers']} layers, "
-        f"hidden {config['hidden_size']}, {config['num_attention_heads']} heads / "
-        f"{config['num_key_value_heads']} kv heads, fp32. Integrated gradients, "
-        f"{result['n_steps']} Gauss-Legendre steps, `<pad>` baseline; ours = "
-        "`attribute(...)`, Captum = `LayerIntegratedGradients` (one per layer for all sites), "
-        f"interleaved, median of {result['repeats']}. Ratios are ours / Captum (< 1: ours "
-        f"better). Memory: {result['memory']}. IG / (fwd+bwd): our time as a multiple of one "
-        "forward + backward pass on the input.",
-        "",
-        HEADER,
-        RULE,
-        *(_format_row(row) for row in result["rows"]),
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seq-lens", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="T = 64, one repetition")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "saliency.json")
-    parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    _results.add_output_arguments(parser, "bench_saliency")
     args = parser.parse_args()
     seq_lens, repeats = ([64], 1) if args.quick else (args.seq_lens, args.repeats)
+    environment = _results.environment()
     print(HEADER)
     print(RULE)
-    result = run(seq_lens, repeats, torch.device(args.device))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
-    if not args.no_results and not args.quick:
-        results = Path(__file__).parent / "RESULTS.md"
-        with results.open("a", encoding="utf-8") as handle:  # one append, our section only
-            handle.write(results_section(result))
-        print(f"appended the Saliency section to {results}")
+    config, rows = run(seq_lens, repeats, torch.device(args.device))
+    _results.write(
+        "bench_saliency",
+        environment=environment,
+        config=config,
+        figures={"target": {"time_ratio_max": 1.0, "memory_ratio_max": 1.0}, "rows": rows},
+        out=args.out,
+        results=args.results and not args.quick,
+    )
 
 
 if __name__ == "__main__":

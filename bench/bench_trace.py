@@ -2,19 +2,16 @@
 
 One process, one random-init LLaMA-shaped model, repetitions interleaved
 (plain, traced, eager, plain, ...) so background load hits all three modes alike.
-Prints a table and writes JSON (default ``bench/out/trace.json``).
+Prints a table and writes JSON to ``bench/out/bench_trace.json``; ``--results`` also writes
+``bench/results/bench_trace.json`` (the figures ``bench/tables.py`` publishes).
 
-    python bench/bench_trace.py                         # CPU: 8 layers, hidden 2048, T 512 and 2048
+    python bench/bench_trace.py --reps 5 --results      # CPU: 8 layers, hidden 2048, T 512, 2048
     python bench/bench_trace.py --shape 7b --dtype bf16 --device cuda   # LLaMA-2-7B shape, T 4096
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -22,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results
 
 try:
     from llmasos_widgets.tracing import trace
@@ -56,6 +55,8 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("plain", "traced", "eager")
+# At the longest length: traced/plain time, and captured q+k bytes / eager attention bytes.
+TARGETS = {"traced_over_plain_max": 1.10, "qk_over_attention_bytes_max": 0.1}
 
 
 def build_model(
@@ -154,26 +155,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _environment(args: argparse.Namespace) -> dict[str, Any]:
-    def load() -> list[float] | None:
-        return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-    info: dict[str, Any] = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "load_average": load(),
-        **{k: v for k, v in vars(args).items() if k != "out"},
-    }
-    if args.device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -187,21 +168,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions per mode")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "trace.json")
+    _results.add_output_arguments(parser, "bench_trace")
     args = parser.parse_args(argv)
     seq_lens = args.seq_lens or SHAPES[args.shape]["default_seq_lens"]
 
-    environment = _environment(args)
+    environment = _results.environment()
     print(f"building {args.shape} model ({args.dtype}, {args.device}) ...", flush=True)
     model = build_model(args.shape, args.layers, DTYPES[args.dtype], args.device)
     rows = [bench_length(model, t, args.reps, args.warmup, args.device) for t in seq_lens]
-    environment["load_average_end"] = _environment(args)["load_average"]
     print_table(rows)
-    result = {"environment": environment, "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
-    return result
+    sizes = {k: v for k, v in SHAPES[args.shape].items() if k != "default_seq_lens"}
+    if args.layers is not None:
+        sizes["num_hidden_layers"] = args.layers
+    config = {
+        "shape": args.shape,
+        "model": sizes,
+        "seq_lens": seq_lens,
+        "reps": args.reps,
+        "warmup": args.warmup,
+        "dtype": args.dtype,
+        "device": args.device,
+        "batch": 1,
+        "modes": list(MODES),
+    }
+    figures = {"targets": TARGETS, "rows": rows}
+    _results.write(
+        "bench_trace",
+        environment=environment,
+        config=config,
+        figures=figures,
+        out=args.out,
+        results=args.results,
+    )
+    return {"environment": environment, "config": config, **figures}
 
 
 if __name__ == "__main__":

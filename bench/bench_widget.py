@@ -8,9 +8,11 @@ For (layers, heads, tokens) in CONFIGS, with a synthetic Explanation-like object
     for a worst case of diffuse random attention;
   * encode time per head (quantize + pack + deflate), and the kernel's hover-flow time
     where it is under flow_budget (includes generating the synthetic patterns).
-Prints a table and writes bench/out/widget.json. Target: first render < 1 MB at (32, 32, 2048).
+Prints a table and writes bench/out/bench_widget.json; ``--results`` also writes
+bench/results/bench_widget.json (the figures bench/tables.py publishes). Target: first
+render < 1 MB at (32, 32, 2048).
 
-    python bench/bench_widget.py [--quick]
+    python bench/bench_widget.py --results [--quick]
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from typing import Any
 import numpy as np
 from ipywidgets.widgets.widget import _remove_buffers
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _results
+
 try:
     from llmasos_widgets.widgets import AttentionWidget
     from llmasos_widgets.widgets._base import encode_pattern
@@ -35,7 +40,6 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 CONFIGS = [(8, 8, 512), (32, 32, 512), (32, 32, 2048)]
 FIRST_RENDER_TARGET = 1_000_000
-OUT = pathlib.Path(__file__).resolve().parent / "out" / "widget.json"
 
 
 class SyntheticExplanation:
@@ -140,15 +144,25 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest config, one head")
+    _results.add_output_arguments(parser, "bench_widget")
     args = parser.parse_args()
+    environment = _results.environment()
     configs = CONFIGS[:1] if args.quick else CONFIGS
-    rows = run(configs, heads_per_config=1 if args.quick else 3)
+    heads = 1 if args.quick else 3
+    rows = run(configs, heads_per_config=heads)
     print_table(rows)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps({"target_first_render_bytes": FIRST_RENDER_TARGET, "rows": rows}, indent=2)
+    _results.write(
+        "bench_widget",
+        environment=environment,
+        config={
+            "configs": configs,
+            "heads_per_config": heads,
+            "patterns": "bench_widget.SyntheticExplanation (typical; diffuse = random scores)",
+        },
+        figures={"target": {"first_render_bytes_max": FIRST_RENDER_TARGET}, "rows": rows},
+        out=args.out,
+        results=args.results and not args.quick,
     )
-    print(f"wrote {OUT}")
     big = [r for r in rows if (r["layers"], r["heads"], r["tokens"]) == (32, 32, 2048)]
     if big and not big[0]["first_render_under_target"]:
         raise SystemExit(f"first render at (32, 32, 2048) is {big[0]['first_render_bytes']:,} B")

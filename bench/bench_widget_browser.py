@@ -38,9 +38,11 @@ require.min.js), d3.min.js and jquery.min.js; get them from npm with
 BertViz render column says it could not render offline.
 --bundle DIR: take attention.js/.css from DIR instead of llmasos_widgets/static (profiling).
 
-Chromium: /usr/bin/chromium (Debian package; Playwright's own browser download is not used).
-Prints a table and writes bench/out/widget_browser.json. Targets at (32, 32, 2048): first
-render < 1 MB and < 1 s; hover repaint < 16 ms.
+Chromium: /usr/bin/chromium or $LLMW_CHROMIUM (Debian package; Playwright's own browser
+download is not used). Prints a table and writes bench/out/bench_widget_browser.json;
+``--results`` also writes bench/results/bench_widget_browser.json (the figures
+bench/tables.py publishes). Targets at (32, 32, 2048): first render < 1 MB and < 1 s; hover
+repaint work p95 < 16 ms (the JSON says met or missed for each).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import contextlib
 import gc
 import http.server
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -64,6 +67,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without `pip install -e .`
 
+import _results  # noqa: E402
 from bench_widget import SyntheticExplanation, first_render_bytes  # noqa: E402
 
 from llmasos_widgets.widgets import AttentionWidget  # noqa: E402
@@ -73,7 +77,7 @@ EXTRA_CONFIGS = [(32, 32, 4096)]
 TARGET_BYTES = 1_000_000
 TARGET_FIRST_RENDER_MS = 1000.0
 TARGET_HOVER_MS = 16.0
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("LLMW_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -84,7 +88,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-OUT = HERE / "out" / "widget_browser.json"
 STATIC = HERE.parent / "llmasos_widgets" / "static"
 CDN = "https://cdnjs.cloudflare.com/"
 
@@ -518,7 +521,6 @@ def bertviz_render(
 
 def kill_own_renderers() -> None:
     """SIGKILL the Chromium renderer processes descended from this Python process."""
-    import os
     import signal
 
     parents: dict[int, int] = {}
@@ -752,8 +754,9 @@ def main() -> None:
     parser.add_argument("--no-bertviz-validate", dest="bertviz_validate", action="store_false")
     parser.add_argument("--bertviz-vendor", type=pathlib.Path, default=HERE / "out" / "vendor")
     parser.add_argument("--bundle", type=pathlib.Path, default=STATIC)
-    parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    _results.add_output_arguments(parser, "bench_widget_browser")
     args = parser.parse_args()
+    environment = _results.environment()
     configs = CONFIGS[:1] if args.quick else CONFIGS + ([] if args.no_4096 else EXTRA_CONFIGS)
     hovers = 10 if args.quick else args.hovers
 
@@ -772,6 +775,7 @@ def main() -> None:
     offline: dict[str, Any] | None = None
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium_version = browser.version
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.on("pageerror", lambda e: print(f"page error: {e}", file=sys.stderr))
@@ -816,27 +820,31 @@ def main() -> None:
             "hover_layer_ok": big["hover_layer"]["work_ms"]["p95"] < TARGET_HOVER_MS,
         }
         print(f"\ntargets at (32, 32, 2048): {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "targets": {
-                    "first_render_bytes": TARGET_BYTES,
-                    "first_render_ms": TARGET_FIRST_RENDER_MS,
-                    "hover_ms": TARGET_HOVER_MS,
-                },
-                "bundle": str(args.bundle),
-                "hovers": hovers,
-                "bertviz_note": bv_note,
-                "bertviz_offline": offline,
-                "bertviz_vendor": {k: str(v) for k, v in vendor.items()},
-                "verdict_32_32_2048": verdict,
-                "rows": rows,
+    _results.write(
+        "bench_widget_browser",
+        environment={**environment, "chromium": chromium_version},
+        config={
+            "configs": configs,
+            "hovers": hovers,
+            "bundle": str(args.bundle),
+            "bertviz": not args.no_bertviz,
+            "bertviz_timeout_s": args.bertviz_timeout,
+        },
+        figures={
+            "targets": {
+                "first_render_bytes": TARGET_BYTES,
+                "first_render_ms": TARGET_FIRST_RENDER_MS,
+                "hover_work_p95_ms": TARGET_HOVER_MS,
             },
-            indent=2,
-        )
+            "bertviz_note": bv_note,
+            "bertviz_offline": offline,
+            "bertviz_vendor": {k: str(v) for k, v in vendor.items()},
+            "verdict_32_32_2048": verdict,
+            "rows": rows,
+        },
+        out=args.out,
+        results=args.results and not args.quick,
     )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
