@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -67,6 +70,51 @@ def serve(hub: FakeHub) -> Iterator[FakeHub]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def _forbid_internet(monkeypatch: Any) -> None:
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0] if isinstance(address, tuple) else address
+            if host not in LOOPBACK:
+                raise AssertionError(f"a test tried to connect to {address!r}")
+        real_connect(sock, address)
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host not in (*LOOPBACK, None):
+            raise AssertionError(f"a test tried to look up {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@contextmanager
+def hub_for_tests(monkeypatch: Any, tmp_path: Path) -> Iterator[FakeHub]:
+    """A fake hub that huggingface_hub and transformers talk to, an empty cache in ``tmp_path``,
+    no token, and no way to reach the internet (non-loopback connections and name lookups
+    fail the test). ``monkeypatch`` undoes every change when the test ends."""
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import constants
+
+    _forbid_internet(monkeypatch)
+    with serve(FakeHub()) as fake:
+        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+            monkeypatch.setenv(variable, "")  # recorded, so a test's own change is undone too
+            monkeypatch.delenv(variable)
+        monkeypatch.setenv("HF_ENDPOINT", fake.url)
+        monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+        template = fake.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+        monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "harnesses.json"))
+        monkeypatch.setattr(transformers_hub, "_hf_api", None)  # rebuilt with the fake endpoint
+        yield fake
 
 
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:

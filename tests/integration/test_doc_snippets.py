@@ -2,8 +2,10 @@
 
 A page's blocks run in order in one namespace, the way a reader pastes them into one notebook,
 in a temporary working directory (files the snippets save land there) with ``display``
-recording what would be shown. ```text blocks are signatures and listings, not run. The hub
-is offline here (``HF_HUB_OFFLINE=1``): no snippet may reach the network.
+recording what would be shown. ```text blocks are signatures and listings, not run. Hub ids
+are answered by the fake hub of ``tests/fake_hub.py`` (the bundled model under every short
+name's hub id); nothing can reach the internet. docs/loading.md has its own runner with more
+set-up (``tests/integration/test_hub_loading.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.fake_hub import hub_for_tests
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+OWN_RUNNER = {ROOT / "docs" / "loading.md"}
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -30,13 +35,23 @@ def test_the_pages_hold_snippets() -> None:
 
 
 @pytest.mark.parametrize(
-    "page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.relative_to(ROOT).as_posix()
+    "page",
+    [p for p in PAGES if python_blocks(p) and p not in OWN_RUNNER],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
 )
 def test_page_snippets_run_as_written(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from llmasos_widgets.models import BUNDLED_MODELS, SHORT_NAMES
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing here may reach the real hub
+    with hub_for_tests(monkeypatch, tmp_path) as hub:
+        for hub_id in SHORT_NAMES.values():
+            hub.add(hub_id, BUNDLED_MODELS["tiny-llama"])
+        _run_blocks(page)
+
+
+def _run_blocks(page: Path) -> None:
     shown: list[Any] = []
     namespace: dict[str, Any] = {"__name__": "__snippet__", "display": lambda *o: shown.extend(o)}
     for index, block in enumerate(python_blocks(page)):

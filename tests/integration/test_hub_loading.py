@@ -20,52 +20,15 @@ from llmasos_widgets.models import (
     UnsupportedCheckpointError,
 )
 from tests.conftest import random_llama, word_tokenizer
-from tests.fake_hub import FakeHub, serve
+from tests.fake_hub import hub_for_tests
 
 DOCS = Path(__file__).parents[2] / "docs" / "loading.md"
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def _forbid_internet(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(sock: socket.socket, address: object) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0] if isinstance(address, tuple) else address
-            if host not in LOOPBACK:
-                raise AssertionError(f"a test tried to connect to {address!r}")
-        real_connect(sock, address)
-
-    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
-        if host not in (*LOOPBACK, None):
-            raise AssertionError(f"a test tried to look up {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
 def hub(monkeypatch, tmp_path):
     """A fake hub that huggingface_hub and transformers talk to, an empty cache, no token."""
-    import transformers.utils.hub as transformers_hub
-    from huggingface_hub import constants
-
-    _forbid_internet(monkeypatch)
-    with serve(FakeHub()) as fake:
-        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-            monkeypatch.setenv(variable, "")  # recorded, so a test's own change is undone too
-            monkeypatch.delenv(variable)
-        monkeypatch.setenv("HF_ENDPOINT", fake.url)
-        monkeypatch.setattr(constants, "ENDPOINT", fake.url)
-        template = fake.url + "/{repo_id}/resolve/{revision}/{filename}"
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-        monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "harnesses.json"))
-        monkeypatch.setattr(transformers_hub, "_hf_api", None)  # rebuilt with the fake endpoint
+    with hub_for_tests(monkeypatch, tmp_path) as fake:
         yield fake
 
 
