@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
 
 if TYPE_CHECKING:
@@ -179,7 +179,10 @@ class Explanation:
         return write_report(self, Path(path))
 
     def __repr__(self) -> str:
-        text = " ".join(self.tokens)
+        if self.token_style.scheme == "plain":
+            text = " ".join(self.tokens)
+        else:  # the decoded text, not SentencePiece/byte-level pieces
+            text = "".join(token.text for token in show_tokens(self.tokens, self.token_style))
         if len(text) > 60:
             text = text[:57] + "..."
         return (

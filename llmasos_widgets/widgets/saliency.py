@@ -30,7 +30,13 @@ import numpy as np
 import torch
 import traitlets
 
-from llmasos_widgets.widgets._base import STATIC_DIR, SelectionWidget, tensor_payload
+from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets.widgets._base import (
+    STATIC_DIR,
+    SelectionWidget,
+    display_traits,
+    tensor_payload,
+)
 
 _PROGRESS_INTERVAL_S = 0.1  # progress trait updates at most this often (each one is a message)
 
@@ -48,7 +54,15 @@ class SaliencyWidget(SelectionWidget):
     _css = STATIC_DIR / "saliency.css"
 
     tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the input tokens exactly as the tokenizer split them."""
+    """list[str], read-only: the input tokens exactly as the tokenizer split them (raw)."""
+
+    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: each token as a reader reads it (decoded text, real whitespace,
+    "" for a continuation); see ``llmasos_widgets._readable_tokens.show_tokens``."""
+
+    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: per token "text", "special", "continuation" (later bytes of a
+    character shown on an earlier token) or "bytes" (bytes that form no character)."""
 
     sites = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
     """list[int], read-only: residual site of each heatmap row (0 = embeddings)."""
@@ -130,7 +144,10 @@ class SaliencyWidget(SelectionWidget):
         self._last_progress = 0.0
         self._computing = False
         super().__init__(**kwargs)
-        self.set_trait("tokens", list(explainable.tokens(self._input_ids)))
+        tokens = list(explainable.tokens(self._input_ids))
+        self.set_trait("tokens", tokens)
+        for name, values in display_traits(tokens, TokenStyle.of(tok)).items():
+            self.set_trait(name, values)
         self.set_trait("method_options", list(self._methods))
         self.set_trait("baseline_options", list(self._baselines))
         with self.hold_trait_notifications():
