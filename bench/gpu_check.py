@@ -261,6 +261,9 @@ def split_model(args: argparse.Namespace) -> dict[str, Any]:
         attributed = {
             name: attribute(model, text, method="gradient") for name, model in models.items()
         }
+        with bench_scale.layer_recomputation(True):  # as at real size, through the dispatch
+            recomputed = attribute(models["split"], text, method="input_x_gradient")
+        plain = attribute(models["single"], text, method="input_x_gradient")
     one, two = explained["single"], explained["split"]
     checks = {
         "explain_top_ids_equal": bool(np.array_equal(one.top_token_ids, two.top_token_ids)),
@@ -273,6 +276,9 @@ def split_model(args: argparse.Namespace) -> dict[str, Any]:
         "explain_saliency": _close(one.saliency.scores, two.saliency.scores, tolerance),
         "attribute_gradient": _close(
             attributed["single"].scores, attributed["split"].scores, tolerance
+        ),
+        "attribute_input_x_gradient_layers_recomputed": _close(
+            plain.scores, recomputed.scores, tolerance
         ),
     }
     try:

@@ -78,6 +78,7 @@ def test_split_model_gives_the_single_device_results(report: dict) -> None:
     checks = d["checks"]
     assert checks["explain_top_ids_equal"] and checks["explain_lens_ids_equal"]
     assert checks["attribute_gradient"]["equal"] and checks["widget_state_keys_equal"]
+    assert checks["attribute_input_x_gradient_layers_recomputed"]["equal"]
     assert checks["widget_summaries"]["max_abs_diff"] <= d["tolerance"]
 
 
