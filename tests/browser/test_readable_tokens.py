@@ -97,7 +97,9 @@ def test_chinese_reads_as_characters_in_the_strip_and_the_report(
             assert continuations, f"{name}: the example should split a character"
             first = continuations[0]
             assert "llmw-token--continuation" in state[first]["classes"]
-            assert state[first]["title"].startswith(f"{first}: {json.dumps(raw[first])}")
+            assert state[first]["title"].startswith(
+                f"{first}: {json.dumps(raw[first], ensure_ascii=False)}"
+            )
             assert "rest of" in state[first]["title"]
             marks = [m for s in state for m in s["marks"]]
             assert marks and all(cls == "llmw-mark" and opacity < 1 for cls, _, opacity in marks)
