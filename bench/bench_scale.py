@@ -333,14 +333,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def record_result(result: dict[str, Any], path: Path) -> Path:
-    """Add ``result`` to the committed runs in ``path``, replacing a run of the same config."""
+    """Add ``result`` to the committed runs in ``path``, replacing a run of the same config.
+
+    The file holds every run under ``runs``; its top level repeats the run closest to the
+    target configuration (CUDA first, then most layers, then most tokens), so a reader that
+    wants one run finds it there.
+    """
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
     key = ("device", "layers", "tokens", "dtype")
-    same = [run for run in runs if all(run["config"][k] == result["config"][k] for k in key)]
-    runs = [run for run in runs if run not in same] + [result]
-    runs.sort(key=lambda run: tuple(str(run["config"][k]) for k in key))
+    runs = [run for run in runs if any(run["config"][k] != result["config"][k] for k in key)]
+    runs = sorted([*runs, result], key=lambda run: tuple(str(run["config"][k]) for k in key))
+    primary = max(
+        runs,
+        key=lambda run: (
+            str(run["config"]["device"]).startswith("cuda"),
+            run["config"]["layers"],
+            run["config"]["tokens"],
+        ),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    path.write_text(json.dumps({**primary, "runs": runs}, indent=2) + "\n")
     return path
 
 
