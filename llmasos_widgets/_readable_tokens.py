@@ -24,6 +24,7 @@ The raw strings stay the data (``Explanation.tokens``); this module only renders
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -265,6 +266,25 @@ def token_pieces(token: ShownToken) -> list[tuple[str, bool]]:
 def token_label(token: ShownToken) -> str:
     """The pieces of :func:`token_pieces` as one string."""
     return "".join(text for text, _ in token_pieces(token))
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+
+
+def readable_quoted(description: str, style: TokenStyle) -> str:
+    """``description`` with every quoted token string (``log p('Ġare')``) shown as readers read
+    it (``log p('␣are')``); unchanged for plain tokenizers."""
+    if style.scheme == "plain":
+        return description
+
+    def shown(match: re.Match[str]) -> str:
+        try:
+            raw = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return repr(token_label(show_token(str(raw), style)))
+
+    return _QUOTED.sub(shown, description)
 
 
 def _decode_run(

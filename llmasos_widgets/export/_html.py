@@ -19,6 +19,7 @@ import numpy as np
 from llmasos_widgets._readable_tokens import (
     ShownToken,
     TokenStyle,
+    readable_quoted,
     show_token,
     show_tokens,
     token_pieces,
@@ -174,7 +175,7 @@ def _saliency_section(explanation: Explanation) -> str:
         rows.append(f"<tr><th>{label}</th>{cells}</tr>")
     facts = [
         f"method <b>{html.escape(saliency.method)}</b>",
-        f"target <b>{html.escape(saliency.target)}</b>",
+        f"target <b>{html.escape(readable_quoted(saliency.target, _style(explanation)))}</b>",
         f"p = {saliency.target_probability:.3f}",
         f"f(x) = {saliency.f_x:.4g}",
     ]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import traitlets
 
-from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -249,7 +249,9 @@ class SaliencyWidget(SelectionWidget):
             self.set_trait("scores", tensor_payload(saliency.scores))
             self.set_trait("convergence_delta", tensor_payload(delta))
             self.set_trait("signed", get_method(saliency.method).signed)
-            self.set_trait("target", saliency.target)
+            # token strings in the description read as text (log p('␣are'), not 'Ġare')
+            style = TokenStyle.of(self._model.tokenizer)
+            self.set_trait("target", readable_quoted(saliency.target, style))
             self.set_trait("target_probability", float(saliency.target_probability))
             self.set_trait("progress", 1.0)
             self.set_trait("status", "ready")

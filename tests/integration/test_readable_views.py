@@ -11,7 +11,13 @@ import re
 import pytest
 
 from llmasos_widgets import AttentionWidget, SaliencyWidget, explain
-from llmasos_widgets._readable_tokens import TokenStyle, byte_decoder, show_tokens, token_label
+from llmasos_widgets._readable_tokens import (
+    TokenStyle,
+    byte_decoder,
+    readable_quoted,
+    show_tokens,
+    token_label,
+)
 from llmasos_widgets.explain import Explanation
 from llmasos_widgets.models import as_explainable
 from tests._tokenizers import (
@@ -69,6 +75,10 @@ def test_saliency_widget_sends_the_same_tokens(case):
     assert saliency.tokens == attention.tokens
     assert saliency.display_tokens == attention.display_tokens
     assert saliency.token_kinds == attention.token_kinds
+    # the target description names its token readably too
+    style = TokenStyle.of(model.tokenizer)
+    assert saliency.target == readable_quoted(saliency.saliency.target, style)
+    assert not MOJIBAKE & set(saliency.target) and "\u0120" not in saliency.target
     saliency.close()
     attention.close()
 

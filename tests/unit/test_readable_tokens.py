@@ -10,6 +10,7 @@ from llmasos_widgets._readable_tokens import (
     TokenStyle,
     byte_decoder,
     detect_scheme,
+    readable_quoted,
     readable_tokens,
     show_token,
     show_tokens,
@@ -175,6 +176,21 @@ def test_llama2_normalizer_layout_is_sentencepiece():
     )
     backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse()])
     assert detect_scheme(PreTrainedTokenizerFast(tokenizer_object=backend)) == "sentencepiece"
+
+
+def test_quoted_tokens_in_descriptions_read_as_text():
+    byte_level = TokenStyle(scheme="byte_level")
+    assert (
+        readable_quoted("logit('Ġare') - logit('Ġis') after token 5", byte_level)
+        == "logit('\u2423are') - logit('\u2423is') after token 5"
+    )
+    assert readable_quoted("log p('è¿Ļ') after token 2", byte_level) == "log p('这') after token 2"
+    sentencepiece = TokenStyle(scheme="sentencepiece")
+    assert readable_quoted("log p('▁the') after token 1", sentencepiece) == (
+        "log p('\u2423the') after token 1"
+    )
+    # plain tokenizers: unchanged, even for strings that look like pieces
+    assert readable_quoted("log p('Ġare')", TokenStyle()) == "log p('Ġare')"
 
 
 def test_style_round_trips_through_json():
