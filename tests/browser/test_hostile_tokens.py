@@ -63,6 +63,10 @@ assert widget.tokens == ["<bos>", *HOSTILE], widget.tokens
 widget
 """
 
+ONLY_MARKS = """(el) => [...el.children].every(
+  (c) => c.tagName === "SPAN" && c.className === "llmw-mark" && c.children.length === 0
+)"""
+
 NO_INJECTION = """(root) => ({
   xss: typeof window.__xss === "undefined" ? null : String(window.__xss),
   elements: root.querySelectorAll("img, svg, script, iframe, b").length,
@@ -94,7 +98,8 @@ def test_hostile_tokens_render_as_text(
             assert displayed(raw) in strip_text
             # the tooltip carries the exact string, JSON-quoted (JSON.stringify == json.dumps)
             assert span.get_attribute("title") == f"{i}: {json.dumps(raw, ensure_ascii=False)}"
-            assert span.evaluate("(el) => el.children.length") == 0
+            # the only elements inside a token are its quiet whitespace marks (text only)
+            assert span.evaluate(ONLY_MARKS), span.inner_html()
         assert page.evaluate(NO_INJECTION, widget.element_handle()) == {
             "xss": None,
             "elements": 0,
