@@ -178,6 +178,19 @@ def test_llama2_normalizer_layout_is_sentencepiece():
     assert detect_scheme(PreTrainedTokenizerFast(tokenizer_object=backend)) == "sentencepiece"
 
 
+@pytest.mark.parametrize(
+    ("scheme", "raw", "labels"),
+    [  # the rows of the table in docs/widgets.md "How tokens are shown"
+        ("sentencepiece", ["▁The", "<0xE7>", "<0xA4>", "<0xBA>"], ["␣The", "示", "◌", "◌"]),
+        ("byte_level", ["ĠThe", "Ċ", "è¿Ļæĺ¯ä¸", "Ģ"], ["␣The", "⏎", "这是一", "◌"]),
+        ("plain", ["<bos>", "the"], ["<bos>", "the"]),
+    ],
+)
+def test_documented_examples(scheme, raw, labels):
+    style = TokenStyle(scheme=scheme, special=frozenset({"<bos>"}))
+    assert [token_label(t) for t in show_tokens(raw, style)] == labels
+
+
 def test_quoted_tokens_in_descriptions_read_as_text():
     byte_level = TokenStyle(scheme="byte_level")
     assert (
