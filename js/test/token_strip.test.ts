@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { getScale } from "../src/lib/colors";
+import { truncatePieces } from "../src/lib/pattern_view";
 import { CONTINUATION_MARK, TokenStrip, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
@@ -107,5 +108,17 @@ describe("TokenStrip", () => {
     fire(target, "pointerdown");
     fire(window, "pointerup");
     expect(onSelect).not.toHaveBeenCalled();
+  });
+});
+
+describe("line view labels", () => {
+  it("keep quiet marks and cut long labels with an ellipsis", () => {
+    const pieces = tokenPieces({ text: " internationalization", kind: "text" });
+    expect(truncatePieces(pieces, 16)).toEqual([
+      { text: "␣", quiet: true },
+      { text: "internationali", quiet: false },
+      { text: "…", quiet: false },
+    ]);
+    expect(truncatePieces(tokenPieces({ text: "这是一", kind: "text" }), 16)).toEqual([{ text: "这是一", quiet: false }]);
   });
 });

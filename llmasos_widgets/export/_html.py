@@ -48,6 +48,7 @@ table{border-collapse:collapse} th,td{font-size:12px;padding:2px 4px;text-align:
 .muted{color:#656d76} .mk{opacity:.45} .tok.special{font-style:italic;color:#6a1b9a}
 .tok.bytes{font-style:italic;color:#8a6d00} figure{display:inline-block;margin:8px 16px 8px 0}
 canvas{image-rendering:pixelated;border:1px solid #d0d7de}
+.warn{color:#7c2d12;background:#fff7ed;border:1px solid #fdba74;border-radius:4px;padding:4px 8px}
 """
 
 _PATTERN_SCRIPT = """
@@ -183,11 +184,23 @@ def _saliency_section(explanation: Explanation) -> str:
         facts.append(f"baseline {html.escape(saliency.baseline)}")
     if saliency.f_baseline is not None:
         facts.append(f"f(baseline) = {saliency.f_baseline:.4g}")
-    if saliency.convergence_delta is not None:
-        worst = float(np.abs(saliency.convergence_delta).max())
-        facts.append(f"largest convergence delta {worst:.3g}")
+    relative = saliency.relative_convergence_delta
+    if saliency.convergence_delta is not None and relative is not None:
+        worst = int(np.argmax(np.where(np.isnan(relative), np.inf, relative)))
+        facts.append(
+            f"largest completeness error {float(saliency.convergence_delta[worst]):.3g} "
+            f"({100 * float(relative[worst]):.3g}% of |f(x) − f(baseline)|)"
+        )
+    # next to the table it qualifies: the user reads the map there
+    warning = saliency.convergence_warning
+    warning_html = (
+        f"<p class='warn' role='alert' data-testid='report-convergence-warning'>"
+        f"⚠ {html.escape(warning)}</p>"
+        if warning
+        else ""
+    )
     return (
-        f"<h2>Gradient saliency</h2><p>{' · '.join(facts)}</p>"
+        f"<h2>Gradient saliency</h2><p>{' · '.join(facts)}</p>{warning_html}"
         f"<table class='lens'><tr><th></th>{header}</tr>{''.join(rows)}</table>"
         "<p class='muted'>rows: where the attribution is taken (the input embeddings, or the "
         "residual stream after a layer); red raises the target, blue lowers it; each row is "

@@ -13,6 +13,11 @@ Interaction (decided here, mirrored in the view):
   selected in a linked widget does not retarget this one (that would start a long
   computation on every click elsewhere).
 * ``method`` and ``baseline`` (dropdowns) also recompute; ``status``/``progress`` show it.
+  Unless a baseline was chosen (constructor or dropdown), the baseline follows the method's
+  default (``default_baseline``: ``pad`` for integrated gradients, ``zero`` for occlusion).
+* Integrated gradients that did not converge (a row's completeness error above 5% of
+  ``|f(x) − f(baseline)|``) show ``convergence_warning`` next to the map, saying what to
+  change; the widget shows it instead of emitting ``ConvergenceWarning`` in the kernel.
 * Rows are residual sites (0 = embeddings, ``i`` = output of decoder layer ``i``). The shared
   ``selected_layer`` counts decoder layers like the AttentionWidget, so site ``i`` is
   ``selected_layer == i - 1``; clicking the embeddings row clears it (-1). The token strip is
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +36,7 @@ import numpy as np
 import torch
 import traitlets
 
-from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
+from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -81,10 +87,16 @@ class SaliencyWidget(SelectionWidget):
     """str, default "gradient": attribution method; changing it recomputes."""
 
     baseline = traitlets.Unicode("zero").tag(sync=True)
-    """str, default "zero": baseline ("zero", "pad", "unk"); changing it recomputes."""
+    """str: baseline ("zero", "pad", "unk"); changing it recomputes. Default: the method's
+    (``default_baseline``), following the method until a baseline is chosen."""
 
-    n_steps = traitlets.Int(50).tag(sync=True)
-    """int, default 50: integrated-gradients steps; changing it recomputes."""
+    n_steps = traitlets.Int(100).tag(sync=True)
+    """int, default 100 (``DEFAULT_N_STEPS``): integrated-gradients steps; changing it
+    recomputes."""
+
+    convergence_warning = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: why the integrated gradients shown have not converged and what to
+    change (``Saliency.convergence_warning``); "" when they have, or for other methods."""
 
     target_position = traitlets.Int(-1).tag(sync=True)
     """int: token whose next-token prediction is explained (default: the last token)."""
@@ -117,13 +129,18 @@ class SaliencyWidget(SelectionWidget):
         *,
         target: Any = None,
         method: str = "gradient",
-        baseline: str = "zero",
-        n_steps: int = 50,
+        baseline: str | None = None,
+        n_steps: int | None = None,
         position: int = -1,
         tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
-        from llmasos_widgets.attribution import BASELINES, as_target, available_methods
+        from llmasos_widgets.attribution import (
+            BASELINES,
+            DEFAULT_N_STEPS,
+            as_target,
+            available_methods,
+        )
         from llmasos_widgets.attribution._targets import resolve_position
         from llmasos_widgets.models import as_explainable
 
@@ -143,6 +160,8 @@ class SaliencyWidget(SelectionWidget):
         self._saliency: Any = None
         self._last_progress = 0.0
         self._computing = False
+        self._baseline_follows_method = False  # set below, once the traits hold their values
+        self._following = False
         super().__init__(**kwargs)
         tokens = list(explainable.tokens(self._input_ids))
         self.set_trait("tokens", tokens)
@@ -152,9 +171,11 @@ class SaliencyWidget(SelectionWidget):
         self.set_trait("baseline_options", list(self._baselines))
         with self.hold_trait_notifications():
             self.method = method
-            self.baseline = baseline
-            self.n_steps = n_steps
+            self.baseline = self._method_baseline(method) if baseline is None else baseline
+            self.n_steps = DEFAULT_N_STEPS if n_steps is None else n_steps
             self.target_position = resolve_position(position, n_tokens)
+        # the baseline follows the method's default until one is chosen
+        self._baseline_follows_method = baseline is None
         self.recompute(raise_errors=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -192,10 +213,23 @@ class SaliencyWidget(SelectionWidget):
             raise ValueError(f"target_position={value} is out of range: use 0..{n - 1}")
         return value
 
+    def _method_baseline(self, method: str) -> str:
+        from llmasos_widgets.attribution import default_baseline
+
+        return default_baseline(method, self._model.tokenizer)
+
     @traitlets.observe("method", "baseline", "n_steps", "target_position")
     def _on_settings(self, change: dict[str, Any]) -> None:
-        if self._saliency is not None:  # the first computation is run by __init__
-            self.recompute()
+        if change["name"] == "baseline" and not self._following:
+            self._baseline_follows_method = False
+        if change["name"] == "method" and self._baseline_follows_method:
+            self._following = True  # one recompute for the method and its baseline
+            try:
+                self.baseline = self._method_baseline(self.method)
+            finally:
+                self._following = False
+        if self._saliency is not None and not self._following:
+            self.recompute()  # the first computation is run by __init__
 
     # -- computation ------------------------------------------------------------------------
     def recompute(self, *, raise_errors: bool = False) -> None:
@@ -204,7 +238,7 @@ class SaliencyWidget(SelectionWidget):
         Runs in the kernel; ``status`` and ``progress`` stream to the view meanwhile. On an
         error the previous result stays and ``status`` says what went wrong.
         """
-        from llmasos_widgets.attribution import attribute, get_method
+        from llmasos_widgets.attribution import ConvergenceWarning, attribute, get_method
 
         if self._model is None:
             raise RuntimeError("this SaliencyWidget was closed")
@@ -213,16 +247,19 @@ class SaliencyWidget(SelectionWidget):
         self.set_trait("progress", 0.0)
         self._last_progress = time.monotonic()
         try:
-            saliency = attribute(
-                self._model,
-                self._input_ids,
-                target=self._target_spec,
-                method=self.method,
-                baseline=self.baseline,
-                n_steps=self.n_steps,
-                position=self.target_position,
-                progress=self._report_progress,
-            )
+            with warnings.catch_warnings():
+                # shown in the view (``convergence_warning``), not as kernel output
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                saliency = attribute(
+                    self._model,
+                    self._input_ids,
+                    target=self._target_spec,
+                    method=self.method,
+                    baseline=self.baseline,
+                    n_steps=self.n_steps,
+                    position=self.target_position,
+                    progress=self._report_progress,
+                )
         except Exception as error:
             self.set_trait("status", f"error: {error}")
             self.set_trait("progress", 1.0)
@@ -249,10 +286,9 @@ class SaliencyWidget(SelectionWidget):
             self.set_trait("scores", tensor_payload(saliency.scores))
             self.set_trait("convergence_delta", tensor_payload(delta))
             self.set_trait("signed", get_method(saliency.method).signed)
-            # token strings in the description read as text (log p('␣are'), not 'Ġare')
-            style = TokenStyle.of(self._model.tokenizer)
-            self.set_trait("target", readable_quoted(saliency.target, style))
+            self.set_trait("target", saliency.target)
             self.set_trait("target_probability", float(saliency.target_probability))
+            self.set_trait("convergence_warning", saliency.convergence_warning)
             self.set_trait("progress", 1.0)
             self.set_trait("status", "ready")
 

@@ -276,7 +276,7 @@ export class PatternView {
 }
 
 /** At most `max` characters of a label, "…" marking a cut. */
-function truncatePieces(pieces: readonly TokenPiece[], max: number): TokenPiece[] {
+export function truncatePieces(pieces: readonly TokenPiece[], max: number): TokenPiece[] {
   const total = pieces.reduce((n, p) => n + [...p.text].length, 0);
   if (total <= max) return [...pieces];
   const out: TokenPiece[] = [];
