@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 INDUCTION_PERIOD = 25
 """Length of the random token sequence that is written twice to measure induction."""
-_PATTERN_BYTES = 256 * 2**20
-"""Patterns are summarised a few heads at a time so T = 4096 stays within memory."""
+_PATTERN_BYTES = 64 * 2**20
+"""Patterns are summarised a few heads at a time so T = 4096 stays within memory. The transient
+peak is about four times this (scores, masked scores, softmax, zeroed rows), and smaller chunks
+cost no measurable time at T >= 1024 (bench/bench_scale.py)."""
 
 
 def explain(
