@@ -259,10 +259,10 @@ class Trace:
         if not torch.equal(anchors, recorded):
             raise RuntimeError(
                 f"forward={forward}: the model's key cache no longer held the keys recorded at "
-                "earlier steps (beam search reorders the cache, assisted decoding crops it), so "
-                "this step's pattern cannot be rebuilt from per-step captures. Trace greedy or "
-                "sampled decoding, or one forward over prompt + completion: by causality its "
-                "rows are the steps' patterns."
+                "earlier steps (beam search reorders the cache between steps), so this step's "
+                "pattern cannot be rebuilt from per-step captures. Trace greedy or sampled "
+                "decoding, or one forward over prompt + completion: by causality its rows are "
+                "the steps' patterns."
             )
 
     def _check_layer(self, layer: int) -> None:
