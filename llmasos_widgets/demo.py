@@ -31,27 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model)
     explanation = model.explain(args.text, target=tuple(args.target))
     path = explanation.to_html(args.report)
-    last = explanation.n_tokens - 1
-    print(explanation)
-    print(
-        "next token:",
-        ", ".join(
-            f"{token!r} {p:.2f}"
-            for token, p in zip(
-                explanation.top_tokens[last], explanation.top_probs[last], strict=True
-            )
-        ),
-    )
-    for name in ("induction", "previous_token"):
-        layer, head, score = explanation.top_heads(name, 1)[0]
-        print(f"top {name} head: layer {layer} head {head} ({score:.2f})")
-    saliency = explanation.saliency
-    if saliency is not None:
-        row = abs(saliency.at(0))
-        top = int(row.argmax())
-        print(
-            f"saliency of {saliency.target}: largest at {saliency.tokens[top]!r} ({row[top]:.2f})"
-        )
+    print(explanation)  # text, next tokens, most salient tokens, notable heads
     print(f"report written to {path.resolve()}")
     return 0
 

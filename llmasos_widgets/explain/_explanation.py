@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
+from llmasos_widgets._readable_tokens import (
+    TokenStyle,
+    readable_quoted,
+    show_tokens,
+    token_label,
+)
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
 
 if TYPE_CHECKING:
@@ -190,6 +195,30 @@ class Explanation:
             f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}, "
             f"text={text!r})"
         )
+
+    def __str__(self) -> str:
+        """A few readable lines: the text, the top next tokens, the most salient tokens for
+        the saliency target, and the most notable heads by each summary."""
+        shown = show_tokens(self.tokens, self.token_style)
+        labels = [token_label(token) for token in shown]
+        last = self.n_tokens - 1
+        lines = [repr(self)]
+        predictions = ", ".join(
+            f"{token_label(show_tokens([token], self.token_style)[0])} {p:.2f}"
+            for token, p in zip(self.top_tokens[last], self.top_probs[last], strict=True)
+        )
+        lines.append(f"  next token: {predictions}")
+        if self.saliency is not None:
+            row = np.abs(self.saliency.at(0))
+            top = np.argsort(-row, kind="stable")[:3]
+            salient = ", ".join(f"{labels[i]} {row[i]:.2f}" for i in top)
+            target = readable_quoted(self.saliency.target, self.token_style)
+            lines.append(f"  most salient for {target} ({self.saliency.method}): {salient}")
+        for name in self.head_summaries:
+            top_heads = self.top_heads(name, 3)
+            heads = ", ".join(f"L{layer}.H{head} {score:.2f}" for layer, head, score in top_heads)
+            lines.append(f"  top {name} heads: {heads}")
+        return "\n".join(lines)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """Shown as an AttentionWidget (with saliency, when present) in a notebook."""

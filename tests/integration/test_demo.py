@@ -12,5 +12,5 @@ def test_headless_demo_writes_a_report_and_finds_the_subject(tmp_path, capsys):
     assert "Gradient saliency" in page and "Logit lens" in page
     out = capsys.readouterr().out
     # the agreement contrast is driven by the subject "keys", not the attractor "cabinet"
-    assert "largest at 'keys'" in out
-    assert "top induction head: layer 1" in out
+    assert "(gradient): keys " in out
+    assert "top induction heads: L1." in out

@@ -182,3 +182,21 @@ def test_bundled_previous_token_head_is_found(bundled, text, card_key):
     assert [layer, head] == list(_model_card_facts()[card_key])
     runner_up = exp.top_heads("previous_token", 2)[1][2]
     assert score > runner_up + 0.05
+
+
+def test_print_shows_predictions_salient_tokens_and_notable_heads(bundled) -> None:
+    """``print(explanation)`` reads as an explanation of the bundled model's known mechanisms;
+    ``repr`` stays one short line."""
+    explanation = bundled.explain("the keys near the cabinet", target=("are", "is"))
+    text = str(explanation)
+    lines = text.splitlines()
+    assert lines[0] == repr(explanation) and len(repr(explanation)) < 200
+    assert len(lines) == 3 + len(explanation.head_summaries)
+    next_tokens = lines[1].removeprefix("  next token: ").split(", ")
+    assert next_tokens[0].split(" ")[0] == explanation.top_tokens[-1][0]
+    # agreement: the subject noun is the most salient token for are-vs-is (model card)
+    assert lines[2].startswith("  most salient for ") and ": keys " in lines[2]
+    induction_line = next(line for line in lines if line.startswith("  top induction heads: "))
+    layer, head, _ = explanation.top_heads("induction", 1)[0]
+    assert induction_line.startswith(f"  top induction heads: L{layer}.H{head} ")
+    assert layer == 1  # the model card's induction heads are all of layer 1
