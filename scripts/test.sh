@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-if [[ ! -x /usr/bin/chromium ]]; then
+# Chromium for the browser tests, and a CJK font so screenshots of Chinese text show glyphs
+if [[ ! -x /usr/bin/chromium ]] || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then
   SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
 fi
 
 echo "== js: build, type-check, unit tests"
