@@ -41,6 +41,8 @@ export interface AttentionModel extends SelectionState {
   tokens: string[];
   display_tokens: string[];
   token_kinds: string[];
+  /** Set by link_selection (_base.py): leading tokens shared with linked widgets; -1 = not linked. */
+  linked_tokens: number;
   n_layers: number;
   n_heads: number;
   head_summaries: Record<string, TensorPayload>;
@@ -164,6 +166,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     gridColumn.className = "llmw-grid-column";
     gridColumn.append(caption, grid.element);
     body.replaceChildren(gridColumn, patternView.element);
+    strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     root.replaceChildren(controls, strip.element, body);
   };
 
@@ -334,6 +337,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     fillLayerHeads();
   });
   on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
+  on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
   on("change:selected_tokens", () => schedule("selection", "grid", "strip"));
   on("change:hovered_token", () => {
     strip.setHovered(model.get("hovered_token")); // cheap, immediate feedback

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { getScale } from "../src/lib/colors";
 import { truncatePieces } from "../src/lib/pattern_view";
-import { CONTINUATION_MARK, TokenStrip, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
+import { CONTINUATION_MARK, TokenStrip, UNLINKED_NOTE, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
@@ -76,6 +76,21 @@ describe("TokenStrip", () => {
     expect(view.element.textContent).toBe("这◌␣");
     expect(span(1).classList.contains("llmw-token--continuation")).toBe(true);
     expect(span(2).classList.contains("llmw-token--space")).toBe(true);
+  });
+
+  it("marks the tokens past what a linked widget shares, and unmarks them when unlinked", () => {
+    const { view, span } = strip(["a", "b", "c", "d"]);
+    view.setLinkedTokens(2);
+    expect(view.element.dataset.linkedTokens).toBe("2");
+    const unlinked = [0, 1, 2, 3].map((i) => span(i).classList.contains("llmw-token--unlinked"));
+    expect(unlinked).toEqual([false, false, true, true]);
+    expect(span(3).title).toBe(`3: "d"${UNLINKED_NOTE}`);
+    view.setLinkedTokens(3);
+    expect(span(2).classList.contains("llmw-token--unlinked")).toBe(false);
+    expect(span(3).title).toBe(`3: "d"${UNLINKED_NOTE}`); // the note is not repeated
+    view.setLinkedTokens(-1);
+    expect(view.element.querySelectorAll(".llmw-token--unlinked").length).toBe(0);
+    expect(span(3).title).toBe('3: "d"');
   });
 
   it("reports hover and brushes a dragged range", () => {

@@ -15,6 +15,8 @@
 //        + .llmw-token--special (<s>, <|begin_of_text|>) / .llmw-token--space (only whitespace)
 //        + .llmw-token--continuation / .llmw-token--bytes (<0xE8>: bytes of no character)
 //        + .llmw-token--selected / .llmw-token--hovered
+//        + .llmw-token--unlinked: past the tokens shared with linked widgets (`linked_tokens`)
+//     div.llmw-token-strip[data-linked-tokens="<n>"]  (-1: not linked to another text)
 
 import "./token_strip.css";
 import { type ColorScale, isDark, unitToIndex } from "./colors";
@@ -102,6 +104,7 @@ export function tokenTitle(tokens: readonly ShownToken[], i: number): string {
 }
 
 const UNKNOWN_COLOR = -2;
+export const UNLINKED_NOTE = " · not linked: a linked widget's text differs from here on";
 
 export interface TokenStripCallbacks {
   /** Pointer over token t (-1 when it leaves the strip). */
@@ -283,6 +286,20 @@ export class TokenStrip {
       this.cssColors[idx] = css;
     }
     return css;
+  }
+
+  /**
+   * Mark the tokens that brushing and hover do not link to other widgets: with `n >= 0`
+   * (from the `linked_tokens` trait) tokens n.. differ from a linked widget's text.
+   */
+  setLinkedTokens(n: number): void {
+    this.element.dataset.linkedTokens = String(n);
+    this.spans.forEach((span, i) => {
+      const unlinked = n >= 0 && i >= n;
+      span.classList.toggle("llmw-token--unlinked", unlinked);
+      const base = span.title.split(UNLINKED_NOTE)[0];
+      span.title = unlinked ? base + UNLINKED_NOTE : base;
+    });
   }
 
   /** Scroll token t into view inside the strip (long texts). */
