@@ -181,3 +181,26 @@ def test_offloaded_captures_live_in_pinned_host_memory_and_match() -> None:
         torch.testing.assert_close(
             tr.attention(layer), on_device.attention(layer).cpu(), atol=1e-5, rtol=0
         )
+
+
+def test_a_cropped_cache_starts_a_new_chain_and_stays_exact() -> None:
+    """Assisted decoding verifies several candidates, then crops the cache to those accepted."""
+    model = llama()
+    ids = _ids(PROMPT + 4)
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad(), trace(model) as tr:
+        model(input_ids=ids[:, :PROMPT], **{CACHE: cache}, use_cache=True)
+        candidates = _ids(3, seed=7)
+        model(input_ids=candidates, **{CACHE: cache})  # positions PROMPT .. PROMPT + 2
+        cache.crop(-2)  # one candidate accepted: drop the other two
+        model(input_ids=ids[:, PROMPT + 1 : PROMPT + 2], **{CACHE: cache})
+    accepted = torch.cat([ids[:, :PROMPT], candidates[:, :1], ids[:, PROMPT + 1 : PROMPT + 2]], 1)
+    full = _one_forward(model, accepted)
+    last = tr.forwards[2]
+    assert last.query_positions == range(PROMPT + 1, PROMPT + 2)
+    # it did not continue the candidates' forward: it kept the keys the model saw, once
+    assert last.key_positions[0] == range(0, PROMPT + 2)
+    for layer in range(tr.n_layers):
+        pattern = tr.attention(layer, forward=2)
+        expected = full.attention(layer)[:, PROMPT + 1 : PROMPT + 2]
+        torch.testing.assert_close(pattern, expected, atol=1e-5, rtol=0)
