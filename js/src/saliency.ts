@@ -13,6 +13,7 @@
 //     div[data-testid="token-strip"] > span[data-testid="token-<i>"] (+ .llmw-saliency-target)
 //     div[data-testid="site-label-<site>"][data-selected]   click: select that layer
 //     canvas[data-testid="saliency-heatmap"][data-rows][data-cols][data-cell-width][data-cell-height]
+//     div[data-testid="convergence-warning"][hidden]   integrated gradients did not converge
 //     div[data-testid="caption"]                       scale and completeness note
 
 import "./lib/saliency_view.css";
@@ -30,6 +31,8 @@ export interface SaliencyModel extends SelectionState {
   tokens: string[];
   display_tokens: string[];
   token_kinds: string[];
+  /** Set by link_selection (_base.py): leading tokens shared with linked widgets; -1 = not linked. */
+  linked_tokens: number;
   sites: number[];
   scores: TensorPayload;
   convergence_delta: TensorPayload;
@@ -43,6 +46,7 @@ export interface SaliencyModel extends SelectionState {
   uses_baseline: boolean;
   target: string;
   target_probability: number;
+  convergence_warning: string;
   status: string;
   progress: number;
 }
@@ -119,6 +123,11 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   const caption = document.createElement("div");
   caption.className = "llmw-saliency-caption";
   caption.dataset.testid = "caption";
+  // Python sets the message when a row's completeness error exceeds 5% of |f(x) - f(b)|.
+  const warning = document.createElement("div");
+  warning.className = "llmw-saliency-warning";
+  warning.dataset.testid = "convergence-warning";
+  warning.setAttribute("role", "alert");
 
   const saveHover = debounce(() => model.save_changes(), HOVER_SAVE_MS);
   cleanups.push(() => saveHover.flush());
@@ -153,7 +162,8 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
         model.save_changes();
       },
     });
-    root.replaceChildren(controls, targetLine, strip.element, heatmap, caption);
+    strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, caption);
   };
 
   const buildRows = (): void => {
@@ -233,6 +243,12 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     caption.textContent = `${model.get("method").replace(/_/g, " ")}: each row scaled by its largest |score|; ${signedNote}${completeness}`;
   };
 
+  const paintWarning = (): void => {
+    const text = model.get("convergence_warning") ?? "";
+    warning.textContent = text ? `⚠ ${text}` : ""; // text only
+    warning.hidden = text === "";
+  };
+
   const paintControls = (): void => {
     setOptions(method.select, model.get("method_options") ?? [], model.get("method"));
     setOptions(baseline.select, model.get("baseline_options") ?? [], model.get("baseline"));
@@ -288,6 +304,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   decode();
   paintControls();
   paintStatus();
+  paintWarning();
   repaint();
 
   for (const name of ["tokens", "display_tokens", "token_kinds"]) {
@@ -313,7 +330,9 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   for (const name of ["selected_layer", "selected_tokens", "hovered_token", "target_position"]) on(`change:${name}`, repaint);
   for (const name of ["target", "target_probability", "signed"]) on(`change:${name}`, paintText);
   for (const name of ["method", "baseline", "method_options", "baseline_options", "uses_baseline"]) on(`change:${name}`, paintControls);
+  on("change:convergence_warning", paintWarning);
   on("change:status", paintStatus);
+  on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
   on("change:progress", paintStatus);
 
   return () => {

@@ -5,7 +5,12 @@ Methods (see :data:`METHODS`): ``gradient`` (default), ``input_x_gradient``,
 :class:`Contrast` (or their short forms, see :func:`attribute`).
 """
 
-from llmasos_widgets.attribution._attribute import BASELINES, DEFAULT_N_STEPS, attribute
+from llmasos_widgets.attribution._attribute import (
+    BASELINES,
+    DEFAULT_N_STEPS,
+    attribute,
+    default_baseline,
+)
 from llmasos_widgets.attribution._methods import (
     INTEGRATION_RULES,
     METHODS,
@@ -15,7 +20,11 @@ from llmasos_widgets.attribution._methods import (
     register_method,
 )
 from llmasos_widgets.attribution._residual import decoder_layers
-from llmasos_widgets.attribution._saliency import Saliency
+from llmasos_widgets.attribution._saliency import (
+    CONVERGENCE_TOLERANCE,
+    ConvergenceWarning,
+    Saliency,
+)
 from llmasos_widgets.attribution._targets import (
     Contrast,
     NextToken,
@@ -28,11 +37,13 @@ from llmasos_widgets.attribution._targets import (
 
 __all__ = [
     "BASELINES",
+    "CONVERGENCE_TOLERANCE",
     "DEFAULT_N_STEPS",
     "INTEGRATION_RULES",
     "METHODS",
     "AttributionMethod",
     "Contrast",
+    "ConvergenceWarning",
     "NextToken",
     "Predicted",
     "ResolvedTarget",
@@ -41,6 +52,7 @@ __all__ = [
     "attribute",
     "available_methods",
     "decoder_layers",
+    "default_baseline",
     "get_method",
     "register_method",
     "resolve_target",

@@ -158,6 +158,8 @@ class AttributionMethod(ABC):
 
     name: ClassVar[str]
     needs_baseline: ClassVar[bool] = False
+    # what ``attribute(..., baseline=None)`` uses (see ``default_baseline``)
+    default_baseline: ClassVar[str] = "zero"
     signed: ClassVar[bool] = True
 
     @abstractmethod
@@ -254,6 +256,9 @@ class IntegratedGradients(AttributionMethod):
 
     name = "integrated_gradients"
     needs_baseline = True
+    # From "zero" the path crosses RMSNorm's eps region and does not converge on the bundled
+    # model with 50-64 steps (docs/saliency.md, tests/integration/test_ig_convergence.py).
+    default_baseline = "pad"
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         if context.baseline is None or context.f_baseline is None:

@@ -4,6 +4,11 @@ Row ``r`` of :attr:`Saliency.scores` holds the attributions at residual-stream s
 ``layers[r]``: site 0 is the input embeddings, site ``i`` (1..L) the output of decoder layer
 ``i`` (before the final norm). Signed methods keep the sign: positive means the token's
 representation at that site pushes the target up.
+
+Integrated gradients are checked for completeness: a row whose ``|convergence_delta|`` exceeds
+:data:`CONVERGENCE_TOLERANCE` of ``|f(x) − f(baseline)|`` has not converged, and
+:attr:`Saliency.convergence_warning` says so and what to change (``attribute`` also raises it
+as a :class:`ConvergenceWarning`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,22 @@ import numpy as np
 
 FORMAT = "llmasos-saliency"
 FORMAT_VERSION = 1
+
+CONVERGENCE_TOLERANCE = 0.05
+"""Integrated gradients have converged when every computed row's ``|convergence_delta|`` is at
+most this fraction of ``|f(x) − f(baseline)|`` (every row: each is its own integral and is
+shown and read on its own; the embeddings row is usually, not always, the worst)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Integrated gradients did not converge: some row's completeness error exceeds
+    :data:`CONVERGENCE_TOLERANCE` of ``|f(x) − f(baseline)|``, so its scores do not add up to
+    the change they claim to explain. The message says which rows and what to change."""
+
+
+def site_name(site: int) -> str:
+    """Short name of a residual site: ``emb`` (0) or ``after L{i-1}`` (output of layer i-1)."""
+    return "emb" if site == 0 else f"after L{site - 1}"
 
 
 def _check_array(name: str, value: Any, dtype: type, ndim: int) -> np.ndarray:
@@ -53,6 +74,8 @@ class Saliency:
         convergence_delta: float32 ``[layer]``, ``sum(scores[r]) - (f_x - f_baseline)``
             (integrated gradients' completeness error), ``None`` for other methods.
         n_steps: integration steps (integrated gradients only).
+        integration: the integration rule (``"adaptive"``, ``"gausslegendre"``, ...;
+            integrated gradients only; ``None`` in files written before it was recorded).
     """
 
     scores: np.ndarray
@@ -69,6 +92,7 @@ class Saliency:
     f_baseline: float | None = None
     convergence_delta: np.ndarray | None = None
     n_steps: int | None = None
+    integration: str | None = None
 
     def __post_init__(self) -> None:
         scores = _check_array("scores", self.scores, np.float32, 2)
@@ -98,6 +122,10 @@ class Saliency:
             delta = _check_array("convergence_delta", self.convergence_delta, np.float32, 1)
             if delta.shape != (n_layers,):
                 raise ValueError(f"convergence_delta has shape {delta.shape}, need ({n_layers},)")
+        if self.integration is not None and (
+            not isinstance(self.integration, str) or not self.integration
+        ):
+            raise ValueError(f"integration must be a rule name or None, got {self.integration!r}")
         for array in (scores, layers, token_ids, self.convergence_delta):
             if array is not None:
                 array.setflags(write=False)  # frozen means frozen, arrays included
@@ -112,6 +140,45 @@ class Saliency:
         if hits.size == 0:
             raise KeyError(f"site {layer} was not computed; available: {self.layers.tolist()}")
         return self.scores[int(hits[0])]
+
+    # -- convergence of integrated gradients ------------------------------------------------
+    @property
+    def relative_convergence_delta(self) -> np.ndarray | None:
+        """float64 ``[layer]``: ``|convergence_delta| / |f_x − f_baseline|`` (``None`` for
+        methods without a completeness error). A zero gap gives 0 where the delta is 0 too
+        and ``inf`` otherwise."""
+        if self.convergence_delta is None or self.f_baseline is None:
+            return None
+        delta = np.abs(self.convergence_delta.astype(np.float64))
+        gap = abs(self.f_x - self.f_baseline)
+        if gap > 0:
+            return delta / gap
+        return np.where(delta > 0, np.inf, 0.0)
+
+    @property
+    def convergence_warning(self) -> str:
+        """What is wrong and what to do when a row has not converged (relative delta above
+        :data:`CONVERGENCE_TOLERANCE`); ``""`` when every row has, or for other methods."""
+        relative = self.relative_convergence_delta
+        if relative is None:
+            return ""
+        failing = np.flatnonzero(~(relative <= CONVERGENCE_TOLERANCE))  # NaN fails too
+        if failing.size == 0:
+            return ""
+        worst = float(np.where(np.isnan(relative), np.inf, relative)[failing].max())
+        sites = ", ".join(site_name(int(self.layers[row])) for row in failing)
+        steps = self.n_steps or 0
+        advice = [f"more steps (n_steps={max(4 * steps, 200)}, now {steps})"]
+        if self.baseline != "pad":
+            advice.append(f"the 'pad' baseline (baseline='pad', now {self.baseline or 'none'!r})")
+        if self.integration not in (None, "adaptive"):
+            advice.append(f"the adaptive rule (integration='adaptive', now {self.integration!r})")
+        return (
+            f"integrated gradients did not converge at {sites}: the completeness error "
+            f"|Σ scores − (f(x) − f(baseline))| is {_percent(worst)} of |f(x) − f(baseline)| "
+            f"(tolerance {_percent(CONVERGENCE_TOLERANCE)}), so those rows do not add up to the "
+            f"change they explain. Try {'; '.join(advice)}."
+        )
 
     # -- serialisation ---------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -136,6 +203,7 @@ class Saliency:
             "f_x": self.f_x,
             "f_baseline": self.f_baseline,
             "n_steps": self.n_steps,
+            "integration": self.integration,
         }
 
     @classmethod
@@ -168,6 +236,7 @@ class Saliency:
             f_x=float(metadata["f_x"]),
             f_baseline=None if metadata["f_baseline"] is None else float(metadata["f_baseline"]),
             n_steps=metadata["n_steps"],
+            integration=metadata.get("integration"),  # absent in older files
         )
 
     def save(self, path: str | Path) -> None:
@@ -196,3 +265,9 @@ class Saliency:
                 raise ValueError(f"{path} is not a saliency file (no llmasos metadata)")
             arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         return cls.from_arrays(arrays, json.loads(header["llmasos"]))
+
+
+def _percent(fraction: float) -> str:
+    if not math.isfinite(fraction):
+        return "unbounded (f(x) = f(baseline))"
+    return f"{100 * fraction:.3g}%"

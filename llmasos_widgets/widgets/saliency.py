@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import traitlets
 
-from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -286,7 +286,9 @@ class SaliencyWidget(SelectionWidget):
             self.set_trait("scores", tensor_payload(saliency.scores))
             self.set_trait("convergence_delta", tensor_payload(delta))
             self.set_trait("signed", get_method(saliency.method).signed)
-            self.set_trait("target", saliency.target)
+            # token strings in the description read as text (log p('␣are'), not 'Ġare')
+            style = TokenStyle.of(self._model.tokenizer)
+            self.set_trait("target", readable_quoted(saliency.target, style))
             self.set_trait("target_probability", float(saliency.target_probability))
             self.set_trait("convergence_warning", saliency.convergence_warning)
             self.set_trait("progress", 1.0)

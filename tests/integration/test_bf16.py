@@ -115,7 +115,7 @@ def test_integration_nodes_stay_float32_until_the_model_gets_the_point(
     monkeypatch.setattr(ResidualRunner, "logits_with_site", record)
     n_steps = 8
     attribute(
-        model, "w1 w5 w7 w3", method="integrated_gradients", layers=0,
+        model, "w1 w5 w7 w3", method="integrated_gradients", layers=0, baseline="zero",
         integration="gausslegendre", n_steps=n_steps, internal_batch_size=n_steps,
     )  # fmt: skip
     (path,) = seen
@@ -153,7 +153,7 @@ def test_integrated_gradients_completeness_holds_in_bf16(bundled_bf16) -> None:
     for example in agreement_examples(12, seed=5, split="test"):
         saliency = attribute(
             bundled_bf16, example.text, target=_contrast(example),
-            method="integrated_gradients", baseline="pad", layers=0,
+            method="integrated_gradients", baseline="pad", layers=0, n_steps=50,
         )  # fmt: skip
         gap = saliency.f_x - saliency.f_baseline
         assert abs(gap) > 0.1
@@ -205,8 +205,8 @@ def test_explain_in_bf16_agrees_with_float32(bundled, bundled_bf16, text) -> Non
 
 
 # max over 12 agreement prompts of max|bf16 - float32| / max|float32| per method (measured):
-# gradient 0.067 (40 prompts), input_x_gradient 0.033, integrated_gradients 0.030 (50 steps;
-# the test runs 16), occlusion 0.091.
+# gradient 0.067 (40 prompts), input_x_gradient 0.033, integrated_gradients 0.030 (50 steps,
+# as the test runs: fewer do not converge on these prompts), occlusion 0.091.
 RELATIVE_SCORE_TOLERANCE = {
     "gradient": 0.12,
     "input_x_gradient": 0.08,
@@ -219,7 +219,7 @@ RELATIVE_SCORE_TOLERANCE = {
 def test_attribution_in_bf16_agrees_with_float32(bundled, bundled_bf16, method) -> None:
     options: dict = {"baseline": "pad"} if method in ("integrated_gradients", "occlusion") else {}
     if method == "integrated_gradients":
-        options["n_steps"] = 16
+        options["n_steps"] = 50
     for example in agreement_examples(6, seed=11, split="test"):
         target = _contrast(example)
         ref = attribute(bundled, example.text, target=target, method=method, **options)

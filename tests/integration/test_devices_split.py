@@ -94,7 +94,8 @@ def check_explain(reference: Any, split: Any, *, atol: float) -> None:
 
 def check_attribute(reference: Any, split: Any, *, atol: float) -> None:
     for method in METHODS:
-        options = {"n_steps": 16} if method == "integrated_gradients" else {}
+        # 32 steps: the fewest that converge on TEXT here (16 leave |delta| ≈ 9% of the gap)
+        options = {"n_steps": 32} if method == "integrated_gradients" else {}
         ref = attribute(reference, TEXT, method=method, **options)
         got = attribute(split, TEXT, method=method, **options)
         assert got.target == ref.target, method
@@ -125,7 +126,8 @@ def check_widgets(reference: Any, split: Any, *, atol: float) -> None:
         assert got_content == ref_content
         assert [bytes(b) for b in got_buffers] == [bytes(b) for b in ref_buffers]
     salient = [
-        SaliencyWidget(model, TEXT, method="integrated_gradients") for model in (reference, split)
+        SaliencyWidget(model, TEXT, method="integrated_gradients", n_steps=32)
+        for model in (reference, split)
     ]
     for widget in salient:
         widget.recompute(raise_errors=True)

@@ -38,8 +38,9 @@ def test_integrated_gradients_match_captum_at_every_site(tiny_random) -> None:
 
     _, embeds, baseline, forward = _captum_inputs(tiny_random)
     ours = attribute(
-        tiny_random, TEXT, method=IG, integration="gausslegendre", target=TARGET, n_steps=50
-    )
+        tiny_random, TEXT, method=IG, integration="gausslegendre", target=TARGET, n_steps=50,
+        baseline="zero",
+    )  # fmt: skip
     theirs = [IntegratedGradients(forward).attribute(embeds, baselines=baseline, n_steps=50)]
     for layer in tiny_random.hf_model.model.layers:
         lig = LayerIntegratedGradients(forward, layer)
@@ -97,7 +98,7 @@ def test_gradient_methods_match_captum(tiny_random) -> None:
 
 
 def test_integrated_gradients_are_complete(tiny_random) -> None:
-    result = attribute(tiny_random, TEXT, method=IG, target=TARGET)
+    result = attribute(tiny_random, TEXT, method=IG, target=TARGET, baseline="zero", n_steps=50)
     gap = result.f_x - result.f_baseline
     assert abs(gap) > 1e-2
     row_sums = result.scores.sum(axis=1, dtype=np.float64)
@@ -105,7 +106,10 @@ def test_integrated_gradients_are_complete(tiny_random) -> None:
     # default adaptive rule, 50 steps: |delta| < 2e-3 · |f(x) − f(baseline)| at every site
     assert np.abs(result.convergence_delta).max() < 2e-3 * abs(gap), result.convergence_delta
     # plain Gauss-Legendre, 50 steps, on this smooth path: < 1e-4 · |f(x) − f(baseline)|
-    plain = attribute(tiny_random, TEXT, method=IG, target=TARGET, integration="gausslegendre")
+    plain = attribute(
+        tiny_random, TEXT, method=IG, target=TARGET, integration="gausslegendre",
+        baseline="zero", n_steps=50,
+    )  # fmt: skip
     assert np.abs(plain.convergence_delta).max() < 1e-4 * abs(gap)
 
 
@@ -215,7 +219,7 @@ def test_a_tensor_baseline_equals_the_named_one(tiny_random) -> None:
     embeds = tiny_random.hf_model.get_input_embeddings()(tiny_random.encode(TEXT)).detach()
     baseline = torch.zeros_like(embeds[0])
     baseline[0] = embeds[0, 0]
-    named = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16)
+    named = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, baseline="zero")
     given = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, baseline=baseline)
     assert given.baseline == "tensor"
     np.testing.assert_allclose(given.scores, named.scores, atol=1e-7)
