@@ -34,6 +34,7 @@ import { type FlowDirection, attentionFromTokens, attentionToTokens } from "./li
 import { PatternStore, headKey } from "./lib/pattern_store";
 import { type PatternMode, PatternView } from "./lib/pattern_view";
 import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
+import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
 import { TokenStrip, shownTokens } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
@@ -78,10 +79,8 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   const scale: ColorScale = getScale("viridis");
   const tokenScale: ColorScale = getScale("blues");
   const store = new PatternStore();
-  const kernelFlow = new Map<string, Float32Array>();
-  const requestedFlow = new Set<string>();
+  const kernelFlow = new FlowCache(); // bounded; lost replies are asked for again
   const summaries = new Map<string, Float32Array>();
-  let flowRequestId = 0;
   let patternsLoaded = 0;
   let disposed = false;
   const { cleanups, on, listen } = listenerScope(model);
@@ -191,15 +190,18 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   };
 
   const requestFlow = debounce((query: FlowQuery) => {
-    const key = flowKey(query);
-    if (kernelFlow.has(key) || requestedFlow.has(key)) return;
-    requestedFlow.add(key);
-    flowRequestId += 1;
-    pendingFlow.set(flowRequestId, key);
-    model.send({ type: "request_flow", request_id: flowRequestId, ...query });
+    const id = kernelFlow.request(flowKey(query), performance.now());
+    if (id === null) return;
+    model.send({ type: "request_flow", request_id: id, ...query });
+    // nothing else asks again if this reply is lost: look again once it may be asked again
+    window.clearTimeout(flowRetry);
+    flowRetry = window.setTimeout(() => schedule("grid"), FLOW_RETRY_MS + 1);
   }, FLOW_REQUEST_MS);
-  cleanups.push(() => requestFlow.cancel());
-  const pendingFlow = new Map<number, string>();
+  let flowRetry = 0;
+  cleanups.push(() => {
+    requestFlow.cancel();
+    window.clearTimeout(flowRetry);
+  });
 
   const refreshGrid = (): void => {
     const s = state(model);
@@ -301,11 +303,10 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
         })
         .catch((err: unknown) => console.error("llmasos-widgets: bad pattern message", err));
     } else if (msg.type === "flow" && msg.request_id !== undefined) {
-      const key = pendingFlow.get(msg.request_id);
-      pendingFlow.delete(msg.request_id);
-      if (key === undefined || buffers.length !== 1) return;
-      kernelFlow.set(key, decodeTensor({ view: buffers[0], dtype: "float32", shape: [model.get("n_layers"), model.get("n_heads")] }).data as Float32Array);
-      schedule("grid");
+      if (buffers.length !== 1) return;
+      const shape = [model.get("n_layers"), model.get("n_heads")];
+      const values = decodeTensor({ view: buffers[0], dtype: "float32", shape }).data as Float32Array;
+      if (kernelFlow.resolve(msg.request_id, values)) schedule("grid");
     }
   };
   model.on("msg:custom", onCustom);
