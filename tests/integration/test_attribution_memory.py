@@ -1,4 +1,4 @@
-"""Gradient passes at real size: layers recomputed in the backward, same numbers, hooks given back."""
+"""Gradient passes at real size: layers recomputed in the backward, same numbers, hooks back."""
 
 from __future__ import annotations
 
