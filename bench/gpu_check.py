@@ -11,8 +11,10 @@
 (e) the bytes of the AttentionWidget's first state for the explanation of (b).
 
 Random-init weights throughout (no hub). Works on torch >= 2.4 and transformers >= 5.17;
-(d) needs accelerate and (d)/(e) the widget stack (anywidget, ipywidgets); a part that
-cannot run records why under ``errors`` and the others still run.
+(d) needs accelerate and (d)/(e) the widget stack (anywidget, ipywidgets: carry their wheels
+to a machine without them, as /work/.library/device/README.md describes); a part that cannot
+run records why under ``errors`` and the others still run. Integrated gradients at every
+site in (c) runs only if less than ``--budget-s`` (300 s) has passed since the start.
 
     python bench/gpu_check.py                                   # on the GPU machine
     python bench/gpu_check.py --device cpu --layers 2 --tokens 64   # CPU smoke test (~30 s)
@@ -345,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tokens", type=int, default=None, help="(a) and (b) (default: 4096)")
     parser.add_argument("--attr-tokens", type=int, default=None, help="(c) (default: 1024)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions in (a)")
-    parser.add_argument("--budget-s", type=float, default=360.0, help="skip optional runs after")
+    parser.add_argument("--budget-s", type=float, default=300.0, help="skip optional runs after")
     parser.add_argument("--full-width", action="store_true", help="real widths on the CPU too")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "gpu_check.json")
     parser.add_argument(
