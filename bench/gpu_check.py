@@ -11,9 +11,9 @@
 (e) the bytes of the AttentionWidget's first state for the explanation of (b).
 
 Random-init weights throughout (no hub). Works on torch >= 2.4 and transformers >= 5.17;
-(d) needs accelerate and (d)/(e) the widget stack (anywidget, ipywidgets: carry their wheels
-to a machine without them, as /work/.library/device/README.md describes); a part that cannot
-run records why under ``errors`` and the others still run. Integrated gradients at every
+(d) needs accelerate and (d)/(e) the widget stack (anywidget, ipywidgets: install their
+wheels on a machine without them); a part that cannot run records why under ``errors`` and
+the others still run. Integrated gradients at every
 site in (c) runs only if less than ``--budget-s`` (300 s) has passed since the start.
 
     python bench/gpu_check.py                                   # on the GPU machine
