@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -172,9 +173,22 @@ def attribute(
         integration=integration if is_ig else None,
     )
     if saliency.convergence_warning:
-        # attributed to the caller's line, so each call site reports its own
-        warnings.warn(saliency.convergence_warning, ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            saliency.convergence_warning, ConvergenceWarning, stacklevel=_user_stacklevel()
+        )
     return saliency
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` that attributes a warning raised in ``attribute`` to the first caller
+    outside this package (the user's line, also through ``explain``), so each call site
+    reports its own and the message points where the fix goes."""
+    frame, level = sys._getframe(1), 1  # attribute's own frame is stacklevel 1
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "llmasos_widgets."
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def default_baseline(method: str | AttributionMethod, tokenizer: Any) -> str:

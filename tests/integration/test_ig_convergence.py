@@ -110,6 +110,21 @@ def test_the_zero_baseline_with_64_gauss_legendre_steps_warns(bundled) -> None:
     assert fixed.relative_convergence_delta.max() <= CONVERGENCE_TOLERANCE
 
 
+def test_the_warning_points_past_the_package_at_the_users_line(bundled) -> None:
+    # a function of a module inside the package (as explain() is) between the user and attribute
+    namespace = {"__name__": "llmasos_widgets._wrapper", "attribute": attribute}
+    exec(  # a stand-in for a package frame
+        "def wrapper(model, text, **options):\n    return attribute(model, text, **options)\n",
+        namespace,
+    )
+    with pytest.warns(ConvergenceWarning) as caught:
+        namespace["wrapper"](
+            bundled, ISSUE_TEXT, method=IG, baseline="zero", integration="gausslegendre",
+            n_steps=64,
+        )  # fmt: skip
+    assert [w.filename for w in caught] == [__file__]
+
+
 def test_the_warning_fires_exactly_when_a_row_exceeds_the_tolerance(bundled) -> None:
     fired = 0
     flagged = 0
