@@ -12,7 +12,10 @@ being typed by hand. The tests assert bounds; this records what the model actual
   error |delta| / |f(x) - f(baseline)| (median, 90th percentile, max per site) per baseline
   and integration rule, and the subject-vs-attractor share at the embeddings;
 * ``probing``: ``probe`` on ``subject_number_dataset`` and ``part_of_speech_dataset``, the
-  regularisation sweep, other split seeds, and random labels.
+  regularisation sweep, other split seeds, and random labels;
+* ``half_precision``: the bundled model loaded in bf16 against float32 (the quantities
+  tests/integration/test_bf16.py bounds), and patterns rebuilt from bf16/fp16 q/k against
+  eager attention in the same dtype on small random LLaMAs.
 
     python bench/bench_bundled.py --results             # the sizes the docs quote
     python bench/bench_bundled.py --ig-prompts 20       # smaller IG set (it is the slow part)
@@ -213,6 +216,119 @@ def probing(model: Any, seed: int) -> dict[str, Any]:
     }
 
 
+HALF_SENTENCES = (  # as tests/integration/test_bf16.py
+    "the keys near the cabinet are on the table .",
+    "red doors old key tables lamp cold red doors old key tables lamp cold",
+    "the key near the cabinets is on the table .",
+)
+
+
+def _relative_deltas(model: Any, n: int, seed: int) -> list[float]:
+    relative = []
+    for example in agreement_examples(n, seed=seed, split="test"):
+        saliency = attribute(
+            model, example.text, target=_contrast(example), method="integrated_gradients",
+            baseline="pad", layers=0, n_steps=N_STEPS,
+        )  # fmt: skip
+        gap = saliency.f_x - saliency.f_baseline
+        relative.append(float(abs(saliency.convergence_delta[0]) / abs(gap)))
+    return relative
+
+
+def _eager_half_difference(seed: int, n_tokens: int, dtype: torch.dtype, init: float) -> float:
+    """max |pattern from captured half q/k - eager half attention| on a small random LLaMA."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llmasos_widgets.tracing import trace
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        initializer_range=init, attn_implementation="eager",
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval().to(dtype)
+    ids = torch.randint(0, 64, (1, n_tokens), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad(), trace(model) as captured:
+        eager = model(input_ids=ids, output_attentions=True).attentions
+    return max(
+        float((captured.attention(layer) - eager[layer][0].float()).abs().max())
+        for layer in range(config.num_hidden_layers)
+    )
+
+
+def half_precision(model: Any) -> dict[str, Any]:
+    half = load_model("tiny-llama", device="cpu", dtype="bfloat16")
+    ig = {"prompts": 12, "seed": 5, "baseline": "pad", "n_steps": N_STEPS}
+    ig["bf16"] = _relative_deltas(half, 12, seed=5)
+    ig["float32"] = _relative_deltas(model, 12, seed=5)
+    scores = {}
+    for method, prompts in (
+        ("gradient", 40),
+        ("input_x_gradient", 12),
+        ("integrated_gradients", 12),
+        ("occlusion", 12),
+    ):
+        options: dict[str, Any] = {}
+        if method in ("integrated_gradients", "occlusion"):
+            options["baseline"] = "pad"
+        if method == "integrated_gradients":
+            options["n_steps"] = N_STEPS
+        worst = 0.0
+        for example in agreement_examples(prompts, seed=11, split="test"):
+            target = _contrast(example)
+            ref = attribute(model, example.text, target=target, method=method, **options)
+            got = attribute(half, example.text, target=target, method=method, **options)
+            worst = max(
+                worst, float(np.abs(got.scores - ref.scores).max() / np.abs(ref.scores).max())
+            )
+        scores[method] = {"prompts": prompts, "seed": 11, "max_relative": worst, **options}
+    wins = {}
+    for name, m in (("bf16", half), ("float32", model)):
+        wins[name] = float(
+            np.mean(
+                [
+                    _subject_vs_attractor(
+                        attribute(m, ex.text, target=_contrast(ex), layers=0).at(0), ex
+                    )[0]
+                    for ex in agreement_examples(40, seed=11, split="test")
+                ]
+            )
+        )
+    explain_diff = {"summaries": 0.0, "patterns": 0.0, "top_probs": 0.0, "lens_probs": 0.0}
+    for text in HALF_SENTENCES:
+        ref, got = model.explain(text, saliency=False), half.explain(text, saliency=False)
+        for name, values in ref.head_summaries.items():
+            diff = float(np.abs(got.head_summaries[name] - values).max())
+            explain_diff["summaries"] = max(explain_diff["summaries"], diff)
+        for layer in range(ref.n_layers):
+            for head in range(ref.n_heads):
+                diff = float(np.abs(got.attention(layer, head) - ref.attention(layer, head)).max())
+                explain_diff["patterns"] = max(explain_diff["patterns"], diff)
+        explain_diff["top_probs"] = max(
+            explain_diff["top_probs"], float(np.abs(got.top_probs - ref.top_probs).max())
+        )
+        explain_diff["lens_probs"] = max(
+            explain_diff["lens_probs"], float(np.abs(got.lens_probs - ref.lens_probs).max())
+        )
+    eager = []
+    for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        for init in (0.02, 0.2):
+            worst = max(
+                _eager_half_difference(seed, n, dtype, init)
+                for seed in (0, 1, 2)
+                for n in (16, 256)
+            )
+            eager.append({"dtype": dtype_name, "initializer_range": init, "max_abs": worst})
+    return {
+        "ig_relative_delta": ig,
+        "score_difference": scores,
+        "subject_above_attractor": {"prompts": 40, "seed": 11, **wins},
+        "explain_difference": {"sentences": len(HALF_SENTENCES), **explain_diff},
+        "eager_pattern_difference": {"seeds": [0, 1, 2], "tokens": [16, 256], "rows": eager},
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,6 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             model, args.default_prompts, seed=2024
         ),
         "ig_completeness": lambda: ig_completeness(model, args.ig_prompts, seed=2024),
+        "half_precision": lambda: half_precision(model),
     }
     for name, step in steps.items():
         print(f"{name} ...", flush=True)

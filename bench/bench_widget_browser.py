@@ -233,7 +233,11 @@ async function hover(count) {
   const leave = new PointerEvent("pointerleave", { bubbles: false });
   strip.dispatchEvent(leave);
   await painted();
-  return { work_ms: stats(work), latency_ms: stats(latency), handler_ms: stats(handler), n: count };
+  const raw = (xs) => xs.map((x) => Math.round(x * 10) / 10);
+  return {
+    work_ms: stats(work), latency_ms: stats(latency), handler_ms: stats(handler), n: count,
+    samples_ms: { work: raw(work), latency: raw(latency) },
+  };
 }
 
 window.bench = { load, firstRender, selectAndDeliver, hover, sent: () => model.sent };

@@ -396,7 +396,10 @@ def model_card(report: dict[str, Any], config: LlamaConfig) -> str:
     by_length = ", ".join(
         f"{k}: {100 * v:.1f}%" for k, v in report["copy_accuracy_by_length"].items()
     )
-    return f"""# tiny-llama: a model we understand
+    return f"""<!-- Generated from eval.json and config.json by model_card() of
+scripts/train_tiny_llama.py; `python bench/tables.py` rewrites it and its `--check`
+(a unit test) fails if it differs. Do not edit by hand. -->
+# tiny-llama: a model we understand
 
 A {tr["parameters"]:,}-parameter `LlamaForCausalLM` trained from scratch on a synthetic
 word-level language whose mechanisms are known by construction, so that attention, saliency
@@ -445,7 +448,7 @@ The machine was shared with other jobs, so wall times vary from run to run.
 
 The loss covers every token of agreement sentences but only the repeat of copy sequences
 (plus `<eos>`): the random first half has nothing to learn, and with it in the loss a trial
-run (same model, 3000 steps) stayed at 52.9% agreement and 13.5% copying accuracy.
+run of the same model, trained twice as long, learned neither agreement nor copying.
 
 ## Measured on the held-out split (eval seed {report["eval_seed"]})
 * **Agreement**: P(correct verb) > P(wrong verb) at the verb position on
@@ -456,8 +459,8 @@ run (same model, 3000 steps) stayed at 52.9% agreement and 13.5% copying accurac
   **{100 * report["copy_accuracy"]:.1f}%** (by length: {by_length}).
   Length 30, longer than any training sequence: {100 * report["copy_accuracy_length_30"]:.1f}%.
 
-The integration tests (`tests/integration/test_bundled_model.py`) require agreement >= 95%
-and copying >= 90% on fresh held-out samples.
+The integration tests (`tests/integration/test_bundled_model.py`) assert lower bounds for both
+on fresh held-out samples; the README's known-answers table states them.
 
 ## Probe-able feature
 The subject's number read by a linear probe (ridge regression, fit on
