@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -70,3 +71,19 @@ def test_the_model_card_is_generated_from_eval_json(tables):
     card = tables.MODEL_CARD.read_text(encoding="utf-8")
     assert card == tables.model_card_text()
     assert "Do not edit by hand" in card
+
+
+def test_every_measured_json_says_when_where_and_under_what_load():
+    """Figures without their machine and load are not comparable; transcribed ones say so."""
+    for path in sorted((ROOT / "bench" / "results").glob("bench_*.json")):
+        if path.stem == "bench_scale":  # its own format (runs), rendered by its renderer
+            continue
+        result = json.loads(path.read_text())
+        env = result["environment"]
+        assert "config" in result, path.name
+        if "source" in env:
+            assert env["date_utc"] and env["machine"], path.name
+            continue
+        for key in ("date_utc", "platform", "cpu", "cpu_count", "torch", "transformers"):
+            assert env.get(key), (path.name, key)
+        assert len(env["load_average_start"]) == 3 and len(env["load_average_end"]) == 3
