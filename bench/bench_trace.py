@@ -6,7 +6,8 @@ Prints a table and writes JSON to ``bench/out/bench_trace.json``; ``--results`` 
 ``bench/results/bench_trace.json`` (the figures ``bench/tables.py`` publishes).
 
     python bench/bench_trace.py --reps 5 --results      # CPU: 8 layers, hidden 2048, T 512, 2048
-    python bench/bench_trace.py --shape 7b --dtype bf16 --device cuda   # LLaMA-2-7B shape, T 4096
+    python bench/bench_trace.py --shape 7b --dtype bf16 --device cuda --results  # LLaMA-2-7B
+        # shape, T 4096; writes bench_trace_7b.json, never the CPU figures
 """
 
 from __future__ import annotations
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _results.add_output_arguments(parser, "bench_trace")
     args = parser.parse_args(argv)
     seq_lens = args.seq_lens or SHAPES[args.shape]["default_seq_lens"]
+    # the 7b (GPU) run gets its own files, so it never replaces the CPU figures
+    name = "bench_trace" if args.shape == "bench" else f"bench_trace_{args.shape}"
+    if args.out == _results.OUT / "bench_trace.json":
+        args.out = _results.OUT / f"{name}.json"
 
     environment = _results.environment()
     print(f"building {args.shape} model ({args.dtype}, {args.device}) ...", flush=True)
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     figures = {"targets": TARGETS, "rows": rows}
     _results.write(
-        "bench_trace",
+        name,
         environment=environment,
         config=config,
         figures=figures,
