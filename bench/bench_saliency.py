@@ -274,12 +274,17 @@ def main() -> None:
     _results.add_output_arguments(parser, "bench_saliency")
     args = parser.parse_args()
     seq_lens, repeats = ([64], 1) if args.quick else (args.seq_lens, args.repeats)
+    device = torch.device(args.device)
+    # a GPU run gets its own files, so it never replaces the CPU figures the docs quote
+    name = "bench_saliency" if device.type == "cpu" else f"bench_saliency_{device.type}"
+    if args.out == _results.OUT / "bench_saliency.json":
+        args.out = _results.OUT / f"{name}.json"
     environment = _results.environment()
     print(HEADER)
     print(RULE)
-    config, rows = run(seq_lens, repeats, torch.device(args.device))
+    config, rows = run(seq_lens, repeats, device)
     _results.write(
-        "bench_saliency",
+        name,
         environment=environment,
         config=config,
         figures={"target": {"time_ratio_max": 1.0, "memory_ratio_max": 1.0}, "rows": rows},
