@@ -1,0 +1,8 @@
+"""``explain()`` and the :class:`Explanation` it returns."""
+
+from llmasos_widgets.explanation._explain import explain
+from llmasos_widgets.explanation._explanation import Explanation, ExplanationFileError
+from llmasos_widgets.explanation._lens import final_logits
+from llmasos_widgets.explanation._summaries import SUMMARY_NAMES
+
+__all__ = ["SUMMARY_NAMES", "Explanation", "ExplanationFileError", "explain", "final_logits"]

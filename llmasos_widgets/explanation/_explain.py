@@ -1,0 +1,186 @@
+"""``explain()``: one traced forward pass gathered into an :class:`Explanation`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from llmasos_widgets._gather import execution_device, stack_on
+from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets.explanation import _summaries
+from llmasos_widgets.explanation._explanation import Explanation, heads_pattern
+from llmasos_widgets.explanation._lens import reading_logit_lens
+from llmasos_widgets.tracing import attention_pattern, trace
+
+if TYPE_CHECKING:
+    from llmasos_widgets.models import ExplainableModel
+
+INDUCTION_PERIOD = 25
+"""Length of the random token sequence that is written twice to measure induction."""
+_PATTERN_BYTES = 64 * 2**20
+"""Patterns are summarised a few heads at a time so T = 4096 stays within memory. The transient
+peak is about four times this (scores, masked scores, softmax, zeroed rows), and smaller chunks
+cost no measurable time at T >= 1024 (bench/bench_scale.py)."""
+
+
+def explain(
+    model: ExplainableModel | Any,
+    text: str,
+    *,
+    target: str | int | tuple[str, str] | None = None,
+    saliency: bool = True,
+    saliency_method: str = "gradient",
+    top_k: int = 5,
+    truncate: bool = False,
+    tokenizer: Any = None,
+    seed: int = 0,
+    offload: bool | None = None,
+) -> Explanation:
+    """Explain what ``model`` does on ``text``.
+
+    Gathers post-RoPE queries/keys (attention on demand), head summaries, the top ``top_k``
+    next-token predictions per position, the logit lens and, with ``saliency=True``, gradient
+    saliency of ``target`` (default: the model's own prediction after the last token) by
+    ``saliency_method``. ``model`` is an ``ExplainableModel`` or a ``transformers`` model with
+    ``tokenizer=``. ``seed`` fixes the random sequence used for the induction score.
+
+    Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
+    the logit lens and predictions are read a few tokens at a time during the forward, and
+    with ``offload`` (default: when the model computes on CUDA) queries and keys go to host
+    memory as they are produced; patterns are then rebuilt from them on the CPU.
+    """
+    from llmasos_widgets.models import as_explainable
+
+    explainable = as_explainable(model, tokenizer)
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    ids = explainable.encode(text, truncate=truncate)
+    hf_model = explainable.hf_model
+    devices = _layer_devices(hf_model)
+    if offload is None:
+        offload = any(device.type == "cuda" for device in devices)
+    with (
+        torch.no_grad(),
+        trace(hf_model, residual=False, offload=offload) as captured,
+        reading_logit_lens(hf_model, top_k=top_k) as lens,
+    ):
+        # only the lens hooks read the head; no cache: nothing here decodes further
+        hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
+    n_layers = len(captured.queries)
+    queries = tuple(captured.queries[layer][0] for layer in range(n_layers))
+    keys = tuple(captured.keys[layer][0] for layer in range(n_layers))
+    specs = tuple(captured.spec[layer] for layer in range(n_layers))
+    lens_ids, lens_probs = lens.lens()
+    top_ids, top_probs = lens.top()
+
+    summaries = _text_summaries(queries, keys, specs, devices)
+    period = _induction_period(explainable)
+    summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
+
+    saliency_result = None
+    if saliency:
+        from llmasos_widgets.attribution import attribute
+
+        saliency_result = attribute(
+            explainable, text, target=target, method=saliency_method, truncate=truncate
+        )
+    token_ids = ids[0].cpu().numpy().astype(np.int64)
+    return Explanation(
+        model_name=explainable.name,
+        tokens=tuple(explainable.tokens(ids)),
+        token_ids=token_ids,
+        queries=queries,
+        keys=keys,
+        specs=specs,
+        head_summaries=summaries,
+        top_token_ids=top_ids,
+        top_probs=top_probs,
+        top_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in top_ids),
+        lens_token_ids=lens_ids,
+        lens_probs=lens_probs,
+        lens_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in lens_ids),
+        saliency=saliency_result,
+        token_style=TokenStyle.of(explainable.tokenizer),
+        metadata={
+            "model_type": explainable.config.model_type,
+            "dtype": str(hf_model.dtype).removeprefix("torch."),
+            "induction_period": period,
+            "induction_seed": seed,
+        },
+    )
+
+
+def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
+    """Where each decoder layer computes (one device, or several with a ``device_map``)."""
+    from llmasos_widgets.attribution._residual import decoder_layers
+
+    return tuple(execution_device(layer) for layer in decoder_layers(hf_model))
+
+
+def _head_chunks(n_heads: int, n_tokens: int) -> int:
+    return max(1, min(n_heads, _PATTERN_BYTES // (4 * n_tokens * n_tokens)))
+
+
+def _text_summaries(
+    queries: tuple[torch.Tensor, ...],
+    keys: tuple[torch.Tensor, ...],
+    specs: tuple[Any, ...],
+    devices: tuple[torch.device, ...] | None = None,
+) -> dict[str, np.ndarray]:
+    """Head summaries a few heads at a time (:data:`_PATTERN_BYTES` of patterns at once), each
+    layer on ``devices[layer]`` (where the model ran it) when its captures were offloaded."""
+    n_layers, (n_heads, n_tokens, _) = len(queries), queries[0].shape
+    out = {name: np.zeros((n_layers, n_heads), np.float32) for name in _summaries.SUMMARY_NAMES}
+    if n_tokens < 2:  # one token attends only to itself: nothing to summarise
+        return out
+    chunk = _head_chunks(n_heads, n_tokens)
+    for layer in range(n_layers):
+        spec = specs[layer]
+        device = queries[layer].device if devices is None else devices[layer]
+        layer_queries, layer_keys = queries[layer].to(device), keys[layer].to(device)
+        for start in range(0, n_heads, chunk):
+            heads = torch.arange(start, min(start + chunk, n_heads), device=device)
+            pattern = heads_pattern(layer_queries, layer_keys, spec, heads)
+            for name, fn in (
+                ("entropy", _summaries.entropy),
+                ("previous_token", _summaries.previous_token),
+                ("first_token", _summaries.first_token),
+            ):
+                out[name][layer, start : start + len(heads)] = fn(pattern).cpu().numpy()
+    return out
+
+
+def _induction_period(explainable: ExplainableModel) -> int:
+    """:data:`INDUCTION_PERIOD`, or less when two copies would not fit the model's context."""
+    return min(INDUCTION_PERIOD, (explainable.max_length - 1) // 2)
+
+
+def _induction_scores(explainable: ExplainableModel, *, period: int, seed: int) -> np.ndarray:
+    """Induction score of every head on a seeded random token sequence written twice."""
+    tokenizer = explainable.tokenizer
+    if explainable.copy_tokens:
+        ids: Any = tokenizer.convert_tokens_to_ids(list(explainable.copy_tokens))
+        candidates = [int(i) for i in ids]
+    else:
+        special = set(tokenizer.all_special_ids)
+        candidates = [i for i in range(len(tokenizer)) if i not in special]
+    generator = np.random.default_rng(seed)
+    sequence = generator.choice(candidates, size=period, replace=len(candidates) < period)
+    prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    ids = torch.tensor([[*prefix, *sequence, *sequence]], device=explainable.device)
+    hf_model = explainable.hf_model
+    with torch.no_grad(), trace(hf_model, residual=False) as captured:
+        hf_model(input_ids=ids)
+        scores = [
+            _summaries.induction(
+                attention_pattern(
+                    captured.queries[layer][0], captured.keys[layer][0], captured.spec[layer]
+                ),
+                period,
+            )
+            for layer in range(len(captured.queries))
+        ]
+    # each layer's score is on its layer's device (device_map)
+    return stack_on(scores, "cpu").numpy().astype(np.float32)

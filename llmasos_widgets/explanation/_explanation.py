@@ -1,0 +1,241 @@
+"""``Explanation``: everything ``explain()`` found about one text, in one saveable object.
+
+Attention is kept as post-RoPE queries and keys (O(layer·head·token·d)), and a head's
+``[query, key]`` pattern is recomputed exactly when asked for, on the device the captures
+live on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from llmasos_widgets._readable_tokens import (
+    TokenStyle,
+    readable_quoted,
+    show_tokens,
+    token_label,
+)
+from llmasos_widgets.tracing import AttentionSpec, attention_pattern
+
+if TYPE_CHECKING:
+    from llmasos_widgets.attribution import Saliency
+
+FORMAT = "llmasos-explanation"
+FORMAT_VERSION = "1"
+
+
+class ExplanationFileError(ValueError):
+    """A file that is not a readable explanation (corrupt, truncated or of another format)."""
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Explanation:
+    """What a model did on one text. Build with :func:`llmasos_widgets.explanation.explain`."""
+
+    model_name: str
+    tokens: tuple[str, ...]
+    """Token strings exactly as the tokenizer split them, ``[token]``."""
+    token_ids: np.ndarray
+    """int64 ``[token]``."""
+    queries: tuple[torch.Tensor, ...]
+    """Per layer: post-RoPE queries ``[head, token, head_dim]``."""
+    keys: tuple[torch.Tensor, ...]
+    """Per layer: post-RoPE keys ``[kv_head, token, head_dim]`` (grouped-query: not repeated)."""
+    specs: tuple[AttentionSpec, ...]
+    """Per layer: scaling, soft-capping, sliding window and kv grouping of the attention."""
+    head_summaries: Mapping[str, np.ndarray]
+    """Summary name -> float32 ``[layer, head]`` (see ``explain._summaries``)."""
+    top_token_ids: np.ndarray
+    """int64 ``[token, k]``: the k most likely next tokens after each position."""
+    top_probs: np.ndarray
+    """float32 ``[token, k]``: their probabilities."""
+    top_tokens: tuple[tuple[str, ...], ...]
+    """``[token][k]`` strings of ``top_token_ids``."""
+    lens_token_ids: np.ndarray
+    """int64 ``[layer + 1, token]``: logit-lens top-1 next token read from each residual stream
+    (row 0 = embeddings, row i = after decoder layer i; the last row is the model's output)."""
+    lens_probs: np.ndarray
+    """float32 ``[layer + 1, token]``: the logit-lens probability of that token."""
+    lens_tokens: tuple[tuple[str, ...], ...]
+    """``[layer + 1][token]`` strings of ``lens_token_ids``."""
+    saliency: Saliency | None = None
+    token_style: TokenStyle = field(default_factory=TokenStyle)
+    """How the tokenizer writes its token strings (SentencePiece, byte-level BPE or plain), so
+    views can show ``tokens`` as text (``llmasos_widgets._readable_tokens.show_tokens``)."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form JSON-serialisable facts (model type, dtype, versions)."""
+
+    def __post_init__(self) -> None:
+        n_tokens = len(self.tokens)
+        n_layers = len(self.queries)
+        _expect(self.token_ids.shape == (n_tokens,), "token_ids", (n_tokens,), self.token_ids)
+        if n_tokens == 0:
+            raise ValueError("an explanation needs at least one token")
+        if not (len(self.keys) == len(self.specs) == n_layers):
+            raise ValueError(
+                f"queries, keys and specs must have one entry per layer; got "
+                f"{n_layers}, {len(self.keys)}, {len(self.specs)}"
+            )
+        for layer, (q, key) in enumerate(zip(self.queries, self.keys, strict=True)):
+            if q.ndim != 3 or key.ndim != 3 or q.shape[1] != n_tokens or key.shape[1] != n_tokens:
+                raise ValueError(
+                    f"layer {layer}: queries must be [head, {n_tokens}, d] and keys "
+                    f"[kv_head, {n_tokens}, d]; got {tuple(q.shape)} and {tuple(key.shape)}"
+                )
+        n_heads = self.n_heads
+        for name, summary in self.head_summaries.items():
+            _expect(
+                summary.shape == (n_layers, n_heads),
+                f"head_summaries[{name!r}]",
+                (n_layers, n_heads),
+                summary,
+            )
+        k = self.top_token_ids.shape[-1] if self.top_token_ids.ndim == 2 else -1
+        _expect(
+            self.top_token_ids.shape == (n_tokens, k),
+            "top_token_ids",
+            (n_tokens, "k"),
+            self.top_token_ids,
+        )
+        _expect(self.top_probs.shape == (n_tokens, k), "top_probs", (n_tokens, k), self.top_probs)
+        lens_shape = (n_layers + 1, n_tokens)
+        _expect(
+            self.lens_token_ids.shape == lens_shape,
+            "lens_token_ids",
+            lens_shape,
+            self.lens_token_ids,
+        )
+        _expect(self.lens_probs.shape == lens_shape, "lens_probs", lens_shape, self.lens_probs)
+
+    # ---- shape facts -------------------------------------------------------------------
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.queries)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.queries[0].shape[0]) if self.queries else 0
+
+    # ---- attention ---------------------------------------------------------------------
+    def attention(self, layer: int, head: int) -> np.ndarray:
+        """Exact attention pattern of one head, float32 ``[query, key]`` (rows sum to 1)."""
+        self._check_head(layer, head)
+        queries = self.queries[layer]
+        heads = torch.tensor([head], device=queries.device)
+        return heads_pattern(queries, self.keys[layer], self.specs[layer], heads)[0].cpu().numpy()
+
+    def layer_attention(self, layer: int) -> torch.Tensor:
+        """All heads of one layer, float32 ``[head, query, key]``, on the captures' device."""
+        self._check_head(layer, 0)
+        return attention_pattern(self.queries[layer], self.keys[layer], self.specs[layer])
+
+    def _check_head(self, layer: int, head: int) -> None:
+        if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
+            raise ValueError(
+                f"layer {layer!r} is out of range: this model has layers 0..{self.n_layers - 1}"
+            )
+        if not isinstance(head, (int, np.integer)) or not 0 <= head < self.n_heads:
+            raise ValueError(
+                f"head {head!r} is out of range: each layer has heads 0..{self.n_heads - 1}"
+            )
+
+    def top_heads(self, summary: str, k: int = 5) -> list[tuple[int, int, float]]:
+        """The ``k`` heads with the highest ``summary`` score, as ``(layer, head, score)``."""
+        if summary not in self.head_summaries:
+            raise ValueError(
+                f"unknown summary {summary!r}; available: {', '.join(self.head_summaries)}"
+            )
+        scores = self.head_summaries[summary]
+        order = np.argsort(-scores, axis=None, kind="stable")[:k]
+        return [
+            (int(i // self.n_heads), int(i % self.n_heads), float(scores.flat[i])) for i in order
+        ]
+
+    # ---- persistence -------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a single safetensors file (arrays) with JSON metadata; returns the path."""
+        from llmasos_widgets.explanation._storage import save_explanation
+
+        return save_explanation(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Explanation:
+        """Read a file written by :meth:`save`. Corrupt or foreign files raise
+        :class:`ExplanationFileError`."""
+        from llmasos_widgets.explanation._storage import load_explanation
+
+        return load_explanation(Path(path), device=torch.device(device))
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML report (no network needed to view it); returns the path."""
+        from llmasos_widgets.export import write_report
+
+        return write_report(self, Path(path))
+
+    def __repr__(self) -> str:
+        if self.token_style.scheme == "plain":
+            text = " ".join(self.tokens)
+        else:  # the decoded text, not SentencePiece/byte-level pieces
+            text = "".join(token.text for token in show_tokens(self.tokens, self.token_style))
+        if len(text) > 60:
+            text = text[:57] + "..."
+        return (
+            f"Explanation({self.model_name!r}, tokens={self.n_tokens}, layers={self.n_layers}, "
+            f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}, "
+            f"text={text!r})"
+        )
+
+    def __str__(self) -> str:
+        """A few readable lines: the text, the top next tokens, the most salient tokens for
+        the saliency target, and the most notable heads by each summary."""
+        shown = show_tokens(self.tokens, self.token_style)
+        labels = [token_label(token) for token in shown]
+        last = self.n_tokens - 1
+        lines = [repr(self)]
+        predictions = ", ".join(
+            f"{token_label(show_tokens([token], self.token_style)[0])} {p:.2f}"
+            for token, p in zip(self.top_tokens[last], self.top_probs[last], strict=True)
+        )
+        lines.append(f"  next token: {predictions}")
+        if self.saliency is not None:
+            row = np.abs(self.saliency.at(0))
+            top = np.argsort(-row, kind="stable")[:3]
+            salient = ", ".join(f"{labels[i]} {row[i]:.2f}" for i in top)
+            target = readable_quoted(self.saliency.target, self.token_style)
+            lines.append(f"  most salient for {target} ({self.saliency.method}): {salient}")
+        for name in self.head_summaries:
+            top_heads = self.top_heads(name, 3)
+            heads = ", ".join(f"L{layer}.H{head} {score:.2f}" for layer, head, score in top_heads)
+            lines.append(f"  top {name} heads: {heads}")
+        return "\n".join(lines)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Shown as an AttentionWidget (with saliency, when present) in a notebook."""
+        from llmasos_widgets.widgets import AttentionWidget
+
+        return AttentionWidget(self)._repr_mimebundle_(**kwargs)
+
+
+def heads_pattern(
+    queries: torch.Tensor, keys: torch.Tensor, spec: AttentionSpec, heads: torch.Tensor
+) -> torch.Tensor:
+    """Patterns of the query heads ``heads`` only, float32 ``[len(heads), query, key]``: each
+    query head is paired with its grouped-query kv head, so no other head is computed."""
+    single = dataclasses.replace(spec, n_kv_groups=1)
+    return attention_pattern(queries[heads], keys[heads // spec.n_kv_groups], single)
+
+
+def _expect(ok: bool, name: str, shape: tuple[Any, ...], array: np.ndarray) -> None:
+    if not ok:
+        raise ValueError(f"{name} must have shape {shape}; got {tuple(array.shape)}")

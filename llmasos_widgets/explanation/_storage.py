@@ -1,0 +1,139 @@
+"""Explanation files: one safetensors file, arrays as tensors and everything else as JSON in
+its metadata under a format tag. Dtypes are kept exactly (no silent casts)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import safe_open, save_file
+
+from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets.explanation._explanation import (
+    FORMAT,
+    FORMAT_VERSION,
+    Explanation,
+    ExplanationFileError,
+)
+from llmasos_widgets.tracing import AttentionSpec
+
+if TYPE_CHECKING:
+    from llmasos_widgets.attribution import Saliency
+
+
+def save_explanation(explanation: Explanation, path: Path) -> Path:
+    tensors: dict[str, torch.Tensor] = {
+        "token_ids": _tensor(explanation.token_ids),
+        "top_token_ids": _tensor(explanation.top_token_ids),
+        "top_probs": _tensor(explanation.top_probs),
+        "lens_token_ids": _tensor(explanation.lens_token_ids),
+        "lens_probs": _tensor(explanation.lens_probs),
+    }
+    for layer, (q, k) in enumerate(zip(explanation.queries, explanation.keys, strict=True)):
+        tensors[f"queries.{layer}"] = q.detach().cpu().contiguous()
+        tensors[f"keys.{layer}"] = k.detach().cpu().contiguous()
+    for name, summary in explanation.head_summaries.items():
+        tensors[f"summary.{name}"] = _tensor(summary)
+    saliency_meta = None
+    if explanation.saliency is not None:
+        for name, array in explanation.saliency.to_arrays().items():
+            tensors[f"saliency.{name}"] = _tensor(array)
+        saliency_meta = explanation.saliency.metadata()
+    header = {
+        "model_name": explanation.model_name,
+        "tokens": list(explanation.tokens),
+        "top_tokens": [list(row) for row in explanation.top_tokens],
+        "lens_tokens": [list(row) for row in explanation.lens_tokens],
+        "specs": [dataclasses.asdict(spec) for spec in explanation.specs],
+        "summaries": list(explanation.head_summaries),
+        "saliency": saliency_meta,
+        "token_style": explanation.token_style.to_json(),
+        "metadata": dict(explanation.metadata),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(
+        tensors,
+        str(path),
+        metadata={"format": FORMAT, "version": FORMAT_VERSION, "header": json.dumps(header)},
+    )
+    return path
+
+
+def load_explanation(path: Path, *, device: torch.device) -> Explanation:
+    if not path.is_file():
+        raise FileNotFoundError(f"no explanation file at {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            meta = file.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise ExplanationFileError(
+                    f"{str(path)!r} is a safetensors file but not an explanation "
+                    f"(format tag {meta.get('format')!r}, expected {FORMAT!r})"
+                )
+            if meta.get("version") != FORMAT_VERSION:
+                raise ExplanationFileError(
+                    f"{str(path)!r} has explanation format version {meta.get('version')!r}; "
+                    f"this llmasos-widgets reads version {FORMAT_VERSION}"
+                )
+            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+        header = json.loads(meta["header"])
+        return _build(header, tensors, device)
+    except ExplanationFileError:
+        raise
+    except (
+        SafetensorError,
+        OSError,
+        json.JSONDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as error:
+        raise ExplanationFileError(
+            f"{str(path)!r} is not a readable explanation file (corrupt, truncated or of "
+            f"another format): {error}"
+        ) from error
+
+
+def _build(
+    header: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device
+) -> Explanation:
+    n_layers = len(header["specs"])
+    saliency: Saliency | None = None
+    if header["saliency"] is not None:
+        from llmasos_widgets.attribution import Saliency
+
+        arrays = {
+            name.removeprefix("saliency."): value.numpy()
+            for name, value in tensors.items()
+            if name.startswith("saliency.")
+        }
+        saliency = Saliency.from_arrays(arrays, header["saliency"])
+    return Explanation(
+        model_name=header["model_name"],
+        tokens=tuple(header["tokens"]),
+        token_ids=tensors["token_ids"].numpy(),
+        queries=tuple(tensors[f"queries.{i}"].to(device) for i in range(n_layers)),
+        keys=tuple(tensors[f"keys.{i}"].to(device) for i in range(n_layers)),
+        specs=tuple(AttentionSpec(**spec) for spec in header["specs"]),
+        head_summaries={name: tensors[f"summary.{name}"].numpy() for name in header["summaries"]},
+        top_token_ids=tensors["top_token_ids"].numpy(),
+        top_probs=tensors["top_probs"].numpy(),
+        top_tokens=tuple(tuple(row) for row in header["top_tokens"]),
+        lens_token_ids=tensors["lens_token_ids"].numpy(),
+        lens_probs=tensors["lens_probs"].numpy(),
+        lens_tokens=tuple(tuple(row) for row in header["lens_tokens"]),
+        saliency=saliency,
+        # files written before token styles were recorded show raw strings (plain)
+        token_style=TokenStyle.from_json(header.get("token_style")),
+        metadata=header["metadata"],
+    )
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # a copy: arrays may be read-only views (e.g. of a loaded file), which torch refuses to wrap
+    return torch.from_numpy(np.array(array, copy=True, order="C"))
