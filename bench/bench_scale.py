@@ -47,7 +47,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     from llmasos_widgets.models import as_explainable
 
 from llmasos_widgets.attribution import _attribute, attribute
-from llmasos_widgets.explain import explain
+from llmasos_widgets.explanation import explain
 
 HERE = Path(__file__).resolve().parent
 LLAMA_3_8B: dict[str, Any] = dict(

@@ -48,7 +48,7 @@ import bench_scale  # noqa: E402
 import bench_trace  # noqa: E402
 
 from llmasos_widgets.attribution import attribute  # noqa: E402
-from llmasos_widgets.explain import explain  # noqa: E402
+from llmasos_widgets.explanation import explain  # noqa: E402
 from llmasos_widgets.models import as_explainable  # noqa: E402
 
 LLAMA_2_7B: dict[str, Any] = dict(

@@ -16,8 +16,8 @@ _EXPORTS = {
     "load_model": "llmasos_widgets.models",
     "ExplainableModel": "llmasos_widgets.models",
     "trace": "llmasos_widgets.tracing",
-    "Explanation": "llmasos_widgets.explain",
-    "explain": "llmasos_widgets.explain",
+    "Explanation": "llmasos_widgets.explanation",
+    "explain": "llmasos_widgets.explanation",
     "attribute": "llmasos_widgets.attribution",
     "Saliency": "llmasos_widgets.attribution",
     "activations": "llmasos_widgets.probing",
@@ -48,8 +48,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency as Saliency
     from llmasos_widgets.attribution import attribute as attribute
-    from llmasos_widgets.explain import Explanation as Explanation
-    from llmasos_widgets.explain import explain as explain
+    from llmasos_widgets.explanation import Explanation as Explanation
+    from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.models import ExplainableModel as ExplainableModel
     from llmasos_widgets.models import load_model as load_model
     from llmasos_widgets.probing import ProbeResult as ProbeResult

@@ -26,7 +26,7 @@ from llmasos_widgets._readable_tokens import (
 )
 
 if TYPE_CHECKING:
-    from llmasos_widgets.explain import Explanation
+    from llmasos_widgets.explanation import Explanation
 
 _MAX_LENS_COLUMNS = 48
 _MAX_PATTERN_TOKENS = 512

@@ -32,7 +32,7 @@ from llmasos_widgets.models._options import (
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from llmasos_widgets.explain import Explanation
+    from llmasos_widgets.explanation import Explanation
 
 SETTINGS_FILE = "llmasos.json"
 
@@ -118,9 +118,9 @@ class ExplainableModel:
     def explain(self, text: str, **kwargs: Any) -> Explanation:
         """Attention, head summaries, predictions, logit lens and saliency for ``text``.
 
-        See :func:`llmasos_widgets.explain.explain` for the options.
+        See :func:`llmasos_widgets.explanation.explain` for the options.
         """
-        from llmasos_widgets.explain import explain
+        from llmasos_widgets.explanation import explain
 
         return explain(self, text, **kwargs)
 

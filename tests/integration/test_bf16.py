@@ -262,7 +262,7 @@ def test_widgets_on_a_bf16_model(bundled, bundled_bf16) -> None:
 
 
 def test_a_bf16_explanation_round_trips_exactly(bundled_bf16, tmp_path) -> None:
-    from llmasos_widgets.explain import Explanation
+    from llmasos_widgets.explanation import Explanation
 
     explanation = bundled_bf16.explain(SENTENCES[0], saliency=False)
     loaded = Explanation.load(explanation.save(tmp_path / "bf16.llmx"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmasos_widgets.explain import Explanation, ExplanationFileError, explain, final_logits
+from llmasos_widgets.explanation import Explanation, ExplanationFileError, explain, final_logits
 from llmasos_widgets.models import BUNDLED_MODELS
 
 TEXT = "w1 w2 w3 w4 w5 w6 w1 w2 w3 w4"

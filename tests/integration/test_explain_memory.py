@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmasos_widgets.explain import _lens, explain, final_logits
+from llmasos_widgets.explanation import _lens, explain, final_logits
 from llmasos_widgets.tracing import trace
 
 TEXT = "w1 w2 w3 w4 w5 w6 w1 w2 w3 w4"
@@ -69,7 +69,7 @@ def test_the_forward_returns_one_position_of_logits_and_keeps_no_residual(tiny_r
         return real_trace(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        from llmasos_widgets.explain import _explain
+        from llmasos_widgets.explanation import _explain
 
         patch.setattr(_explain, "trace", spying_trace)
         try:

@@ -18,7 +18,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_label,
 )
-from llmasos_widgets.explain import Explanation
+from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.models import as_explainable
 from tests._tokenizers import (
     CHINESE_EXAMPLE,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from llmasos_widgets.explain import _summaries
+from llmasos_widgets.explanation import _summaries
 
 
 def _previous_token_pattern(n: int) -> torch.Tensor:

@@ -1,8 +1,0 @@
-"""``explain()`` and the :class:`Explanation` it returns."""
-
-from llmasos_widgets.explain._explain import explain
-from llmasos_widgets.explain._explanation import Explanation, ExplanationFileError
-from llmasos_widgets.explain._lens import final_logits
-from llmasos_widgets.explain._summaries import SUMMARY_NAMES
-
-__all__ = ["SUMMARY_NAMES", "Explanation", "ExplanationFileError", "explain", "final_logits"]
