@@ -19,7 +19,6 @@ from llmasos_widgets.attribution._methods import (
     get_method,
     register_method,
 )
-from llmasos_widgets.attribution._residual import decoder_layers
 from llmasos_widgets.attribution._saliency import (
     CONVERGENCE_TOLERANCE,
     ConvergenceWarning,
@@ -34,6 +33,7 @@ from llmasos_widgets.attribution._targets import (
     resolve_target,
     resolve_token,
 )
+from llmasos_widgets.tracing._anatomy import decoder_layers
 
 __all__ = [
     "BASELINES",

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from llmasos_widgets.attribution._methods import AttributionContext, AttributionMethod, get_method
-from llmasos_widgets.attribution._residual import ResidualRunner, decoder_layers, eval_mode
+from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
 from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
+from llmasos_widgets.tracing._anatomy import decoder_layers, eval_mode
 
 BASELINES = ("zero", "pad", "unk")
 """Named baselines; a tensor of input embeddings is accepted too."""

@@ -29,46 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
-
-
-def decoder_layers(hf_model: nn.Module) -> nn.ModuleList:
-    """The model's list of decoder layers (``model.layers`` for LLaMA-family models)."""
-    config: Any = getattr(hf_model, "config", None)
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    n_layers = getattr(text_config, "num_hidden_layers", None)
-    get_decoder: Any = getattr(hf_model, "get_decoder", None)
-    decoder = get_decoder() if callable(get_decoder) else None
-    layers = getattr(decoder, "layers", None)
-    if isinstance(layers, nn.ModuleList) and (n_layers is None or len(layers) == n_layers):
-        return layers
-    for module in hf_model.modules():  # other layouts: the one ModuleList of the right length
-        if isinstance(module, nn.ModuleList) and len(module) == n_layers:
-            return module
-    raise TypeError(
-        f"cannot find the decoder layers of {type(hf_model).__name__}; attribution supports "
-        "LLaMA-family causal LMs (a ``model.layers`` ModuleList)"
-    )
-
-
-def _hidden_of(output: Any) -> torch.Tensor:
-    """Decoder layers return a tensor in transformers 5 and a tuple in older versions."""
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _with_hidden(output: Any, hidden: torch.Tensor) -> Any:
-    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode (no dropout) and restore each one's flag afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training
+from llmasos_widgets.tracing._anatomy import anatomy
 
 
 @contextmanager
@@ -125,15 +86,12 @@ class ResidualRunner:
         self.model = hf_model
         self.recompute = recompute
         self.offload = offload
-        self.layers = decoder_layers(hf_model)
-        self.n_sites = len(self.layers) + 1
-        get_embeddings: Any = getattr(hf_model, "get_input_embeddings", None)
-        embedding = get_embeddings() if callable(get_embeddings) else None
-        if not isinstance(embedding, nn.Module):
-            raise TypeError(f"{type(hf_model).__name__} has no input embedding module")
-        self.embedding = embedding
+        self.parts = anatomy(hf_model)
+        self.layers = self.parts.layers
+        self.n_sites = self.parts.n_sites
+        self.embedding = self.parts.embedding
         # not embedding.weight.device: an offloaded embedding keeps its weight on "meta"
-        self.input_ids = input_ids.to(execution_device(embedding))
+        self.input_ids = input_ids.to(execution_device(self.embedding))
 
     def embed(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Input embeddings ``[1, token, hidden]`` of ``token_ids`` (default: the input)."""
@@ -156,14 +114,14 @@ class ResidualRunner:
         with borrowed_hooks() as hooks, torch.no_grad():
             for site in sites:
                 if site > 0:
-                    hooks.forward(self.layers[site - 1], self._recorder(captured, site))
+                    self.parts.read_site(hooks, site, self._recorder(captured, site))
             logits = self.logits(inputs_embeds)
         return captured, logits[0]
 
     @staticmethod
     def _recorder(store: dict[int, torch.Tensor], site: int) -> Any:
-        def record(module: nn.Module, args: Any, output: Any) -> None:
-            store[site] = _hidden_of(output)[0].detach()
+        def record(hidden: torch.Tensor) -> None:
+            store[site] = hidden[0].detach()
 
         return record
 
@@ -178,11 +136,8 @@ class ResidualRunner:
         if site == 0:
             return self.logits(hidden)
 
-        def substitute(module: nn.Module, args: Any, output: Any) -> Any:
-            return _with_hidden(output, hidden)
-
         with borrowed_hooks() as hooks:
-            hooks.forward(self.layers[site - 1], substitute)
+            self.parts.replace_site(hooks, site, lambda _computed: hidden)
             return self.logits(prefix_embeds)
 
     def gradients(
@@ -206,8 +161,7 @@ class ResidualRunner:
             return read
 
         def keeper(site: int) -> Any:
-            def keep(module: nn.Module, args: Any, output: Any) -> None:
-                hidden = _hidden_of(output)
+            def keep(hidden: torch.Tensor) -> None:
                 live[site] = hidden
                 if site != lowest:
                     hidden.register_hook(read_gradient(site))
@@ -221,7 +175,7 @@ class ResidualRunner:
                 stack.enter_context(recomputed_in_backward(self.layers))
             for site in sites:
                 if site > 0:
-                    hooks.forward(self.layers[site - 1], keeper(site))
+                    self.parts.read_site(hooks, site, keeper(site))
             value = target(self.logits(leaf))
             (lowest_grad,) = torch.autograd.grad(value.sum(), [live[lowest]])
             grads[lowest] = self._keep(lowest_grad[0])

@@ -13,6 +13,7 @@ from llmasos_widgets.explanation import _summaries
 from llmasos_widgets.explanation._explanation import Explanation, heads_pattern
 from llmasos_widgets.explanation._lens import reading_logit_lens
 from llmasos_widgets.tracing import attention_pattern, trace
+from llmasos_widgets.tracing._anatomy import decoder_layers
 
 if TYPE_CHECKING:
     from llmasos_widgets.models import ExplainableModel
@@ -114,8 +115,6 @@ def explain(
 
 def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
     """Where each decoder layer computes (one device, or several with a ``device_map``)."""
-    from llmasos_widgets.attribution._residual import decoder_layers
-
     return tuple(execution_device(layer) for layer in decoder_layers(hf_model))
 
 

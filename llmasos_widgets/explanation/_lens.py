@@ -18,7 +18,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.attribution._residual import decoder_layers
+from llmasos_widgets.tracing._anatomy import Anatomy, anatomy
 
 LENS_CHUNK_BYTES = 64 * 2**20
 """float32 logits computed at once: 130 tokens of a 128k vocabulary."""
@@ -26,11 +26,7 @@ LENS_CHUNK_BYTES = 64 * 2**20
 
 def final_logits(hf_model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """The model's own head on a residual stream: final norm, unembedding, soft-capping."""
-    logits = hf_model.lm_head(hf_model.model.norm(hidden))
-    cap = getattr(hf_model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    return anatomy(hf_model).head(hidden)
 
 
 class LogitLens:
@@ -42,13 +38,15 @@ class LogitLens:
         top_ids, top_probs: ``[token, k]`` top-k next tokens of the model's output (site L).
     """
 
-    def __init__(self, hf_model: Any, n_sites: int, top_k: int) -> None:
-        self.hf_model = hf_model
+    def __init__(self, parts: Anatomy, top_k: int) -> None:
+        if parts.unembedding is None:
+            raise TypeError(f"{type(parts.model).__name__} has no LM head to read the lens with")
+        self.parts = parts
         self.top_k = top_k
-        self.head_device = execution_device(hf_model.lm_head)
-        self.vocab_size = int(hf_model.lm_head.weight.shape[0])
-        self.ids: list[np.ndarray | None] = [None] * n_sites
-        self.probs: list[np.ndarray | None] = [None] * n_sites
+        self.head_device = execution_device(parts.unembedding)
+        self.vocab_size = int(parts.unembedding.weight.shape[0])
+        self.ids: list[np.ndarray | None] = [None] * parts.n_sites
+        self.probs: list[np.ndarray | None] = [None] * parts.n_sites
         self.top_ids: np.ndarray | None = None
         self.top_probs: np.ndarray | None = None
 
@@ -61,7 +59,7 @@ class LogitLens:
         with torch.no_grad():
             for start in range(0, tokens, chunk):
                 rows = hidden[0, start : start + chunk].to(self.head_device)
-                layer_probs = final_logits(self.hf_model, rows).float().softmax(-1)
+                layer_probs = self.parts.head(rows).float().softmax(-1)
                 best = layer_probs.max(-1)
                 ids.append(best.indices.cpu())
                 probs.append(best.values.cpu())
@@ -91,20 +89,13 @@ class LogitLens:
 @contextmanager
 def reading_logit_lens(hf_model: Any, *, top_k: int) -> Iterator[LogitLens]:
     """Hooks that fill a :class:`LogitLens` from the next forward pass of one sequence."""
-    layers = decoder_layers(hf_model)
-    lens = LogitLens(hf_model, len(layers) + 1, top_k)
-
-    def read_input(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        lens.read(0, args[0] if args else kwargs["hidden_states"])
+    parts = anatomy(hf_model)
+    lens = LogitLens(parts, top_k)
 
     def reader(site: int) -> Any:
-        def read_output(_module: Any, _args: Any, output: Any) -> None:
-            lens.read(site, output[0] if isinstance(output, tuple) else output)
-
-        return read_output
+        return lambda hidden: lens.read(site, hidden)
 
     with borrowed_hooks() as hooks:
-        hooks.forward_pre(layers[0], read_input, with_kwargs=True)
-        for index, layer in enumerate(layers):
-            hooks.forward(layer, reader(index + 1))
+        for site in range(parts.n_sites):
+            parts.read_site(hooks, site, reader(site))
         yield lens

@@ -18,6 +18,7 @@ from llmasos_widgets.probing._store import (
     open_shard,
     prepare_directory,
 )
+from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
 
 Positions = int | Sequence[int] | Literal["last", "all"]
 Layers = int | Sequence[int] | Literal["all"]
@@ -50,18 +51,6 @@ class RowPlan:
         )
 
 
-def decoder_parts(hf_model: Any) -> tuple[torch.nn.Module, torch.nn.ModuleList]:
-    """The base transformer (no LM head) and its list of decoder layers."""
-    base = getattr(hf_model, "base_model", hf_model)
-    layers = getattr(base, "layers", None)
-    if not isinstance(layers, torch.nn.ModuleList):
-        raise TypeError(
-            f"{type(hf_model).__name__} has no decoder layer list at base_model.layers; "
-            "probing supports LLaMA-family causal LMs (see llmasos_widgets.tracing)"
-        )
-    return base, layers
-
-
 def resolve_layers(layers: Layers, n_layers: int) -> list[int]:
     """Sorted distinct residual indices in ``0..n_layers`` (0 = embeddings)."""
     if isinstance(layers, str):
@@ -76,8 +65,8 @@ def resolve_layers(layers: Layers, n_layers: int) -> list[int]:
             raise TypeError(f"layer indices must be ints, got {layer!r}")
         if not 0 <= layer <= n_layers:
             raise ValueError(
-                f"unknown layer {layer}: this model has residual layers 0 (embeddings) to "
-                f"{n_layers} (output of the last decoder layer)"
+                f"unknown layer {layer}: this model has residual sites 0 (emb) to "
+                f"{n_layers} ({site_name(n_layers)}, the output of the last decoder layer)"
             )
     return sorted({int(layer) for layer in requested})
 
@@ -216,7 +205,7 @@ def run_plan(
     from tqdm.auto import tqdm
 
     hf_model = model.hf_model
-    base, decoder_layers = decoder_parts(hf_model)
+    parts = anatomy(hf_model)
     pad_id = getattr(model.tokenizer, "pad_token_id", None)
     pad_id = 0 if pad_id is None else int(pad_id)
     device = model.device
@@ -238,28 +227,15 @@ def run_plan(
         if layer == deepest:
             raise _StopForward
 
-    def make_pre_hook(layer: int) -> Any:
-        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            store(layer, args[0] if args else kwargs["hidden_states"])
+    def reader(layer: int) -> Any:
+        return lambda hidden: store(layer, hidden)
 
-        return hook
-
-    def make_hook(layer: int) -> Any:
-        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            store(layer, output[0] if isinstance(output, tuple) else output)
-
-        return hook
-
-    was_training = hf_model.training
     bar = tqdm(total=len(plan.token_ids), unit="text", desc="activations", disable=not progress)
-    try:
-        hf_model.eval()  # dropout would make activations random
-        with borrowed_hooks() as hooks, torch.inference_mode():
-            for layer in layers:
-                if layer == 0:
-                    hooks.forward_pre(decoder_layers[0], make_pre_hook(0), with_kwargs=True)
-                else:
-                    hooks.forward(decoder_layers[layer - 1], make_hook(layer))
+    # eval mode: dropout would make activations random
+    with eval_mode(hf_model), borrowed_hooks() as hooks, torch.inference_mode():
+        for layer in layers:
+            parts.read_site(hooks, layer, reader(layer))
+        try:
             for batch in _batches(plan, batch_size):
                 input_ids, mask, position_ids, offsets = _pad(
                     [plan.token_ids[t] for t in batch], pad_id, padding_side, device
@@ -274,16 +250,15 @@ def run_plan(
                 current["column_idx"] = torch.tensor(column_idx, device=device)
                 current["rows"] = np.array(rows, dtype=np.int64)
                 with contextlib.suppress(_StopForward):
-                    base(
+                    parts.base(
                         input_ids=input_ids,
                         attention_mask=mask,
                         position_ids=position_ids,
                         use_cache=False,
                     )
                 bar.update(len(batch))
-    finally:
-        bar.close()
-        hf_model.train(was_training)
+        finally:
+            bar.close()
 
 
 def activations(
@@ -343,8 +318,7 @@ def activations(
     side = padding_side or getattr(model.tokenizer, "padding_side", "right") or "right"
     if side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
-    _, decoder_layers = decoder_parts(model.hf_model)
-    layer_list = resolve_layers(layers, len(decoder_layers))
+    layer_list = resolve_layers(layers, anatomy(model.hf_model).n_layers)
     plan = plan_rows(model, texts, positions)
     hidden_size = int(model.hf_model.config.hidden_size)
     n_rows = len(plan.row_text)

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmasos_widgets.probing._activations import Layers, Positions, activations, decoder_parts
+from llmasos_widgets.probing._activations import Layers, Positions, activations
 from llmasos_widgets.probing._datasets import as_probe_dataset
 from llmasos_widgets.probing._result import ProbeResult
 from llmasos_widgets.probing._store import Activations
 from llmasos_widgets.probing._trainer import fit_linear_probe
+from llmasos_widgets.tracing._anatomy import decoder_layers
 
 # Offsets the control task's generator from the split's, so the two draws are independent.
 _CONTROL_STREAM = 1
@@ -121,7 +122,7 @@ def probe(
         )
     labels = np.array([class_of[label] for label in data.labels], dtype=np.int64)
     hf_model = getattr(model, "hf_model", None)  # absent when a Dask client loads it by name
-    n_layers = len(decoder_parts(hf_model)[1]) if hf_model is not None else max(acts.layers)
+    n_layers = len(decoder_layers(hf_model)) if hf_model is not None else max(acts.layers)
     return probe_activations(
         acts, labels, [str(c) for c in classes],
         control=control, seed=seed, test_size=test_size, l2=l2, max_iter=max_iter,

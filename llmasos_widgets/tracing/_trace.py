@@ -18,6 +18,7 @@ A sliding-window cache, which holds only the last window, is handled the same wa
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -26,9 +27,17 @@ from typing import Any
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
 from llmasos_widgets.tracing._interface import capturing_attention
 from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
-from llmasos_widgets.tracing._support import UnsupportedArchitectureError, check_supported
+from llmasos_widgets.tracing._support import check_supported
+
+# The recorders of the traces opened in this thread / asyncio context. Hooks are global state
+# on the model, so a forward pass from another thread reaches them too; they record only when
+# their recorder is open *here*. New threads start with an empty context.
+_OPEN_RECORDERS: contextvars.ContextVar[frozenset[_Recorder]] = contextvars.ContextVar(
+    "llmasos_open_traces", default=frozenset()
+)
 
 
 class ForwardCapture:
@@ -46,6 +55,8 @@ class ForwardCapture:
     def __init__(self, n_layers: int, attention_mask: object, past_length: int = 0) -> None:
         self.n_layers = n_layers
         self.past_length = past_length
+        # set when the forward finished but some attention layer bypassed the capture
+        self.qk_error: str | None = None
         self.custom_mask = attention_mask is not None and not (
             isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2
         )
@@ -67,7 +78,7 @@ class ForwardCapture:
     @property
     def queries(self) -> tuple[torch.Tensor, ...]:
         """Per layer, ``[batch, head, query, d]`` post-RoPE queries."""
-        return _complete(self.queries_by_layer, self.n_layers, "queries", "qk")
+        return self._qk(self.queries_by_layer, "queries")
 
     @property
     def keys(self) -> tuple[torch.Tensor, ...]:
@@ -75,12 +86,12 @@ class ForwardCapture:
         repeated for GQA, at the absolute positions :attr:`key_positions`. A decode step that
         continues the previous forward stores only its new positions; see
         :meth:`Trace.attended_keys` for every key it attended to."""
-        return _complete(self.keys_by_layer, self.n_layers, "keys", "qk")
+        return self._qk(self.keys_by_layer, "keys")
 
     @property
     def key_positions(self) -> tuple[range, ...]:
         """Per layer, the absolute token positions of :attr:`keys` along their key axis."""
-        starts = _complete(self.key_start_by_layer, self.n_layers, "keys", "qk")
+        starts = self._qk(self.key_start_by_layer, "keys")
         return tuple(range(start, self.end) for start in starts)
 
     @property
@@ -101,7 +112,7 @@ class ForwardCapture:
     @property
     def spec(self) -> tuple[AttentionSpec, ...]:
         """Per layer, the :class:`AttentionSpec` the model's attention call used."""
-        return _complete(self.spec_by_layer, self.n_layers, "attention specs", "qk")
+        return self._qk(self.spec_by_layer, "attention specs")
 
     @property
     def residual(self) -> tuple[torch.Tensor, ...]:
@@ -109,6 +120,11 @@ class ForwardCapture:
         embeddings; Gemma 2 scales them by sqrt(hidden) first), i = l + 1 the output of layer l;
         the last is before the final norm (HF's ``hidden_states[-1]`` is after it)."""
         return _complete(self.residual_by_index, self.n_layers + 1, "residual stream", "residual")
+
+    def _qk(self, found: Mapping[int, Any], what: str) -> tuple[Any, ...]:
+        if self.qk_error is not None:
+            raise RuntimeError(self.qk_error)
+        return _complete(found, self.n_layers, what, "qk")
 
 
 def _complete(found: Mapping[int, Any], expected: int, what: str, flag: str) -> tuple[Any, ...]:
@@ -295,10 +311,17 @@ class _Recorder:
     """Receives hook and attention-interface callbacks and files them into a :class:`Trace`."""
 
     def __init__(
-        self, result: Trace, forward_signature: inspect.Signature, *, offload: bool = False
+        self,
+        result: Trace,
+        parts: Anatomy,
+        *,
+        qk: bool,
+        offload: bool = False,
     ) -> None:
         self.result = result
-        self.forward_signature = forward_signature
+        self.parts = parts
+        self.forward_signature = inspect.signature(parts.base.forward)
+        self.qk = qk
         self.offload = offload
         # devices with non-blocking device -> host copies not yet waited for
         self.pending_copies: set[torch.device] = set()
@@ -306,19 +329,45 @@ class _Recorder:
         # during backward is not recorded as a new pass
         self.current: ForwardCapture | None = None
 
+    def is_open_here(self) -> bool:
+        """Whether this trace was opened in the calling thread / context (see _OPEN_RECORDERS)."""
+        return self in _OPEN_RECORDERS.get()
+
     def begin_forward(
         self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
+        if not self.is_open_here():
+            return
         bound = self.forward_signature.bind_partial(*args, **kwargs).arguments
         self.current = ForwardCapture(
             self.result.n_layers, bound.get("attention_mask"), _past_length(bound)
         )
         self.result.forwards.append(self.current)
 
-    def end_forward(self, _module: torch.nn.Module, _args: Any, _output: Any) -> None:
-        self.current = None
+    def end_forward(self, _module: torch.nn.Module, _args: Any, output: Any) -> None:
+        if not self.is_open_here():
+            return
+        current, self.current = self.current, None
+        if current is not None and self.qk and output is not None:  # None: the forward raised
+            self._check_attention_seen(current)
         while self.pending_copies:  # host copies must be complete before anyone reads them
             torch.cuda.synchronize(self.pending_copies.pop())
+
+    def _check_attention_seen(self, current: ForwardCapture) -> None:
+        """Name the first layer whose attention call did not pass through the capture."""
+        missing = [i for i in range(current.n_layers) if i not in current.queries_by_layer]
+        if not missing:
+            return
+        layer = missing[0]
+        current.qk_error = (
+            f"no queries/keys were captured for decoder layer L{layer} "
+            f"({self.parts.attention_path(layer)}{' and others' if len(missing) > 1 else ''}, "
+            f"missing layers {missing}): its attention call did not pass through transformers' "
+            f"AttentionInterface entry {self.parts.attention_backend!r} "
+            f"(config._attn_implementation), which trace() borrows. Load the model with "
+            "attn_implementation='eager' or 'sdpa', or check that this transformers version "
+            "dispatches attention through ALL_ATTENTION_FUNCTIONS."
+        )
 
     def store(self, tensor: torch.Tensor) -> torch.Tensor:
         """A detached copy that later in-place updates (caches, user code) cannot change."""
@@ -341,7 +390,7 @@ class _Recorder:
         kwargs: Mapping[str, Any],
     ) -> None:
         current = self.current
-        if current is None:
+        if current is None or not self.is_open_here():
             return
         n_heads, n_kv_heads = query.shape[1], key.shape[1]
         scaling = kwargs.get("scaling")
@@ -382,21 +431,12 @@ class _Recorder:
             current.key_start_by_layer[layer] = first_visible
             current.keys_by_layer[layer] = self.store(key[:, :, : new_at + n_queries])
 
-    def capture_input(
-        self, _module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        if self.current is not None:
-            hidden = args[0] if args else kwargs["hidden_states"]
-            self.current.residual_by_index[0] = self.store(hidden)
+    def site_capturer(self, site: int) -> Any:
+        def capture_site(hidden: torch.Tensor) -> None:
+            if self.current is not None and self.is_open_here():
+                self.current.residual_by_index[site] = self.store(hidden)
 
-    def output_capturer(self, layer: int) -> Any:
-        def capture_output(_module: torch.nn.Module, _args: Any, output: Any) -> None:
-            if self.current is not None:
-                # decoder layers return a tensor in most 5.x models, a tuple in some
-                hidden = output[0] if isinstance(output, tuple) else output
-                self.current.residual_by_index[layer + 1] = self.store(hidden)
-
-        return capture_output
+        return capture_site
 
 
 def _past_length(bound: Mapping[str, Any]) -> int:
@@ -420,23 +460,6 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _decoder_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
-    base = getattr(model, "base_model", model)
-    layers = getattr(base, "layers", None)
-    if not isinstance(layers, torch.nn.ModuleList) or not all(
-        hasattr(layer, "self_attn") for layer in layers
-    ):
-        raise UnsupportedArchitectureError(
-            f"{type(model).__name__} has no decoder `layers` with `self_attn` where the "
-            "LLaMA family keeps them"
-        )
-    return base, list(layers)
-
-
-def _attention_modules(layers: list[torch.nn.Module]) -> list[torch.nn.Module]:
-    return [layer.get_submodule("self_attn") for layer in layers]
-
-
 @contextmanager
 def trace(
     model: torch.nn.Module, *, residual: bool = True, qk: bool = True, offload: bool = False
@@ -446,8 +469,12 @@ def trace(
     Nothing about the forward changes: the model's attention kernel runs as configured and the
     logits are bitwise those without the trace. Every hook and the borrowed attention-registry
     entry are given back when the block exits, also on an exception. Traces may nest (each
-    records independently); other models running meanwhile are not recorded. Run a traced
-    model from one thread at a time; ``torch.compile``-d models are not supported.
+    records independently); other models running meanwhile are not recorded. The model runs
+    in eval mode inside the block (no dropout: a model left in training mode gives the same
+    captures and logits as in eval mode), and each module's ``training`` flag is restored on
+    exit. A trace records only forward passes run by the thread (or asyncio context) that
+    opened it: another thread calling the same model meanwhile is not recorded (it runs in
+    eval mode too while the block is open). ``torch.compile``-d models are not supported.
 
     Args:
         model: a transformers ``PreTrainedModel`` of a supported architecture
@@ -461,20 +488,21 @@ def trace(
     check_supported(model)
     if not (residual or qk):
         raise ValueError("nothing to capture: set residual=True and/or qk=True")
-    base, layers = _decoder_layers(model)
-    names = {id(module): name for name, module in model.named_modules()}
-    result = Trace(tuple(names[id(module)] for module in _attention_modules(layers)))
-    recorder = _Recorder(result, inspect.signature(base.forward), offload=offload)
+    parts = anatomy(model)
+    result = Trace(tuple(parts.attention_path(layer) for layer in range(parts.n_layers)))
+    recorder = _Recorder(result, parts, qk=qk, offload=offload)
     with ExitStack() as stack:
+        stack.enter_context(eval_mode(model))
         hooks = stack.enter_context(borrowed_hooks())
-        hooks.forward_pre(base, recorder.begin_forward, with_kwargs=True)
-        hooks.forward(base, recorder.end_forward, always_call=True)  # also when it raises
+        hooks.forward_pre(parts.base, recorder.begin_forward, with_kwargs=True)
+        hooks.forward(parts.base, recorder.end_forward, always_call=True)  # also when it raises
         if residual:
-            hooks.forward_pre(layers[0], recorder.capture_input, with_kwargs=True)
-            for index, layer in enumerate(layers):
-                hooks.forward(layer, recorder.output_capturer(index))
+            for site in range(parts.n_sites):
+                parts.read_site(hooks, site, recorder.site_capturer(site))
         if qk:
-            stack.enter_context(
-                capturing_attention(_attention_modules(layers), recorder.capture_qk)
-            )
-        yield result
+            stack.enter_context(capturing_attention(list(parts.attentions), recorder.capture_qk))
+        _OPEN_RECORDERS.set(_OPEN_RECORDERS.get() | {recorder})
+        try:
+            yield result
+        finally:
+            _OPEN_RECORDERS.set(_OPEN_RECORDERS.get() - {recorder})

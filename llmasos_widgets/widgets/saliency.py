@@ -301,7 +301,7 @@ class SaliencyWidget(SelectionWidget):
 
 
 def _layers_of(hf_model: Any) -> Any:
-    from llmasos_widgets.attribution import decoder_layers
+    from llmasos_widgets.tracing._anatomy import decoder_layers
 
     return decoder_layers(hf_model)
 

@@ -1,0 +1,234 @@
+"""The one place that knows a causal LM's parts and how to hook them.
+
+Every analysis (``trace``, attribution, probing, the logit lens) asks :func:`anatomy` for the
+embedding, the decoder layers, their attention modules, the final norm and the unembedding
+instead of re-finding ``model.model.layers``; a test greps the package for anyone else doing so.
+
+**Depth has two vocabularies, never mixed.** Decoder *layers* are ``L0 .. L{n-1}`` (what the
+attention views select). Residual *sites* are the stream between them, ``0 .. n``:
+
+====  ============  ==========================================================
+site  name          what it holds
+====  ============  ==========================================================
+0     ``emb``       what ``L0`` receives: the input embeddings (Gemma 2 scales
+                    them by sqrt(hidden) first)
+i     ``after L{i-1}``  the output of decoder layer ``L{i-1}``
+n     ``after L{n-1}``  the last layer's output, *before* the final norm
+====  ============  ==========================================================
+
+:func:`site_name` gives these names; ``Saliency.layers``, ``Activations.layers`` and
+``ProbeResult.layers`` hold site indices, and every view and doc labels them this way.
+
+Hooks go through :func:`~llmasos_widgets._hooks.borrowed_hooks`: :meth:`Anatomy.read_site`
+and :meth:`Anatomy.replace_site` register on a caller's ``HookSet`` so they are removed with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from llmasos_widgets._hooks import HookSet
+from llmasos_widgets.tracing._support import UnsupportedArchitectureError
+
+# (site, hidden [batch, token, hidden]) -> None
+SiteReader = Callable[[torch.Tensor], None]
+
+
+def site_name(site: int) -> str:
+    """Short name of residual site ``site``: ``emb`` (0) or ``after L{site-1}``."""
+    if site < 0:
+        raise ValueError(f"residual sites are 0 (emb) or more, got {site}")
+    return "emb" if site == 0 else f"after L{site - 1}"
+
+
+def layer_output(output: Any) -> torch.Tensor:
+    """The hidden state a decoder layer returned: a tensor in most transformers 5 models, the
+    first element of a tuple in some (and in 4.x)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def with_layer_output(output: Any, hidden: torch.Tensor) -> Any:
+    """``output`` with its hidden state replaced by ``hidden``, in the same shape of return."""
+    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+
+def _layer_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode (no dropout) for the block; each module's own ``training``
+    flag is restored afterwards (``model.train(was)`` would flatten mixed flags)."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+@dataclass(frozen=True, eq=False)
+class Anatomy:
+    """The parts of one causal LM, found once.
+
+    Attributes:
+        model: the causal LM (``LlamaForCausalLM`` ...).
+        base: the decoder stack without the head (``model.model``).
+        embedding: the input embedding module.
+        layers: the decoder layers ``L0 .. L{n-1}``.
+        attentions: each layer's attention module, in layer order.
+        final_norm: the norm before the unembedding (``None`` if the model has none).
+        unembedding: the LM head (``None`` for a bare base model).
+        logit_softcap: final logit soft-capping (Gemma 2), ``None`` when off.
+        paths: module path of each module of the model, by identity.
+    """
+
+    model: nn.Module
+    base: nn.Module
+    embedding: nn.Module
+    layers: nn.ModuleList
+    attentions: tuple[nn.Module, ...]
+    final_norm: nn.Module | None
+    unembedding: nn.Module | None
+    logit_softcap: float | None
+    paths: dict[int, str]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_sites(self) -> int:
+        """Residual sites ``0 .. n_layers``."""
+        return len(self.layers) + 1
+
+    @property
+    def attention_backend(self) -> str:
+        """``config._attn_implementation``: which kernel the attention layers dispatch to."""
+        config = getattr(self.attentions[0], "config", None) or getattr(self.model, "config", None)
+        return str(getattr(config, "_attn_implementation", None))
+
+    def path(self, module: nn.Module) -> str:
+        """The module's path in the model (``"model.layers.3.self_attn"``)."""
+        return self.paths[id(module)]
+
+    def attention_path(self, layer: int) -> str:
+        return self.path(self.attentions[layer])
+
+    def check_site(self, site: int) -> int:
+        if isinstance(site, bool) or not 0 <= site <= self.n_layers:
+            raise ValueError(
+                f"unknown residual site {site!r}: this model has sites 0 (emb) to "
+                f"{self.n_layers} ({site_name(self.n_layers)})"
+            )
+        return int(site)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The model's own head on residual-stream rows: final norm, unembedding, soft-cap."""
+        if self.unembedding is None:
+            raise TypeError(f"{type(self.model).__name__} has no LM head (unembedding)")
+        normed = hidden if self.final_norm is None else self.final_norm(hidden)
+        logits = self.unembedding(normed)
+        if self.logit_softcap:
+            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
+        return logits
+
+    def read_site(self, hooks: HookSet, site: int, read: SiteReader) -> None:
+        """Call ``read(hidden)`` with site ``site``'s ``[batch, token, hidden]`` each forward."""
+        site = self.check_site(site)
+        if site == 0:
+
+            def read_input(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                read(_layer_input(args, kwargs))
+
+            hooks.forward_pre(self.layers[0], read_input, with_kwargs=True)
+            return
+
+        def read_output(_m: nn.Module, _args: Any, output: Any) -> None:
+            read(layer_output(output))
+
+        hooks.forward(self.layers[site - 1], read_output)
+
+    def replace_site(
+        self, hooks: HookSet, site: int, replace: Callable[[torch.Tensor], torch.Tensor]
+    ) -> None:
+        """Site ``site`` becomes ``replace(hidden)`` for the layers after it, each forward."""
+        site = self.check_site(site)
+        if site == 0:
+
+            def replace_input(
+                _m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                if args:
+                    return (replace(args[0]), *args[1:]), kwargs
+                return args, {**kwargs, "hidden_states": replace(kwargs["hidden_states"])}
+
+            hooks.forward_pre(self.layers[0], replace_input, with_kwargs=True)
+            return
+
+        def replace_output(_m: nn.Module, _args: Any, output: Any) -> Any:
+            return with_layer_output(output, replace(layer_output(output)))
+
+        hooks.forward(self.layers[site - 1], replace_output)
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The model's decoder layers ``L0 .. L{n-1}`` (``model.layers`` in the LLaMA family)."""
+    return _find_layers(model)[1]
+
+
+def _find_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+    config: Any = getattr(model, "config", None)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_layers = getattr(text_config, "num_hidden_layers", None)
+    get_decoder: Any = getattr(model, "get_decoder", None)
+    candidates = [get_decoder() if callable(get_decoder) else None]
+    candidates.append(getattr(model, "base_model", model))
+    for base in candidates:
+        layers = getattr(base, "layers", None)
+        if (
+            isinstance(base, nn.Module)
+            and isinstance(layers, nn.ModuleList)
+            and len(layers) > 0
+            and (n_layers is None or len(layers) == n_layers)
+            and all(hasattr(layer, "self_attn") for layer in layers)
+        ):
+            return base, layers
+    raise UnsupportedArchitectureError(
+        f"{type(model).__name__} has no decoder `layers` with `self_attn` where the LLaMA "
+        "family keeps them (model.layers); supported: LLaMA-family causal LMs"
+    )
+
+
+def anatomy(model: nn.Module) -> Anatomy:
+    """Find ``model``'s parts. Raises :class:`UnsupportedArchitectureError` (a ``ValueError``)
+    when it has no LLaMA-family decoder stack."""
+    base, layers = _find_layers(model)
+    get_embeddings: Any = getattr(model, "get_input_embeddings", None)
+    embedding = get_embeddings() if callable(get_embeddings) else None
+    if not isinstance(embedding, nn.Module):
+        raise UnsupportedArchitectureError(f"{type(model).__name__} has no input embedding")
+    get_head: Any = getattr(model, "get_output_embeddings", None)
+    unembedding = get_head() if callable(get_head) else None
+    norm = getattr(base, "norm", None)
+    config: Any = getattr(model, "config", None)
+    cap = getattr(config, "final_logit_softcapping", None)
+    return Anatomy(
+        model=model,
+        base=base,
+        embedding=embedding,
+        layers=layers,
+        attentions=tuple(layer.get_submodule("self_attn") for layer in layers),
+        final_norm=norm if isinstance(norm, nn.Module) else None,
+        unembedding=unembedding if isinstance(unembedding, nn.Module) else None,
+        logit_softcap=float(cap) if cap else None,
+        paths={id(module): name for name, module in model.named_modules()},
+    )
