@@ -178,10 +178,13 @@ class Explanation:
         return load_explanation(Path(path), device=torch.device(device))
 
     def to_html(self, path: str | Path) -> Path:
-        """Write a standalone HTML report (no network needed to view it); returns the path."""
-        from llmasos_widgets.export import write_report
+        """Write a standalone HTML report (no network needed to view it); returns the path.
 
-        return write_report(self, Path(path))
+        The report is the ``"html"`` view registered by ``llmasos_widgets.export``."""
+        from llmasos_widgets._views import render
+
+        result: Path = render("html", self, Path(path))
+        return result
 
     def __repr__(self) -> str:
         if self.token_style.scheme == "plain":
@@ -221,10 +224,11 @@ class Explanation:
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Shown as an AttentionWidget (with saliency, when present) in a notebook."""
-        from llmasos_widgets.widgets import AttentionWidget
+        """Shown as an AttentionWidget (with saliency, when present) in a notebook: the
+        ``"mimebundle"`` view registered by ``llmasos_widgets.widgets``."""
+        from llmasos_widgets._views import render
 
-        return AttentionWidget(self)._repr_mimebundle_(**kwargs)
+        return render("mimebundle", self, **kwargs)
 
 
 def heads_pattern(

@@ -1,8 +1,20 @@
 """Jupyter widgets (anywidget). Each Python class mirrors a ``js/src/<name>.ts`` bundle."""
 
+from typing import Any
+
+from llmasos_widgets._views import register_view
+from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
 from llmasos_widgets.widgets.saliency import SaliencyWidget
+
+
+def _explanation_bundle(explanation: Explanation, **kwargs: Any) -> Any:
+    """An explanation in a notebook: its AttentionWidget (with saliency, when present)."""
+    return AttentionWidget(explanation)._repr_mimebundle_(**kwargs)
+
+
+register_view("mimebundle", Explanation, _explanation_bundle)
 
 __all__ = ["AttentionWidget", "ProbeWidget", "SaliencyWidget", "Selection", "link_selection"]
