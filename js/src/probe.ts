@@ -94,7 +94,7 @@ function render({ model, el }: RenderProps<ProbeModel>): () => void {
       rect.dataset.testid = `layer-${layer}`;
       const tip = svg("title", {});
       const parts = [...series.entries()].map(([name, v]) => `${SERIES_STYLE[name]?.label ?? name}: ${v[i].toFixed(3)}`);
-      tip.textContent = [`layer ${layer}${layer === 0 ? " (embeddings)" : ""}`, ...parts].join("\n");
+      tip.textContent = [`${siteLabel(layer)}${layer === 0 ? " (embeddings)" : ""}`, ...parts].join("\n");
       rect.appendChild(tip);
       const onClick = (): void => {
         model.set("selected_layer", residualToSelectedLayer(layer));

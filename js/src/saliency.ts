@@ -175,7 +175,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
       label.style.height = `${CELL_HEIGHT}px`;
       label.style.lineHeight = `${CELL_HEIGHT}px`;
       label.textContent = siteLabel(site);
-      label.title = site === 0 ? "input embeddings" : `residual stream after decoder layer ${site - 1}`;
+      label.title = site === 0 ? "input embeddings (what L0 receives)" : `residual stream after decoder layer L${site - 1}`;
       return label;
     });
     rowLabels.replaceChildren(...labels);

@@ -62,6 +62,6 @@ describe("saliency", () => {
     const u = rowUnits([1, -2, 0, 0], 2, 2);
     expect(Array.from(u)).toEqual([0.75, 0, 0.5, 0.5]);
     expect(activeRow([0, 1, 2], -1)).toBe(0); expect(activeRow([0, 1, 2], 1)).toBe(2); expect(activeRow([2], 0)).toBe(0);
-    expect(siteLabel(0)).toBe("emb"); expect(siteLabel(1)).toBe("L0");
+    expect(siteLabel(0)).toBe("emb"); expect(siteLabel(1)).toBe("after L0");
   });
 });

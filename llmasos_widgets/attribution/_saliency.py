@@ -1,8 +1,10 @@
 """``Saliency``: the ``[layer, token]`` result of :func:`~llmasos_widgets.attribution.attribute`.
 
 Row ``r`` of :attr:`Saliency.scores` holds the attributions at residual-stream site
-``layers[r]``: site 0 is the input embeddings, site ``i`` (1..L) the output of decoder layer
-``i`` (before the final norm). Signed methods keep the sign: positive means the token's
+``layers[r]`` (named as everywhere, ``tracing/_anatomy.py``): site 0 ``emb`` is the input
+embeddings, site ``i`` (1..L) ``after L{i-1}``, the output of decoder layer ``L{i-1}`` (before
+the final norm). ``layers`` keeps its name for compatibility; :attr:`Saliency.sites` is the
+same array. Signed methods keep the sign: positive means the token's
 representation at that site pushes the target up.
 
 Integrated gradients are checked for completeness: a row whose ``|convergence_delta|`` exceeds
@@ -21,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from llmasos_widgets.tracing._anatomy import site_name
+
 FORMAT = "llmasos-saliency"
 FORMAT_VERSION = 1
 
@@ -34,11 +38,6 @@ class ConvergenceWarning(UserWarning):
     """Integrated gradients did not converge: some row's completeness error exceeds
     :data:`CONVERGENCE_TOLERANCE` of ``|f(x) − f(baseline)|``, so its scores do not add up to
     the change they claim to explain. The message says which rows and what to change."""
-
-
-def site_name(site: int) -> str:
-    """Short name of a residual site: ``emb`` (0) or ``after L{i-1}`` (output of layer i-1)."""
-    return "emb" if site == 0 else f"after L{site - 1}"
 
 
 def _check_array(name: str, value: Any, dtype: type, ndim: int) -> np.ndarray:
@@ -59,7 +58,8 @@ class Saliency:
     Attributes:
         scores: float32 ``[layer, token]``; row ``r`` is residual site ``layers[r]``.
             Tokens after :attr:`target_position` cannot affect it (causal model) and hold 0.
-        layers: int64 ``[layer]`` residual sites (0 = embeddings, ``i`` = decoder layer ``i``).
+        layers: int64 ``[site]`` residual sites (0 = ``emb``, ``i`` = ``after L{i-1}``); also
+            :attr:`sites`.
         tokens: the input tokens exactly as the tokenizer split them.
         token_ids: int64 ``[token]``.
         method: registered method name (``integrated_gradients``, ...).
@@ -129,6 +129,16 @@ class Saliency:
         for array in (scores, layers, token_ids, self.convergence_delta):
             if array is not None:
                 array.setflags(write=False)  # frozen means frozen, arrays included
+
+    @property
+    def sites(self) -> np.ndarray:
+        """int64 ``[site]``: the residual sites of the rows (the same array as ``layers``)."""
+        return self.layers
+
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        """``emb``, ``after L0``, ... for each row, as the views label them."""
+        return tuple(site_name(int(site)) for site in self.layers)
 
     @property
     def n_tokens(self) -> int:

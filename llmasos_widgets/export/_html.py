@@ -24,6 +24,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_pieces,
 )
+from llmasos_widgets.tracing._anatomy import site_name
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation
@@ -171,8 +172,7 @@ def _saliency_section(explanation: Explanation) -> str:
             f"{v:.2g}</td>"
             for i, v in enumerate(row)
         )
-        layer = int(saliency.layers[row_index])  # residual site: 0 = embeddings
-        label = "embeddings" if layer == 0 else f"layer {layer - 1} out"
+        label = site_name(int(saliency.layers[row_index]))  # residual site: emb, after L0, ..
         rows.append(f"<tr><th>{label}</th>{cells}</tr>")
     facts = [
         f"method <b>{html.escape(saliency.method)}</b>",

@@ -6,6 +6,8 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmasos_widgets.tracing._anatomy import site_name
+
 if TYPE_CHECKING:
     from llmasos_widgets.probing._result import ProbeResult
 
@@ -35,10 +37,10 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
         series["control accuracy"] = [float(a) for a in result.control_accuracy]
         series["selectivity"] = [float(s) for s in result.selectivity]
 
-    title = f"Linear probe accuracy by layer: {result.metadata.get('dataset', 'probe')}"
+    title = f"Linear probe accuracy by residual site: {result.metadata.get('dataset', 'probe')}"
     plot = figure(
         title=title,
-        x_axis_label="layer (0 = embeddings)",
+        x_axis_label="residual site (emb = embeddings, after L0 = output of decoder layer L0, …)",
         y_axis_label="held-out accuracy",
         width=640,
         height=360,
@@ -46,10 +48,16 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
         tools="pan,box_zoom,reset,save",
     )
     plot.xaxis.ticker = layers
+    plot.xaxis.major_label_overrides = {layer: site_name(layer) for layer in layers}
     items = []
     for name, values in series.items():
         source = ColumnDataSource(
-            {"layer": layers, "value": values, "series": [name] * len(layers)}
+            {
+                "layer": layers,
+                "site": [site_name(layer) for layer in layers],
+                "value": values,
+                "series": [name] * len(layers),
+            }
         )
         dashed = name == "majority baseline"
         line = plot.line(
@@ -64,7 +72,7 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
         items.append(LegendItem(label=name, renderers=renderers))
     plot.add_layout(Legend(items=items, location="center"), "right")
     plot.add_tools(
-        HoverTool(tooltips=[("", "@series"), ("layer", "@layer"), ("", "@value{0.000}")])
+        HoverTool(tooltips=[("", "@series"), ("site", "@site"), ("", "@value{0.000}")])
     )
 
     page = file_html(plot, INLINE, title=html.escape(title))

@@ -1,4 +1,4 @@
-"""``ProbeResult``: per-layer probe accuracies, control task, weights; save/load."""
+"""``ProbeResult``: per-site probe accuracies, control task, weights; save/load."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from llmasos_widgets.tracing._anatomy import site_name
+
 FORMAT = "llmasos-probe-result"
 VERSION = 1
 _ARRAYS = ("layers", "train_accuracy", "test_accuracy", "control_accuracy", "weights", "bias")
@@ -18,15 +20,17 @@ _ARRAYS = ("layers", "train_accuracy", "test_accuracy", "control_accuracy", "wei
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeResult:
-    """One linear probe per layer, scored on held-out rows and against a control task.
+    """One linear probe per residual site, scored on held-out rows and against a control task.
 
-    Arrays are indexed like ``layers`` (residual indices: 0 = embeddings, ``i`` = output of
-    decoder layer ``i``). ``weights[j] @ acts[layers[j]].T + bias[j]`` are the probe's logits
-    on raw activations, classes ordered as ``labels``.
+    Arrays are indexed like ``layers``, which holds residual *sites* (``tracing/_anatomy.py``:
+    0 = ``emb``, the embeddings; ``i`` = ``after L{i-1}``, the output of decoder layer
+    ``L{i-1}``); the name ``layers`` is kept for compatibility, :attr:`sites` is the same array.
+    ``weights[j] @ acts[layers[j]].T + bias[j]`` are the probe's logits on raw activations,
+    classes ordered as ``labels``.
     """
 
     layers: np.ndarray
-    """int64 [layer]."""
+    """int64 [site]: residual sites (0 = emb, i = after L{i-1})."""
     labels: tuple[str, ...]
     """Class names; class ``k`` of the weights is ``labels[k]``."""
     train_accuracy: np.ndarray
@@ -88,8 +92,14 @@ class ProbeResult:
         return self.test_accuracy - self.control_accuracy
 
     @property
+    def sites(self) -> np.ndarray:
+        """int64 [site]: the residual sites probed (the same array as ``layers``)."""
+        return self.layers
+
+    @property
     def best_layer(self) -> int:
-        """The layer with the highest held-out accuracy (the shallowest on ties)."""
+        """The residual site with the highest held-out accuracy (the shallowest on ties);
+        ``site_name(best_layer)`` names it (``after L2``)."""
         return int(self.layers[int(np.argmax(self.test_accuracy))])
 
     def to_frame(self) -> Any:
@@ -188,8 +198,9 @@ class ProbeResult:
         if self.control_accuracy is not None:
             control = f", control {self.control_accuracy[best]:.3f}"
         return (
-            f"ProbeResult({len(self.layers)} layers, {len(self.labels)} labels, "
-            f"best layer {self.best_layer}: test {self.test_accuracy[best]:.3f}{control}, "
+            f"ProbeResult({len(self.layers)} sites, {len(self.labels)} labels, "
+            f"best site {site_name(self.best_layer)}: "
+            f"test {self.test_accuracy[best]:.3f}{control}, "
             f"majority {self.majority_baseline:.3f}; n_train={self.n_train}, "
             f"n_test={self.n_test})"
         )

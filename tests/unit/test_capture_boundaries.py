@@ -124,3 +124,42 @@ def test_a_registered_view_renders_instances_and_subclasses() -> None:
             _views.render("other-kind", _Shown())
     finally:
         del _views._VIEWS[("test-kind", _Shown)]
+
+
+def test_results_and_views_name_sites_alike() -> None:
+    """Residual sites are ``emb``, ``after L0``, ... in results, reports and widgets; decoder
+    layers alone are ``L0``, ``L1``."""
+    import numpy as np
+
+    from llmasos_widgets.attribution import Saliency
+    from llmasos_widgets.probing import ProbeResult
+
+    saliency = Saliency(
+        scores=np.zeros((3, 2), np.float32),
+        layers=np.array([0, 1, 3], np.int64),
+        tokens=("a", "b"),
+        token_ids=np.array([5, 6], np.int64),
+        method="gradient",
+        target="'b'",
+        target_position=1,
+        target_token_ids=(6,),
+        target_probability=0.5,
+        f_x=1.0,
+    )
+    assert saliency.site_names == ("emb", "after L0", "after L2")
+    assert saliency.sites is saliency.layers
+    probe = ProbeResult(
+        layers=np.array([0, 1, 2]),
+        labels=("sg", "pl"),
+        train_accuracy=np.array([0.5, 0.7, 1.0]),
+        test_accuracy=np.array([0.5, 0.6, 0.9]),
+        control_accuracy=None,
+        majority_baseline=0.5,
+        weights=np.zeros((3, 2, 4), np.float32),
+        bias=np.zeros((3, 2), np.float32),
+        n_train=8,
+        n_test=4,
+    )
+    assert "best site after L1" in repr(probe)
+    script = (PACKAGE.parent / "js" / "src" / "lib" / "saliency_scale.ts").read_text()
+    assert 'site === 0 ? "emb" : `after L${' in script

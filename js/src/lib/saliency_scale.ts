@@ -50,8 +50,9 @@ export function formatScore(v: number): string {
   return a >= 1e-3 && a < 1e4 ? v.toFixed(4) : v.toExponential(2);
 }
 
-/** Row label: "emb" for the embeddings, else the decoder layer (0-based, as in AttentionWidget)
- * whose output the row is. */
+/** Residual site name, as everywhere in the package (llmasos_widgets/tracing/_anatomy.py
+ * site_name): "emb" for the embeddings, else "after L<l>" for the output of decoder layer L<l>
+ * (0-based, as in AttentionWidget). Sites and layers are never named alike. */
 export function siteLabel(site: number): string {
-  return site === 0 ? "emb" : `L${siteToSelectedLayer(site)}`;
+  return site === 0 ? "emb" : `after L${siteToSelectedLayer(site)}`;
 }
