@@ -30,13 +30,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
-
-Scheme = Literal["sentencepiece", "byte_level", "plain"]
-TokenKind = Literal["text", "special", "continuation", "bytes"]
+from typing import Any
 
 SCHEMES: tuple[str, ...] = ("sentencepiece", "byte_level", "plain")
-TOKEN_KINDS: tuple[str, ...] = ("text", "special", "continuation", "bytes")
 SENTENCEPIECE_SPACE = "\u2581"  # ▁
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 

@@ -71,9 +71,7 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
             )
         items.append(LegendItem(label=name, renderers=renderers))
     plot.add_layout(Legend(items=items, location="center"), "right")
-    plot.add_tools(
-        HoverTool(tooltips=[("", "@series"), ("site", "@site"), ("", "@value{0.000}")])
-    )
+    plot.add_tools(HoverTool(tooltips=[("", "@series"), ("site", "@site"), ("", "@value{0.000}")]))
 
     page = file_html(plot, INLINE, title=html.escape(title))
     path.write_text(page, encoding="utf-8")

@@ -33,7 +33,6 @@ from llmasos_widgets.widgets._base import (
 
 log = logging.getLogger(__name__)
 
-SUMMARY_METRICS = ("entropy", "previous_token", "first_token", "induction")
 BRUSHED_METRIC = "brushed"
 """Grid metric computed in the browser: attention flow of the brushed tokens per head."""
 

@@ -20,8 +20,6 @@ import traitlets
 
 from llmasos_widgets.widgets._base import STATIC_DIR, SelectionWidget, tensor_payload
 
-SERIES = ("test_accuracy", "train_accuracy", "control_accuracy", "selectivity")
-
 
 def residual_to_selected_layer(residual: int) -> int:
     """The ``selected_layer`` of probe point ``residual`` (mirror of ``js/src/probe.ts``)."""
