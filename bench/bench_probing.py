@@ -57,6 +57,8 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 from llmasos_widgets.models import BUNDLED_MODELS, as_explainable, load_model
 from llmasos_widgets.probing import activations
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/_tokenizers.py
+
 HEADER = (
     f"{'model':<22} {'method':<30} {'texts/s':>9} {'tokens/s':>10} {'ms/batch':>9} "
     f"{'vs base':>8} {'CPU ms/batch':>13} {'CPU vs base':>12}"
@@ -67,19 +69,11 @@ RULE = "-" * len(HEADER)
 
 def word_tokenizer() -> Any:
     """The bundled language's word-level tokenizer (``<bos>`` first), for the random model."""
-    from tokenizers import Tokenizer, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
+    from tests._tokenizers import word_level_tokenizer
 
-    vocab = {word: i for i, word in enumerate(language.vocabulary())}
-    backend = Tokenizer(WordLevel(vocab=vocab, unk_token=language.UNK))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{language.BOS} $A", special_tokens=[(language.BOS, vocab[language.BOS])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token=language.BOS, pad_token=language.PAD,
-        unk_token=language.UNK, eos_token=language.EOS, model_max_length=128,
+    return word_level_tokenizer(
+        language.vocabulary(), bos=language.BOS, eos=language.EOS, pad=language.PAD,
+        unk=language.UNK, max_length=128,
     )  # fmt: skip
 
 

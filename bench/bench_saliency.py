@@ -54,6 +54,8 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from llmasos_widgets.attribution import attribute
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/_tokenizers.py
+
 N_STEPS = 50
 TARGET_ID = 7
 CONFIG: dict[str, Any] = dict(
@@ -68,20 +70,13 @@ CONFIG: dict[str, Any] = dict(
 
 
 def _tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tests._tokenizers import WORD_SPECIALS, word_level_tokenizer
 
-    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {token: i for i, token in enumerate(specials)}
-    vocab.update({f"t{i}": i for i in range(len(specials), vocab_size)})
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
+    words = [f"t{i}" for i in range(len(WORD_SPECIALS), vocab_size)]
+    tokenizer: PreTrainedTokenizerFast = word_level_tokenizer(
+        [*WORD_SPECIALS, *words], prepend_bos=False
     )
+    return tokenizer
 
 
 class PeakMemory:

@@ -50,6 +50,7 @@ from llmasos_widgets.attribution import _attribute, attribute
 from llmasos_widgets.explanation import explain
 
 HERE = Path(__file__).resolve().parent
+sys.path.append(str(HERE.parent))  # tests/_tokenizers.py, shared with the tests
 LLAMA_3_8B: dict[str, Any] = dict(
     hidden_size=4096,
     intermediate_size=14336,
@@ -81,24 +82,10 @@ def build_model(
 
 def word_tokenizer(n_words: int = 1000, max_length: int = 16384) -> Any:
     """A word-level fast tokenizer (``w0`` .. ``w{n-1}``) that prepends ``<bos>``; offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tests._tokenizers import WORD_SPECIALS, word_level_tokenizer
 
-    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {token: i for i, token in enumerate([*specials, *(f"w{i}" for i in range(n_words))])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        model_max_length=max_length,
-    )
+    words = [f"w{i}" for i in range(n_words)]
+    return word_level_tokenizer([*WORD_SPECIALS, *words], max_length=max_length)
 
 
 def sample_text(n_tokens: int, n_words: int = 1000, seed: int = 0) -> str:

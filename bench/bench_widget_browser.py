@@ -71,23 +71,13 @@ import _results  # noqa: E402
 from bench_widget import SyntheticExplanation, first_render_bytes  # noqa: E402
 
 from llmasos_widgets.widgets import AttentionWidget  # noqa: E402
+from tests._chromium import launch_chromium  # noqa: E402  (shared with the browser tests)
 
 CONFIGS = [(8, 8, 512), (32, 32, 512), (32, 32, 2048)]
 EXTRA_CONFIGS = [(32, 32, 4096)]
 TARGET_BYTES = 1_000_000
 TARGET_FIRST_RENDER_MS = 1000.0
 TARGET_HOVER_MS = 16.0
-CHROMIUM = os.environ.get("LLMW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STATIC = HERE.parent / "llmasos_widgets" / "static"
 CDN = "https://cdnjs.cloudflare.com/"
 
@@ -778,7 +768,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     offline: dict[str, Any] | None = None
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(pw)
         chromium_version = browser.version
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
@@ -802,9 +792,7 @@ def main() -> None:
             for row in rows:
                 cfg = (row["layers"], row["heads"], row["tokens"])
                 print(f"bertviz {cfg} ...", flush=True)
-                bbrowser = pw.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-                )
+                bbrowser = launch_chromium(pw)
                 try:
                     row["bertviz"] = run_bertviz(bbrowser, server, cfg, vendor, args)
                 finally:

@@ -3,6 +3,8 @@
 * :func:`sentencepiece_tokenizer`: BPE with byte fallback and a Metaspace pre-tokenizer, the
   LLaMA-2 / Mistral layout: ids 0-2 are ``<unk> <s> </s>``, ids 3-258 the byte pieces
   ``<0x00>``..``<0xFF>``, then the trained pieces; ``<s>`` is prepended.
+* :func:`word_level_tokenizer`: one token per whitespace-separated word of a fixed vocabulary
+  (the random-init models of the tests and benches, and the bundled language's layout).
 * :func:`byte_level_tokenizer`: byte-level BPE (ByteLevel pre-tokenizer and decoder), the
   LLaMA-3 / Qwen2 layout, with ``<|begin_of_text|>`` prepended.
 
@@ -32,8 +34,44 @@ CORPUS = [
     "Numbers like 2024 and 3.14 appear too.",
 ]
 
+WORD_SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+"""Ids 0-3 of :func:`word_level_tokenizer` vocabularies built by the tests and benches."""
 SENTENCEPIECE_SPECIALS = ["<unk>", "<s>", "</s>"]
 BYTE_LEVEL_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>"]
+
+
+def word_level_tokenizer(
+    vocabulary: list[str],
+    *,
+    bos: str = "<bos>",
+    eos: str = "<eos>",
+    pad: str = "<pad>",
+    unk: str = "<unk>",
+    prepend_bos: bool = True,
+    max_length: int | None = None,
+) -> Any:
+    """A word-level fast tokenizer: token ``i`` is ``vocabulary[i]`` (specials included), words
+    split on whitespace, unknown words -> ``unk``, ``bos`` prepended unless ``prepend_bos`` is
+    off. Offline; shared by tests/conftest.py and the benches so both tokenize alike."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(vocabulary)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if prepend_bos:
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", special_tokens=[(bos, vocab[bos])]
+        )
+    limits = {} if max_length is None else {"model_max_length": max_length}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token=unk,
+        **limits,
+    )
 
 
 def sentencepiece_tokenizer(vocab_size: int = 120) -> Any:

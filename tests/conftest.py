@@ -10,24 +10,9 @@ WORDS = [f"w{i}" for i in range(60)]
 
 def word_tokenizer(words: list[str] = WORDS):
     """A word-level fast tokenizer that prepends <bos>, like the bundled model's."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tests._tokenizers import WORD_SPECIALS, word_level_tokenizer
 
-    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {token: i for i, token in enumerate(specials + words)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        model_max_length=64,
-    )
+    return word_level_tokenizer([*WORD_SPECIALS, *words], max_length=64)
 
 
 def random_llama(*, layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0, **extra):

@@ -27,17 +27,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIR = REPO_ROOT / "test-output" / "browser"
-CHROMIUM = os.environ.get("LLMW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 SERVER_START_S = 90.0
 """Bound on the server answering /api/status (2 busy cores: usually 5-15 s)."""

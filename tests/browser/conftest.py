@@ -25,9 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests._chromium import CHROMIUM, chromium_found, launch_chromium
 from tests.browser._jupyter import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     OUTPUT_DIR,
     UI_STEP_S,
     JupyterServer,
@@ -102,7 +101,7 @@ def jupyter_server(
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+    if not chromium_found():
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
             "`apt-get install -y chromium` (scripts/test.sh does) or point $LLMW_CHROMIUM at a "
@@ -113,9 +112,7 @@ def browser() -> Iterator[Any]:
     except ImportError as err:  # pragma: no cover - the test extra installs it
         pytest.fail(f"the Python package playwright is missing ({err}); run scripts/setup.sh")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
-        )
+        chromium = launch_chromium(playwright, timeout=60_000)
         try:
             yield chromium
         finally:
