@@ -44,7 +44,8 @@ class LogitLens:
         self.parts = parts
         self.top_k = top_k
         self.head_device = execution_device(parts.unembedding)
-        self.vocab_size = int(parts.unembedding.weight.shape[0])
+        weight: Any = parts.unembedding.weight  # [vocab, hidden]
+        self.vocab_size = int(weight.shape[0])
         self.ids: list[np.ndarray | None] = [None] * parts.n_sites
         self.probs: list[np.ndarray | None] = [None] * parts.n_sites
         self.top_ids: np.ndarray | None = None

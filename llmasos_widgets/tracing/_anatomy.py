@@ -20,13 +20,15 @@ n     ``after L{n-1}``  the last layer's output, *before* the final norm
 ``ProbeResult.layers`` hold site indices, and every view and doc labels them this way.
 
 Hooks go through :func:`~llmasos_widgets._hooks.borrowed_hooks`: :meth:`Anatomy.read_site`
-and :meth:`Anatomy.replace_site` register on a caller's ``HookSet`` so they are removed with it.
+and :meth:`Anatomy.replace_site` register on a caller's ``HookSet`` so they are removed with it;
+:meth:`Anatomy.reading_qk` borrows the attention-interface entry (``tracing/_interface.py``)
+to see each layer's post-RoPE queries and keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +36,10 @@ import torch
 from torch import nn
 
 from llmasos_widgets._hooks import HookSet
+from llmasos_widgets.tracing._interface import CaptureFn, capturing_attention
 from llmasos_widgets.tracing._support import UnsupportedArchitectureError
 
-# (site, hidden [batch, token, hidden]) -> None
+# hidden [batch, token, hidden] of one site -> None
 SiteReader = Callable[[torch.Tensor], None]
 
 
@@ -178,6 +181,11 @@ class Anatomy:
             return with_layer_output(output, replace(layer_output(output)))
 
         hooks.forward(self.layers[site - 1], replace_output)
+
+    def reading_qk(self, on_capture: CaptureFn) -> AbstractContextManager[None]:
+        """While open, ``on_capture(module, layer, q, k, kwargs)`` sees every attention call of
+        this model's layers (the fast kernel still computes the output)."""
+        return capturing_attention(list(self.attentions), on_capture)
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:

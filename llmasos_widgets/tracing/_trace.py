@@ -28,7 +28,6 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
-from llmasos_widgets.tracing._interface import capturing_attention
 from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
 from llmasos_widgets.tracing._support import check_supported
 
@@ -500,7 +499,7 @@ def trace(
             for site in range(parts.n_sites):
                 parts.read_site(hooks, site, recorder.site_capturer(site))
         if qk:
-            stack.enter_context(capturing_attention(list(parts.attentions), recorder.capture_qk))
+            stack.enter_context(parts.reading_qk(recorder.capture_qk))
         _OPEN_RECORDERS.set(_OPEN_RECORDERS.get() | {recorder})
         try:
             yield result
