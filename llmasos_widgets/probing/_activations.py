@@ -52,7 +52,7 @@ class RowPlan:
 
 
 def resolve_layers(layers: Layers, n_layers: int) -> list[int]:
-    """Sorted distinct residual indices in ``0..n_layers`` (0 = embeddings)."""
+    """Sorted distinct residual sites in ``0..n_layers`` (0 = ``emb``, i = ``after L{i-1}``)."""
     if isinstance(layers, str):
         if layers != "all":
             raise ValueError(f"layers must be 'all', an int or a list of ints, got {layers!r}")
@@ -278,9 +278,10 @@ def activations(
     Args:
         model: an :class:`~llmasos_widgets.models.ExplainableModel`.
         texts: the texts; a text that occurs several times is run through the model once.
-        layers: ``"all"``, one index or a list. Index ``0`` is the embedding output (the input
-            of decoder layer 0) and ``i`` the output of decoder layer ``i``, before the final
-            norm. The forward stops after the deepest requested layer.
+        layers: ``"all"``, one residual site or a list of them: site ``0`` (``emb``) is the
+            embedding output (what decoder layer ``L0`` receives), site ``i`` (``after
+            L{i-1}``) the output of decoder layer ``L{i-1}``, before the final norm. The
+            forward stops after the deepest requested site.
         positions: token positions to read (tokens include any ``<bos>`` the tokenizer adds):
             ``"last"``, ``"all"``, one int for every text, or one int per text; negative ints
             count from the end.
