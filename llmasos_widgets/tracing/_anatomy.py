@@ -27,6 +27,8 @@ to see each layer's post-RoPE queries and keys.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -65,17 +67,35 @@ def _layer_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
     return args[0] if args else kwargs["hidden_states"]
 
 
+# model -> (blocks holding it in eval mode, each module's flag before the first of them), so
+# overlapping blocks (two threads tracing one model) restore the flags only when the last ends
+_EVAL_HOLDS: weakref.WeakKeyDictionary[nn.Module, tuple[int, list[tuple[nn.Module, bool]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_EVAL_LOCK = threading.Lock()
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """Every submodule in eval mode (no dropout) for the block; each module's own ``training``
-    flag is restored afterwards (``model.train(was)`` would flatten mixed flags)."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
+    flag is restored afterwards (``model.train(was)`` would flatten mixed flags). Blocks on one
+    model may overlap (threads): the flags come back when the last of them exits."""
+    with _EVAL_LOCK:
+        holds, flags = _EVAL_HOLDS.get(model, (0, []))
+        if holds == 0:
+            flags = [(module, module.training) for module in model.modules()]
+            model.eval()
+        _EVAL_HOLDS[model] = (holds + 1, flags)
     try:
         yield
     finally:
-        for module, training in flags:
-            module.training = training
+        with _EVAL_LOCK:
+            holds, flags = _EVAL_HOLDS.pop(model)
+            if holds > 1:
+                _EVAL_HOLDS[model] = (holds - 1, flags)
+            else:
+                for module, training in flags:
+                    module.training = training
 
 
 @dataclass(frozen=True, eq=False)

@@ -473,7 +473,8 @@ def trace(
     captures and logits as in eval mode), and each module's ``training`` flag is restored on
     exit. A trace records only forward passes run by the thread (or asyncio context) that
     opened it: another thread calling the same model meanwhile is not recorded (it runs in
-    eval mode too while the block is open). ``torch.compile``-d models are not supported.
+    eval mode too while the block is open; overlapping traces restore the flags when the
+    last one exits). ``torch.compile``-d models are not supported.
 
     Args:
         model: a transformers ``PreTrainedModel`` of a supported architecture

@@ -209,3 +209,39 @@ def test_sites_are_read_and_replaced_by_name() -> None:
     assert count_hooks(hf_model) == 0
     with pytest.raises(ValueError, match="sites 0 \\(emb\\) to 2 \\(after L1\\)"):
         parts.check_site(3)
+
+
+def test_overlapping_traces_from_two_threads_keep_a_training_model_in_eval_mode() -> None:
+    """A opens, B opens, A runs and closes, then B runs: B still runs in eval mode (A's exit
+    must not restore the training flags while B's trace is open), and the flags come back
+    when B closes."""
+    hf_model, ids = _dropout_model(), _ids(TEXT)
+    expected = _traced(hf_model, ids)[1]
+    flags = _mixed_flags(hf_model)
+    a_open, b_open, a_done = threading.Event(), threading.Event(), threading.Event()
+    logits: dict[str, torch.Tensor] = {}
+
+    def thread_a() -> None:
+        with torch.no_grad(), trace(hf_model):
+            a_open.set()
+            b_open.wait(timeout=30)
+            logits["a"] = hf_model(input_ids=ids).logits
+        a_done.set()
+
+    def thread_b() -> None:
+        a_open.wait(timeout=30)
+        with torch.no_grad(), trace(hf_model):
+            b_open.set()
+            a_done.wait(timeout=30)
+            torch.manual_seed(5)
+            logits["b"] = hf_model(input_ids=ids).logits
+
+    workers = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert torch.equal(logits["a"], expected)
+    assert torch.equal(logits["b"], expected)
+    assert [module.training for module in hf_model.modules()] == flags
