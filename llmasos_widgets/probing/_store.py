@@ -61,6 +61,7 @@ class Activations:
         n_rows = len(text_index)
         if len(positions) != n_rows or len(token_ids) != n_rows:
             raise ValueError("text_index, positions and token_ids must have one entry per row")
+        # residual sites (0 = emb, i = after L{i-1}; tracing/_anatomy.py), named layers of old
         self.layers: tuple[int, ...] = tuple(int(layer) for layer in layers)
         self.hidden_size = int(hidden_size)
         self.text_index = np.asarray(text_index, dtype=np.int64)

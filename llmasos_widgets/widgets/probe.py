@@ -3,8 +3,9 @@
 Front end: ``js/src/probe.ts`` (built to ``static/probe.js``). What travels: the probed
 residual layers (a few ints) and each series as a float32 binary buffer ``[layer]``.
 
-Layer numbering. A probe point ``j`` is the residual stream after ``j`` decoder layers
-(``0`` = embeddings). The shared ``selected_layer`` counts decoder layers as the
+Layer numbering. A probe point ``j`` is residual site ``j`` (``tracing/_anatomy.py``): ``emb``
+for ``j = 0``, else ``after L{j-1}``, the residual stream after ``j`` decoder layers; the plot
+labels points with these names. The shared ``selected_layer`` counts decoder layers as the
 AttentionWidget does, so the point ``j`` of decoder layer ``j - 1``'s output is highlighted when
 ``selected_layer == j - 1``, and clicking it sets that. The embeddings point (``j = 0``)
 belongs to no decoder layer: clicking it clears the selection (``-1``).
@@ -36,7 +37,7 @@ class ProbeWidget(SelectionWidget):
     _esm = STATIC_DIR / "probe.js"
 
     layers = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
-    """list[int], read-only: probed residual layers (0 = embeddings)."""
+    """list[int], read-only: probed residual sites (0 = ``emb``, j = ``after L{j-1}``)."""
 
     series = traitlets.Dict(read_only=True).tag(sync=True)
     """dict[str, payload], read-only: float32 ``[layer]`` binary payloads: test_accuracy,
