@@ -9,7 +9,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import random_llama, word_tokenizer
 
 from llmasos_widgets._hooks import borrowed_hooks, count_hooks
 from llmasos_widgets.explanation import explain
@@ -17,6 +16,7 @@ from llmasos_widgets.models import as_explainable
 from llmasos_widgets.probing import activations
 from llmasos_widgets.tracing import trace
 from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
+from tests.conftest import random_llama, word_tokenizer
 
 TEXT = "w1 w5 w7 w3 w1 w5"
 OTHER = "w9 w9 w2"
