@@ -68,6 +68,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without `pip install -e .`
 
 import _results  # noqa: E402
+from _tables_format import size as fmt_bytes  # noqa: E402
 from bench_widget import SyntheticExplanation, first_render_bytes  # noqa: E402
 
 from llmasos_widgets.widgets import AttentionWidget  # noqa: E402
@@ -675,15 +676,6 @@ def bertviz_offline_check(browser: Any, server: Files, timeout_s: float) -> dict
 
 
 # --- report ------------------------------------------------------------------------------------
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def fmt_render(r: dict[str, Any] | None) -> str:

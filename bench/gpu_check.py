@@ -51,15 +51,15 @@ from llmasos_widgets.attribution import attribute  # noqa: E402
 from llmasos_widgets.explanation import explain  # noqa: E402
 from llmasos_widgets.models import as_explainable  # noqa: E402
 
-LLAMA_2_7B: dict[str, Any] = dict(
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    head_dim=128,
-    vocab_size=32000,
-    tie_word_embeddings=False,
-)
+# bench_trace's LLaMA-2-7B shape; the layer count is each check's own
+LLAMA_2_7B: dict[str, Any] = {
+    **{
+        key: value
+        for key, value in bench_trace.SHAPES["7b"].items()
+        if key not in ("default_seq_lens", "num_hidden_layers")
+    },
+    "tie_word_embeddings": False,
+}
 # the same head structure at CPU size: (heads, kv heads, head dim) as in the real shapes
 SMALL_WIDTH: dict[str, dict[str, Any]] = {
     "7b": {
