@@ -49,6 +49,8 @@ export interface AttentionModel extends SelectionState {
   head_summaries: Record<string, TensorPayload>;
   pattern_mode: PatternMode;
   flow_direction: FlowDirection;
+  /** [] or [query, key]: the clicked pattern cell (the block's argmax cell when pooled). */
+  selected_cell: number[];
 }
 
 const SUMMARY_METRICS = ["entropy", "previous_token", "first_token", "induction"];

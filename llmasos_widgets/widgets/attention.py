@@ -146,6 +146,10 @@ class AttentionWidget(SelectionWidget):
     flow_direction = traitlets.Enum(("from", "to"), "from").tag(sync=True)
     """str, default "from": hovering colors by attention from the token or to it."""
 
+    selected_cell = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    """list[int], default []: ``[query, key]`` of the pattern cell the user clicked ([] =
+    none). At a pooled zoom the pattern view sets the block's argmax cell."""
+
     flow_budget = traitlets.Int(2**26)
     """int, default 2**26: largest layers·heads·T² for which the kernel computes the hover
     flow of heads whose patterns the browser lacks (it costs every head's pattern)."""
@@ -220,6 +224,16 @@ class AttentionWidget(SelectionWidget):
             )
         meta, buffers = encode_pattern(pattern)
         return {"type": "pattern", "layer": layer, "head": head, **meta}, buffers
+
+    @traitlets.validate("selected_cell")
+    def _check_cell(self, proposal: dict[str, Any]) -> list[int]:
+        cell = [int(v) for v in proposal["value"]]
+        n = self._dims["tokens"]
+        if cell and (len(cell) != 2 or not all(0 <= v < n for v in cell)):
+            raise ValueError(
+                f"selected_cell={cell} must be [] or [query, key] with positions in 0..{n - 1}"
+            )
+        return cell
 
     def _check_head(self, layer: int, head: int) -> None:
         n_layers, n_heads = self._dims["layers"], self._dims["heads"]
