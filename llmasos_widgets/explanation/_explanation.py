@@ -23,6 +23,7 @@ from llmasos_widgets._readable_tokens import (
     token_label,
 )
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
+from llmasos_widgets.tracing._pooled import PooledPattern, RowNormalisers, pooled_view
 
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
@@ -71,6 +72,13 @@ class Explanation:
     views can show ``tokens`` as text (``llmasos_widgets._readable_tokens.show_tokens``)."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Free-form JSON-serialisable facts (model type, dtype, versions)."""
+    summary_notes: Mapping[str, str] = field(default_factory=dict)
+    """Summary name -> how it was estimated, e.g. ``"estimated from 512 of 32768 query rows
+    (seed 0)"``; empty when every summary is exact (see docs/long_context.md)."""
+    row_normalisers: RowNormalisers = field(
+        default_factory=RowNormalisers, init=False, repr=False, compare=False
+    )
+    """Cache of each query row's log-sum-exp, filled by pooled views (not saved)."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -139,6 +147,37 @@ class Explanation:
         """All heads of one layer, float32 ``[head, query, key]``, on the captures' device."""
         self._check_head(layer, 0)
         return attention_pattern(self.queries[layer], self.keys[layer], self.specs[layer])
+
+    def pooled_attention(
+        self,
+        layer: int,
+        head: int,
+        *,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+        shape: tuple[int, int] = (512, 512),
+        reduce: str = "max",
+    ) -> PooledPattern:
+        """One head's attention over queries ``rows`` x keys ``cols`` (default: all tokens)
+        pooled into at most ``shape`` blocks by ``reduce`` ("max": the largest weight and its
+        cell; "sum": the block's total weight). Computed block by block from q/k, never as
+        ``[T, T]``; blocks of one cell (``exact``) hold the exact weights."""
+        self._check_head(layer, head)
+        return pooled_view(self, layer, [head], rows=rows, cols=cols, shape=shape, reduce=reduce)[0]
+
+    def pooled_layer_attention(
+        self,
+        layer: int,
+        *,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+        shape: tuple[int, int] = (512, 512),
+        reduce: str = "max",
+    ) -> list[PooledPattern]:
+        """:meth:`pooled_attention` of every head of ``layer``, computed together."""
+        self._check_head(layer, 0)
+        heads = list(range(self.n_heads))
+        return pooled_view(self, layer, heads, rows=rows, cols=cols, shape=shape, reduce=reduce)
 
     def _check_head(self, layer: int, head: int) -> None:
         if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
