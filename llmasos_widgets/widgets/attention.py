@@ -11,7 +11,11 @@ Front end: ``js/src/attention.ts`` (built to ``static/attention.js``). What trav
 * on request while a token is hovered (custom message): ``{"type": "flow", request_id,
   n_layers, n_heads}`` with one float32 ``[layer, head]`` buffer of :func:`attention_flow`
   values for the heads whose patterns the browser does not have. Skipped (NaN) above
-  ``flow_budget``, because every head's ``[T, T]`` pattern must be computed for it.
+  ``flow_budget``, because every head's ``[T, T]`` pattern must be computed for it -- unless
+  ``tracing._pooled.flow_values`` computes it block by block;
+* on request of the pattern view (custom message): ``request_view`` -> ``view``, the visible
+  region pooled at the view's pixel resolution (``widgets/_pattern_views.py``). Whole
+  ``pattern`` messages are sent only up to ``full_pattern_limit`` tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from llmasos_widgets.widgets._base import (
     encode_pattern,
     tensor_payload,
 )
+from llmasos_widgets.widgets._pattern_views import ViewRequest, view_message
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +140,16 @@ class AttentionWidget(SelectionWidget):
     head_summaries = traitlets.Dict(read_only=True).tag(sync=True)
     """dict[str, payload], read-only: ``[layer, head]`` float32 summaries as binary payloads."""
 
+    summary_notes = traitlets.Dict(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """dict[str, str], read-only: summary name -> how it was estimated (e.g. "estimated from
+    512 of 32768 query rows (seed 0)"); {} when every summary is exact."""
+
+    full_pattern_limit = traitlets.Int(512, read_only=True).tag(sync=True)
+    """int, read-only, default 512: up to this many tokens the kernel also sends each selected
+    head's whole quantized pattern (``pattern`` messages, at most ~130 kB), so hover coloring
+    and the line view work in the browser without a round trip; above it only pooled views
+    (``request_view``) and rows travel."""
+
     metric = traitlets.Unicode("entropy").tag(sync=True)
     """str, default "entropy": grid color — entropy, previous_token, first_token, induction
     (head summaries) or "brushed" (attention flow of the brushed tokens, computed in the
@@ -183,6 +198,8 @@ class AttentionWidget(SelectionWidget):
         self.set_trait("n_layers", n_layers)
         self.set_trait("n_heads", n_heads)
         self.set_trait("head_summaries", summaries)
+        notes = getattr(explanation, "summary_notes", None) or {}
+        self.set_trait("summary_notes", {str(k): str(v) for k, v in notes.items()})
         self.on_msg(self._on_message)
         self._push_selected_patterns()
 
@@ -242,7 +259,12 @@ class AttentionWidget(SelectionWidget):
         if not 0 <= head < n_heads:
             raise ValueError(f"head {head} is out of range (valid: 0..{n_heads - 1})")
 
+    def _full_patterns(self) -> bool:
+        return self._dims["tokens"] <= self.full_pattern_limit
+
     def _send_pattern(self, layer: int, head: int) -> None:
+        if not self._full_patterns():
+            return  # never [T, T] at long T: the view asks for pooled views instead
         content, buffers = self.pattern_message(layer, head)
         self.send(content, buffers)
         self._sent.add((layer, head))
@@ -273,10 +295,24 @@ class AttentionWidget(SelectionWidget):
                     self._sent.discard((int(layer), int(head)))
             elif kind == "request_flow":
                 self._send_flow(content)
+            elif kind == "request_view":
+                self._send_view(content)
             else:
                 log.warning("AttentionWidget: ignoring unknown message type %r", kind)
         except (KeyError, TypeError, ValueError) as err:
             log.warning("AttentionWidget: bad %r message from the browser: %s", kind, err)
+
+    def view_message(self, content: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """The ``view`` reply (content, buffers) to a ``request_view`` message (see
+        ``widgets/_pattern_views.py``): pooled at the requested resolution, never ``[T, T]``."""
+        request = ViewRequest.parse(content, n_tokens=self._dims["tokens"])
+        for head in request.heads:
+            self._check_head(request.layer, head)
+        return view_message(self.explanation, request)
+
+    def _send_view(self, content: dict[str, Any]) -> None:
+        reply, buffers = self.view_message(content)
+        self.send(reply, buffers)
 
     def flow_values(
         self, focus: Sequence[int], others: Sequence[int], direction: str
@@ -286,6 +322,11 @@ class AttentionWidget(SelectionWidget):
         for t in (*focus, *others):
             if not 0 <= t < n:
                 raise ValueError(f"token {t} is out of range (valid: 0..{n - 1})")
+        blockwise = _blockwise_flow()
+        if blockwise is not None and hasattr(self.explanation, "queries"):
+            # tracing/_pooled.py (contract C2): block by block from q/k, at any T
+            result = blockwise(self.explanation, list(focus), list(others), direction)
+            return np.asarray(result, dtype=np.float32).reshape(n_layers, n_heads)
         values = np.full((n_layers, n_heads), np.nan, dtype=np.float32)
         if n_layers * n_heads * n * n > self.flow_budget:
             return values
@@ -317,6 +358,15 @@ class AttentionWidget(SelectionWidget):
             "n_heads": self._dims["heads"],
         }
         self.send(reply, [values.astype("<f4").tobytes()])
+
+
+def _blockwise_flow() -> Any:
+    """``tracing._pooled.flow_values`` once it exists (another module's work in progress)."""
+    try:
+        from llmasos_widgets.tracing import _pooled
+    except ImportError:
+        return None
+    return getattr(_pooled, "flow_values", None)
 
 
 def _summary_array(name: str, values: Any, n_layers: int, n_heads: int) -> np.ndarray:

@@ -1,0 +1,204 @@
+"""Level-of-detail pattern views: the ``request_view`` / ``view`` messages of AttentionWidget.
+
+The pattern view in the browser (``js/src/lib/pattern_view.ts``) never receives more cells than
+it paints. It asks for the region it shows -- query rows ``[q0, q1)``, key columns ``[k0, k1)``
+-- at its pixel resolution ``shape = (h, w)``; the kernel answers with the region pooled into
+at most ``h x w`` blocks by ``Explanation.pooled_attention`` (computed block by block from q/k,
+never as ``[T, T]``), so bytes depend on the screen, not on T.
+
+Reply ``{"type": "view", request_id, layer, heads, combine, rows, cols, reduce, exact,
+n_rows, n_cols, n_panels, arg_dtype, encodings}`` with buffers, each zlib-deflated when that
+is smaller (``encodings[i]`` is "deflate" or "raw"):
+
+* ``values``: float32 ``[n_panels, n_rows, n_cols]`` -- the pooled weight per block (max, or sum
+  of the block's weights); panels are the heads side by side, or one panel, their mean;
+* ``row_edges``, ``col_edges``: int32 ``[n_rows + 1]``, ``[n_cols + 1]`` block edges (token
+  positions; block ``r`` holds queries ``row_edges[r]:row_edges[r + 1]``);
+* only when not ``exact`` and ``reduce == "max"``: ``arg_query``, ``arg_key`` ``[n_panels,
+  n_rows, n_cols]`` -- each block's argmax as an offset from the block's first row / column,
+  in ``arg_dtype`` (uint8 / uint16 / int32, the smallest that holds the largest block); the
+  dtype's largest value marks an empty (fully masked) block.
+
+Mirror: ``js/src/lib/buffers.ts::decodeViewMessage``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_VIEW_SIDE = 1024
+"""Largest pooled side a view may ask for (a 2x HiDPI canvas of 512 CSS pixels)."""
+
+REDUCTIONS = ("max", "sum")
+COMBINES = ("mean", "each")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewRequest:
+    """One ``request_view`` message, validated against the widget's dimensions."""
+
+    request_id: int
+    layer: int
+    heads: tuple[int, ...]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    shape: tuple[int, int]
+    reduce: str = "max"
+    combine: str = "mean"
+
+    @classmethod
+    def parse(cls, content: dict[str, Any], *, n_tokens: int) -> ViewRequest:
+        rows = (int(content["rows"][0]), int(content["rows"][1]))
+        cols = (int(content["cols"][0]), int(content["cols"][1]))
+        shape = (int(content["shape"][0]), int(content["shape"][1]))
+        for name, (a, b) in (("rows", rows), ("cols", cols)):
+            if not 0 <= a < b <= n_tokens:
+                raise ValueError(f"{name}={[a, b]} must satisfy 0 <= start < stop <= {n_tokens}")
+        if not all(1 <= s <= MAX_VIEW_SIDE for s in shape):
+            raise ValueError(f"shape={list(shape)} must be within 1..{MAX_VIEW_SIDE} per side")
+        reduce = str(content.get("reduce", "max"))
+        combine = str(content.get("combine", "mean"))
+        if reduce not in REDUCTIONS:
+            raise ValueError(f"reduce={reduce!r}; valid: {', '.join(REDUCTIONS)}")
+        if combine not in COMBINES:
+            raise ValueError(f"combine={combine!r}; valid: {', '.join(COMBINES)}")
+        heads = tuple(int(h) for h in content["heads"])
+        if not heads:
+            raise ValueError("heads must name at least one head")
+        return cls(
+            request_id=int(content["request_id"]),
+            layer=int(content["layer"]),
+            heads=heads,
+            rows=rows,
+            cols=cols,
+            shape=shape,
+            reduce=reduce,
+            combine=combine,
+        )
+
+
+def pooled_heads(explanation: Any, request: ViewRequest) -> list[Any]:
+    """``PooledPattern`` per requested head (``Explanation.pooled_attention``, contract C2);
+    one ``pooled_layer_attention`` call when most of the layer's heads are asked for."""
+    kwargs = {
+        "rows": request.rows,
+        "cols": request.cols,
+        "shape": request.shape,
+        "reduce": request.reduce,
+    }
+    layer_call = getattr(explanation, "pooled_layer_attention", None)
+    if layer_call is not None and 2 * len(request.heads) > int(explanation.n_heads):
+        every = layer_call(request.layer, **kwargs)
+        return [every[h] for h in request.heads]
+    pooled = getattr(explanation, "pooled_attention", None)
+    if pooled is None:
+        raise TypeError(
+            f"{type(explanation).__name__} has no pooled_attention(); the pattern view needs "
+            "an Explanation (llmasos_widgets.explain) or an object with pooled_attention"
+        )
+    return [pooled(request.layer, h, **kwargs) for h in request.heads]
+
+
+def _arg_dtype(row_edges: np.ndarray, col_edges: np.ndarray) -> np.dtype[Any]:
+    largest = max(int(np.diff(row_edges).max()), int(np.diff(col_edges).max()))
+    for dtype in (np.uint8, np.uint16):
+        if largest < np.iinfo(dtype).max:  # the dtype's max stays free for "empty"
+            return np.dtype(dtype)
+    return np.dtype(np.int32)
+
+
+def _offsets(arg: np.ndarray, starts: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    empty = np.iinfo(dtype).max
+    out = np.where(arg >= 0, arg - starts, empty)
+    return out.astype(dtype.newbyteorder("<"))
+
+
+def view_message(explanation: Any, request: ViewRequest) -> tuple[dict[str, Any], list[bytes]]:
+    """The ``view`` reply (content, buffers) for one request; see the module docstring."""
+    pooled = pooled_heads(explanation, request)
+    first = pooled[0]
+    row_edges = np.asarray(first.row_edges, dtype=np.int64)
+    col_edges = np.asarray(first.col_edges, dtype=np.int64)
+    values = np.stack([np.asarray(p.values, dtype=np.float32) for p in pooled])
+    exact = bool(all(p.exact for p in pooled))
+    with_arg = not exact and request.reduce == "max"
+    arg_q = arg_k = None
+    if with_arg:
+        arg_q = np.stack([np.asarray(p.argmax_query, dtype=np.int64) for p in pooled])
+        arg_k = np.stack([np.asarray(p.argmax_key, dtype=np.int64) for p in pooled])
+    if request.combine == "mean" and len(pooled) > 1:
+        if with_arg:
+            # the mean's block holds the cell of the head whose block max is largest
+            best = values.argmax(axis=0)[None]
+            arg_q = np.take_along_axis(arg_q, best, axis=0)
+            arg_k = np.take_along_axis(arg_k, best, axis=0)
+        values = values.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    buffers = [
+        values.astype("<f4").tobytes(),
+        row_edges.astype("<i4").tobytes(),
+        col_edges.astype("<i4").tobytes(),
+    ]
+    arg_dtype = _arg_dtype(row_edges, col_edges)
+    if arg_q is not None and arg_k is not None:
+        buffers.append(_offsets(arg_q, row_edges[:-1, None], arg_dtype).tobytes())
+        buffers.append(_offsets(arg_k, col_edges[None, :-1], arg_dtype).tobytes())
+    packed, encodings = [], []
+    for raw in buffers:
+        deflated = zlib.compress(raw, 1)
+        smaller = len(deflated) < len(raw)
+        packed.append(deflated if smaller else raw)
+        encodings.append("deflate" if smaller else "raw")
+    content = {
+        "type": "view",
+        "request_id": request.request_id,
+        "layer": request.layer,
+        "heads": list(request.heads),
+        "combine": request.combine,
+        "rows": list(request.rows),
+        "cols": list(request.cols),
+        "reduce": request.reduce,
+        "exact": exact,
+        "n_rows": int(values.shape[1]),
+        "n_cols": int(values.shape[2]),
+        "n_panels": int(values.shape[0]),
+        "arg_dtype": arg_dtype.name,
+        "encodings": encodings,
+    }
+    return content, packed
+
+
+@dataclass(frozen=True)
+class DecodedView:
+    """What the browser decodes from a ``view`` message (tests and benchmarks)."""
+
+    values: np.ndarray
+    row_edges: np.ndarray
+    col_edges: np.ndarray
+    arg_query: np.ndarray | None
+    arg_key: np.ndarray | None
+
+
+def decode_view(content: dict[str, Any], buffers: Sequence[bytes | memoryview]) -> DecodedView:
+    """Inverse of :func:`view_message`; argmax offsets back to absolute positions (-1 = empty)."""
+    raw = [
+        zlib.decompress(bytes(b)) if enc == "deflate" else bytes(b)
+        for b, enc in zip(buffers, content["encodings"], strict=True)
+    ]
+    panels, rows, cols = content["n_panels"], content["n_rows"], content["n_cols"]
+    values = np.frombuffer(raw[0], dtype="<f4").reshape(panels, rows, cols)
+    row_edges = np.frombuffer(raw[1], dtype="<i4").astype(np.int64)
+    col_edges = np.frombuffer(raw[2], dtype="<i4").astype(np.int64)
+    arg_q = arg_k = None
+    if len(raw) == 5:
+        dtype = np.dtype(content["arg_dtype"]).newbyteorder("<")
+        empty = np.iinfo(dtype).max
+        q_off = np.frombuffer(raw[3], dtype=dtype).reshape(panels, rows, cols).astype(np.int64)
+        k_off = np.frombuffer(raw[4], dtype=dtype).reshape(panels, rows, cols).astype(np.int64)
+        arg_q = np.where(q_off == empty, -1, q_off + row_edges[:-1, None])
+        arg_k = np.where(k_off == empty, -1, k_off + col_edges[None, :-1])
+    return DecodedView(values, row_edges, col_edges, arg_q, arg_k)

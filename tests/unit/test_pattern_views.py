@@ -1,0 +1,179 @@
+"""AttentionWidget's level-of-detail views (``request_view`` -> ``view``) without a model.
+
+The pooled computation itself is ``Explanation.pooled_attention`` (tracing/_pooled.py, tested
+there); here a stand-in pools the exact pattern so that the message -- edges, values, argmax
+offsets, head averaging, encoding -- can be checked against known answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmasos_widgets.widgets import AttentionWidget
+from llmasos_widgets.widgets._pattern_views import decode_view
+
+
+@dataclass(frozen=True)
+class StandInPooled:
+    values: np.ndarray
+    row_edges: np.ndarray
+    col_edges: np.ndarray
+    reduce: str
+    argmax_query: np.ndarray
+    argmax_key: np.ndarray
+    exact: bool
+
+
+def edges(start: int, stop: int, n: int) -> np.ndarray:
+    n = min(n, stop - start)
+    return np.round(np.linspace(start, stop, n + 1)).astype(np.int64)
+
+
+class LongExplanation:
+    """T tokens, seeded causal patterns with one planted far-back peak per head."""
+
+    def __init__(self, n_tokens: int, n_layers: int = 2, n_heads: int = 3) -> None:
+        self.tokens = [f"w{i}" for i in range(n_tokens)]
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.head_summaries = {"entropy": np.zeros((n_layers, n_heads), np.float32)}
+        self.summary_notes = {"entropy": "estimated from 64 of 600 query rows (seed 0)"}
+        self.full_calls = 0
+
+    def exact(self, layer: int, head: int) -> np.ndarray:
+        n = len(self.tokens)
+        rng = np.random.default_rng(100 * layer + head)
+        scores = rng.normal(size=(n, n))
+        scores[n - 1, 7 + head] += 30.0  # the last query reads one early key
+        scores[np.triu_indices(n, k=1)] = -np.inf
+        w = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def attention(self, layer: int, head: int) -> np.ndarray:
+        self.full_calls += 1
+        return self.exact(layer, head)
+
+    def pooled_attention(self, layer: int, head: int, *, rows, cols, shape, reduce="max"):  # type: ignore[no-untyped-def]
+        p = self.exact(layer, head)
+        re, ce = edges(*rows, shape[0]), edges(*cols, shape[1])
+        values = np.zeros((len(re) - 1, len(ce) - 1), np.float32)
+        aq = np.full(values.shape, -1, np.int64)
+        ak = np.full(values.shape, -1, np.int64)
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                block = p[re[r] : re[r + 1], ce[c] : ce[c + 1]]
+                if reduce == "sum":
+                    values[r, c] = block.sum()
+                    continue
+                i, j = np.unravel_index(block.argmax(), block.shape)
+                values[r, c] = block[i, j]
+                if block[i, j] > 0:
+                    aq[r, c], ak[r, c] = re[r] + i, ce[c] + j
+        exact = bool((np.diff(re) == 1).all() and (np.diff(ce) == 1).all())
+        return StandInPooled(values, re, ce, reduce, aq, ak, exact)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, Any], list[bytes]]]:
+    messages: list[tuple[dict[str, Any], list[bytes]]] = []
+
+    def record(self: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        messages.append((content, list(buffers or [])))
+
+    monkeypatch.setattr(AttentionWidget, "send", record)
+    return messages
+
+
+def ask(widget: AttentionWidget, **request: Any) -> None:
+    base = {"type": "request_view", "request_id": 1, "layer": 1, "heads": [2], "reduce": "max"}
+    widget._handle_custom_msg({**base, **request}, [])
+
+
+def test_long_text_sends_no_whole_pattern_and_the_view_is_the_pooled_pattern(
+    sent: list[Any],
+) -> None:
+    exp = LongExplanation(600)
+    w = AttentionWidget(exp, selected_layer=1, selected_heads=[2])
+    assert sent == [] and exp.full_calls == 0  # above full_pattern_limit: no [T, T]
+    assert w.summary_notes == exp.summary_notes
+    ask(w, rows=[0, 600], cols=[0, 600], shape=[100, 100])
+    (content, buffers), = sent
+    view = decode_view(content, buffers)
+    assert exp.full_calls == 0
+    assert (content["n_rows"], content["n_cols"], content["exact"]) == (100, 100, False)
+    p = exp.exact(1, 2)
+    assert view.arg_query is not None and view.arg_key is not None
+    for r, c in [(99, 1), (50, 20), (99, 99), (0, 0)]:
+        re, ce = view.row_edges, view.col_edges
+        block = p[re[r] : re[r + 1], ce[c] : ce[c + 1]]
+        assert view.values[0, r, c] == block.max()
+        if block.max() > 0:
+            assert p[view.arg_query[0, r, c], view.arg_key[0, r, c]] == block.max()
+    # the planted peak: query 599 reads key 9 with weight ~1, in block (99, 1)
+    assert (view.arg_query[0, 99, 1], view.arg_key[0, 99, 1]) == (599, 9)
+    assert view.values[0, 99, 1] > 0.99
+    # masked blocks (above the diagonal) are empty: weight 0 and no argmax
+    assert view.values[0, 0, 99] == 0 and view.arg_query[0, 0, 99] == -1
+    assert content["arg_dtype"] == "uint8"
+
+
+def test_zoomed_to_single_cells_the_view_is_exact_and_carries_no_argmax(sent: list[Any]) -> None:
+    exp = LongExplanation(600)
+    w = AttentionWidget(exp)
+    ask(w, rows=[590, 600], cols=[0, 12], shape=[360, 360])
+    (content, buffers), = sent
+    view = decode_view(content, buffers)
+    assert content["exact"] and len(buffers) == 3 and view.arg_query is None
+    np.testing.assert_array_equal(view.values[0], exp.exact(1, 2)[590:600, 0:12])
+
+
+def test_mean_over_heads_and_side_by_side(sent: list[Any]) -> None:
+    exp = LongExplanation(600)
+    w = AttentionWidget(exp)
+    ask(w, heads=[0, 1, 2], combine="mean", rows=[550, 560], cols=[0, 10], shape=[10, 10])
+    ask(w, heads=[0, 2], combine="each", rows=[0, 600], cols=[0, 600], shape=[30, 30])
+    mean = decode_view(*sent[0])
+    each = decode_view(*sent[1])
+    expected = np.mean([exp.exact(1, h)[550:560, 0:10] for h in range(3)], axis=0)
+    np.testing.assert_allclose(mean.values[0], expected, rtol=1e-6)
+    assert each.values.shape == (2, 30, 30)
+    assert each.arg_key is not None and each.arg_key[1, 29, 0] == 9  # head 2's planted key
+
+
+def test_a_view_of_a_few_hundred_kilobytes_at_the_canvas_resolution(sent: list[Any]) -> None:
+    exp = LongExplanation(600)
+    w = AttentionWidget(exp)
+    ask(w, rows=[0, 600], cols=[0, 600], shape=[360, 360])
+    content, buffers = sent[0]
+    assert content["n_rows"] == 360
+    assert sum(len(b) for b in buffers) < 512 * 1024
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"rows": [0, 601], "cols": [0, 10], "shape": [4, 4]}, "rows=[0, 601]"),
+        ({"rows": [0, 10], "cols": [5, 5], "shape": [4, 4]}, "cols=[5, 5]"),
+        ({"rows": [0, 10], "cols": [0, 10], "shape": [0, 4]}, "shape=[0, 4]"),
+        ({"rows": [0, 10], "cols": [0, 10], "shape": [4, 4], "reduce": "mean"}, "reduce='mean'"),
+        ({"rows": [0, 10], "cols": [0, 10], "shape": [4, 4], "heads": [9]}, "head 9"),
+    ],
+)
+def test_bad_view_requests_are_logged_and_ignored(
+    sent: list[Any], caplog: pytest.LogCaptureFixture, request_: dict[str, Any], message: str
+) -> None:
+    w = AttentionWidget(LongExplanation(600))
+    ask(w, **request_)
+    assert sent == []
+    assert message in caplog.text
+
+
+def test_selected_cell_is_validated() -> None:
+    w = AttentionWidget(LongExplanation(600))
+    w.selected_cell = [599, 9]
+    assert w.selected_cell == [599, 9]
+    with pytest.raises(ValueError, match=r"selected_cell=\[600, 0\]"):
+        w.selected_cell = [600, 0]
