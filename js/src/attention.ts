@@ -35,6 +35,7 @@ import { PatternStore, headKey } from "./lib/pattern_store";
 import { type PatternMode, PatternView } from "./lib/pattern_view";
 import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
 import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
+import { attachFigureExport } from "./lib/figures";
 import { TokenStrip, shownTokens } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
@@ -86,6 +87,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   let patternsLoaded = 0;
   let disposed = false;
   const { cleanups, on, listen } = listenerScope(model);
+  cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
 
   // --- controls -------------------------------------------------------------------------
   const controls = document.createElement("div");

@@ -14,6 +14,7 @@
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
 import { listenerScope } from "./lib/dom";
+import { attachFigureExport } from "./lib/figures";
 import { siteLabel } from "./lib/saliency_scale";
 import {
   BASELINE_COLOR,
@@ -55,6 +56,7 @@ function render({ model, el }: RenderProps<ProbeModel>): () => void {
   root.style.fontSize = "12px";
   el.appendChild(root);
   const { cleanups, on } = listenerScope(model);
+  cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
   const plotCleanups: (() => void)[] = []; // listeners of the current plot, replaced per build
   let columns: SVGRectElement[] = [];
 
@@ -87,6 +89,7 @@ function render({ model, el }: RenderProps<ProbeModel>): () => void {
 
     const plot = svg("svg", { width: box.width, height: box.height, role: "img" });
     plot.dataset.testid = "probe-plot";
+    plot.dataset.figure = "probe"; // exportable (lib/figures.ts)
     plot.style.cursor = "pointer";
 
     columns = layers.map((layer, i) => {

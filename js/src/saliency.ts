@@ -21,6 +21,7 @@ import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
 import { getScale } from "./lib/colors";
 import { listenerScope, makeSelect } from "./lib/dom";
+import { attachFigureExport } from "./lib/figures";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
@@ -82,6 +83,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   el.appendChild(root);
   const scale = getScale("diverging");
   const { cleanups, on, listen } = listenerScope(model);
+  cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
 
   // --- controls ---------------------------------------------------------------------------
   const controls = document.createElement("div");
@@ -117,6 +119,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   scroll.className = "llmw-saliency-scroll";
   const canvas = document.createElement("canvas");
   canvas.dataset.testid = "saliency-heatmap";
+  canvas.dataset.figure = "saliency"; // exportable (lib/figures.ts)
   canvas.style.cursor = "crosshair";
   scroll.appendChild(canvas);
   heatmap.append(rowLabels, scroll);

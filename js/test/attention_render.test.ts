@@ -32,6 +32,7 @@ class FakeModel {
     this.saves += 1;
   }
   send(content: unknown): void {
+    if ((content as { type?: string }).type === "figure_view") return; // figure export's view reports (lib/figures.ts)
     this.sent.push(content);
   }
   listenerCount(): number {

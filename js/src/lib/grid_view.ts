@@ -71,6 +71,7 @@ export class GridView {
     this.canvas = document.createElement("canvas");
     this.canvas.className = "llmw-grid-canvas";
     this.canvas.dataset.testid = "head-grid";
+    this.canvas.dataset.figure = "grid"; // exportable (lib/figures.ts)
     this.canvas.dataset.cellSize = String(this.cell);
     this.canvas.dataset.nLayers = String(nLayers);
     this.canvas.dataset.nHeads = String(nHeads);

@@ -76,6 +76,7 @@ export class PatternView {
     this.lineCanvas = document.createElement("canvas");
     this.lineCanvas.className = "llmw-line-view";
     this.lineCanvas.dataset.testid = "line-view";
+    this.lineCanvas.dataset.figure = "line"; // exportable (lib/figures.ts)
     this.element.append(this.status, this.matrices, this.lineCanvas);
 
     this.listen(this.matrices, "mousemove", (e) => {
@@ -152,6 +153,7 @@ export class PatternView {
       const canvas = document.createElement("canvas");
       canvas.className = "llmw-pattern-matrix";
       canvas.dataset.testid = "pattern-matrix";
+      canvas.dataset.figure = "pattern"; // exportable (lib/figures.ts)
       canvas.dataset.layer = String(layer);
       canvas.dataset.heads = group.map((p) => p.head).join(",");
       canvas.dataset.nTokens = String(group[0].n);
