@@ -18,6 +18,7 @@ _EXPORTS = {
     "trace": "llmasos_widgets.tracing",
     "Explanation": "llmasos_widgets.explanation",
     "explain": "llmasos_widgets.explanation",
+    "generate": "llmasos_widgets.explanation",
     "attribute": "llmasos_widgets.attribution",
     "Saliency": "llmasos_widgets.attribution",
     "activations": "llmasos_widgets.probing",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.attribution import attribute as attribute
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
+    from llmasos_widgets.explanation import generate as generate
     from llmasos_widgets.models import ExplainableModel as ExplainableModel
     from llmasos_widgets.models import load_model as load_model
     from llmasos_widgets.probing import ProbeResult as ProbeResult

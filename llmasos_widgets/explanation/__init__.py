@@ -2,7 +2,17 @@
 
 from llmasos_widgets.explanation._explain import explain
 from llmasos_widgets.explanation._explanation import Explanation, ExplanationFileError
+from llmasos_widgets.explanation._generate import generate
+from llmasos_widgets.explanation._generation import Generation
 from llmasos_widgets.explanation._lens import final_logits
 from llmasos_widgets.explanation._summaries import SUMMARY_NAMES
 
-__all__ = ["SUMMARY_NAMES", "Explanation", "ExplanationFileError", "explain", "final_logits"]
+__all__ = [
+    "SUMMARY_NAMES",
+    "Explanation",
+    "ExplanationFileError",
+    "Generation",
+    "explain",
+    "final_logits",
+    "generate",
+]

@@ -28,7 +28,7 @@ cost no measurable time at T >= 1024 (bench/bench_scale.py)."""
 
 def explain(
     model: ExplainableModel | Any,
-    text: str,
+    text: str | torch.Tensor,
     *,
     target: str | int | tuple[str, str] | None = None,
     saliency: bool = True,
@@ -44,7 +44,8 @@ def explain(
     Gathers post-RoPE queries/keys (attention on demand), head summaries, the top ``top_k``
     next-token predictions per position, the logit lens and, with ``saliency=True``, gradient
     saliency of ``target`` (default: the model's own prediction after the last token) by
-    ``saliency_method``. ``model`` is an ``ExplainableModel`` or a ``transformers`` model with
+    ``saliency_method``. ``text`` may also be token ids ``[token]``/``[1, token]`` (int64),
+    used as they are. ``model`` is an ``ExplainableModel`` or a ``transformers`` model with
     ``tokenizer=``. ``seed`` fixes the random sequence used for the induction score.
 
     Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
@@ -57,7 +58,11 @@ def explain(
     explainable = as_explainable(model, tokenizer)
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    ids = explainable.encode(text, truncate=truncate)
+    # token ids ([token] or [1, token]) are taken as they are: a generated sequence must not
+    # be re-tokenized from its text (explanation/_generate.py)
+    from llmasos_widgets.attribution._attribute import _input_ids
+
+    ids = _input_ids(explainable, text, truncate=truncate)
     hf_model = explainable.hf_model
     devices = _layer_devices(hf_model)
     if offload is None:

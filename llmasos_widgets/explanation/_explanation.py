@@ -27,6 +27,7 @@ from llmasos_widgets.tracing._pooled import PooledPattern, RowNormalisers, poole
 
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
+    from llmasos_widgets.explanation._generation import Generation
 
 FORMAT = "llmasos-explanation"
 FORMAT_VERSION = "1"
@@ -79,6 +80,9 @@ class Explanation:
         default_factory=RowNormalisers, init=False, repr=False, compare=False
     )
     """Cache of each query row's log-sum-exp, filled by pooled views (not saved)."""
+    generation: Generation | None = None
+    """Set by ``generate()``: which tokens were generated, their probabilities, alternatives
+    and target-side saliency (``explanation/_generation.py``); ``None`` for ``explain()``."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -121,6 +125,8 @@ class Explanation:
             self.lens_token_ids,
         )
         _expect(self.lens_probs.shape == lens_shape, "lens_probs", lens_shape, self.lens_probs)
+        if self.generation is not None:
+            self.generation.check(n_tokens)
 
     # ---- shape facts -------------------------------------------------------------------
     @property
@@ -130,6 +136,11 @@ class Explanation:
     @property
     def n_layers(self) -> int:
         return len(self.queries)
+
+    @property
+    def prompt_length(self) -> int:
+        """Tokens of the prompt: ``tokens[prompt_length:]`` were generated (all for explain)."""
+        return self.n_tokens if self.generation is None else self.generation.prompt_length
 
     @property
     def n_heads(self) -> int:
@@ -250,6 +261,8 @@ class Explanation:
             for token, p in zip(self.top_tokens[last], self.top_probs[last], strict=True)
         )
         lines.append(f"  next token: {predictions}")
+        if self.generation is not None:
+            lines.extend(self.generation.describe(self.tokens, self.token_style))
         if self.saliency is not None:
             row = np.abs(self.saliency.at(0))
             top = np.argsort(-row, kind="stable")[:3]

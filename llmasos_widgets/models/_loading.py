@@ -124,6 +124,28 @@ class ExplainableModel:
 
         return explain(self, text, **kwargs)
 
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 20,
+        *,
+        saliency_method: str | None = "gradient",
+        top_k: int = 5,
+        **generate_kwargs: Any,
+    ) -> Explanation:
+        """Generate after ``prompt`` (greedy unless ``do_sample=True``) and explain prompt +
+        completion. See :func:`llmasos_widgets.explanation.generate` for the options."""
+        from llmasos_widgets.explanation import generate
+
+        return generate(
+            self,
+            prompt,
+            max_new_tokens,
+            saliency_method=saliency_method,
+            top_k=top_k,
+            **generate_kwargs,
+        )
+
     def __repr__(self) -> str:
         config = self.config
         return (
