@@ -141,7 +141,7 @@ describe("attachFigureExport", () => {
     const button = bar.querySelector('[data-testid="save-figure-probe"]') as HTMLButtonElement;
     expect(button.getAttribute("aria-label")).toBe("Save figure probe as SVG");
     expect(button.title).toContain("probe-probe.svg");
-    expect(model.sent.at(-1)?.content).toMatchObject({ type: "figure_view", figures: ["probe"] });
+    expect(model.sent.at(-1)?.content).toMatchObject({ type: "figure_view", figures: ["probe"], formats: ["svg"] });
 
     const viewId = bar.dataset.viewId;
     model.emit({ type: "figure_request", request_id: 7, view_id: "another-view", name: "probe" });

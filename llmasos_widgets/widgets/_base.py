@@ -17,6 +17,8 @@ import anywidget
 import numpy as np
 import traitlets
 
+from llmasos_widgets.widgets._figures import FigureExportMixin
+
 STATIC_DIR = pathlib.Path(__file__).resolve().parent.parent / "static"
 
 SELECTION_TRAITS = ("selected_layer", "selected_heads", "selected_tokens", "hovered_token")
@@ -25,11 +27,12 @@ SELECTION_TRAITS = ("selected_layer", "selected_heads", "selected_tokens", "hove
 _PAYLOAD_DTYPES = ("float32", "uint8")
 
 
-class SelectionWidget(anywidget.AnyWidget):
+class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
     """Base for widgets that share the layer / head / token selection.
 
     Subclasses report their dimensions through ``_dimensions()`` so the traits are validated
     against the data they show; ``None`` for a dimension the widget does not have.
+    Every view can be saved as an image: ``save_figure`` (``_figures.py``).
     """
 
     selected_layer = traitlets.Int(-1).tag(sync=True)

@@ -19,7 +19,8 @@
 // views may rebuild their DOM freely; a MutationObserver keeps it in step.
 //
 // Kernel protocol (Python half: llmasos_widgets/widgets/_figures.py):
-//   browser → kernel  {type: "figure_view", view_id, figures: [names]}   on render and when names change
+//   browser → kernel  {type: "figure_view", view_id, figures: [names], formats: ["png"|"svg"]}
+//                                                            on render and when the figures change
 //                     {type: "figure_view", view_id, figures: null}       when the view is removed
 //                     {type: "figure", request_id, view_id, name, format, mime, width, height} [bytes]
 //                     {type: "figure_error", request_id, view_id, message}
@@ -264,10 +265,11 @@ export function attachFigureExport(root: HTMLElement, model?: FigureModel | null
   let reported = "";
   let disposed = false;
 
-  const report = (figures: string[] | null): void => {
+  const report = (figures: Figure[] | null): void => {
     if (!model) return;
     try {
-      model.send({ type: "figure_view", view_id: viewId, figures });
+      const names = figures?.map((f) => f.name) ?? null;
+      model.send({ type: "figure_view", view_id: viewId, figures: names, formats: figures?.map((f) => f.format) ?? null });
     } catch {
       // the comm is gone (kernel restarted): nothing to tell
     }
@@ -302,10 +304,9 @@ export function attachFigureExport(root: HTMLElement, model?: FigureModel | null
       return button;
     });
     bar.replaceChildren(label, ...buttons);
-    const list = figures.map((f) => f.name);
-    if (list.join("|") !== reported) {
-      reported = list.join("|");
-      report(list);
+    if (names !== reported) {
+      reported = names;
+      report(figures);
     }
   };
 
@@ -323,12 +324,8 @@ export function attachFigureExport(root: HTMLElement, model?: FigureModel | null
 
   if ((options.placement ?? "after") === "after" && root.parentNode) root.after(bar);
   else root.appendChild(bar);
-  reported = "\u0000"; // force the first report even when there are no figures yet
+  reported = "\u0000"; // no name list looks like this: the first refresh reports, even "no figures"
   refresh();
-  if (reported === "\u0000") {
-    reported = "";
-    report([]);
-  }
 
   const onCustom = (msg: FigureRequestMessage): void => {
     if (msg?.type !== "figure_request" || msg.view_id !== viewId || !model) return;
