@@ -10,8 +10,10 @@ import torch
 from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.explanation import _summaries
-from llmasos_widgets.explanation._explanation import Explanation, heads_pattern
+from llmasos_widgets.explanation._disk import DiskStore, check_keep
+from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
+from llmasos_widgets.explanation._row_summaries import row_summaries
 from llmasos_widgets.tracing import attention_pattern, trace
 from llmasos_widgets.tracing._anatomy import decoder_layers
 
@@ -20,10 +22,6 @@ if TYPE_CHECKING:
 
 INDUCTION_PERIOD = 25
 """Length of the random token sequence that is written twice to measure induction."""
-_PATTERN_BYTES = 64 * 2**20
-"""Patterns are summarised a few heads at a time so T = 4096 stays within memory. The transient
-peak is about four times this (scores, masked scores, softmax, zeroed rows), and smaller chunks
-cost no measurable time at T >= 1024 (bench/bench_scale.py)."""
 
 
 def explain(
@@ -37,6 +35,7 @@ def explain(
     truncate: bool = False,
     tokenizer: Any = None,
     seed: int = 0,
+    keep: str | None = None,
     offload: bool | None = None,
 ) -> Explanation:
     """Explain what ``model`` does on ``text``.
@@ -50,8 +49,13 @@ def explain(
 
     Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
     the logit lens and predictions are read a few tokens at a time during the forward, and
-    with ``offload`` (default: when the model computes on CUDA) queries and keys go to host
-    memory as they are produced; patterns are then rebuilt from them on the CPU.
+    queries and keys are kept where ``keep`` says: ``"gpu"`` on the device each layer computed
+    on (needs CUDA), ``"cpu"`` in host memory, copied as they are produced (the default), or
+    ``"disk"`` in memory-mapped files of a temporary folder the Explanation owns (removed with
+    it; until the forward ends they are in host memory). ``offload=True``/``False`` is the
+    older spelling of ``keep="cpu"``/``"gpu"``. Head summaries are computed row by row, never
+    as ``[T, T]``; on the CPU above 4096 tokens they are estimated from 512 query rows drawn
+    with ``seed`` (``Explanation.summary_notes`` says so).
     """
     from llmasos_widgets.models import as_explainable
 
@@ -65,8 +69,8 @@ def explain(
     ids = _input_ids(explainable, text, truncate=truncate)
     hf_model = explainable.hf_model
     devices = _layer_devices(hf_model)
-    if offload is None:
-        offload = any(device.type == "cuda" for device in devices)
+    keep = _resolve_keep(keep, offload, devices)
+    offload = keep != "gpu" and any(device.type != "cpu" for device in devices)
     with (
         torch.no_grad(),
         trace(hf_model, residual=False, offload=offload) as captured,
@@ -81,7 +85,12 @@ def explain(
     lens_ids, lens_probs = lens.lens()
     top_ids, top_probs = lens.top()
 
-    summaries = _text_summaries(queries, keys, specs, devices)
+    at_length = row_summaries(queries, keys, specs, devices, seed=seed)
+    summaries = dict(at_length.summaries)
+    disk = DiskStore() if keep == "disk" else None
+    if disk is not None:
+        queries = tuple(disk.keep(q) for q in queries)
+        keys = tuple(disk.keep(k) for k in keys)
     period = _induction_period(explainable)
     summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
 
@@ -93,7 +102,7 @@ def explain(
             explainable, text, target=target, method=saliency_method, truncate=truncate
         )
     token_ids = ids[0].cpu().numpy().astype(np.int64)
-    return Explanation(
+    explanation = Explanation(
         model_name=explainable.name,
         tokens=tuple(explainable.tokens(ids)),
         token_ids=token_ids,
@@ -115,7 +124,13 @@ def explain(
             "induction_period": period,
             "induction_seed": seed,
         },
+        summary_notes=at_length.notes,
     )
+    explanation.row_normalisers.lse.update(at_length.normalisers.lse)
+    explanation.row_normalisers.known.update(at_length.normalisers.known)
+    if disk is not None:
+        disk.owned_by(explanation)
+    return explanation
 
 
 def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
@@ -123,37 +138,22 @@ def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
     return tuple(execution_device(layer) for layer in decoder_layers(hf_model))
 
 
-def _head_chunks(n_heads: int, n_tokens: int) -> int:
-    return max(1, min(n_heads, _PATTERN_BYTES // (4 * n_tokens * n_tokens)))
-
-
-def _text_summaries(
-    queries: tuple[torch.Tensor, ...],
-    keys: tuple[torch.Tensor, ...],
-    specs: tuple[Any, ...],
-    devices: tuple[torch.device, ...] | None = None,
-) -> dict[str, np.ndarray]:
-    """Head summaries a few heads at a time (:data:`_PATTERN_BYTES` of patterns at once), each
-    layer on ``devices[layer]`` (where the model ran it) when its captures were offloaded."""
-    n_layers, (n_heads, n_tokens, _) = len(queries), queries[0].shape
-    out = {name: np.zeros((n_layers, n_heads), np.float32) for name in _summaries.SUMMARY_NAMES}
-    if n_tokens < 2:  # one token attends only to itself: nothing to summarise
-        return out
-    chunk = _head_chunks(n_heads, n_tokens)
-    for layer in range(n_layers):
-        spec = specs[layer]
-        device = queries[layer].device if devices is None else devices[layer]
-        layer_queries, layer_keys = queries[layer].to(device), keys[layer].to(device)
-        for start in range(0, n_heads, chunk):
-            heads = torch.arange(start, min(start + chunk, n_heads), device=device)
-            pattern = heads_pattern(layer_queries, layer_keys, spec, heads)
-            for name, fn in (
-                ("entropy", _summaries.entropy),
-                ("previous_token", _summaries.previous_token),
-                ("first_token", _summaries.first_token),
-            ):
-                out[name][layer, start : start + len(heads)] = fn(pattern).cpu().numpy()
-    return out
+def _resolve_keep(
+    keep: str | None, offload: bool | None, devices: tuple[torch.device, ...]
+) -> str:
+    on_cuda = any(device.type == "cuda" for device in devices)
+    if offload is not None:
+        if keep is not None:
+            raise TypeError("pass keep= or its older spelling offload=, not both")
+        keep = "gpu" if on_cuda and not offload else "cpu"
+    keep = check_keep("cpu" if keep is None else keep)
+    if keep == "gpu" and not on_cuda:
+        raise ValueError(
+            "keep='gpu' keeps queries/keys on the model's CUDA device, but this model computes "
+            f"on {sorted({str(d) for d in devices})}; use keep='cpu' or keep='disk', or load "
+            "the model on CUDA"
+        )
+    return keep
 
 
 def _induction_period(explainable: ExplainableModel) -> int:

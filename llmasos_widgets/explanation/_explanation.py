@@ -220,12 +220,23 @@ class Explanation:
         return save_explanation(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Explanation:
+    def load(
+        cls, path: str | Path, *, device: str | torch.device = "cpu", keep: str | None = None
+    ) -> Explanation:
         """Read a file written by :meth:`save`. Corrupt or foreign files raise
-        :class:`ExplanationFileError`."""
+        :class:`ExplanationFileError`. ``keep="disk"`` maps queries/keys from the file
+        (pages read as views need them), ``"gpu"`` puts them on CUDA, ``"cpu"`` in memory."""
+        from llmasos_widgets.explanation._disk import check_keep
         from llmasos_widgets.explanation._storage import load_explanation
 
-        return load_explanation(Path(path), device=torch.device(device))
+        if keep is not None and check_keep(keep) == "gpu":
+            if not torch.cuda.is_available():
+                raise ValueError("keep='gpu' needs CUDA, which this torch does not see; use "
+                                 "keep='cpu' or keep='disk'")
+            device = device if torch.device(device).type == "cuda" else "cuda"
+        elif keep is not None:
+            device = "cpu"
+        return load_explanation(Path(path), device=torch.device(device), keep=keep)
 
     def to_html(self, path: str | Path) -> Path:
         """Write a standalone HTML report (no network needed to view it); returns the path.

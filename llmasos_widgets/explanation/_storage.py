@@ -54,6 +54,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "saliency": saliency_meta,
         "token_style": explanation.token_style.to_json(),
         "metadata": dict(explanation.metadata),
+        "summary_notes": dict(explanation.summary_notes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(
@@ -64,7 +65,8 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
     return path
 
 
-def load_explanation(path: Path, *, device: torch.device) -> Explanation:
+def load_explanation(path: Path, *, device: torch.device, keep: str | None = None) -> Explanation:
+    """``keep="disk"`` maps queries/keys from the file itself (no copy in memory)."""
     if not path.is_file():
         raise FileNotFoundError(f"no explanation file at {str(path)!r}")
     try:
@@ -80,7 +82,14 @@ def load_explanation(path: Path, *, device: torch.device) -> Explanation:
                     f"{str(path)!r} has explanation format version {meta.get('version')!r}; "
                     f"this llmasos-widgets reads version {FORMAT_VERSION}"
                 )
-            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+            names = list(file.keys())
+            mapped = [n for n in names if n.startswith(("queries.", "keys."))]
+            on_disk = keep == "disk"
+            tensors = {name: file.get_tensor(name) for name in names if not on_disk or name not in mapped}
+        if on_disk:
+            from llmasos_widgets.explanation._disk import map_safetensors
+
+            tensors.update(map_safetensors(path, mapped))
         header = json.loads(meta["header"])
         return _build(header, tensors, device)
     except ExplanationFileError:
@@ -131,6 +140,7 @@ def _build(
         # files written before token styles were recorded show raw strings (plain)
         token_style=TokenStyle.from_json(header.get("token_style")),
         metadata=header["metadata"],
+        summary_notes=header.get("summary_notes", {}),  # absent in older files
     )
 
 

@@ -385,3 +385,104 @@ def pooled_view(
         tile_cells=tile_cells,
         stats=stats,
     )
+
+
+# ---- exact weights at a few cells, and the brushed flow ---------------------------------------
+
+
+def cell_weights(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    spec: AttentionSpec,
+    lse: torch.Tensor,
+    query_pos: torch.Tensor,
+    key_pos: torch.Tensor,
+) -> torch.Tensor:
+    """Exact weights ``float32 [head, len(query_pos), len(key_pos)]`` of all query heads, from
+    the rows' log-sum-exp ``lse [head, len(query_pos)]``; invisible cells are 0."""
+    device = queries.device
+    query_pos, key_pos = query_pos.to(device), key_pos.to(device)
+    kv_index = torch.arange(queries.shape[0], device=device) // spec.n_kv_groups
+    scores = _scores(queries[:, query_pos], keys[:, key_pos][kv_index], spec)
+    weights = torch.exp(scores - lse.to(device).unsqueeze(-1))
+    return weights.masked_fill(~_visible(query_pos, key_pos, spec), 0.0)
+
+
+def paired_weights(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    spec: AttentionSpec,
+    lse: torch.Tensor,
+    query_pos: torch.Tensor,
+    key_pos: torch.Tensor,
+) -> torch.Tensor:
+    """Exact weights ``float32 [head, n]`` of the cells ``(query_pos[i], key_pos[i])``."""
+    device = queries.device
+    query_pos, key_pos = query_pos.to(device), key_pos.to(device)
+    kv_index = torch.arange(queries.shape[0], device=device) // spec.n_kv_groups
+    q, k = queries[:, query_pos].float(), keys[:, key_pos][kv_index].float()
+    scores = (q * k).sum(-1) * spec.scaling
+    if spec.softcap is not None:
+        scores = torch.tanh(scores / spec.softcap) * spec.softcap
+    visible = key_pos <= query_pos
+    if spec.sliding_window is not None:
+        visible &= key_pos > query_pos - spec.sliding_window
+    return torch.exp(scores - lse.to(device)).masked_fill(~visible, 0.0)
+
+
+def flow_values(
+    explanation: Any,
+    focus: list[int] | tuple[int, ...],
+    others: list[int] | tuple[int, ...],
+    direction: str,
+    *,
+    tile_cells: int = TILE_CELLS,
+) -> np.ndarray:
+    """``float32 [layer, head]`` brushed attention flow, blockwise at any T.
+
+    Same values as ``widgets.attention.attention_flow`` on each head's exact pattern:
+      from: mean over queries q in focus of sum over keys k in others of A[q, k]
+      to:   mean over queries q in others of sum over keys k in focus of A[q, k]
+    Empty ``others``: every key but the first and q itself ("from"); every non-focus query
+    at or after the first focus token ("to"). Costs the normalisers of the rows read (cached
+    on the explanation), then ``rows x len(focus or others)`` scores per head.
+    """
+    if direction not in ("from", "to"):
+        raise ValueError(f"direction must be 'from' or 'to', got {direction!r}")
+    n_tokens, n_layers, n_heads = explanation.n_tokens, explanation.n_layers, explanation.n_heads
+    for token in (*focus, *others):
+        if not 0 <= token < n_tokens:
+            raise ValueError(f"token {token} is out of range (valid: 0..{n_tokens - 1})")
+    values = np.full((n_layers, n_heads), np.nan, dtype=np.float32)
+    if not focus:
+        return values
+    if direction == "from":
+        rows, columns = list(focus), list(others)
+    else:
+        focus_set = set(focus)
+        rows = list(others) or [q for q in range(min(focus), n_tokens) if q not in focus_set]
+        columns = list(focus)
+        if not rows:
+            return values
+    all_heads = torch.arange(n_heads)
+    chunk = max(1, tile_cells // (n_heads * max(1, len(columns), 2)))
+    for layer in range(n_layers):
+        queries, keys, spec = explanation.queries[layer], explanation.keys[layer], explanation.specs[layer]
+        total = torch.zeros(n_heads, dtype=torch.float64)
+        for start in range(0, len(rows), chunk):
+            query_pos = torch.tensor(rows[start : start + chunk], dtype=torch.int64)
+            lse = explanation.row_normalisers.get(
+                explanation, layer, all_heads, query_pos, tile_cells=tile_cells
+            )
+            if columns:
+                weights = cell_weights(queries, keys, spec, lse, query_pos, torch.tensor(columns))
+                total += weights.double().sum(dim=(1, 2)).cpu()
+                continue
+            # "from" with no others: the row's weight (1) less the first token and the query
+            # itself; row 0 attends only to itself and gives 0
+            first = paired_weights(queries, keys, spec, lse, query_pos, torch.zeros_like(query_pos))
+            own = paired_weights(queries, keys, spec, lse, query_pos, query_pos)
+            rest = 1.0 - first.double() - own.double()
+            total += torch.where(query_pos > 0, rest.cpu(), torch.zeros(())).sum(1)
+        values[layer] = (total / len(rows)).numpy()
+    return values
