@@ -28,6 +28,9 @@ _EXPORTS = {
     "SaliencyWidget": "llmasos_widgets.widgets",
     "ProbeWidget": "llmasos_widgets.widgets",
     "link_selection": "llmasos_widgets.widgets",
+    "compare": "llmasos_widgets.comparison",
+    "Comparison": "llmasos_widgets.comparison",
+    "CompareWidget": "llmasos_widgets.widgets",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -49,6 +52,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency as Saliency
     from llmasos_widgets.attribution import attribute as attribute
+    from llmasos_widgets.comparison import Comparison as Comparison
+    from llmasos_widgets.comparison import compare as compare
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.probing import probe as probe
     from llmasos_widgets.tracing import trace as trace
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
+    from llmasos_widgets.widgets import CompareWidget as CompareWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget
     from llmasos_widgets.widgets import SaliencyWidget as SaliencyWidget
     from llmasos_widgets.widgets import link_selection as link_selection

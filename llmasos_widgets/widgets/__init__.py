@@ -6,6 +6,7 @@ from llmasos_widgets._views import register_view
 from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
+from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
 from llmasos_widgets.widgets.saliency import SaliencyWidget
 
@@ -17,4 +18,26 @@ def _explanation_bundle(explanation: Explanation, **kwargs: Any) -> Any:
 
 register_view("mimebundle", Explanation, _explanation_bundle)
 
-__all__ = ["AttentionWidget", "ProbeWidget", "SaliencyWidget", "Selection", "link_selection"]
+
+def _comparison_bundle(comparison: Any, **kwargs: Any) -> Any:
+    """A comparison in a notebook: its CompareWidget (A and B side by side, linked)."""
+    return CompareWidget(comparison)._repr_mimebundle_(**kwargs)
+
+
+def _register_comparison() -> None:
+    from llmasos_widgets.comparison import Comparison
+
+    register_view("mimebundle", Comparison, _comparison_bundle)
+
+
+_register_comparison()
+
+__all__ = [
+    "AttentionWidget",
+    "CompareDifferenceWidget",
+    "CompareWidget",
+    "ProbeWidget",
+    "SaliencyWidget",
+    "Selection",
+    "link_selection",
+]
