@@ -22,7 +22,9 @@ n     ``after L{n-1}``  the last layer's output, *before* the final norm
 Hooks go through :func:`~llmasos_widgets._hooks.borrowed_hooks`: :meth:`Anatomy.read_site`
 and :meth:`Anatomy.replace_site` register on a caller's ``HookSet`` so they are removed with it;
 :meth:`Anatomy.reading_qk` borrows the attention-interface entry (``tracing/_interface.py``)
-to see each layer's post-RoPE queries and keys.
+to see each layer's post-RoPE queries and keys. :meth:`Anatomy.read_heads` and
+:meth:`Anatomy.replace_heads` see or replace one layer's per-head outputs (the input of its
+output projection, split by head): what head ablation and head patching write.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from llmasos_widgets.tracing._support import UnsupportedArchitectureError
 
 # hidden [batch, token, hidden] of one site -> None
 SiteReader = Callable[[torch.Tensor], None]
+# per-head outputs [batch, token, head, head_dim] of one layer -> None / their replacement
+HeadsReader = Callable[[torch.Tensor], None]
+HeadsReplacer = Callable[[torch.Tensor], torch.Tensor]
 
 
 def site_name(site: int) -> str:
@@ -201,6 +206,58 @@ class Anatomy:
             return with_layer_output(output, replace(layer_output(output)))
 
         hooks.forward(self.layers[site - 1], replace_output)
+
+    def output_projection(self, layer: int) -> nn.Module:
+        """Layer ``layer``'s attention output projection (``o_proj``): its input is the heads'
+        outputs side by side, ``[batch, token, head * head_dim]``, head-major."""
+        if isinstance(layer, bool) or not 0 <= layer < self.n_layers:
+            raise ValueError(
+                f"unknown layer {layer!r}: this model has decoder layers 0 to {self.n_layers - 1}"
+            )
+        projection = self.attentions[layer].get_submodule("o_proj")
+        return projection
+
+    def n_heads(self, layer: int = 0) -> int:
+        """Query heads of layer ``layer`` (the width of its head outputs)."""
+        return int(self.output_projection(layer).in_features // self.head_dim(layer))
+
+    def head_dim(self, layer: int = 0) -> int:
+        attention = self.attentions[layer]
+        dim = getattr(attention, "head_dim", None)
+        if not isinstance(dim, int):
+            raise UnsupportedArchitectureError(
+                f"{type(attention).__name__} has no integer head_dim; cannot split its output by head"
+            )
+        return dim
+
+    def read_heads(self, hooks: HookSet, layer: int, read: HeadsReader) -> None:
+        """Call ``read(heads)`` with layer ``layer``'s per-head outputs ``[batch, token, head,
+        head_dim]`` (before the output projection mixes them) each forward."""
+        projection, dim = self.output_projection(layer), self.head_dim(layer)
+
+        def read_input(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            merged = args[0]
+            read(merged.view(*merged.shape[:-1], -1, dim))
+
+        hooks.forward_pre(projection, read_input)
+
+    def replace_heads(self, hooks: HookSet, layer: int, replace: HeadsReplacer) -> None:
+        """Layer ``layer``'s per-head outputs ``[batch, token, head, head_dim]`` become
+        ``replace(heads)`` (a new tensor, same shape) before the output projection, each
+        forward. ``heads`` is a view of the attention's output: do not write into it."""
+        projection, dim = self.output_projection(layer), self.head_dim(layer)
+
+        def replace_input(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            merged = args[0]
+            heads = replace(merged.view(*merged.shape[:-1], -1, dim))
+            if heads.shape != (*merged.shape[:-1], merged.shape[-1] // dim, dim):
+                raise ValueError(
+                    f"replacement head outputs have shape {tuple(heads.shape)}, expected "
+                    f"{(*merged.shape[:-1], merged.shape[-1] // dim, dim)}"
+                )
+            return (heads.reshape(merged.shape), *args[1:])
+
+        hooks.forward_pre(projection, replace_input)
 
     def reading_qk(self, on_capture: CaptureFn) -> AbstractContextManager[None]:
         """While open, ``on_capture(module, layer, q, k, kwargs)`` sees every attention call of

@@ -18,7 +18,7 @@ ANATOMY = PACKAGE / "tracing" / "_anatomy.py"
 
 # Reaching into a model's parts: only tracing/_anatomy.py may do this.
 MODEL_PARTS = re.compile(
-    r"self_attn|lm_head|embed_tokens|\.model\.norm|base\.norm|\.model\.layers|"
+    r"self_attn|o_proj|lm_head|embed_tokens|\.model\.norm|base\.norm|\.model\.layers|"
     r"getattr\([^)]*[\"']layers[\"']|\bbase\.layers|get_decoder|get_output_embeddings|final_logit_softcapping|"
     r"isinstance\(output, tuple\)|hidden_states\"\]"
 )

@@ -1,0 +1,27 @@
+"""Causal tests of what attention and saliency suggest: head ablation and activation patching.
+
+* :func:`ablate_heads` -> :class:`AblationResult`: a target (token log-probability, logit
+  difference, :class:`CopyingAccuracy`) with and without some heads' outputs zeroed or
+  mean-ablated.
+* :func:`activation_patching` -> :class:`PatchingResult`: ``[site, position]`` and
+  ``[layer, head]`` maps of how much of the clean behaviour each patched activation restores
+  in the corrupted run, computed many patched runs per forward pass.
+
+Every hook goes through the capture layer (``tracing/_anatomy.py``) and is given back when the
+call returns; the model's train/eval flags are restored. Guide: ``docs/interventions.md``.
+"""
+
+from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
+from llmasos_widgets.interventions._pairs import agreement_twins
+from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
+from llmasos_widgets.interventions._targets import CopyingAccuracy
+
+__all__ = [
+    "MODES",
+    "AblationResult",
+    "CopyingAccuracy",
+    "PatchingResult",
+    "ablate_heads",
+    "activation_patching",
+    "agreement_twins",
+]
