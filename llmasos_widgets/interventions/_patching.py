@@ -110,7 +110,7 @@ class PatchingResult:
     def differing_positions(self) -> tuple[int, ...]:
         """Token positions where the two prompts differ."""
         return tuple(
-            i for i, (a, b) in enumerate(zip(self.clean_tokens, self.corrupted_tokens)) if a != b
+            i for i, (a, b) in enumerate(zip(self.clean_tokens, self.corrupted_tokens, strict=True)) if a != b
         )
 
     def flips(self, values: np.ndarray) -> np.ndarray:

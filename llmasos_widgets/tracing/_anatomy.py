@@ -226,7 +226,8 @@ class Anatomy:
         dim = getattr(attention, "head_dim", None)
         if not isinstance(dim, int):
             raise UnsupportedArchitectureError(
-                f"{type(attention).__name__} has no integer head_dim; cannot split its output by head"
+                f"{type(attention).__name__} has no integer head_dim; "
+                "cannot split its output by head"
             )
         return dim
 

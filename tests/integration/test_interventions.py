@@ -13,10 +13,10 @@ import torch
 from llmasos_widgets._hooks import count_hooks
 from llmasos_widgets.interventions import (
     CopyingAccuracy,
+    _patching,
     ablate_heads,
     activation_patching,
 )
-from llmasos_widgets.interventions import _patching
 from llmasos_widgets.interventions._naive import naive_patching
 
 CLEAN = "w1 w2 w3 w4 w5 w6"
