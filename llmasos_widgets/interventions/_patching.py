@@ -109,9 +109,8 @@ class PatchingResult:
     @property
     def differing_positions(self) -> tuple[int, ...]:
         """Token positions where the two prompts differ."""
-        return tuple(
-            i for i, (a, b) in enumerate(zip(self.clean_tokens, self.corrupted_tokens, strict=True)) if a != b
-        )
+        pairs = zip(self.clean_tokens, self.corrupted_tokens, strict=True)
+        return tuple(i for i, (a, b) in enumerate(pairs) if a != b)
 
     def flips(self, values: np.ndarray) -> np.ndarray:
         """bool, same shape: the patched target is on the clean run's side of zero (for a
