@@ -1,7 +1,8 @@
 """Standalone HTML report of an :class:`Explanation`: one file, no network, no external assets.
 
 Every token string goes through :func:`html.escape` (tokens are data, never markup); the only
-script is a small inline one that paints attention patterns from base64 ``uint8`` data. Tokens
+script is the inlined figure module (``export/_figures.py``): it paints the figures from base64
+data with the widgets' own code and adds their save buttons. Tokens
 are shown as readers read them (``llmasos_widgets._readable_tokens``: decoded text, quiet
 whitespace marks, characters joined across byte pieces, specials marked); each token's
 tooltip keeps its raw string.
@@ -9,7 +10,6 @@ tooltip keeps its raw string.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_pieces,
 )
+from llmasos_widgets.export._figures import figure_script, figures_section, pattern_canvas
 from llmasos_widgets.tracing._anatomy import site_name
 
 if TYPE_CHECKING:
@@ -52,25 +53,13 @@ canvas{image-rendering:pixelated;border:1px solid #d0d7de}
 .warn{color:#7c2d12;background:#fff7ed;border:1px solid #fdba74;border-radius:4px;padding:4px 8px}
 """
 
-_PATTERN_SCRIPT = """
-for (const c of document.querySelectorAll('canvas[data-pattern]')) {
-  const n = Number(c.dataset.n), raw = atob(c.dataset.pattern);
-  const ctx = c.getContext('2d'), img = ctx.createImageData(n, n);
-  for (let i = 0; i < n * n; i++) {
-    const v = 255 - raw.charCodeAt(i);
-    img.data.set([v, v, 255, 255], 4 * i);
-  }
-  ctx.putImageData(img, 0, 0);
-}
-"""
-
-
 def write_report(explanation: Explanation, path: Path) -> Path:
     """Write the report to ``path`` (parents created) and return it."""
     sections = [
         _tokens_section(explanation),
         _predictions_section(explanation),
         _summaries_section(explanation),
+        figures_section(explanation),
         _patterns_section(explanation),
         _lens_section(explanation),
     ]
@@ -84,7 +73,8 @@ def write_report(explanation: Explanation, path: Path) -> Path:
         f"<p class='muted'>{explanation.n_tokens} tokens · {explanation.n_layers} layers · "
         f"{explanation.n_heads} heads per layer</p>"
         + "".join(sections)
-        + f"<script>{_PATTERN_SCRIPT}</script></body></html>"
+        + figure_script()
+        + "</body></html>"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
@@ -256,13 +246,12 @@ def _patterns_section(explanation: Explanation) -> str:
             continue
         layer, head, _ = explanation.top_heads(name, 1)[0]
         pattern = explanation.attention(layer, head)[:n, :n]
-        quantized = np.round(np.clip(pattern, 0, 1) * 255).astype(np.uint8)
-        encoded = base64.b64encode(quantized.tobytes()).decode("ascii")
         size = max(128, min(512, 4 * n))
+        label = f"L{layer} H{head}"
         figures.append(
-            f"<figure><figcaption>top {html.escape(name)} head: L{layer} H{head}</figcaption>"
-            f"<canvas width='{n}' height='{n}' style='width:{size}px;height:{size}px' "
-            f"data-n='{n}' data-pattern='{encoded}'></canvas></figure>"
+            f"<figure><figcaption>top {html.escape(name)} head: {label}</figcaption>"
+            + pattern_canvas(pattern, f"pattern-L{layer}H{head}", size, f"pattern {label}")
+            + "</figure>"
         )
     note = "" if n == explanation.n_tokens else f" (first {n} tokens)"
     return (

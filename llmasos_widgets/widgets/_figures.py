@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 _FORMATS = {".png": "png", ".svg": "svg"}
+_KIND = {"png": "a PNG (canvas)", "svg": "an SVG plot"}
 _request_ids = itertools.count(1)
 
 
@@ -73,7 +74,9 @@ class FigureExportMixin:
     _default_figure: str | None = None
     """The figure ``save_figure`` saves when no ``view`` is given (else the view's first)."""
 
-    def _figure_state(self) -> tuple[dict[str, dict[str, str]], dict[int, FigureRequest], threading.Lock]:
+    def _figure_state(
+        self,
+    ) -> tuple[dict[str, dict[str, str]], dict[int, FigureRequest], threading.Lock]:
         state = self.__dict__.get("_llmw_figures")
         if state is None:
             state = self.__dict__.setdefault("_llmw_figures", ({}, {}, threading.Lock()))
@@ -87,7 +90,9 @@ class FigureExportMixin:
             names = [name for figures in views.values() for name in figures]
         return list(dict.fromkeys(names))
 
-    def save_figure(self, path: str | Path, view: str | None = None, *, timeout: float = 30.0) -> FigureRequest:
+    def save_figure(
+        self, path: str | Path, view: str | None = None, *, timeout: float = 30.0
+    ) -> FigureRequest:
         """Ask the front end for figure ``view`` and write it to ``path`` (``.png`` or ``.svg``).
 
         Returns at once with a :class:`FigureRequest`; the file is written when the browser
@@ -102,7 +107,10 @@ class FigureExportMixin:
         target = Path(path)
         fmt = _FORMATS.get(target.suffix.lower())
         if fmt is None:
-            raise ValueError(f"save_figure writes .png or .svg files, got {str(target)!r}; use one of those suffixes")
+            raise ValueError(
+                f"save_figure writes .png or .svg files, got {str(target)!r}; "
+                "use one of those suffixes"
+            )
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
         views, requests, lock = self._figure_state()
@@ -115,15 +123,23 @@ class FigureExportMixin:
                 "(display(widget), or mo.ui.anywidget(widget) in marimo) and call save_figure in a "
                 "later cell; a front end's messages reach the kernel only between cells"
             )
-        name = view or self._default_figure or next((next(iter(f)) for _, f in reversed(reported) if f), None)
-        match = next(((vid, figures) for vid, figures in reversed(reported) if name in figures), None)
+        name = (
+            view
+            or self._default_figure
+            or next((next(iter(f)) for _, f in reversed(reported) if f), None)
+        )
+        match = next(
+            ((vid, figures) for vid, figures in reversed(reported) if name in figures), None
+        )
         if name is None or match is None:
             known = ", ".join(self.figures) or "none yet (select something to show first)"
-            raise FigureUnavailableError(f"no displayed view of this {widget} shows figure {name!r}; figures: {known}")
+            raise FigureUnavailableError(
+                f"no displayed view of this {widget} shows figure {name!r}; figures: {known}"
+            )
         view_id, figures = match
         if figures[name] != fmt:
             raise ValueError(
-                f"figure {name!r} is a{'n SVG plot' if figures[name] == 'svg' else ' PNG (canvas)'}; "
+                f"figure {name!r} is {_KIND[figures[name]]}; "
                 f"save it to a .{figures[name]} path, not {str(target)!r}"
             )
         request = FigureRequest(target, name, next(_request_ids))
@@ -132,7 +148,15 @@ class FigureExportMixin:
         with lock:
             requests[request.request_id] = request
         request.add_done_callback(lambda _: timer.cancel())
-        self.send({"type": "figure_request", "request_id": request.request_id, "view_id": view_id, "name": name, "format": fmt})  # type: ignore[attr-defined]
+        self.send(
+            {
+                "type": "figure_request",
+                "request_id": request.request_id,
+                "view_id": view_id,
+                "name": name,
+                "format": fmt,
+            }
+        )  # type: ignore[attr-defined]
         timer.start()
         return request
 
@@ -143,9 +167,10 @@ class FigureExportMixin:
         if request is not None and not request.done():
             request.set_exception(
                 TimeoutError(
-                    f"no reply from the front end within {timeout:g} s for figure {request.view!r}: "
-                    "the result only arrives after the calling cell finishes, so wait in a later cell; "
-                    "if it still times out the view was closed or the page reloaded: display the widget again"
+                    f"no reply from the front end within {timeout:g} s for figure "
+                    f"{request.view!r}: the result only arrives after the calling cell "
+                    "finishes, so wait in a later cell; if it still times out the view was "
+                    "closed or the page reloaded: display the widget again"
                 )
             )
 
@@ -177,7 +202,9 @@ class FigureExportMixin:
             return  # timed out already, or another view answered first
         if content["type"] == "figure_error" or not buffers:
             message = content.get("message", "the front end sent no bytes")
-            request.set_exception(RuntimeError(f"the front end could not export {request.view!r}: {message}"))
+            request.set_exception(
+                RuntimeError(f"the front end could not export {request.view!r}: {message}")
+            )
             return
         try:
             request.path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,9 @@ class _Widget(SelectionWidget):
 def _report(widget: _Widget, view_id: str, figures: dict[str, str] | None) -> None:
     names = None if figures is None else list(figures)
     formats = None if figures is None else list(figures.values())
-    widget._handle_custom_msg({"type": "figure_view", "view_id": view_id, "figures": names, "formats": formats}, [])
+    widget._handle_custom_msg(
+        {"type": "figure_view", "view_id": view_id, "figures": names, "formats": formats}, []
+    )
 
 
 def test_no_view_fails_at_once_and_says_to_use_a_later_cell(tmp_path):
@@ -49,7 +51,9 @@ def test_reply_writes_the_bytes_and_resolves_with_the_path(tmp_path):
     assert isinstance(request, FigureRequest) and not request.done()
     assert "pending" in repr(request)
     (message,) = widget.sent
-    assert message["view_id"] == "new" and message["name"] == "pattern" and message["format"] == "png"
+    assert (
+        message["view_id"] == "new" and message["name"] == "pattern" and message["format"] == "png"
+    )
     reply = {"type": "figure", "request_id": message["request_id"], "width": 300, "height": 150}
     widget._handle_custom_msg(reply, [memoryview(PNG)])
     assert request.result(timeout=0) == tmp_path / "sub" / "p.png"
@@ -86,7 +90,9 @@ def test_front_end_error_and_timeout_fail_the_request(tmp_path):
     widget = _Widget()
     _report(widget, "v", {"grid": "png"})
     failed = widget.save_figure(tmp_path / "a.png", "grid")
-    widget._handle_custom_msg({"type": "figure_error", "request_id": failed.request_id, "message": "boom"}, [])
+    widget._handle_custom_msg(
+        {"type": "figure_error", "request_id": failed.request_id, "message": "boom"}, []
+    )
     with pytest.raises(RuntimeError, match="could not export 'grid': boom"):
         failed.result(timeout=0)
     late = widget.save_figure(tmp_path / "b.png", "grid", timeout=0.05)

@@ -1,8 +1,9 @@
 // Figure export (contract C5). Inside a widget root, every element marked
 // `data-figure="<name>"` can be saved as a file:
-//   canvas -> PNG: the canvas's own backing store, i.e. CSS size × devicePixelRatio pixels
-//                  (setupCanvas in heatmap.ts sizes it so), exactly the pixels on screen, with a
-//                  pHYs chunk saying 96·DPR dots per inch so the image prints at its on-screen size.
+//   canvas -> PNG: its displayed size × devicePixelRatio pixels, exactly the pixels on screen
+//                  (setupCanvas in heatmap.ts sizes widget canvases so; a canvas drawn at data
+//                  resolution and enlarged by CSS is enlarged the same way, without smoothing),
+//                  with a pHYs chunk saying 96·DPR dots per inch so it prints at on-screen size.
 //                  Legends, axis labels and token labels drawn as separate DOM elements are NOT
 //                  part of the PNG: a legend that is a canvas/svg carries its own data-figure and
 //                  is saved as its own file (a paper composes the panels; nothing is re-drawn).
@@ -58,7 +59,6 @@ export interface FigureExportOptions {
   placement?: "after" | "inside";
 }
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const CSS_DPI = 96;
 
 /** Every exportable element under `root`, with unique names in document order. */
@@ -137,12 +137,35 @@ export function withPhysicalSize(png: Uint8Array, dpi: number): Uint8Array {
   return out;
 }
 
+/** The pixel size a canvas is exported at: its displayed size × devicePixelRatio, or its
+ * backing store when it is not displayed. Widget canvases are drawn at exactly that size
+ * (setupCanvas); one drawn at data resolution and scaled up by CSS (the HTML report's
+ * patterns, one pixel per cell) is scaled up the same way, without smoothing. */
+export function exportSize(canvas: HTMLCanvasElement): { width: number; height: number; ratio: number } {
+  const ratio = globalThis.devicePixelRatio || 1;
+  if (canvas.clientWidth <= 0 || canvas.clientHeight <= 0) return { width: canvas.width, height: canvas.height, ratio: 1 };
+  const width = Math.round(canvas.clientWidth * ratio);
+  const height = Math.round(canvas.clientHeight * ratio);
+  // within a pixel of the backing store: that is the drawn size (rounding of fractional CSS sizes)
+  if (Math.abs(width - canvas.width) <= 1 && Math.abs(height - canvas.height) <= 1) return { width: canvas.width, height: canvas.height, ratio };
+  return { width, height, ratio };
+}
+
 async function canvasPng(canvas: HTMLCanvasElement): Promise<Uint8Array> {
-  const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/png"));
+  const size = exportSize(canvas);
+  let source = canvas;
+  if (size.width !== canvas.width || size.height !== canvas.height) {
+    source = document.createElement("canvas");
+    source.width = size.width;
+    source.height = size.height;
+    const ctx = source.getContext("2d");
+    if (!ctx) throw new Error("no 2d context to scale the canvas for export");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(canvas, 0, 0, size.width, size.height);
+  }
+  const blob = await new Promise<Blob | null>((resolve) => source.toBlob(resolve, "image/png"));
   if (!blob) throw new Error("the canvas could not be encoded as PNG (is it 0 × 0?)");
-  const png = new Uint8Array(await blob.arrayBuffer());
-  const ratio = canvas.clientWidth > 0 ? canvas.width / canvas.clientWidth : globalThis.devicePixelRatio || 1;
-  return withPhysicalSize(png, CSS_DPI * ratio);
+  return withPhysicalSize(new Uint8Array(await blob.arrayBuffer()), CSS_DPI * size.ratio);
 }
 
 // --- SVG ----------------------------------------------------------------------------------
@@ -201,7 +224,8 @@ export function standaloneSvg(svg: SVGSVGElement): { text: string; width: number
   clone.style.cursor = "";
   let markup = new XMLSerializer().serializeToString(clone);
   // the serializer declares the namespace of an element made by createElementNS; be sure
-  if (!/^<svg[^>]*\sxmlns="/.test(markup)) markup = markup.replace(/^<svg/, `<svg xmlns="${SVG_NS}"`);
+  // (the element's own namespace: no URL literal in the bundle the standalone report inlines)
+  if (!/^<svg[^>]*\sxmlns="/.test(markup)) markup = markup.replace(/^<svg/, `<svg xmlns="${svg.namespaceURI}"`);
   const text = `<?xml version="1.0" encoding="UTF-8"?>\n${markup}\n`;
   return { text, width, height };
 }
