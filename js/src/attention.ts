@@ -18,15 +18,20 @@
 //
 // Messages (JSON content + binary buffers; see attention.py for the Python side):
 //   kernel → browser  {type: "pattern", layer, head, n_tokens, layout, encoding} [rowScale f32, levels u8]
+//                     (only up to full_pattern_limit tokens)
+//                     {type: "view", request_id, ...} [values f32, edges i32 ×2, argmax ×2] (lib/pattern_lod.ts)
 //                     {type: "flow", request_id, n_layers, n_heads} [values f32 [layer, head]]
 //   browser → kernel  {type: "request_patterns", layer, heads}   (on render: what is selected but missing)
 //                     {type: "evicted", heads: [[layer, head], ...]}
 //                     {type: "request_flow", request_id, focus, others, direction}
+//                     {type: "request_view", request_id, layer, heads, rows, cols, shape, combine, reduce}
+//                       the pattern view's visible region at its pixel resolution; also one exact
+//                       row / column for the strip's hover colors above full_pattern_limit
 
 import "./attention.css";
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type PatternMessage, type TensorPayload, decodePatternMessage, decodeTensor } from "./lib/buffers";
-import { type ColorScale, attentionToUnit, getScale, normalize } from "./lib/colors";
+import { type ColorScale, attentionToUnit, finiteDomain, getScale, normalize } from "./lib/colors";
 import { listenerScope, makeSelect } from "./lib/dom";
 import { GridView } from "./lib/grid_view";
 import { BRUSHED_METRIC, type FlowQuery, flowKey, flowQuery, flowValues } from "./lib/head_values";
@@ -37,6 +42,9 @@ import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } fro
 import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
 import { attachFigureExport } from "./lib/figures";
 import { TokenStrip, shownTokens } from "./lib/token_strip";
+import { renderLegend, updateLegend } from "./lib/legend";
+import { type PooledView, type ViewMessage, decodeViewMessage } from "./lib/pattern_lod";
+import { type ViewRequestSpec } from "./lib/pattern_view";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
 export interface AttentionModel extends SelectionState {
@@ -52,9 +60,24 @@ export interface AttentionModel extends SelectionState {
   flow_direction: FlowDirection;
   /** [] or [query, key]: the clicked pattern cell (the block's argmax cell when pooled). */
   selected_cell: number[];
+  /** summary name -> how it was estimated; {} when exact (C2, Explanation.summary_notes) */
+  summary_notes: Record<string, string>;
+  /** whole patterns are sent only up to this many tokens; above, pooled views and rows */
+  full_pattern_limit: number;
+  /** C1 (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
+  prompt_length?: number;
+  /** C1: P(token | prefix) per token, -1 for the first; [] = not known */
+  token_probabilities?: number[];
 }
 
 const SUMMARY_METRICS = ["entropy", "previous_token", "first_token", "induction"];
+/** What each head summary measures (llmasos_widgets/explanation/_summaries.py). */
+const SUMMARY_UNITS: Record<string, [string, string]> = {
+  entropy: ["mean attention entropy", "nats"],
+  previous_token: ["attention to the previous token", "mean weight"],
+  first_token: ["attention to the first token", "mean weight"],
+  induction: ["induction score", "mean weight"],
+};
 const HOVER_SAVE_MS = 120;
 /** Wait before showing every head of a layer that arrived without heads (see fillLayerHeads). */
 const LAYER_FILL_MS = 150;
@@ -85,6 +108,10 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   const kernelFlow = new FlowCache(); // bounded; lost replies are asked for again
   const summaries = new Map<string, Float32Array>();
   let patternsLoaded = 0;
+  let viewRequests = 0;
+  // strip colors above full_pattern_limit: one exact row (from) or column (to) of the kernel
+  const stripRequests = new Map<number, string>();
+  let stripRow: { key: string; values: Float32Array } | null = null;
   let disposed = false;
   const { cleanups, on, listen } = listenerScope(model);
   cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
@@ -140,6 +167,26 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   let patternView: PatternView;
   const body = document.createElement("div");
   body.className = "llmw-body";
+  const gridLegendHost = document.createElement("div");
+  const gridLegend = renderLegend(gridLegendHost, { label: "head summary", units: "", min: 0, max: 1, scale: "sequential", colors: scale });
+  const fullPatterns = (): boolean => (model.get("tokens") ?? []).length <= (model.get("full_pattern_limit") ?? Infinity);
+
+  const sendViewRequest = (spec: ViewRequestSpec): number => {
+    viewRequests += 1;
+    const { region } = spec;
+    model.send({
+      type: "request_view",
+      request_id: viewRequests,
+      layer: spec.layer,
+      heads: spec.heads,
+      rows: [region.q0, region.q1],
+      cols: [region.k0, region.k1],
+      shape: spec.shape,
+      combine: spec.combine,
+      reduce: spec.reduce,
+    });
+    return viewRequests;
+  };
 
   const build = (): void => {
     strip?.destroy();
@@ -164,12 +211,21 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
         setHeads(next.layer, next.heads);
       },
     });
-    patternView = new PatternView(tokens, scale, { onHover: setHover });
+    patternView = new PatternView(tokens, scale, {
+      onHover: setHover,
+      requestView: (spec: ViewRequestSpec) => sendViewRequest(spec),
+      onSelectCell: (cell) => {
+        model.set("selected_cell", cell);
+        model.save_changes();
+      },
+    });
+    patternView.setSelectedCell(model.get("selected_cell") ?? []);
     const gridColumn = document.createElement("div");
     gridColumn.className = "llmw-grid-column";
-    gridColumn.append(caption, grid.element);
+    gridColumn.append(caption, grid.element, gridLegendHost);
     body.replaceChildren(gridColumn, patternView.element);
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
+    strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
     root.replaceChildren(controls, strip.element, body);
   };
 
@@ -188,7 +244,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   const requestMissingPatterns = (): void => {
     const s = state(model);
     const missing = s.selected_heads.filter((h) => !store.has(s.selected_layer, h));
-    if (s.selected_layer >= 0 && missing.length > 0) {
+    if (s.selected_layer >= 0 && missing.length > 0 && fullPatterns()) {
       model.send({ type: "request_patterns", layer: s.selected_layer, heads: missing });
     }
   };
@@ -219,12 +275,17 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
       for (const v of result.values) if (v > vmax) vmax = v;
       grid.setValues(normalize(result.values, { min: 0, max: vmax || 1 }), result.values);
       caption.textContent = result.label;
+      updateLegend(gridLegend, { label: "attention flow of the brushed tokens", units: "attention weight", min: 0, max: vmax || 1, scale: "sequential", colors: scale });
       return;
     }
     const values = summaries.get(s.metric);
     if (values) {
-      grid.setValues(normalize(values), values);
-      caption.textContent = `head summary: ${s.metric.replace("_", " ")}`;
+      const domain = finiteDomain(values);
+      grid.setValues(normalize(values, domain), values);
+      const note = (model.get("summary_notes") ?? {})[s.metric];
+      caption.textContent = `head summary: ${s.metric.replace("_", " ")}${note ? ` (${note})` : ""}`;
+      const [label, units] = SUMMARY_UNITS[s.metric] ?? [s.metric.replace("_", " "), ""];
+      updateLegend(gridLegend, { label, units, min: domain.min, max: domain.max, scale: "sequential", colors: scale, note });
     } else {
       grid.setValues(new Float32Array(nLayers * nHeads).fill(NaN), new Float32Array(nLayers * nHeads).fill(NaN));
       caption.textContent = s.metric === BRUSHED_METRIC ? "brush tokens in the text to color heads" : `no summary '${s.metric}'`;
@@ -236,6 +297,10 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     const s = state(model);
     const focus = focusTokens(s);
     const patterns = s.selected_layer >= 0 ? store.getMany(s.selected_layer, s.selected_heads) : [];
+    if (!fullPatterns()) {
+      refreshStripFromKernel(s, focus);
+      return;
+    }
     if (focus.length === 0 || patterns.length === 0) {
       strip.setValues(null, tokenScale);
       return;
@@ -243,9 +308,52 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     const n = model.get("tokens").length;
     const values =
       model.get("flow_direction") === "to" ? attentionToTokens(patterns, focus, n) : attentionFromTokens(patterns, focus, n);
+    paintStrip(values);
+  };
+
+  const paintStrip = (values: Float32Array): void => {
     let vmax = 0;
     for (const v of values) if (v > vmax) vmax = v;
     strip.setValues(values.map((v) => attentionToUnit(v, vmax)), tokenScale);
+  };
+
+  /** Above full_pattern_limit: one focus token's exact row (from) or column (to), asked for. */
+  const stripKey = (s: SelectionState, t: number): string => `${s.selected_layer}|${s.selected_heads.join(",")}|${t}|${model.get("flow_direction")}`;
+  const requestStripRow = debounce((s: SelectionState, t: number) => {
+    const key = stripKey(s, t);
+    if (disposed || stripRow?.key === key || [...stripRequests.values()].includes(key)) return;
+    const n = model.get("tokens").length;
+    const from = model.get("flow_direction") !== "to";
+    viewRequests += 1;
+    stripRequests.set(viewRequests, key);
+    model.send({
+      type: "request_view",
+      request_id: viewRequests,
+      layer: s.selected_layer,
+      heads: s.selected_heads,
+      rows: from ? [t, t + 1] : [t, n],
+      cols: from ? [0, n] : [t, t + 1],
+      shape: from ? [1, n] : [n - t, 1],
+      combine: "mean",
+      reduce: "max",
+    });
+  }, FLOW_REQUEST_MS);
+  cleanups.push(() => requestStripRow.cancel());
+  const refreshStripFromKernel = (s: SelectionState, focus: number[]): void => {
+    if (focus.length !== 1 || s.selected_layer < 0 || s.selected_heads.length === 0) {
+      strip.setValues(null, tokenScale);
+      return;
+    }
+    if (stripRow && stripRow.key === stripKey(s, focus[0])) paintStrip(stripRow.values);
+    else requestStripRow(s, focus[0]);
+  };
+  const receiveStripView = (view: PooledView, key: string): void => {
+    const n = model.get("tokens").length;
+    const values = new Float32Array(n);
+    if (view.nRows === 1) values.set(view.values.subarray(0, Math.min(n, view.nCols)), view.region.k0);
+    else values.set(view.values.subarray(0, view.nRows), view.region.q0);
+    stripRow = { key, values };
+    schedule("strip");
   };
 
   const refreshPatterns = (): void => {
@@ -306,6 +414,18 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
           schedule("grid", "strip");
         })
         .catch((err: unknown) => console.error("llmasos-widgets: bad pattern message", err));
+    } else if (msg.type === "view" && msg.request_id !== undefined) {
+      const id = msg.request_id;
+      decodeViewMessage(msg as ViewMessage, buffers)
+        .then((view) => {
+          if (disposed) return;
+          const key = stripRequests.get(id);
+          stripRequests.delete(id);
+          if (key !== undefined) receiveStripView(view, key);
+          else patternView.receiveView(view);
+          root.dataset.viewsLoaded = String(Number(root.dataset.viewsLoaded ?? 0) + 1);
+        })
+        .catch((err: unknown) => console.error("llmasos-widgets: bad view message", err));
     } else if (msg.type === "flow" && msg.request_id !== undefined) {
       if (buffers.length !== 1) return;
       const shape = [model.get("n_layers"), model.get("n_heads")];
@@ -343,6 +463,11 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   });
   on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
   on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
+  for (const name of ["prompt_length", "token_probabilities"]) {
+    on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
+  }
+  on("change:selected_cell", () => patternView.setSelectedCell(model.get("selected_cell") ?? []));
+  on("change:summary_notes", () => schedule("grid"));
   on("change:selected_tokens", () => schedule("selection", "grid", "strip"));
   on("change:hovered_token", () => {
     strip.setHovered(model.get("hovered_token")); // cheap, immediate feedback

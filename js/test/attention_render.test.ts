@@ -94,7 +94,10 @@ describe("attention widget render", () => {
   it("asks the kernel for selected patterns it lacks, decodes pushed ones, and selects via clicks", async () => {
     const m = model({ selected_layer: 1, selected_heads: [0] });
     const { q, cleanup } = await mount(m);
-    expect(m.sent).toEqual([{ type: "request_patterns", layer: 1, heads: [0] }]);
+    expect(m.sent).toEqual([
+      { type: "request_view", request_id: 1, layer: 1, heads: [0], rows: [0, 4], cols: [0, 4], shape: [4, 4], combine: "mean", reduce: "max" },
+      { type: "request_patterns", layer: 1, heads: [0] },
+    ]);
     const n = TOKENS.length;
     const packed = new Uint8Array((n * (n + 1)) / 2).fill(255);
     const scale = new Float32Array(n).fill(0.5);

@@ -81,7 +81,7 @@ describe("TokenStrip", () => {
   it("marks the tokens past what a linked widget shares, and unmarks them when unlinked", () => {
     const { view, span } = strip(["a", "b", "c", "d"]);
     view.setLinkedTokens(2);
-    expect(view.element.dataset.linkedTokens).toBe("2");
+    expect(view.scroller.dataset.linkedTokens).toBe("2");
     const unlinked = [0, 1, 2, 3].map((i) => span(i).classList.contains("llmw-token--unlinked"));
     expect(unlinked).toEqual([false, false, true, true]);
     expect(span(3).title).toBe(`3: "d"${UNLINKED_NOTE}`);

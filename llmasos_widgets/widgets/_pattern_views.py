@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_VIEW_SIDE = 1024
-"""Largest pooled side a view may ask for (a 2x HiDPI canvas of 512 CSS pixels)."""
+MAX_VIEW_CELLS = 1 << 20
+"""Most cells one view may ask for (a 2x HiDPI canvas of 512 CSS pixels; one row of 1M keys)."""
 
 REDUCTIONS = ("max", "sum")
 COMBINES = ("mean", "each")
@@ -59,8 +59,10 @@ class ViewRequest:
         for name, (a, b) in (("rows", rows), ("cols", cols)):
             if not 0 <= a < b <= n_tokens:
                 raise ValueError(f"{name}={[a, b]} must satisfy 0 <= start < stop <= {n_tokens}")
-        if not all(1 <= s <= MAX_VIEW_SIDE for s in shape):
-            raise ValueError(f"shape={list(shape)} must be within 1..{MAX_VIEW_SIDE} per side")
+        if min(shape) < 1 or shape[0] * shape[1] > MAX_VIEW_CELLS:
+            raise ValueError(
+                f"shape={list(shape)} must have sides >= 1 and at most {MAX_VIEW_CELLS} cells"
+            )
         reduce = str(content.get("reduce", "max"))
         combine = str(content.get("combine", "mean"))
         if reduce not in REDUCTIONS:

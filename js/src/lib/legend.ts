@@ -100,8 +100,9 @@ export function updateLegend(el: HTMLElement, opts: LegendOptions): void {
   bar.height = 1;
   bar.style.cssText = `width:${BAR_WIDTH}px;height:${BAR_HEIGHT}px;image-rendering:pixelated;border:1px solid #bbb`;
   const ctx = bar.getContext("2d");
-  if (ctx) {
-    const image = ctx.createImageData(256, 1);
+  // jsdom's canvas stub has no pixel API: the bar stays blank there
+  const image = ctx && typeof ctx.createImageData === "function" ? ctx.createImageData(256, 1) : null;
+  if (ctx && image) {
     for (let i = 0; i < 256; i++) {
       image.data[i * 4] = colors.lut[i * 3];
       image.data[i * 4 + 1] = colors.lut[i * 3 + 1];
