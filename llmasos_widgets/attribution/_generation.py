@@ -373,11 +373,11 @@ def _occlusion(
             parts.read_site(hooks, sites[-1], lambda h: last.update(h=h))
             inputs = hidden if hidden is not None and site == 0 else source
             hf_model(inputs_embeds=inputs, use_cache=False, logits_to_keep=1)
-        out = []
-        for row in range(last["h"].shape[0]):
-            one = last["h"][row : row + 1]
-            out.append(_target_logprobs(parts, one, positions, generated))
-        return torch.stack(out)
+            rows = [
+                _target_logprobs(parts, last["h"][row : row + 1], positions, generated)
+                for row in range(last["h"].shape[0])
+            ]
+        return torch.stack(rows)
 
     activations = _site_activations(parts, hf_model, embeds[:, :kept], sites)
     baseline_acts = _site_activations(parts, hf_model, baseline_embeds[:, :kept], sites)

@@ -184,3 +184,52 @@ def sequence_probabilities(explainable: ExplainableModel, sequence: torch.Tensor
         parts.read_site(hooks, parts.n_sites - 1, read)
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class InductionPeaks:
+    """Known answer on copy sequences (``language/_copying.py``): how often each generated
+    token's saliency peaks on the earlier copy of that token -- the token right after the
+    earlier occurrence of the token it follows, where an induction head looks."""
+
+    rate: float
+    """Fraction of generated steps whose saliency row (at ``site``) peaks there."""
+    steps: int
+    sequences: int
+    copied: float
+    """Fraction of sequences whose completion was the exact copy."""
+    site: int
+
+
+def induction_peaks(
+    model: ExplainableModel | Any,
+    *,
+    n: int,
+    length: int,
+    seed: int,
+    site: int = 0,
+    method: str = "gradient",
+    split: str = "test",
+) -> InductionPeaks:
+    """Generate the second half of ``n`` held-out copy sequences of ``length`` words (the
+    prompt is the first half plus the first repeated word) and measure :class:`InductionPeaks`
+    at residual ``site`` (0 = embeddings)."""
+    from llmasos_widgets.language._copying import copy_examples
+    from llmasos_widgets.models import as_explainable
+
+    explainable = as_explainable(model)
+    hits = steps = copied = 0
+    for example in copy_examples(n, length=length, seed=seed, split=split):
+        prompt = " ".join(example.words[: length + 1])
+        explanation = generate(explainable, prompt, length - 1, saliency_method=method)
+        generation = explanation.generation
+        assert generation is not None and generation.saliency is not None
+        matrix = generation.saliency
+        expected = matrix.target_positions + 1 - example.period
+        hits += int((np.argmax(matrix.matrix(site), axis=1) == expected).sum())
+        steps += matrix.n_generated
+        whole = explainable.encode(example.text)[0].cpu().numpy()
+        copied += int(np.array_equal(explanation.token_ids, whole))
+    return InductionPeaks(
+        rate=hits / max(steps, 1), steps=steps, sequences=n, copied=copied / max(n, 1), site=site
+    )

@@ -108,7 +108,11 @@ class Generation:
             from llmasos_widgets.attribution._generation import SaliencyMatrix
 
             saliency = SaliencyMatrix.from_arrays(
-                {k.removeprefix("saliency."): v for k, v in arrays.items() if "saliency." in k},
+                {
+                    k.removeprefix("saliency."): v
+                    for k, v in arrays.items()
+                    if k.startswith("saliency.")
+                },
                 meta["saliency"],
             )
         return cls(

@@ -44,6 +44,9 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         for name, array in explanation.saliency.to_arrays().items():
             tensors[f"saliency.{name}"] = _tensor(array)
         saliency_meta = explanation.saliency.metadata()
+    generation = explanation.generation
+    for name, array in ({} if generation is None else generation.to_arrays()).items():
+        tensors[f"generation.{name}"] = _tensor(array)
     header = {
         "model_name": explanation.model_name,
         "tokens": list(explanation.tokens),
@@ -52,6 +55,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "specs": [dataclasses.asdict(spec) for spec in explanation.specs],
         "summaries": list(explanation.head_summaries),
         "saliency": saliency_meta,
+        "generation": None if generation is None else generation.metadata(),
         "token_style": explanation.token_style.to_json(),
         "metadata": dict(explanation.metadata),
         "summary_notes": dict(explanation.summary_notes),
@@ -141,7 +145,21 @@ def _build(
         token_style=TokenStyle.from_json(header.get("token_style")),
         metadata=header["metadata"],
         summary_notes=header.get("summary_notes", {}),  # absent in older files
+        generation=_generation(header.get("generation"), tensors),  # absent in older files
     )
+
+
+def _generation(meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:
+    if meta is None:
+        return None
+    from llmasos_widgets.explanation._generation import Generation
+
+    arrays = {
+        name.removeprefix("generation."): value.numpy()
+        for name, value in tensors.items()
+        if name.startswith("generation.")
+    }
+    return Generation.from_arrays(arrays, meta)
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
