@@ -11,12 +11,15 @@ svg as a standalone SVG. This module is the kernel half of that protocol:
   resolved with the written path when ``figure`` (bytes in one buffer) or ``figure_error``
   comes back.
 
-Timing. A kernel handles messages from the browser between cells, never while a cell runs
-(Jupyter, and marimo likewise). So a view displayed in the cell that calls ``save_figure`` has
-not reported yet (the call raises :class:`FigureUnavailableError`), and the reply to a request
-arrives after the calling cell finishes: the file exists from the next cell on, where
-``request.result()`` returns its path at once. Blocking on the result inside the calling cell
-waits until ``timeout`` and raises ``TimeoutError``; it cannot succeed.
+Timing. The kernel handles a message from the browser on its event loop: after the running
+cell, or while the cell ``await``s (ipykernel 7, tested in tests/browser/test_figures_browser.py).
+So a view displayed in the cell that calls ``save_figure`` has not reported yet (the call raises
+:class:`FigureUnavailableError`: display in one cell, save in a later one), and the request is
+resolved either while the same cell runs ``await request`` or once the cell finishes (the next
+cell's ``request.result()`` returns at once). A blocking ``request.result()`` in the calling
+cell blocks that loop, so the reply cannot arrive: it ends in ``TimeoutError`` after
+``timeout``. marimo runs cells without an event loop the reply could use meanwhile: there the
+file is written after the cell.
 """
 
 from __future__ import annotations
@@ -41,10 +44,9 @@ class FigureUnavailableError(RuntimeError):
 class FigureRequest(concurrent.futures.Future):  # type: ignore[type-arg]
     """A pending figure: ``result()`` is the written :class:`~pathlib.Path`.
 
-    Resolved when the front end replies (after the calling cell finishes, see the module
-    notes); failed with ``TimeoutError`` when no reply came within the ``timeout`` given to
-    ``save_figure``, or ``RuntimeError`` with the front end's message. ``await request`` works in
-    a later cell or any asyncio code.
+    Resolved when the front end replies (while the calling cell awaits it, or after the cell;
+    see the module notes); failed with ``TimeoutError`` when no reply came within the
+    ``timeout`` given to ``save_figure``, or ``RuntimeError`` with the front end's message.
     """
 
     def __init__(self, path: Path, view: str, request_id: int) -> None:
@@ -60,7 +62,7 @@ class FigureRequest(concurrent.futures.Future):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         if not self.done():
-            state = "pending: written when the front end replies (after this cell finishes)"
+            state = "pending: written when the front end replies (await it, or use a later cell)"
         elif self.exception() is not None:
             state = f"failed: {self.exception()}"
         else:
@@ -96,8 +98,8 @@ class FigureExportMixin:
         """Ask the front end for figure ``view`` and write it to ``path`` (``.png`` or ``.svg``).
 
         Returns at once with a :class:`FigureRequest`; the file is written when the browser
-        replies, which a Jupyter or marimo kernel receives only after the running cell
-        finishes: call ``request.result()`` (or ``await request``) in a later cell. Raises
+        replies, which the kernel handles while the cell ``await``s the request or after the
+        cell (a blocking ``request.result()`` in the same cell only times out). Raises
         :class:`FigureUnavailableError` immediately when no view of this widget has reported to
         the kernel (not displayed, or displayed in this same cell) or none has figure ``view``,
         and ``ValueError`` for a suffix that does not match the figure (canvas views are PNG,
@@ -168,8 +170,8 @@ class FigureExportMixin:
             request.set_exception(
                 TimeoutError(
                     f"no reply from the front end within {timeout:g} s for figure "
-                    f"{request.view!r}: the result only arrives after the calling cell "
-                    "finishes, so wait in a later cell; if it still times out the view was "
+                    f"{request.view!r}: a blocking result() in the calling cell keeps the "
+                    "reply out (use `await request`, or a later cell); otherwise the view was "
                     "closed or the page reloaded: display the widget again"
                 )
             )

@@ -4,9 +4,11 @@
   ``<widget>-<name>.png|svg``: a PNG whose IHDR size is the canvas's CSS size × 2 and equals its
   backing store (the pixels on screen), or an SVG that parses as XML with the svg element's
   width, height and viewBox.
-* ``widget.save_figure(path, name)`` from Python writes the same files once the browser replies;
-  awaiting the request in the cell that made it times out (the reply reaches the kernel only
-  after that cell), and the next cell finds the file written.
+* ``widget.save_figure(path, name)`` from Python writes the same files once the browser replies:
+  ``await request`` in the same cell gets it (ipykernel handles the reply while the cell
+  awaits); a blocking ``request.result()`` in that cell cannot (the kernel's event loop is
+  blocked) and ends in ``TimeoutError`` after ``timeout``; requests made in a cell are written
+  by the next one.
 * The HTML report's figures (painted by the widgets' code) download at their declared CSS size × 2.
 """
 
@@ -61,7 +63,8 @@ FIGURE_BARS = """() => [...document.querySelectorAll('[data-testid="figure-bar"]
     elements: figures.map((el) => {
       const box = el.getBoundingClientRect();
       return el.tagName.toLowerCase() === "canvas"
-        ? {kind: "png", cssWidth: el.clientWidth, cssHeight: el.clientHeight, width: el.width, height: el.height}
+        ? {kind: "png", cssWidth: el.clientWidth, cssHeight: el.clientHeight,
+           width: el.width, height: el.height}
         : {kind: "svg", cssWidth: box.width, cssHeight: box.height};
     }),
   };
@@ -80,7 +83,11 @@ def png_size(data: bytes) -> tuple[int, int]:
 def svg_size(data: bytes) -> tuple[float, float, str]:
     root = ElementTree.fromstring(data)
     assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
-    return float(root.get("width", "nan")), float(root.get("height", "nan")), root.get("viewBox", "")
+    return (
+        float(root.get("width", "nan")),
+        float(root.get("height", "nan")),
+        root.get("viewBox", ""),
+    )
 
 
 def figure_context(browser: Any) -> Any:
@@ -113,6 +120,11 @@ def check_file(name: str, data: bytes, expected: dict[str, Any]) -> None:
         assert view_box == f"0 0 {width:g} {height:g}", name
 
 
+def expected_sizes(bars: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """widget -> button -> the size its element had when the buttons were clicked."""
+    return {b["widget"]: dict(zip(b["buttons"], b["elements"], strict=True)) for b in bars}
+
+
 def run_cell(kernel: KernelClient, code: str, timeout: float = UI_STEP_S) -> None:
     """Execute ``code`` as one cell (top-level await allowed); fails on an error reply."""
     client = kernel._client
@@ -137,11 +149,16 @@ def test_save_buttons_and_save_figure_write_images_of_the_drawn_size(
     page = context.new_page()
     try:
         kernel_id = open_notebook_and_run_all(page, jupyter_server, f"/lab/tree/{name}")
-        views = {w: wait_for_widget(page, jupyter_server, f"{w}-widget") for w in ("attention", "saliency", "probe")}
+        views = {
+            w: wait_for_widget(page, jupyter_server, f"{w}-widget")
+            for w in ("attention", "saliency", "probe")
+        }
         for view in views.values():
             expect(view).to_be_visible()
         expect(page.get_by_test_id("save-figure-pattern")).to_have_count(1, timeout=STEP_MS)
-        expect(page.locator('[data-testid="saliency-widget"][data-status="ready"]')).to_have_count(1)
+        expect(page.locator('[data-testid="saliency-widget"][data-status="ready"]')).to_have_count(
+            1
+        )
         bars = page.evaluate(FIGURE_BARS)
         assert {b["widget"]: b["buttons"] for b in bars} == {
             "attention-widget": ["save-figure-grid", "save-figure-pattern", "save-figure-line"],
@@ -151,7 +168,9 @@ def test_save_buttons_and_save_figure_write_images_of_the_drawn_size(
         # 1. every button downloads a valid file of the element's size
         for bar in bars:
             widget = bar["widget"].removesuffix("-widget")
-            bar_locator = views[widget].locator("xpath=following-sibling::div[@data-testid='figure-bar']")
+            bar_locator = views[widget].locator(
+                "xpath=following-sibling::div[@data-testid='figure-bar']"
+            )
             for testid, expected in zip(bar["buttons"], bar["elements"], strict=True):
                 filename, data = download(page, bar_locator.get_by_test_id(testid))
                 figure = testid.removeprefix("save-figure-")
@@ -163,34 +182,57 @@ def test_save_buttons_and_save_figure_write_images_of_the_drawn_size(
         kernel = KernelClient.connect(jupyter_server, kernel_id)
         try:
             out = tmp_path / "py"
-            kernel.wait_for("sorted(attention.figures)", lambda v: v == ["grid", "line", "pattern"],
-                            what="figures the attention view reported")
-            run_cell(kernel, f"""
+            kernel.wait_for(
+                "sorted(attention.figures)",
+                lambda v: v == ["grid", "line", "pattern"],
+                what="figures the attention view reported",
+            )
+            run_cell(
+                kernel,
+                f"""
 import asyncio
-same_cell = attention.save_figure({str(out / 'same.png')!r}, "grid", timeout=3)
+blocked = attention.save_figure({str(out / "blocked.png")!r}, "grid", timeout=3)
 try:
-    await asyncio.wait_for(asyncio.wrap_future(same_cell), 10)
-    same_cell_outcome = "resolved"
+    blocked.result(timeout=10)  # blocks the kernel's event loop: the reply cannot be handled
+    blocked_outcome = "resolved"
 except Exception as err:
-    same_cell_outcome = type(err).__name__
+    blocked_outcome = type(err).__name__
+awaited = attention.save_figure({str(out / "awaited.png")!r}, "grid", timeout=10)
+awaited_path = str(await awaited)  # the kernel handles the reply while this cell awaits
 requests = [
-    attention.save_figure({str(out / 'pattern.png')!r}, "pattern"),
-    saliency.save_figure({str(out / 'saliency.png')!r}, "saliency"),
-    probe_widget.save_figure({str(out / 'probe.svg')!r}, "probe"),
+    attention.save_figure({str(out / "pattern.png")!r}, "pattern"),
+    saliency.save_figure({str(out / "saliency.png")!r}, "saliency"),
+    probe_widget.save_figure({str(out / "probe.svg")!r}, "probe"),
 ]
-""")
-            assert kernel.evaluate("same_cell_outcome") == "TimeoutError"
+""",
+            )
+            assert kernel.evaluate("blocked_outcome") == "TimeoutError"
+            assert kernel.evaluate("awaited_path") == str(out / "awaited.png")
+            check_file(
+                "awaited.png",
+                (out / "awaited.png").read_bytes(),
+                expected_sizes(bars)["attention-widget"]["save-figure-grid"],
+            )
             kernel.wait_for("[r.done() for r in requests]", all, what="save_figure requests")
             results = kernel.evaluate("[str(r.result()) for r in requests]")
             assert results == [str(out / n) for n in ("pattern.png", "saliency.png", "probe.svg")]
-            expected = {b["widget"]: dict(zip(b["buttons"], b["elements"], strict=True)) for b in bars}
-            check_file("pattern.png", (out / "pattern.png").read_bytes(),
-                       expected["attention-widget"]["save-figure-pattern"])
-            check_file("saliency.png", (out / "saliency.png").read_bytes(),
-                       expected["saliency-widget"]["save-figure-saliency"])
-            check_file("probe.svg", (out / "probe.svg").read_bytes(),
-                       expected["probe-widget"]["save-figure-probe"])
-            assert not (out / "same.png").exists()
+            expected = expected_sizes(bars)
+            check_file(
+                "pattern.png",
+                (out / "pattern.png").read_bytes(),
+                expected["attention-widget"]["save-figure-pattern"],
+            )
+            check_file(
+                "saliency.png",
+                (out / "saliency.png").read_bytes(),
+                expected["saliency-widget"]["save-figure-saliency"],
+            )
+            check_file(
+                "probe.svg",
+                (out / "probe.svg").read_bytes(),
+                expected["probe-widget"]["save-figure-probe"],
+            )
+            assert not (out / "blocked.png").exists()
         finally:
             kernel.close()
     finally:
@@ -210,8 +252,9 @@ def test_report_figures_are_painted_and_download_at_their_size(
     try:
         page.goto(report.as_uri())
         page.wait_for_selector("body[data-report-figures]", state="attached")
-        canvases = page.evaluate("""() => [...document.querySelectorAll("canvas[data-figure]")].map((c) => ({
-          name: c.dataset.figure, width: Number(c.dataset.width), height: Number(c.dataset.height)}))""")
+        canvases = page.evaluate("""() => [...document.querySelectorAll("canvas[data-figure]")]
+          .map((c) => ({name: c.dataset.figure,
+                        width: Number(c.dataset.width), height: Number(c.dataset.height)}))""")
         n_summaries = len(explanation.head_summaries)
         saliency = 1 if explanation.saliency is not None else 0
         assert int(page.evaluate("document.body.dataset.reportFigures")) == len(canvases)
@@ -225,10 +268,14 @@ def test_report_figures_are_painted_and_download_at_their_size(
             assert png_size(data) == (canvas["width"] * DPR, canvas["height"] * DPR), filename
             (output_dir / filename).write_bytes(data)
         # a grid is painted, not blank: its first pixel row is not one color
-        assert page.evaluate("""() => {
+        assert (
+            page.evaluate("""() => {
           const c = document.querySelector('canvas[data-report-matrix="grid"]');
           const d = c.getContext("2d").getImageData(0, 0, c.width, 1).data;
-          return new Set(Array.from({length: c.width}, (_, i) => d.slice(4 * i, 4 * i + 3).join())).size;
-        }""") > 1
+          const colors = Array.from({length: c.width}, (_, i) => d.slice(4 * i, 4 * i + 3).join());
+          return new Set(colors).size;
+        }""")
+            > 1
+        )
     finally:
         context.close()

@@ -96,7 +96,7 @@ def test_front_end_error_and_timeout_fail_the_request(tmp_path):
     with pytest.raises(RuntimeError, match="could not export 'grid': boom"):
         failed.result(timeout=0)
     late = widget.save_figure(tmp_path / "b.png", "grid", timeout=0.05)
-    with pytest.raises(TimeoutError, match="after the calling cell finishes"):
+    with pytest.raises(TimeoutError, match="use `await request`, or a later cell"):
         late.result(timeout=5)
     assert not (tmp_path / "b.png").exists()
 
