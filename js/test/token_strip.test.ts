@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { getScale } from "../src/lib/colors";
 import { truncatePieces } from "../src/lib/pattern_view";
 import { CONTINUATION_MARK, TokenStrip, UNLINKED_NOTE, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
@@ -48,6 +48,10 @@ describe("token display", () => {
 
 describe("TokenStrip", () => {
   afterEach(() => document.body.replaceChildren());
+  // jsdom has no canvas 2D context: widths fall back to character counts, no overview drawing
+  beforeAll(() => {
+    vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockReturnValue(null);
+  });
 
   function strip(tokens: string[], display?: string[], kinds?: string[]) {
     const onHover = vi.fn();
@@ -113,6 +117,44 @@ describe("TokenStrip", () => {
     expect(span(0).style.backgroundColor).toBe("rgb(8, 48, 107)");
     expect(span(0).style.color).toBe("rgb(255, 255, 255)");
     expect(span(1).style.backgroundColor).toBe("");
+  });
+
+  it("keeps only the lines in view in the DOM and reveals any token", () => {
+    const tokens = Array.from({ length: 8192 }, (_, i) => `w${i}`);
+    const { view, span, onHover } = strip(tokens);
+    const count = () => view.element.querySelectorAll(".llmw-token").length;
+    expect(count()).toBeGreaterThan(50);
+    expect(count()).toBeLessThan(600);
+    expect(span(5000)).toBeNull();
+    view.scroller.dispatchEvent(new CustomEvent("llmw-reveal", { detail: 5000 }));
+    expect(span(5000)!.textContent).toBe("w5000");
+    expect(span(0)).toBeNull();
+    expect(count()).toBeLessThan(600);
+    fire(span(5000)!, "pointerover");
+    expect(onHover).toHaveBeenLastCalledWith(5000);
+    expect(view.overview.dataset.hovered).toBe("5000");
+    const [first, last] = view.overview.dataset.window!.split(",").map(Number);
+    expect(first <= 5000 && 5000 < last).toBe(true);
+    // state set while a token is not in the DOM is applied when it is rendered
+    view.setSelected([10]);
+    view.setValues(Float32Array.from(tokens, (_, i) => (i === 10 ? 1 : NaN)), getScale("blues"));
+    view.reveal(10);
+    expect(span(10)!.classList.contains("llmw-token--selected")).toBe(true);
+    expect(span(10)!.style.backgroundColor).toBe("rgb(8, 48, 107)");
+  });
+
+  it("marks the generated part and shows each token's probability (contract C1)", () => {
+    const { view, span } = strip(["a", "b", "c", "d"]);
+    view.setGeneration(2, [-1, 0.5, 0.25, 1]);
+    expect([0, 1, 2, 3].map((i) => span(i).classList.contains("llmw-token--generated"))).toEqual([false, false, true, true]);
+    expect(span(2).classList.contains("llmw-token--boundary")).toBe(true);
+    expect(span(3).classList.contains("llmw-token--boundary")).toBe(false);
+    expect(span(0).querySelector(".llmw-prob")).toBeNull(); // the first token has no prefix
+    const bar = span(2).querySelector(".llmw-prob") as HTMLElement;
+    expect([bar.style.width, bar.dataset.value]).toEqual(["25%", "0.25"]);
+    expect(span(2).title).toBe('2: "c" · P = 0.25 · first generated token');
+    view.setGeneration(-1, []);
+    expect(view.element.querySelectorAll(".llmw-token--generated, .llmw-prob").length).toBe(0);
   });
 
   it("destroy removes every listener, including the window one", () => {

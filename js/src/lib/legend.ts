@@ -41,7 +41,13 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   if (max === min) return [min];
   const raw = (max - min) / Math.max(1, count - 1);
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw * 0.999) ?? 10 * power;
+  // the round step whose tick count is nearest `count` (ties: the larger step)
+  const ticksOf = (s: number): number => Math.floor(max / s + 1e-9) - Math.ceil(min / s - 1e-9) + 1;
+  let step = 10 * power;
+  for (const m of [5, 2, 1]) {
+    const s = m * power;
+    if (Math.abs(ticksOf(s) - count) < Math.abs(ticksOf(step) - count)) step = s;
+  }
   const first = Math.ceil(min / step - 1e-9);
   const last = Math.floor(max / step + 1e-9);
   const ticks: number[] = [];
