@@ -28,6 +28,9 @@ _EXPORTS = {
     "SaliencyWidget": "llmasos_widgets.widgets",
     "ProbeWidget": "llmasos_widgets.widgets",
     "link_selection": "llmasos_widgets.widgets",
+    "ablate_heads": "llmasos_widgets.interventions",
+    "activation_patching": "llmasos_widgets.interventions",
+    "PatchingWidget": "llmasos_widgets.widgets",
     "compare": "llmasos_widgets.comparison",
     "Comparison": "llmasos_widgets.comparison",
     "CompareWidget": "llmasos_widgets.widgets",
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
+    from llmasos_widgets.interventions import ablate_heads as ablate_heads
+    from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.models import ExplainableModel as ExplainableModel
     from llmasos_widgets.models import load_model as load_model
     from llmasos_widgets.probing import ProbeResult as ProbeResult
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.tracing import trace as trace
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
+    from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget
     from llmasos_widgets.widgets import SaliencyWidget as SaliencyWidget
     from llmasos_widgets.widgets import link_selection as link_selection

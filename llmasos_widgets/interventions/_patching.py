@@ -117,6 +117,12 @@ class PatchingResult:
         logit difference: the preference flipped to the clean prompt's token)."""
         return np.sign(values) == np.sign(self.clean_value)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook: the PatchingWidget (a view registered by ``widgets``)."""
+        from llmasos_widgets._views import render
+
+        return render("mimebundle", self, **kwargs)
+
     def __repr__(self) -> str:
         parts = [
             f"PatchingResult({self.target}: clean {self.clean_value:.4g}, "

@@ -7,6 +7,7 @@ from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
+from llmasos_widgets.widgets.patching import PatchingWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
 from llmasos_widgets.widgets.saliency import SaliencyWidget
 
@@ -32,10 +33,25 @@ def _register_comparison() -> None:
 
 _register_comparison()
 
+
+def _register_patching() -> None:
+    """A PatchingResult in a notebook: its PatchingWidget."""
+    from llmasos_widgets.interventions import PatchingResult
+
+    register_view(
+        "mimebundle",
+        PatchingResult,
+        lambda result, **kwargs: PatchingWidget(result)._repr_mimebundle_(**kwargs),
+    )
+
+
+_register_patching()
+
 __all__ = [
     "AttentionWidget",
     "CompareDifferenceWidget",
     "CompareWidget",
+    "PatchingWidget",
     "ProbeWidget",
     "SaliencyWidget",
     "Selection",

@@ -28,6 +28,9 @@ EXPECTED_KINDS = {
     "SaliencyWidget": "class",
     "ProbeWidget": "class",
     "link_selection": "function",
+    "ablate_heads": "function",
+    "activation_patching": "function",
+    "PatchingWidget": "class",
 }
 
 

@@ -1,0 +1,135 @@
+"""PatchingWidget: activation-patching maps as heatmaps, linked to the other widgets.
+
+Front end: ``js/src/patching.ts`` (built to ``static/patching.js``). What travels: the two
+maps as float32 binary buffers (``[site, position]`` and ``[layer, head]``, normalised so the
+clean run is 1 and the corrupted run 0), both prompts' tokens and the target's description.
+
+Selection. Clicking a head-map cell ``(layer, head)`` selects that layer and head; clicking a
+residual-map cell ``(site, position)`` selects token ``position`` and the decoder layer whose
+output the site is (``after L{i}`` -> layer ``i``; ``emb`` belongs to no layer: -1), as the
+probe and saliency widgets do. ``tokens`` are the clean prompt's, so linked to an
+AttentionWidget of the clean prompt (``link_selection``) tokens link over the whole text; to
+one of the corrupted prompt they link up to the first differing token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from llmasos_widgets.widgets._base import (
+    STATIC_DIR,
+    SelectionWidget,
+    display_traits,
+    tensor_payload,
+)
+
+
+def site_to_selected_layer(site: int) -> int:
+    """The ``selected_layer`` of residual site ``site`` (mirror of ``js/src/patching.ts``)."""
+    return site - 1
+
+
+class PatchingWidget(SelectionWidget):
+    """Activation patching at a glance (``PatchingWidget(activation_patching(...))``).
+
+    Shows the residual ``[site, position]`` map and the head ``[layer, head]`` map as
+    heatmaps with a legend, the target and its clean/corrupted values, and the two prompts
+    side by side with the differing tokens marked.
+    """
+
+    _esm = STATIC_DIR / "patching.js"
+
+    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the clean prompt's tokens (token linking uses these)."""
+
+    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the clean tokens as readers read them (shown as text)."""
+
+    corrupted_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the corrupted prompt's tokens, shown as text."""
+
+    differing = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
+    """list[int], read-only: positions where the two prompts differ (marked in the view)."""
+
+    site_names = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: row labels of the residual map (``emb``, ``after L0``, ...)."""
+
+    residual = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: float32 ``[site, position]`` payload, or ``{}`` when not computed."""
+
+    heads = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: float32 ``[layer, head]`` payload, or ``{}`` when not computed."""
+
+    target = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: the patched target, e.g. ``logit('are') - logit('is') after token 5``."""
+
+    clean_value = traitlets.Float(0.0, read_only=True).tag(sync=True)
+    """float, read-only: the target on the clean prompt (normalised to 1)."""
+
+    corrupted_value = traitlets.Float(0.0, read_only=True).tag(sync=True)
+    """float, read-only: the target on the corrupted prompt (normalised to 0)."""
+
+    target_position = traitlets.Int(-1, read_only=True).tag(sync=True)
+    """int, read-only: the position the target is read after."""
+
+    def __init__(self, result: Any, **kwargs: Any) -> None:
+        from llmasos_widgets.interventions import PatchingResult
+
+        if not isinstance(result, PatchingResult):
+            raise TypeError(
+                "PatchingWidget takes a PatchingResult (from "
+                f"llmasos_widgets.activation_patching(...)), got {type(result).__name__}"
+            )
+        n_tokens = len(result.clean_tokens)
+        # validators read these, so they exist before the traits are initialised
+        self._dims: dict[str, int | None] = {
+            "layers": result.n_layers,
+            "heads": result.n_heads,
+            "tokens": n_tokens,
+        }
+        self._result: Any = result
+        super().__init__(**kwargs)
+        self.set_trait("tokens", list(result.clean_tokens))
+        for name, tokens in (
+            ("display_tokens", result.clean_tokens),
+            ("corrupted_tokens", result.corrupted_tokens),
+        ):
+            self.set_trait(name, display_traits(tokens, None)["display_tokens"])
+        self.set_trait("differing", list(result.differing_positions))
+        self.set_trait("site_names", list(result.site_names))
+        for name, values in (("residual", result.residual), ("heads", result.heads)):
+            payload = {} if values is None else tensor_payload(np.asarray(values, np.float32))
+            self.set_trait(name, payload)
+        self.set_trait("target", result.target)
+        self.set_trait("clean_value", float(result.clean_value))
+        self.set_trait("corrupted_value", float(result.corrupted_value))
+        self.set_trait("target_position", int(result.target_position))
+
+    @property
+    def result(self) -> Any:
+        """The PatchingResult shown (``None`` after :meth:`close`)."""
+        return self._result
+
+    def close(self) -> None:
+        # anywidget keeps instances reachable; do not pin the result after close
+        self._result = None
+        super().close()
+
+    def _dimensions(self) -> dict[str, int | None]:
+        return dict(self._dims)
+
+    def select_head(self, layer: int, head: int) -> None:
+        """Select head-map cell ``(layer, head)`` as a click on it does."""
+        self.selected_layer = layer
+        self.selected_heads = [head]
+
+    def select_residual(self, site: int, position: int) -> None:
+        """Select residual-map cell ``(site, position)`` as a click on it does."""
+        n_sites = len(self.site_names)
+        if not 0 <= site < n_sites:
+            raise ValueError(f"site {site} is out of range: use 0..{n_sites - 1}")
+        self.selected_layer = site_to_selected_layer(site)
+        self.selected_tokens = [position]
