@@ -121,7 +121,7 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
     const block = document.createElement("div");
     block.appendChild(text("div", title, "font-weight:600;margin-bottom:2px"));
     const grid = document.createElement("div");
-    grid.style.cssText = "display:grid;grid-template-columns:auto auto;column-gap:4px";
+    grid.style.cssText = "display:inline-grid;grid-template-columns:max-content max-content;column-gap:4px";
     const rowLabels = document.createElement("div");
     view.rowLabels.forEach((label) => rowLabels.appendChild(text("div", label, `height:${CELL_HEIGHT}px;line-height:${CELL_HEIGHT}px;text-align:right;color:#555`)));
     const canvas = view.canvas;
