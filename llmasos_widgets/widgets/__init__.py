@@ -4,6 +4,7 @@ from typing import Any
 
 from llmasos_widgets._views import register_view
 from llmasos_widgets.explanation import Explanation
+from llmasos_widgets.widgets._figures import FigureRequest, FigureUnavailableError
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
@@ -51,6 +52,8 @@ __all__ = [
     "AttentionWidget",
     "CompareDifferenceWidget",
     "CompareWidget",
+    "FigureRequest",
+    "FigureUnavailableError",
     "PatchingWidget",
     "ProbeWidget",
     "SaliencyWidget",
