@@ -21,6 +21,10 @@ _EXPORTS = {
     "generate": "llmasos_widgets.explanation",
     "attribute": "llmasos_widgets.attribution",
     "Saliency": "llmasos_widgets.attribution",
+    "faithfulness": "llmasos_widgets.attribution",
+    "compare_faithfulness": "llmasos_widgets.attribution",
+    "LogitLensWidget": "llmasos_widgets.widgets",
+    "qk_breakdown": "llmasos_widgets.widgets",
     "activations": "llmasos_widgets.probing",
     "probe": "llmasos_widgets.probing",
     "ProbeResult": "llmasos_widgets.probing",
@@ -62,6 +66,8 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import generate as generate
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
+    from llmasos_widgets.attribution import compare_faithfulness as compare_faithfulness
+    from llmasos_widgets.attribution import faithfulness as faithfulness
     from llmasos_widgets.models import ExplainableModel as ExplainableModel
     from llmasos_widgets.models import load_model as load_model
     from llmasos_widgets.probing import ProbeResult as ProbeResult
@@ -74,3 +80,5 @@ if TYPE_CHECKING:
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget
     from llmasos_widgets.widgets import SaliencyWidget as SaliencyWidget
     from llmasos_widgets.widgets import link_selection as link_selection
+    from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
+    from llmasos_widgets.widgets import qk_breakdown as qk_breakdown

@@ -43,6 +43,7 @@ import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
 import { attachFigureExport } from "./lib/figures";
 import { TokenStrip, shownTokens } from "./lib/token_strip";
 import { renderLegend, updateLegend } from "./lib/legend";
+import { type QkTrait, mountQkPanel } from "./lib/qk_panel";
 import { type PooledView, type ViewMessage, decodeViewMessage } from "./lib/pattern_lod";
 import { type ViewRequestSpec } from "./lib/pattern_view";
 
@@ -60,6 +61,8 @@ export interface AttentionModel extends SelectionState {
   flow_direction: FlowDirection;
   /** [] or [query, key]: the clicked pattern cell (the block's argmax cell when pooled). */
   selected_cell: number[];
+  /** query·key breakdown of selected_cell ({} = none): lib/qk_panel.ts, widgets/_qk.py */
+  qk?: QkTrait;
   /** summary name -> how it was estimated; {} when exact (C2, Explanation.summary_notes) */
   summary_notes: Record<string, string>;
   /** whole patterns are sent only up to this many tokens; above, pooled views and rows */
@@ -115,6 +118,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   let disposed = false;
   const { cleanups, on, listen } = listenerScope(model);
   cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
+  const qkPanel = mountQkPanel(model, on); // q·k breakdown of the selected cell (lib/qk_panel.ts)
 
   // --- controls -------------------------------------------------------------------------
   const controls = document.createElement("div");
@@ -226,7 +230,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     body.replaceChildren(gridColumn, patternView.element);
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
-    root.replaceChildren(controls, strip.element, body);
+    root.replaceChildren(controls, strip.element, body, qkPanel);
   };
 
   const decodeSummaries = (): void => {

@@ -21,6 +21,7 @@ import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
 import { getScale } from "./lib/colors";
 import { listenerScope, makeSelect } from "./lib/dom";
+import { type FaithfulnessTrait, mountFaithfulness } from "./lib/faithfulness_view";
 import { attachFigureExport } from "./lib/figures";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
@@ -50,6 +51,8 @@ export interface SaliencyModel extends SelectionState {
   convergence_warning: string;
   status: string;
   progress: number;
+  /** Deletion/insertion test of the map shown ({} until asked): lib/faithfulness_view.ts. */
+  faithfulness: FaithfulnessTrait;
 }
 
 const HOVER_SAVE_MS = 120;
@@ -132,6 +135,9 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   warning.dataset.testid = "convergence-warning";
   warning.setAttribute("role", "alert");
 
+  // "faithfulness" button, curves and method comparison (lib/faithfulness_view.ts)
+  const faithfulness = mountFaithfulness(model, on, listen);
+
   const saveHover = debounce(() => model.save_changes(), HOVER_SAVE_MS);
   cleanups.push(() => saveHover.flush());
   const setHover = (t: number): void => {
@@ -166,7 +172,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
       },
     });
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
-    root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, caption);
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, caption, faithfulness);
   };
 
   const buildRows = (): void => {

@@ -2,7 +2,9 @@
 
 Methods (see :data:`METHODS`): ``gradient`` (default), ``input_x_gradient``,
 ``integrated_gradients`` and ``occlusion``. Targets: :class:`NextToken`, :class:`Predicted`,
-:class:`Contrast` (or their short forms, see :func:`attribute`).
+:class:`Contrast` (or their short forms, see :func:`attribute`). How faithful a map is
+(deletion/insertion of its tokens vs a random order): :func:`faithfulness`,
+:func:`compare_faithfulness`.
 """
 
 from llmasos_widgets.attribution._attribute import (
@@ -10,6 +12,13 @@ from llmasos_widgets.attribution._attribute import (
     DEFAULT_N_STEPS,
     attribute,
     default_baseline,
+)
+from llmasos_widgets.attribution._faithfulness import (
+    Faithfulness,
+    FaithfulnessComparison,
+    compare_faithfulness,
+    faithfulness,
+    with_faithfulness,
 )
 from llmasos_widgets.attribution._methods import (
     INTEGRATION_RULES,
@@ -44,6 +53,8 @@ __all__ = [
     "AttributionMethod",
     "Contrast",
     "ConvergenceWarning",
+    "Faithfulness",
+    "FaithfulnessComparison",
     "NextToken",
     "Predicted",
     "ResolvedTarget",
@@ -51,10 +62,13 @@ __all__ = [
     "as_target",
     "attribute",
     "available_methods",
+    "compare_faithfulness",
     "decoder_layers",
     "default_baseline",
+    "faithfulness",
     "get_method",
     "register_method",
     "resolve_target",
     "resolve_token",
+    "with_faithfulness",
 ]

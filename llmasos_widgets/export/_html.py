@@ -24,6 +24,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_pieces,
 )
+from llmasos_widgets.export._faithfulness import faithfulness_html
 from llmasos_widgets.export._figures import figure_script, figures_section, pattern_canvas
 from llmasos_widgets.tracing._anatomy import site_name
 
@@ -192,6 +193,7 @@ def _saliency_section(explanation: Explanation) -> str:
     return (
         f"<h2>Gradient saliency</h2><p>{' · '.join(facts)}</p>{warning_html}"
         f"<table class='lens'><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+        f"{faithfulness_html(explanation)}"
         "<p class='muted'>rows: where the attribution is taken (the input embeddings, or the "
         "residual stream after a layer); red raises the target, blue lowers it; each row is "
         "scaled to its own largest magnitude</p>"

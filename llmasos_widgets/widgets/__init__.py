@@ -5,9 +5,11 @@ from typing import Any
 from llmasos_widgets._views import register_view
 from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.widgets._figures import FigureRequest, FigureUnavailableError
+from llmasos_widgets.widgets._qk import QKBreakdown, qk_breakdown
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
+from llmasos_widgets.widgets.logit_lens import LogitLensWidget
 from llmasos_widgets.widgets.patching import PatchingWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
 from llmasos_widgets.widgets.saliency import SaliencyWidget
@@ -54,9 +56,12 @@ __all__ = [
     "CompareWidget",
     "FigureRequest",
     "FigureUnavailableError",
+    "LogitLensWidget",
     "PatchingWidget",
     "ProbeWidget",
+    "QKBreakdown",
     "SaliencyWidget",
     "Selection",
     "link_selection",
+    "qk_breakdown",
 ]

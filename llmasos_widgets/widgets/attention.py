@@ -165,6 +165,10 @@ class AttentionWidget(SelectionWidget):
     """list[int], default []: ``[query, key]`` of the pattern cell the user clicked ([] =
     none). At a pooled zoom the pattern view sets the block's argmax cell."""
 
+    qk = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: the query·key breakdown of ``selected_cell`` for the selected layer's
+    heads ({} = none), drawn by ``js/src/lib/qk_panel.ts``; see ``widgets/_qk.py``."""
+
     flow_budget = traitlets.Int(2**26)
     """int, default 2**26: largest layers·heads·T² for which the kernel computes the hover
     flow of heads whose patterns the browser lacks (it costs every head's pattern)."""
@@ -253,6 +257,14 @@ class AttentionWidget(SelectionWidget):
         return cell
 
     def _check_head(self, layer: int, head: int) -> None:
+    @traitlets.observe("selected_cell", "selected_layer", "selected_heads")
+    def _on_cell(self, change: dict[str, Any]) -> None:
+        from llmasos_widgets.widgets._qk import qk_message
+
+        if self._explanation is not None:
+            cell, heads = list(self.selected_cell), list(self.selected_heads)
+            self.set_trait("qk", qk_message(self._explanation, self.selected_layer, heads, cell))
+
         n_layers, n_heads = self._dims["layers"], self._dims["heads"]
         if not 0 <= layer < n_layers:
             raise ValueError(f"layer {layer} is out of range (valid: 0..{n_layers - 1})")

@@ -37,6 +37,7 @@ import torch
 import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
+from llmasos_widgets.widgets import _faithfulness
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -122,6 +123,11 @@ class SaliencyWidget(SelectionWidget):
     progress = traitlets.Float(1.0, read_only=True).tag(sync=True)
     """float, read-only: fraction of the current computation done (1.0 when idle)."""
 
+    faithfulness = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: deletion/insertion test of the map shown and a one-line comparison of
+    the methods ({} until the view's "faithfulness" button or :meth:`compute_faithfulness`
+    asks; cleared when a new map is shown). Layout: ``widgets/_faithfulness.py``."""
+
     def __init__(
         self,
         model: Any,
@@ -176,6 +182,7 @@ class SaliencyWidget(SelectionWidget):
             self.target_position = resolve_position(position, n_tokens)
         # the baseline follows the method's default until one is chosen
         self._baseline_follows_method = baseline is None
+        self.on_msg(_faithfulness.on_message)  # the view's "faithfulness" button
         self.recompute(raise_errors=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -268,6 +275,11 @@ class SaliencyWidget(SelectionWidget):
             return
         self._show(saliency)
 
+    def compute_faithfulness(self) -> dict[str, Any]:
+        """Test the map shown (deletion/insertion vs random order, every method compared) and
+        show it next to the map; returns the ``faithfulness`` trait value."""
+        return _faithfulness.show_faithfulness(self)
+
     def _report_progress(self, fraction: float) -> None:
         now = time.monotonic()
         if now - self._last_progress >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
@@ -291,6 +303,7 @@ class SaliencyWidget(SelectionWidget):
             self.set_trait("target", readable_quoted(saliency.target, style))
             self.set_trait("target_probability", float(saliency.target_probability))
             self.set_trait("convergence_warning", saliency.convergence_warning)
+            self.set_trait("faithfulness", {})  # a new map has not been tested
             self.set_trait("progress", 1.0)
             self.set_trait("status", "ready")
 
