@@ -203,8 +203,10 @@ async function hover(count) {
     let t = 1 + Math.floor(((k * 7919) % count) * (n - 2) / count + (k % 5));
     if (t === previous || t >= n) t = (t + 1) % n;
     previous = t;
-    const span = strip.querySelector(`[data-testid="token-${t}"]`);
+    // the strip is virtualised: scroll the token into view (not timed), then hover it
+    strip.dispatchEvent(new CustomEvent("llmw-reveal", { detail: t }));
     await painted();
+    const span = strip.querySelector(`[data-testid="token-${t}"]`);
     let frameStart = 0;
     requestAnimationFrame(() => { frameStart = performance.now(); }); // runs before the widget's flush
     const t0 = performance.now();
@@ -549,6 +551,9 @@ def run_widget(page: Any, server: Files, cfg: tuple[int, int, int], hovers: int)
     prefix = f"/c/{n_layers}_{n_heads}_{n_tokens}"
     t_build = time.perf_counter()
     widget = AttentionWidget(SyntheticExplanation(n_layers, n_heads, n_tokens))
+    # whole patterns at every T: this bench measures that path (bench_long_context_browser.py
+    # measures the level-of-detail views that replace it above 512 tokens)
+    widget.set_trait("full_pattern_limit", n_tokens)
     sent = capture_sends(widget)
     first = first_render_bytes(widget)
     publish_state(server, prefix, widget)

@@ -4,12 +4,14 @@ import { formatTick, niceTicks, tickPosition } from "../src/lib/legend";
 import {
   MIN_SPAN,
   blockAtPixel,
+  blockOfToken,
   cellInfo,
   decodeViewMessage,
   dragRegion,
   fullRegion,
   labelledBlocks,
   pan,
+  pixelBlocks,
   pixelToToken,
   poolingNote,
   requestShape,
@@ -106,12 +108,18 @@ describe("view messages", () => {
 });
 
 describe("pixels, blocks and labels", () => {
-  it("maps pixels to the drawn block", () => {
-    expect(blockAtPixel(0, 360, 357)).toBe(0);
-    expect(blockAtPixel(359.9, 360, 357)).toBe(356);
-    expect(blockAtPixel(180, 360, 10)).toBe(5);
-    expect(blockAtPixel(-1, 360, 10)).toBe(-1);
-    expect(blockAtPixel(360, 360, 10)).toBe(-1);
+  it("maps pixels to the block of the token under them, also for an unequal last block", () => {
+    const edges = Int32Array.from({ length: 358 }, (_, b) => Math.min(8192, b * 23)); // 357 blocks, the last of 4 tokens
+    expect(blockOfToken(edges, 8000)).toBe(347);
+    expect(blockOfToken(edges, 8191)).toBe(356);
+    expect(blockOfToken(edges, 8192)).toBe(-1);
+    const y = ((8000 + 0.5) / 8192) * 360; // where token 8000 is drawn
+    expect(blockAtPixel(y, 360, edges, 0, 8192)).toBe(347);
+    expect(blockAtPixel(-1, 360, edges, 0, 8192)).toBe(-1);
+    expect(blockAtPixel(360, 360, edges, 0, 8192)).toBe(-1);
+    const blocks = pixelBlocks(360, edges, 0, 8192);
+    expect([blocks[0], blocks[359]]).toEqual([0, 355]); // the 4-token last block is under a pixel wide
+    expect(pixelBlocks(4, [10, 11, 12], 10, 12)).toEqual(Int32Array.from([0, 0, 1, 1])); // exact: 2 px per cell
   });
 
   it("labels every block wide enough, else every 2^k-th", () => {

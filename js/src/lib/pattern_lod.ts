@@ -172,10 +172,35 @@ export async function decodeViewMessage(msg: ViewMessage, buffers: readonly Sour
   };
 }
 
-/** Block under pixel p of an axis px long drawn with `count` equal-width blocks. */
-export function blockAtPixel(p: number, px: number, count: number): number {
-  if (p < 0 || p >= px || count <= 0) return -1;
-  return Math.min(count - 1, Math.floor((p / px) * count));
+/** Block holding token t (edges[b] <= t < edges[b + 1]); -1 outside the edges. */
+export function blockOfToken(edges: ArrayLike<number>, t: number): number {
+  const last = edges.length - 1;
+  if (last < 1 || t < edges[0] || t >= edges[last]) return -1;
+  let lo = 0;
+  let hi = last - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (edges[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/**
+ * Block shown at pixel p of an axis px long showing tokens [start, stop): the block of the
+ * token under the pixel, so blocks of unequal size (the kernel's last block is often shorter)
+ * sit exactly where their tokens are; -1 outside.
+ */
+export function blockAtPixel(p: number, px: number, edges: ArrayLike<number>, start: number, stop: number): number {
+  if (p < 0 || p >= px) return -1;
+  return blockOfToken(edges, pixelToToken(p, px, start, stop));
+}
+
+/** blockAtPixel for every pixel of an axis (painting resamples blocks onto pixels). */
+export function pixelBlocks(px: number, edges: ArrayLike<number>, start: number, stop: number): Int32Array {
+  const out = new Int32Array(px);
+  for (let p = 0; p < px; p++) out[p] = blockAtPixel(p + 0.5, px, edges, start, stop);
+  return out;
 }
 
 /** What one cell of a view holds, for the tooltip and clicks. */

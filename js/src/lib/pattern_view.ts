@@ -38,6 +38,7 @@ import {
   fullRegion,
   labelledBlocks,
   pan,
+  pixelBlocks,
   poolingNote,
   requestShape,
   sameRegion,
@@ -279,8 +280,9 @@ export class PatternView {
     const view = this.view;
     if (!view || !sameRegion(view.region, this.region)) return null;
     const index = this.panels.indexOf(panel);
-    const row = blockAtPixel(y, panel.px, view.nRows);
-    const col = blockAtPixel(x, panel.px, view.nCols);
+    const { q0, q1, k0, k1 } = view.region;
+    const row = blockAtPixel(y, panel.px, view.rowEdges, q0, q1);
+    const col = blockAtPixel(x, panel.px, view.colEdges, k0, k1);
     if (row < 0 || col < 0 || index < 0 || index >= view.nPanels) return null;
     return cellInfo(view, index, row, col);
   }
@@ -417,10 +419,22 @@ export class PatternView {
       const ctx = setupCanvas(panel.base, px, px);
       if (!ctx) return;
       if (ready && p < view.nPanels) {
-        const cells = view.nRows * view.nCols;
-        const unit = new Float32Array(cells);
-        for (let i = 0; i < cells; i++) unit[i] = attentionToUnit(view.values[p * cells + i], vmax);
-        drawMatrix(ctx, unit, view.nRows, view.nCols, this.scale, { x: 0, y: 0, width: px, height: px });
+        // one image pixel per canvas pixel, each showing the block of the tokens under it
+        const { q0, q1, k0, k1 } = view.region;
+        const rows = Math.min(px, q1 - q0);
+        const cols = Math.min(px, k1 - k0);
+        const rowBlock = pixelBlocks(rows, view.rowEdges, q0, q1);
+        const colBlock = pixelBlocks(cols, view.colEdges, k0, k1);
+        const offset = p * view.nRows * view.nCols;
+        const unit = new Float32Array(rows * cols);
+        for (let y = 0; y < rows; y++) {
+          const base = offset + rowBlock[y] * view.nCols;
+          for (let x = 0; x < cols; x++) {
+            const b = rowBlock[y] >= 0 && colBlock[x] >= 0 ? base + colBlock[x] : -1;
+            unit[y * cols + x] = b >= 0 ? attentionToUnit(view.values[b], vmax) : NaN;
+          }
+        }
+        drawMatrix(ctx, unit, rows, cols, this.scale, { x: 0, y: 0, width: px, height: px });
         canvas.dataset.nRows = String(view.nRows);
         canvas.dataset.nCols = String(view.nCols);
         canvas.dataset.exact = String(view.exact);
@@ -521,6 +535,9 @@ export class PatternView {
       const nCols = view ? view.nCols : Math.min(px, k1 - k0);
       const start = (edges: Int32Array | null, b: number, from: number, to: number, count: number): number =>
         edges ? edges[b] : from + Math.floor((b * (to - from)) / count);
+      // pixel of a block's middle, where its tokens are drawn
+      const middle = (edges: Int32Array | null, b: number, from: number, to: number, count: number): number =>
+        edges ? (((edges[b] + edges[b + 1]) / 2 - from) / (to - from)) * px : ((b + 0.5) * px) / count;
       const y = setupCanvas(panel.yAxis, Y_AXIS_PX, px);
       if (y) {
         y.font = "10px ui-monospace, monospace";
@@ -529,7 +546,7 @@ export class PatternView {
         const rows = labelledBlocks(nRows, px, LABEL_MIN_PX);
         for (const b of rows) {
           const t = start(rowEdges, b, q0, q1, nRows);
-          this.axisLabel(y, t, Y_AXIS_PX - 3, ((b + 0.5) * px) / nRows, t === this.hovered);
+          this.axisLabel(y, t, Y_AXIS_PX - 3, middle(rowEdges, b, q0, q1, nRows), t === this.hovered);
         }
         panel.yAxis.dataset.labels = String(rows.length);
       }
@@ -541,7 +558,7 @@ export class PatternView {
         for (const b of cols) {
           const t = start(colEdges, b, k0, k1, nCols);
           x.save();
-          x.translate(((b + 0.5) * px) / nCols, X_AXIS_PX - 3);
+          x.translate(middle(colEdges, b, k0, k1, nCols), X_AXIS_PX - 3);
           x.rotate(-Math.PI / 2);
           this.axisLabel(x, t, 0, 0, t === this.hovered, "left");
           x.restore();
