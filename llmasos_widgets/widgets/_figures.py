@@ -41,7 +41,7 @@ class FigureUnavailableError(RuntimeError):
     """No displayed view can produce the figure now (none displayed, or none has it)."""
 
 
-class FigureRequest(concurrent.futures.Future):  # type: ignore[type-arg]
+class FigureRequest(concurrent.futures.Future[Path]):
     """A pending figure: ``result()`` is the written :class:`~pathlib.Path`.
 
     Resolved when the front end replies (while the calling cell awaits it, or after the cell;
@@ -82,7 +82,7 @@ class FigureExportMixin:
         state = self.__dict__.get("_llmw_figures")
         if state is None:
             state = self.__dict__.setdefault("_llmw_figures", ({}, {}, threading.Lock()))
-        return state  # type: ignore[no-any-return]
+        return state
 
     @property
     def figures(self) -> list[str]:
@@ -150,15 +150,9 @@ class FigureExportMixin:
         with lock:
             requests[request.request_id] = request
         request.add_done_callback(lambda _: timer.cancel())
-        self.send(
-            {
-                "type": "figure_request",
-                "request_id": request.request_id,
-                "view_id": view_id,
-                "name": name,
-                "format": fmt,
-            }
-        )  # type: ignore[attr-defined]
+        message = {"type": "figure_request", "request_id": request.request_id}
+        message.update(view_id=view_id, name=name, format=fmt)
+        self.send(message)  # type: ignore[attr-defined]  # the widget's (anywidget) send
         timer.start()
         return request
 
