@@ -312,7 +312,7 @@ export function attachFigureExport(root: HTMLElement, model?: FigureModel | null
       button.type = "button";
       button.className = "llmw-figure-save";
       button.dataset.testid = `save-figure-${figure.name}`;
-      button.dataset.figure = figure.name;
+      button.dataset.figureName = figure.name;
       const what = `Save figure ${figure.name} as ${figure.format.toUpperCase()}`;
       button.setAttribute("aria-label", what);
       button.title = `${what} (${fileName(widget, figure)})`;
