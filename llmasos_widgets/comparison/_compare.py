@@ -52,7 +52,7 @@ def compare(
 
         spec: Any = as_target(target)
         token = getattr(spec, "token", None)
-        vocab = int(anatomy(a.hf_model).unembedding.weight.shape[0])  # type: ignore[union-attr]
+        vocab = _vocab(anatomy(a.hf_model))
         target_id = (
             _predicted_id(a, ids) if token is None else resolve_token(a.tokenizer, token, vocab)
         )

@@ -79,3 +79,24 @@ def nearest_noun_examples(n: int, *, seed: int, split: str = "test") -> list[Agr
     if len(examples) < n:
         raise ValueError(f"could not draw {n} distinct prompts; ask for fewer")
     return examples
+
+
+def nearest_noun_corpus(n_documents: int, *, seed: int, copy_fraction: float = 0.5) -> list[str]:
+    """``n_documents`` training documents (``"train"`` split) under the changed rule: nearest-
+    noun sentences mixed with copy sequences of 5-20 words (``copy_fraction`` of them) so that
+    fine-tuning keeps induction, as :func:`~llmasos_widgets.language.training_corpus` does."""
+    from llmasos_widgets.language._copying import random_sequence
+
+    if n_documents < 0:
+        raise ValueError(f"n_documents must be >= 0, got {n_documents}")
+    if not 0.0 <= copy_fraction <= 1.0:
+        raise ValueError(f"copy_fraction must be in [0, 1], got {copy_fraction}")
+    rng = np.random.default_rng(seed)
+    documents = []
+    for _ in range(n_documents):
+        if rng.random() < copy_fraction:
+            half = random_sequence(rng, int(rng.integers(5, 21)), split="train")
+            documents.append(" ".join(half + half))
+        else:
+            documents.append(" ".join(nearest_noun_sentence(rng, split="train")))
+    return documents

@@ -133,7 +133,7 @@ class CompareDifferenceWidget(SelectionWidget):
         return self._summary_names
 
 
-class CompareWidget(ipywidgets.VBox):  # type: ignore[misc]
+class CompareWidget(ipywidgets.VBox):
     """Model A and model B on one text: ``CompareWidget(comparison)`` or
     ``CompareWidget(model_a, model_b, text, **compare_kwargs)``.
 

@@ -29,7 +29,9 @@ def _zero_query_head(model, layer: int, head: int):
     d = attention.head_dim
     with torch.no_grad():
         attention.q_proj.weight[head * d : (head + 1) * d] = 0
-    return lw.models.ExplainableModel(tuned, model.tokenizer, name="zeroed", copy_tokens=model.copy_tokens)
+    return lw.models.ExplainableModel(
+        tuned, model.tokenizer, name="zeroed", copy_tokens=model.copy_tokens
+    )
 
 
 def test_identical_models_differ_by_exactly_zero(bundled):
@@ -124,3 +126,24 @@ def test_compare_widget_links_both_sides_and_the_difference(bundled):
     bundle = comparison._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     widget.close()
+
+
+def test_html_report_shows_what_moved_and_both_reports(bundled, tmp_path):
+    comparison = compare(bundled, _zero_query_head(bundled, 2, 1), TEXT)
+    page = comparison.to_html(tmp_path / "compare.html").read_text("utf-8")
+    assert "attention moved" in page and "top: L2H1" in page
+    assert page.count("<iframe") == 2
+    assert "B − A probability of" in page
+
+
+def test_nearest_noun_examples_agree_with_the_attractor():
+    from llmasos_widgets.language import agreement_examples
+    from llmasos_widgets.language._variants import nearest_noun_examples
+
+    new, old = nearest_noun_examples(40, seed=5), agreement_examples(40, seed=5)
+    assert [e.text for e in new] == [e.text for e in old]  # same prompts, same draws
+    for e_new, e_old in zip(new, old, strict=True):
+        same = e_new.number == e_new.attractor_number
+        assert (e_new.correct_verb == e_old.correct_verb) == same
+        plural = e_new.correct_verb in ("are", "were", "have")
+        assert plural == (e_new.attractor_number == "plural")
