@@ -16,14 +16,4 @@ def _register_comparison() -> None:
 
 _register_comparison()
 
-
-def _register_patching() -> None:
-    from llmasos_widgets.export._patching_html import write_patching_report
-    from llmasos_widgets.interventions import PatchingResult
-
-    register_view("html", PatchingResult, write_patching_report)
-
-
-_register_patching()
-
 __all__ = ["write_report"]
