@@ -40,7 +40,9 @@ def check_keep(keep: str) -> str:
     return keep
 
 
-def map_file(path: Path, *, offset: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+def map_file(
+    path: Path, *, offset: int, dtype: torch.dtype, shape: tuple[int, ...]
+) -> torch.Tensor:
     """A CPU tensor backed by ``path`` bytes ``offset:`` (copy-on-write mapping)."""
     width = torch.empty((), dtype=dtype).element_size()
     count = int(np.prod(shape, dtype=np.int64))

@@ -93,7 +93,8 @@ def check_region(region: tuple[int, int] | None, n_tokens: int, name: str) -> tu
 
 def _scores(q: torch.Tensor, k: torch.Tensor, spec: AttentionSpec) -> torch.Tensor:
     """``[head, R, d] x [head, C, d] -> float32 [head, R, C]``, as attention_pattern computes."""
-    scores = torch.matmul(q.float(), k.float().transpose(1, 2)) * spec.scaling
+    # scaling q (R x d values) instead of the scores (R x C) differs by float rounding only
+    scores = torch.matmul(q.float() * spec.scaling, k.float().transpose(1, 2))
     if spec.softcap is not None:
         scores = torch.tanh(scores / spec.softcap) * spec.softcap
     return scores
@@ -105,6 +106,15 @@ def _visible(query_pos: torch.Tensor, key_pos: torch.Tensor, spec: AttentionSpec
     if spec.sliding_window is not None:
         allowed &= key_pos.unsqueeze(0) > query_pos.unsqueeze(1) - spec.sliding_window
     return allowed
+
+
+def _all_visible(
+    query_pos: torch.Tensor, key_start: int, key_stop: int, spec: AttentionSpec
+) -> bool:
+    """Whether every key ``key_start:key_stop`` is visible from every query (no mask needed)."""
+    if key_stop - 1 > int(query_pos.min()):
+        return False
+    return spec.sliding_window is None or key_start > int(query_pos.max()) - spec.sliding_window
 
 
 def _first_key(query_min: int, spec: AttentionSpec) -> int:
@@ -176,8 +186,12 @@ def row_statistics(
             scores = _scores(q, keys[kv_heads, key_start : int(key_pos[-1]) + 1], spec)
             if stats is not None:
                 stats.saw(scores)
-            allowed = _visible(query_pos, key_pos, spec)
-            scores = scores.masked_fill(~allowed, -math.inf)
+            masked = not _all_visible(query_pos, int(key_pos[0]), int(key_pos[-1]) + 1, spec)
+            if masked:
+                scores = scores.masked_fill(~_visible(query_pos, key_pos, spec), -math.inf)
+            if means is None:  # log-sum-exp only: one fused reduction per tile
+                top = torch.logaddexp(top, torch.logsumexp(scores, -1))
+                continue
             new_top = torch.maximum(top, scores.amax(-1))
             # rows with nothing visible yet keep -inf; shift by 0 there so exp gives 0, not NaN
             shift = torch.where(torch.isinf(new_top), torch.zeros_like(new_top), new_top)
@@ -185,9 +199,12 @@ def row_statistics(
             exps = torch.exp(scores - shift.unsqueeze(-1))
             total = total * rescale + exps.sum(-1)
             if means is not None:
-                finite = scores.masked_fill(~allowed, 0.0)
+                finite = torch.nan_to_num(scores, neginf=0.0) if masked else scores
                 weighted = weighted * rescale + (exps * finite).sum(-1)
             top = new_top
+        if means is None:
+            lse[:, start : start + len(query_pos)] = top
+            continue
         lse[:, start : start + len(query_pos)] = top + torch.log(total)
         if means is not None:
             means[:, start : start + len(query_pos)] = weighted / total
@@ -250,40 +267,51 @@ def pooled_heads(
     kv_heads = heads // spec.n_kv_groups
     n_heads = len(heads)
     is_max = reduce == "max"
-    fill = -1.0 if is_max else 0.0  # masked cells: below any weight for max, nothing for sum
-    values = torch.full((n_heads, *n_out), fill, dtype=torch.float32, device=device)
+    values = torch.full((n_heads, *n_out), -1.0 if is_max else 0.0, device=device)
     arg_query = torch.full((n_heads, *n_out), -1, dtype=torch.int64, device=device)
     arg_key = torch.full_like(arg_query, -1)
     most_rows, most_cols = _tile_lengths(n_heads, k1 - k0, tile_cells)
     for r0, r1, row_first, row_pool in _tiles(q0, q1, row_block, most_rows):
         q = queries[heads, r0:r1]
         query_pos = torch.arange(r0, r1, device=device)
+        # padded rows (a short last block) get scores -inf, hence weight 0
+        row_lse = _pad_to(lse[:, r0 - q0 : r1 - q0], 1, row_pool, 0.0).unsqueeze(-1)
         key_stop = min(k1, r1)  # causal: no key after the tile's last query is visible
         key_start = max(k0, _first_key(r0, spec))
         for c0, c1, col_first, col_pool in _tiles(k0, k1, col_block, most_cols):
             if c0 >= key_stop or c1 <= key_start:
                 continue  # every cell of this tile is masked
-            weights = _scores(q, keys[kv_heads, c0:c1], spec)
+            scores = _scores(q, keys[kv_heads, c0:c1], spec)
             if stats is not None:
-                stats.saw(weights)
-            weights = torch.exp(weights - lse[:, r0 - q0 : r1 - q0].unsqueeze(-1))
-            allowed = _visible(query_pos, torch.arange(c0, c1, device=device), spec)
-            weights = weights.masked_fill(~allowed, fill)
-            weights = _pad_to(_pad_to(weights, 1, row_pool, fill), 2, col_pool, fill)
-            n_r, n_c = weights.shape[1] // row_pool, weights.shape[2] // col_pool
-            blocks = weights.reshape(n_heads, n_r, row_pool, n_c, col_pool).transpose(2, 3)
-            blocks = blocks.reshape(n_heads, n_r, n_c, row_pool * col_pool)
-            out = (slice(None), slice(row_first, row_first + n_r), slice(col_first, col_first + n_c))
+                stats.saw(scores)
+            if not _all_visible(query_pos, c0, c1, spec):
+                visible = _visible(query_pos, torch.arange(c0, c1, device=device), spec)
+                scores = scores.masked_fill(~visible, -math.inf)
+            scores = _pad_to(_pad_to(scores, 1, row_pool, -math.inf), 2, col_pool, -math.inf)
+            n_r, n_c = scores.shape[1] // row_pool, scores.shape[2] // col_pool
+            by_col = scores.reshape(n_heads, n_r * row_pool, n_c, col_pool)
+            out = (
+                slice(None),
+                slice(row_first, row_first + n_r),
+                slice(col_first, col_first + n_c),
+            )
             if not is_max:
-                values[out] += blocks.sum(-1)
+                weights = torch.exp(by_col - row_lse.unsqueeze(-1)).sum(-1)
+                values[out] += weights.reshape(n_heads, n_r, row_pool, n_c).sum(2)
                 continue
-            best, where = blocks.max(-1)
+            # exp is monotone: the largest weight of a row in a block is exp(its largest score
+            # - lse), so exp runs on one value per row and block, not on every cell
+            top_score, col_offset = by_col.max(-1)
+            weights = torch.exp(top_score - row_lse).masked_fill(torch.isneginf(top_score), -1.0)
+            best, row_offset = weights.reshape(n_heads, n_r, row_pool, n_c).max(2)
+            col_offset = col_offset.reshape(n_heads, n_r, row_pool, n_c)
+            col_offset = col_offset.gather(2, row_offset.unsqueeze(2)).squeeze(2)
             better = best > values[out]
             values[out] = torch.where(better, best, values[out])
             row_base = torch.arange(n_r, device=device).unsqueeze(1) * row_pool + r0
             col_base = torch.arange(n_c, device=device).unsqueeze(0) * col_pool + c0
-            arg_query[out] = torch.where(better, row_base + where // col_pool, arg_query[out])
-            arg_key[out] = torch.where(better, col_base + where % col_pool, arg_key[out])
+            arg_query[out] = torch.where(better, row_base + row_offset, arg_query[out])
+            arg_key[out] = torch.where(better, col_base + col_offset, arg_key[out])
     values = values.clamp_min(0.0)
     exact = row_block == 1 and col_block == 1
     return [
@@ -312,7 +340,11 @@ class RowNormalisers:
     known: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def store(
-        self, layer: int, shape: tuple[int, int], heads: torch.Tensor, positions: torch.Tensor,
+        self,
+        layer: int,
+        shape: tuple[int, int],
+        heads: torch.Tensor,
+        positions: torch.Tensor,
         lse: torch.Tensor,
     ) -> None:
         """Record ``lse [len(heads), len(positions)]`` of a layer with ``shape`` = (heads, T)."""
@@ -325,7 +357,11 @@ class RowNormalisers:
         known[index] = True
 
     def get(
-        self, explanation: Any, layer: int, heads: torch.Tensor, positions: torch.Tensor,
+        self,
+        explanation: Any,
+        layer: int,
+        heads: torch.Tensor,
+        positions: torch.Tensor,
         **kwargs: Any,
     ) -> torch.Tensor:
         """``[len(heads), len(positions)]`` log-sum-exp, computing only what is missing."""
@@ -467,7 +503,11 @@ def flow_values(
     all_heads = torch.arange(n_heads)
     chunk = max(1, tile_cells // (n_heads * max(1, len(columns), 2)))
     for layer in range(n_layers):
-        queries, keys, spec = explanation.queries[layer], explanation.keys[layer], explanation.specs[layer]
+        queries, keys, spec = (
+            explanation.queries[layer],
+            explanation.keys[layer],
+            explanation.specs[layer],
+        )
         total = torch.zeros(n_heads, dtype=torch.float64)
         for start in range(0, len(rows), chunk):
             query_pos = torch.tensor(rows[start : start + chunk], dtype=torch.int64)

@@ -1,0 +1,229 @@
+"""Pooled attention (issue 11): known answers against the exact pattern, at T where it fits,
+and a planted long-range peak at T = 32768 found by zooming (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llmasos_widgets.explanation import Explanation
+from llmasos_widgets.tracing import AttentionSpec, attention_pattern
+from llmasos_widgets.tracing._pooled import (
+    TileStats,
+    block_edges,
+    flow_values,
+    pooled_heads,
+    pooled_view,
+    row_statistics,
+)
+from llmasos_widgets.widgets.attention import attention_flow
+
+
+def synthetic_explanation(
+    queries: list[torch.Tensor], keys: list[torch.Tensor], specs: list[AttentionSpec]
+) -> Explanation:
+    """An Explanation around given q/k; token-level fields are placeholders."""
+    n_tokens, n_layers = queries[0].shape[1], len(queries)
+    return Explanation(
+        model_name="synthetic",
+        tokens=tuple(f"t{i}" for i in range(n_tokens)),
+        token_ids=np.zeros(n_tokens, np.int64),
+        queries=tuple(queries),
+        keys=tuple(keys),
+        specs=tuple(specs),
+        head_summaries={},
+        top_token_ids=np.zeros((n_tokens, 1), np.int64),
+        top_probs=np.zeros((n_tokens, 1), np.float32),
+        top_tokens=tuple(("t0",) for _ in range(n_tokens)),
+        lens_token_ids=np.zeros((n_layers + 1, n_tokens), np.int64),
+        lens_probs=np.zeros((n_layers + 1, n_tokens), np.float32),
+        lens_tokens=tuple(tuple("t0" for _ in range(n_tokens)) for _ in range(n_layers + 1)),
+    )
+
+
+def random_qk(n_tokens: int, heads: int, kv_heads: int, dim: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(heads, n_tokens, dim, generator=generator)
+    k = torch.randn(kv_heads, n_tokens, dim, generator=generator)
+    return q, k
+
+
+def pool_exact(pattern: np.ndarray, rows, cols, row_edges, col_edges, reduce: str) -> np.ndarray:
+    region = pattern[rows[0] : rows[1], cols[0] : cols[1]]
+    r_e, c_e = row_edges - rows[0], col_edges - cols[0]
+    fn = np.max if reduce == "max" else np.sum
+    return np.array(
+        [
+            [fn(region[r_e[i] : r_e[i + 1], c_e[j] : c_e[j + 1]]) for j in range(len(c_e) - 1)]
+            for i in range(len(r_e) - 1)
+        ]
+    )
+
+
+SPECS = {
+    "mha": (AttentionSpec(scaling=0.25), 3, 3),
+    "gqa+window": (AttentionSpec(scaling=0.25, sliding_window=7, n_kv_groups=2), 4, 2),
+    "gqa+softcap": (AttentionSpec(scaling=0.4, softcap=2.0, n_kv_groups=3), 6, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("n_tokens", [1, 17, 61])
+@pytest.mark.parametrize("reduce", ["max", "sum"])
+def test_pooled_values_equal_pooling_of_the_exact_pattern(name, n_tokens, reduce) -> None:
+    spec, heads, kv_heads = SPECS[name]
+    q, k = random_qk(n_tokens, heads, kv_heads, 16, seed=n_tokens)
+    exact = attention_pattern(q, k, spec).numpy()
+    regions = [((0, n_tokens), (0, n_tokens))]
+    if n_tokens > 10:
+        regions.append(((n_tokens // 3, n_tokens - 2), (1, n_tokens // 2 + 3)))
+    for rows, cols in regions:
+        lse, _ = row_statistics(
+            q, k, spec, torch.arange(heads), torch.arange(*rows), tile_cells=heads * 40
+        )
+        # shapes that do not divide the region; small tiles split blocks into pieces
+        for shape, tile_cells in (((5, 7), heads * 60), ((3, 2), heads * 16), ((64, 64), 10**6)):
+            pooled = pooled_heads(
+                q, k, spec, torch.arange(heads), lse,
+                rows=rows, cols=cols, shape=shape, reduce=reduce, tile_cells=tile_cells,
+            )  # fmt: skip
+            for head, view in enumerate(pooled):
+                expected = pool_exact(
+                    exact[head], rows, cols, view.row_edges, view.col_edges, reduce
+                )
+                np.testing.assert_allclose(view.values, expected, rtol=2e-5, atol=2e-7)
+                assert view.row_edges[0] == rows[0] and view.row_edges[-1] == rows[1]
+                assert len(view.row_edges) - 1 <= shape[0]
+                if reduce == "max":
+                    seen = view.argmax_query >= 0
+                    at_argmax = exact[head][view.argmax_query[seen], view.argmax_key[seen]]
+                    np.testing.assert_allclose(at_argmax, view.values[seen], rtol=2e-5)
+                    # a block with no visible cell reports 0 and argmax -1
+                    assert np.all(view.values[~seen] == 0)
+
+
+def test_one_cell_blocks_are_exact_and_equal_the_pattern() -> None:
+    spec = AttentionSpec(scaling=0.3, sliding_window=5, n_kv_groups=2)
+    q, k = random_qk(23, 4, 2, 8, seed=3)
+    exp = synthetic_explanation([q], [k], [spec])
+    exact = attention_pattern(q, k, spec).numpy()
+    for head in range(4):
+        view = exp.pooled_attention(0, head, shape=(512, 512))
+        assert view.exact and view.values.shape == (23, 23)
+        np.testing.assert_allclose(view.values, exact[head], rtol=1e-5, atol=1e-7)
+        coarse = exp.pooled_attention(0, head, shape=(4, 4), reduce="sum")
+        assert not coarse.exact
+        # a full row of sum-pooled blocks holds all the weight of its queries
+        np.testing.assert_allclose(coarse.values.sum(1), np.diff(coarse.row_edges), rtol=1e-5)
+
+
+def test_edges_use_at_most_the_shape_and_cover_the_region() -> None:
+    assert block_edges(0, 32768, 512).tolist() == list(range(0, 32769, 64))
+    edges = block_edges(5, 1005, 512)  # 1000 rows in blocks of 2
+    assert len(edges) == 501 and edges[0] == 5 and edges[-1] == 1005
+    assert block_edges(3, 4, 512).tolist() == [3, 4]
+
+
+def test_bad_regions_and_reductions_say_what_is_wrong() -> None:
+    q, k = random_qk(10, 2, 2, 4, seed=0)
+    exp = synthetic_explanation([q], [k], [AttentionSpec(scaling=0.5)])
+    with pytest.raises(ValueError, match="rows=.*0 <= start < stop <= 10"):
+        exp.pooled_attention(0, 0, rows=(4, 4))
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        exp.pooled_attention(0, 0, reduce="mean")
+    with pytest.raises(ValueError, match="head 2 is out of range"):
+        exp.pooled_attention(0, 2)
+
+
+def test_tiles_bound_memory_far_below_t_squared() -> None:
+    """Largest score tile stays within the budget while T^2 is 128x larger."""
+    n_tokens, budget = 2048, 2**15
+    q, k = random_qk(n_tokens, 2, 1, 8, seed=1)
+    exp = synthetic_explanation([q], [k], [AttentionSpec(scaling=0.3, n_kv_groups=2)])
+    stats = TileStats()
+    views = pooled_view(
+        exp, 0, [0, 1], shape=(100, 100), reduce="sum", tile_cells=budget, stats=stats
+    )
+    assert stats.largest <= budget == n_tokens * n_tokens // 128
+    assert stats.tiles > 64
+    # sum pooling of a full view: every query row's weight is accounted for
+    np.testing.assert_allclose(views[1].values.sum(), n_tokens, rtol=1e-4)
+
+
+def planted_long_range(n_tokens: int, query: int, key: int, dim: int = 16):
+    """Random small q/k plus one query that matches one key ``query - key`` tokens back."""
+    q, k = random_qk(n_tokens, 1, 1, dim, seed=7)
+    q, k = q * 0.3, k * 0.3
+    q[0, query] = 0.0
+    k[0, key] = 0.0
+    q[0, query, 0] = 8.0
+    k[0, key, 0] = 8.0
+    return q, k
+
+
+@pytest.mark.parametrize("n_tokens", [32768])
+def test_planted_peak_20k_back_is_found_then_reached_exactly_by_zooming(n_tokens) -> None:
+    query, key = n_tokens - 2000, n_tokens - 2000 - 20000
+    q, k = planted_long_range(n_tokens, query, key)
+    spec = AttentionSpec(scaling=0.25)
+    exp = synthetic_explanation([q], [k], [spec])
+    overview = exp.pooled_attention(0, 0, shape=(512, 512))
+    assert overview.values.shape == (512, 512) and not overview.exact
+    # the diagonal is bright in any causal head (token 0 puts all its weight on itself);
+    # a reader looks for a spot far below it
+    far = overview.row_edges[:-1, None] - 1000 > overview.col_edges[1:, None].T
+    r, c = np.unravel_index(np.argmax(np.where(far, overview.values, 0)), far.shape)
+    assert overview.row_edges[r] <= query < overview.row_edges[r + 1]
+    assert overview.col_edges[c] <= key < overview.col_edges[c + 1]
+    assert (overview.argmax_query[r, c], overview.argmax_key[r, c]) == (query, key)
+    # the exact weight, from the one row alone
+    row = attention_pattern(q[:, query : query + 1], k[:, : query + 1], spec)[0, 0]
+    weight = float(row[key])
+    assert weight > 0.5  # a peak worth finding
+    view, zooms = overview, 0
+    while not view.exact:  # zoom into the brightest block, 8x8 at a time
+        rows = (int(view.row_edges[r]), int(view.row_edges[r + 1]))
+        cols = (int(view.col_edges[c]), int(view.col_edges[c + 1]))
+        view = exp.pooled_attention(0, 0, rows=rows, cols=cols, shape=(8, 8))
+        r, c = np.unravel_index(np.argmax(view.values), view.values.shape)
+        zooms += 1
+    assert zooms == 2  # 64x64 blocks -> 8x8 blocks -> 8x8 single cells
+    assert (int(view.row_edges[r]), int(view.col_edges[c])) == (query, key)
+    assert view.values[r, c] == pytest.approx(weight, rel=1e-5)
+    # every other cell of the exact view is the exact weight too
+    rows, cols = (
+        (int(view.row_edges[0]), int(view.row_edges[-1])),
+        (int(view.col_edges[0]), int(view.col_edges[-1])),
+    )
+    exact = attention_pattern(q[:, rows[0] : rows[1]], k[:, : rows[1]], spec)[0]
+    np.testing.assert_allclose(
+        view.values, exact[:, cols[0] : cols[1]].numpy(), rtol=1e-5, atol=1e-9
+    )
+
+
+def test_flow_values_match_the_exact_flow_of_every_head() -> None:
+    specs = [
+        AttentionSpec(scaling=0.3, n_kv_groups=2),
+        AttentionSpec(scaling=0.3, sliding_window=4, n_kv_groups=2),
+    ]
+    pairs = [random_qk(19, 4, 2, 8, seed=s) for s in (1, 2)]
+    exp = synthetic_explanation([p[0] for p in pairs], [p[1] for p in pairs], specs)
+    cases = [
+        ([5], [], "from"), ([0], [], "from"), ([3, 9, 9], [1, 2, 8], "from"),
+        ([6], [], "to"), ([4, 7], [10, 18], "to"), ([18], [], "to"), ([], [], "from"),
+    ]  # fmt: skip
+    for focus, others, direction in cases:
+        expected = np.array(
+            [
+                [
+                    attention_flow(exp.attention(layer, h), focus, others, direction)
+                    for h in range(4)
+                ]
+                for layer in range(2)
+            ]
+        )
+        got = flow_values(exp, focus, others, direction, tile_cells=40)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+    with pytest.raises(ValueError, match="token 19 is out of range"):
+        flow_values(exp, [19], [], "from")
