@@ -29,6 +29,8 @@ sys.path.insert(0, str(HERE))
 
 import _tables_bench  # noqa: E402
 import _tables_bundled  # noqa: E402
+import _tables_long_context  # noqa: E402
+import _tables_patching  # noqa: E402
 from _tables_format import Sources  # noqa: E402
 
 MODEL_DIR = ROOT / "llmasos_widgets" / "models" / "tiny-llama"
@@ -42,6 +44,8 @@ REGION = re.compile(
 RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_bench.RENDERERS,
     **_tables_bundled.RENDERERS,
+    **_tables_patching.RENDERERS,
+    **_tables_long_context.RENDERERS,
 }
 
 

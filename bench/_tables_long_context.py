@@ -1,0 +1,93 @@
+"""Renderer of bench/bench_long_context_browser.py's JSON (region ``long-context-browser``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from _tables_format import Sources, met, run_line, size, table
+
+TARGET_NAMES = {
+    "first_render_ms": "first render ≤ 1 s",
+    "select_head_ms": "select a head → painted ≤ 300 ms",
+    "zoom_ms": "zoom → detail painted ≤ 300 ms",
+    "hover_work_p95_ms": "hover work p95 ≤ 8 ms",
+    "first_render_bytes": "first render ≤ 1 MB",
+    "view_bytes": "one pattern view ≤ 512 kB",
+}
+
+
+def long_context_browser(sources: Sources) -> str:
+    result = sources.result("bench_long_context_browser")
+    header = [
+        "path",
+        "L, H, T",
+        "first render",
+        "first render ms",
+        "select head → painted (kernel)",
+        "zoom → painted (kernel)",
+        "one head's view",
+        "hover work p95",
+        "strip spans",
+    ]
+    rows = [
+        [
+            "whole patterns (today)",
+            f"{r['layers']}, {r['heads']}, {r['tokens']}",
+            size(r["first_render_bytes"]),
+            f"{r['first_render_ms']:.0f}",
+            f"{r['select_head_ms']:.0f} ms",
+            "-",
+            size(r["view_bytes"]),
+            f"{r['hover_work_ms']['p95']:.1f} ms",
+            f"{r['tokens']}",
+        ]
+        for r in result["today"]
+    ]
+    rows += [
+        [
+            "level of detail",
+            f"{r['layers']}, {r['heads']}, {r['tokens']}",
+            size(r["first_render_bytes"]),
+            f"{r['first_render_ms']:.0f}",
+            f"{r['select_head_ms']:.0f} ms ({r['select_kernel_ms']:.0f})",
+            f"{r['zoom_ms']:.0f} ms ({r['zoom_kernel_ms']:.0f})",
+            f"{size(r['view_bytes'])} ({r['view_blocks']} rows of blocks)",
+            f"{r['hover_work_ms']['p95']:.1f} ms",
+            f"≤ {r['strip_spans_max']}",
+        ]
+        for r in result["rows"]
+    ]
+    lines = [
+        run_line(result, "python bench/bench_long_context_browser.py --results"),
+        "",
+        "Headless Chromium; the real bundle in a page served from 127.0.0.1; the browser's "
+        "messages reach the live Python `AttentionWidget` (its `_handle_custom_msg`, through "
+        "Playwright's `expose_function`) on a planted Explanation (`tests/_long_context.py`, "
+        "head dim 16), so *select* and *zoom* include the kernel's pooled computation (in "
+        "parentheses) and the real bytes. *Whole patterns* are today's figures from "
+        "`bench_widget_browser.json` (whole quantized patterns, synthetic data). Hover: "
+        f"{result['config']['hovers']} `pointerover`s on strip tokens, each scrolled into view "
+        "first (not timed); work = handler + the frame's update.",
+        "",
+        table(header, rows, "llrrrrrrr"),
+        "",
+    ]
+    for r in result["rows"]:
+        verdict = r["verdict"]
+        lines.append(
+            f"- At ({r['layers']}, {r['heads']}, {r['tokens']}): "
+            + "; ".join(
+                f"{TARGET_NAMES[k]}: {met(v == 'met')}" for k, v in verdict.items()
+            )
+            + "."
+        )
+    if result["rows"]:
+        r = result["rows"][0]
+        lines.append(
+            f"- Zoomed view {size(r['zoom_bytes'])}; a strip row (one token's exact attention "
+            f"over all {r['tokens']} keys) {size(r['strip_row_bytes'])}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Sources], str]] = {"long-context-browser": long_context_browser}
