@@ -24,6 +24,7 @@ import { listenerScope, makeSelect } from "./lib/dom";
 import { type FaithfulnessTrait, mountFaithfulness } from "./lib/faithfulness_view";
 import { attachFigureExport } from "./lib/figures";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
+import { type SaliencyMatrixModel, mountSaliencyMatrix } from "./lib/saliency_matrix";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
 import { type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
@@ -53,6 +54,13 @@ export interface SaliencyModel extends SelectionState {
   progress: number;
   /** Deletion/insertion test of the map shown ({} until asked): lib/faithfulness_view.ts. */
   faithfulness: FaithfulnessTrait;
+  /** Generation (widgets/_generation_saliency.py, lib/saliency_matrix.ts): float32
+   * [generated, site, token] ({} without one) and the generated token whose row is shown. */
+  generated_scores: TensorPayload | Record<string, never>;
+  generated_token: number;
+  /** C1 (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
+  prompt_length: number;
+  token_probabilities: number[];
 }
 
 const HOVER_SAVE_MS = 120;
@@ -157,6 +165,8 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   const nTokens = (): number => (model.get("tokens") ?? []).length;
 
   let shown: ShownToken[] = [];
+  // saliency matrix of a generation (hidden otherwise): lib/saliency_matrix.ts
+  const matrixView = mountSaliencyMatrix(model as unknown as SaliencyMatrixModel, listen, () => shown, scale);
   const buildStrip = (): void => {
     strip?.destroy();
     shown = shownTokens(model.get("tokens") ?? [], model.get("display_tokens"), model.get("token_kinds"));
@@ -164,15 +174,20 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
       onHover: setHover,
       onSelect: (selected) => {
         model.set("selected_tokens", selected);
-        // A plain click (one token) retargets; a drag only brushes.
-        if (selected.length === 1 && selected[0] !== model.get("target_position")) {
+        // A plain click (one token) retargets; a drag only brushes. A generated token
+        // shows its row of the generation's saliency matrix.
+        const promptLength = model.get("prompt_length") ?? -1;
+        if (selected.length === 1 && promptLength >= 0 && selected[0] >= promptLength) {
+          model.set("generated_token", selected[0]);
+        } else if (selected.length === 1 && selected[0] !== model.get("target_position")) {
           model.set("target_position", selected[0]);
         }
         model.save_changes();
       },
     });
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
-    root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, caption, faithfulness);
+    strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, matrixView.element, warning, caption, faithfulness);
   };
 
   const buildRows = (): void => {
@@ -343,6 +358,11 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   on("change:status", paintStatus);
   on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
   on("change:progress", paintStatus);
+  on("change:generated_scores", () => matrixView.update());
+  for (const name of ["generated_token", "selected_layer", "sites"]) on(`change:${name}`, () => matrixView.paint());
+  for (const name of ["prompt_length", "token_probabilities"]) {
+    on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
+  }
 
   return () => {
     saveHover.flush();

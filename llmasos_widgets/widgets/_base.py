@@ -56,6 +56,22 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
     shares with every widget it is linked to; token brushing and hover link only over those
     (-1 = not linked to a widget with tokens)."""
 
+    prompt_length = traitlets.Int(-1).tag(sync=True)
+    """int, default -1: ``tokens[:prompt_length]`` are the prompt and the rest were generated
+    (set from ``Explanation.generation``); -1 = no generated part."""
+
+    token_probabilities = traitlets.List(traitlets.Float(), default_value=[]).tag(sync=True)
+    """list[float], default []: one per token, the model's ``P(token | prefix)`` (the first
+    token, without a prefix, is -1.0); [] = not known."""
+
+    def _set_generation(self, explanation: Any) -> None:
+        """Contract C1 traits from a generation Explanation (no-op for an ``explain()`` one)."""
+        generation = getattr(explanation, "generation", None)
+        if generation is None:
+            return
+        self.prompt_length = int(generation.prompt_length)
+        self.token_probabilities = [float(p) for p in generation.token_probabilities]
+
     def _dimensions(self) -> dict[str, int | None]:
         """Sizes to validate against: ``{"layers": L, "heads": H, "tokens": T}``."""
         return {"layers": None, "heads": None, "tokens": None}

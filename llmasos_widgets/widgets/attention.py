@@ -204,6 +204,7 @@ class AttentionWidget(SelectionWidget):
         self.set_trait("head_summaries", summaries)
         notes = getattr(explanation, "summary_notes", None) or {}
         self.set_trait("summary_notes", {str(k): str(v) for k, v in notes.items()})
+        self._set_generation(explanation)  # C1: prompt/completion boundary, probabilities
         self.on_msg(self._on_message)
         self._push_selected_patterns()
 

@@ -38,6 +38,7 @@ import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
 from llmasos_widgets.widgets import _faithfulness
+from llmasos_widgets.widgets._generation_saliency import GenerationSaliencyMixin
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -48,13 +49,14 @@ from llmasos_widgets.widgets._base import (
 _PROGRESS_INTERVAL_S = 0.1  # progress trait updates at most this often (each one is a message)
 
 
-class SaliencyWidget(SelectionWidget):
+class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
     """Gradient saliency of one next-token target, by token and by layer.
 
     ``SaliencyWidget(model, text, target=" are")``; ``model`` is an ``ExplainableModel`` or a
     ``transformers`` model with ``tokenizer=``. ``target``, ``method``, ``baseline``,
     ``n_steps`` and ``position`` mean what they mean in
-    :func:`llmasos_widgets.attribution.attribute`.
+    :func:`llmasos_widgets.attribution.attribute`. ``text`` may be an Explanation from
+    ``generate()``: the view then shows its saliency matrix (``_generation_saliency.py``).
     """
 
     _esm = STATIC_DIR / "saliency.js"
@@ -131,7 +133,7 @@ class SaliencyWidget(SelectionWidget):
     def __init__(
         self,
         model: Any,
-        text: str,
+        text: Any,
         *,
         target: Any = None,
         method: str = "gradient",
@@ -153,7 +155,10 @@ class SaliencyWidget(SelectionWidget):
         explainable = as_explainable(model, tokenizer)
         self._model: Any = explainable
         self._target_spec = as_target(target)
-        self._input_ids: torch.Tensor = explainable.encode(text)
+        generated_ids = self._generation_input(explainable, text)
+        self._input_ids: torch.Tensor = (
+            explainable.encode(text) if generated_ids is None else generated_ids
+        )
         n_tokens = int(self._input_ids.shape[1])
         n_layers = len(_layers_of(explainable.hf_model))
         # Validators read these, so they exist before the traits are initialised.
@@ -183,6 +188,7 @@ class SaliencyWidget(SelectionWidget):
         # the baseline follows the method's default until one is chosen
         self._baseline_follows_method = baseline is None
         self.on_msg(_faithfulness.on_message)  # the view's "faithfulness" button
+        self._start_generation(text)
         self.recompute(raise_errors=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -250,6 +256,8 @@ class SaliencyWidget(SelectionWidget):
         if self._model is None:
             raise RuntimeError("this SaliencyWidget was closed")
         self.set_trait("uses_baseline", get_method(self.method).needs_baseline)
+        if self._recompute_generation():  # a generated token's row (matrix of the method)
+            return
         self.set_trait("status", f"computing {self.method.replace('_', ' ')} …")
         self.set_trait("progress", 0.0)
         self._last_progress = time.monotonic()
