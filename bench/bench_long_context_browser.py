@@ -182,21 +182,8 @@ def run(
     page: Any, server: Files, kernels: dict[str, Kernel], n_tokens: int, hovers: int
 ) -> dict[str, Any]:
     n_layers = n_heads = 32
-    explanation = planted_explanation(n_tokens, 1, n_heads, planted=[(0, 3, n_tokens - 100, 50)])
-    # 32 layers sharing layer 0's captures: same cost per view, 1/32 of the memory
-    explanation = explanation.__class__(
-        **{
-            **{f: getattr(explanation, f) for f in explanation.__dataclass_fields__},
-            "queries": explanation.queries * n_layers,
-            "keys": explanation.keys * n_layers,
-            "specs": explanation.specs * n_layers,
-            "head_summaries": {
-                k: v.repeat(n_layers, axis=0) for k, v in explanation.head_summaries.items()
-            },
-            "lens_token_ids": explanation.lens_token_ids[:1].repeat(n_layers + 1, axis=0),
-            "lens_probs": explanation.lens_probs[:1].repeat(n_layers + 1, axis=0),
-            "lens_tokens": explanation.lens_tokens[:1] * (n_layers + 1),
-        }
+    explanation = planted_explanation(
+        n_tokens, n_layers, n_heads, planted=[(0, 3, n_tokens - 100, 50)], share_layers=True
     )
     widget = AttentionWidget(explanation)
     kernel = Kernel(widget)

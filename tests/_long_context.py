@@ -26,12 +26,17 @@ def planted_explanation(
     planted: Sequence[tuple[int, int, int, int]] = (),
     summary_notes: dict[str, str] | None = None,
     seed: int = 0,
+    share_layers: bool = False,
 ) -> Explanation:
-    """``n_layers`` x ``n_heads`` heads over tokens ``w0 .. w{T-1}`` (see the module doc)."""
+    """``n_layers`` x ``n_heads`` heads over tokens ``w0 .. w{T-1}`` (see the module doc).
+
+    ``share_layers``: every layer holds layer 0's q/k tensors (benchmarks at 32 layers: a
+    view costs the same in any layer, and memory stays that of one layer)."""
     generator = torch.Generator().manual_seed(seed)
     shape = (n_heads, n_tokens, dim)
-    queries = [torch.randn(shape, generator=generator) * 0.5 for _ in range(n_layers)]
-    keys = [torch.randn(shape, generator=generator) * 0.5 for _ in range(n_layers)]
+    distinct = 1 if share_layers else n_layers
+    queries = [torch.randn(shape, generator=generator) * 0.5 for _ in range(distinct)]
+    keys = [torch.randn(shape, generator=generator) * 0.5 for _ in range(distinct)]
     for layer, head, query, key in planted:
         if not 0 <= key <= query < n_tokens:
             raise ValueError(f"planted cell ({query}, {key}) must satisfy 0 <= key <= query < T")
@@ -39,6 +44,7 @@ def planted_explanation(
         queries[layer][head, query, 0] = PLANTED_SCORE
         keys[layer][head, key] = 0.0
         keys[layer][head, key, 0] = PLANTED_SCORE
+    queries, keys = queries * (n_layers // distinct), keys * (n_layers // distinct)
     rng = np.random.default_rng(seed)
     summaries = {
         name: rng.random((n_layers, n_heads), dtype=np.float32)

@@ -24,6 +24,7 @@ import { listenerScope, makeSelect } from "./lib/dom";
 import { type FaithfulnessTrait, mountFaithfulness } from "./lib/faithfulness_view";
 import { attachFigureExport } from "./lib/figures";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
+import { renderLegend, updateLegend } from "./lib/legend";
 import { type SaliencyMatrixModel, mountSaliencyMatrix } from "./lib/saliency_matrix";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
@@ -165,6 +166,9 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   const nTokens = (): number => (model.get("tokens") ?? []).length;
 
   let shown: ShownToken[] = [];
+  // color legend (lib/legend.ts): rows are scaled separately, so the scale is relative
+  const legendHost = document.createElement("div");
+  const legend = renderLegend(legendHost, { label: "attribution", units: "score / row's largest |score|", min: -1, max: 1, scale: "diverging", colors: scale });
   // saliency matrix of a generation (hidden otherwise): lib/saliency_matrix.ts
   const matrixView = mountSaliencyMatrix(model as unknown as SaliencyMatrixModel, listen, () => shown, scale);
   const buildStrip = (): void => {
@@ -187,7 +191,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     });
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
-    root.replaceChildren(controls, targetLine, strip.element, heatmap, matrixView.element, warning, caption, faithfulness);
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, matrixView.element, warning, legendHost, caption, faithfulness);
   };
 
   const buildRows = (): void => {
@@ -253,7 +257,9 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     strip.setSelected(model.get("selected_tokens") ?? []);
     strip.setHovered(model.get("hovered_token"));
     const target = model.get("target_position");
-    strip.element.querySelectorAll(".llmw-token").forEach((span, i) => span.classList.toggle("llmw-saliency-target", i === target));
+    strip.element
+      .querySelectorAll<HTMLElement>(".llmw-token")
+      .forEach((span) => span.classList.toggle("llmw-saliency-target", Number(span.dataset.index) === target));
     labels.forEach((label, i) => (label.dataset.selected = String(i === row)));
   };
 
@@ -265,6 +271,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     const signedNote = model.get("signed") ? "blue lowers the target, red raises it" : "unsigned (gradient norm)";
     const completeness = Number.isFinite(delta) ? ` · completeness error of this row: ${formatScore(delta)}` : "";
     caption.textContent = `${model.get("method").replace(/_/g, " ")}: each row scaled by its largest |score|; ${signedNote}${completeness}`;
+    updateLegend(legend, { label: `${model.get("method").replace(/_/g, " ")} attribution`, units: "score / row's largest |score|", min: -1, max: 1, scale: "diverging", colors: scale, note: signedNote });
   };
 
   const paintWarning = (): void => {

@@ -85,7 +85,7 @@ export class LineView {
   setHovered(t: number): void {
     this.hovered = t;
     this.reveal(t);
-    this.draw();
+    if (this.canvas.style.display !== "none") this.draw(); // hidden above full_pattern_limit
   }
 
   draw(): void {

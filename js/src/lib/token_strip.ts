@@ -217,6 +217,7 @@ export class TokenStrip {
   private colorScale: ColorScale | null = null;
   private cssColors: [string, string][] = [];
   private wanted: Int16Array; // LUT index per token (-1: none)
+  private colorCache: HTMLCanvasElement | null = null; // overview colors, until setValues
   private readonly cleanups: (() => void)[] = [];
 
   constructor(private readonly tokens: readonly ShownToken[], private readonly callbacks: TokenStripCallbacks) {
@@ -452,6 +453,7 @@ export class TokenStrip {
       const v = values ? values[i] : NaN;
       this.wanted[i] = v === undefined || Number.isNaN(v) ? -1 : Math.max(0, unitToIndex(v));
     }
+    this.colorCache = null;
     for (const [i, span] of this.spans) this.paintColor(i, span);
     this.drawOverview();
   }
@@ -508,6 +510,34 @@ export class TokenStrip {
     this.renderWindow();
   }
 
+  /**
+   * The strip's colors over the whole text, one pixel per column (the strongest color of the
+   * tokens under it), drawn once per setValues: hovers only redraw the marks over it.
+   */
+  private overviewColors(width: number): HTMLCanvasElement | null {
+    if (!this.colorScale) return null;
+    const cols = Math.max(1, Math.round(width));
+    if (this.colorCache && this.colorCache.width === cols) return this.colorCache;
+    const canvas = document.createElement("canvas");
+    canvas.width = cols;
+    canvas.height = 1;
+    const ctx = canvas.getContext("2d");
+    if (!ctx || typeof ctx.createImageData !== "function") return null;
+    const image = ctx.createImageData(cols, 1);
+    const n = this.tokens.length;
+    const lut = this.colorScale.lut;
+    for (let c = 0; c < cols; c++) {
+      let idx = -1;
+      const end = Math.max(Math.floor(((c + 1) * n) / cols), Math.floor((c * n) / cols) + 1);
+      for (let i = Math.floor((c * n) / cols); i < Math.min(n, end); i++) if (this.wanted[i] > idx) idx = this.wanted[i];
+      if (idx < 0) continue;
+      image.data.set([lut[idx * 3], lut[idx * 3 + 1], lut[idx * 3 + 2], 255], c * 4);
+    }
+    ctx.putImageData(image, 0, 0);
+    this.colorCache = canvas;
+    return canvas;
+  }
+
   /** The whole sequence in one bar: colors, generated part, brushed / hovered tokens, view. */
   private drawOverview(): void {
     const n = this.tokens.length;
@@ -521,14 +551,10 @@ export class TokenStrip {
     const x = (t: number): number => (t / n) * width;
     ctx.fillStyle = "#f2f2f2";
     ctx.fillRect(0, 0, width, OVERVIEW_PX);
-    if (this.colorScale) {
-      const lut = this.colorScale.lut;
-      for (let i = 0; i < n; i++) {
-        const idx = this.wanted[i];
-        if (idx < 0) continue;
-        ctx.fillStyle = `rgb(${lut[idx * 3]},${lut[idx * 3 + 1]},${lut[idx * 3 + 2]})`;
-        ctx.fillRect(x(i), 3, Math.max(1, width / n), OVERVIEW_PX - 6);
-      }
+    const colors = this.overviewColors(width);
+    if (colors) {
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(colors, 0, 3, width, OVERVIEW_PX - 6);
     }
     if (this.promptLength >= 0 && this.promptLength < n) {
       ctx.fillStyle = "rgba(44, 160, 44, 0.18)";
