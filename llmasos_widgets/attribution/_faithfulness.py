@@ -384,8 +384,9 @@ def _target_of(saliency: Saliency) -> ResolvedTarget:
     position = saliency.target_position
     if len(ids) == 2:
         return ResolvedTarget("contrast", "logit", position, ids[0], "", ids[1], "")
-    score = "logit" if saliency.target.startswith("logit(") else "logprob"
-    return ResolvedTarget("next_token", score, position, ids[0], "")
+    if saliency.target.startswith("logit("):
+        return ResolvedTarget("next_token", "logit", position, ids[0], "")
+    return ResolvedTarget("next_token", "logprob", position, ids[0], "")
 
 
 def _json_float(value: float) -> float | None:

@@ -66,3 +66,31 @@ def test_faithfulness_button_sets_the_score_python_computes(bundled) -> None:
     assert value["line"].startswith("faithfulness (vs random order): ")
     widget.method = "occlusion"  # a new map: the old test no longer applies
     assert widget.faithfulness == {}
+
+
+def test_report_shows_the_score_next_to_the_saliency_table(bundled, tmp_path) -> None:
+    from llmasos_widgets.attribution import with_faithfulness
+    from llmasos_widgets.explanation import Explanation
+
+    explained = bundled.explain(TEXT)
+    plain = explained.to_html(tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "report-faithfulness" not in plain
+    result = faithfulness(bundled, explained.saliency, n_random=4)
+    carried = with_faithfulness(explained, result)
+    report = carried.to_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    line = report[report.index("data-testid='report-faithfulness'") :]
+    assert f"faithfulness <b>{result.score:.3f}</b>" in line[:300]
+    assert report.index("report-faithfulness") > report.index("Gradient saliency")
+    # saved and loaded with the explanation (metadata is JSON)
+    carried.save(tmp_path / "run.llmx")
+    loaded = Explanation.load(tmp_path / "run.llmx")
+    assert loaded.metadata["faithfulness"]["score"] == pytest.approx(result.score)
+    other = faithfulness(bundled, dataclasses_replace_method(explained.saliency), n_random=4)
+    with pytest.raises(ValueError, match="explanation's map is gradient"):
+        with_faithfulness(explained, other)
+
+
+def dataclasses_replace_method(saliency):
+    import dataclasses
+
+    return dataclasses.replace(saliency, method="occlusion")
