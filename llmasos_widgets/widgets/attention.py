@@ -257,7 +257,6 @@ class AttentionWidget(SelectionWidget):
             )
         return cell
 
-    def _check_head(self, layer: int, head: int) -> None:
     @traitlets.observe("selected_cell", "selected_layer", "selected_heads")
     def _on_cell(self, change: dict[str, Any]) -> None:
         from llmasos_widgets.widgets._qk import qk_message
@@ -266,6 +265,7 @@ class AttentionWidget(SelectionWidget):
             cell, heads = list(self.selected_cell), list(self.selected_heads)
             self.set_trait("qk", qk_message(self._explanation, self.selected_layer, heads, cell))
 
+    def _check_head(self, layer: int, head: int) -> None:
         n_layers, n_heads = self._dims["layers"], self._dims["heads"]
         if not 0 <= layer < n_layers:
             raise ValueError(f"layer {layer} is out of range (valid: 0..{n_layers - 1})")
