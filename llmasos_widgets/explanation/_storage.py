@@ -94,6 +94,8 @@ def load_explanation(path: Path, *, device: torch.device, keep: str | None = Non
             from llmasos_widgets.explanation._disk import map_safetensors
 
             tensors.update(map_safetensors(path, mapped))
+        elif keep == "cpu":  # in memory: safetensors' own tensors may be views of the file
+            tensors.update({name: tensors[name].clone() for name in mapped})
         header = json.loads(meta["header"])
         return _build(header, tensors, device)
     except ExplanationFileError:
