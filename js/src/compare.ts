@@ -134,7 +134,7 @@ function render({ model, el }: RenderProps<CompareModel>): () => void {
     caption.style.fontWeight = "600";
     caption.textContent = title;
     const body = document.createElement("div");
-    body.style.cssText = `display:grid;grid-template-columns:auto ${nTokens * cellWidth}px;column-gap:4px`;
+    body.style.cssText = `display:inline-grid;grid-template-columns:auto ${nTokens * cellWidth}px;column-gap:4px`;
     const labels = document.createElement("div");
     for (let s = nSites - 1; s >= 0; s--) {
       const label = document.createElement("div");

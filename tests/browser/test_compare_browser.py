@@ -6,6 +6,7 @@ panel's B - A grid is selected in both sides, whose pattern views then draw that
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ changed = copy.deepcopy(model.hf_model)  # head L2H1 with zero queries: uniform 
 attention = changed.model.layers[2].self_attn
 with torch.no_grad():
     attention.q_proj.weight[attention.head_dim : 2 * attention.head_dim] = 0
-changed = lw.models.as_explainable(changed, model.tokenizer)
+changed = lw.ExplainableModel(changed, model.tokenizer, name="L2H1 without queries")
 comparison = lw.compare(model, changed, "the key near the cabinets")
 widget = lw.CompareWidget(comparison)
 a, b, panel = widget.parts
@@ -45,7 +46,7 @@ display(widget)
 
 
 def test_a_head_clicked_in_one_side_is_selected_in_the_other(
-    jupyter_server: JupyterServer, page: Any
+    jupyter_server: JupyterServer, page: Any, output_dir: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -99,5 +100,8 @@ def test_a_head_clicked_in_one_side_is_selected_in_the_other(
             expect(view.get_by_test_id("pattern-matrix")).to_have_attribute(
                 "data-layer", "1", timeout=STEP_MS
             )
+        view_a.scroll_into_view_if_needed(timeout=STEP_MS)
+        page.screenshot(path=str(output_dir / "compare_widget.png"), full_page=True)
+        panel_view.screenshot(path=str(output_dir / "compare_panel.png"))
     finally:
         kernel.close()
