@@ -264,8 +264,8 @@ def faithfulness(
         comprehensiveness = sufficiency = math.nan
         note = f"the baseline leaves the target unchanged (f(x) = f(b) = {f_x:.4g})"
     else:
-        comprehensiveness = float(np.trapezoid(deletion_random - deletion, x) / gap)
-        sufficiency = float(np.trapezoid(insertion - insertion_random, x) / gap)
+        comprehensiveness = _area(deletion_random - deletion, x) / gap
+        sufficiency = _area(insertion - insertion_random, x) / gap
     return Faithfulness(
         method=saliency.method,
         target=saliency.target,
@@ -387,6 +387,11 @@ def _target_of(saliency: Saliency) -> ResolvedTarget:
     if saliency.target.startswith("logit("):
         return ResolvedTarget("next_token", "logit", position, ids[0], "")
     return ResolvedTarget("next_token", "logprob", position, ids[0], "")
+
+
+def _area(y: np.ndarray, x: np.ndarray) -> float:
+    """Trapezoid rule (``np.trapezoid`` is numpy >= 2 only; numpy 1.24 is admitted)."""
+    return float(((y[1:] + y[:-1]) / 2 * np.diff(x)).sum())
 
 
 def _json_float(value: float) -> float | None:
