@@ -51,10 +51,11 @@ class FakeModel {
 const flush = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe("figure names", () => {
-  it("keeps canvases and svgs only, numbering repeated names in document order", () => {
+  it("keeps shown canvases and svgs only, numbering repeated names in document order", () => {
     const root = document.createElement("div");
     root.innerHTML = `<canvas data-figure="pattern"></canvas><div data-figure="not-a-figure"></div>
-      <canvas data-figure="pattern"></canvas><svg data-figure="probe plot"></svg><canvas data-figure="pattern"></canvas>`;
+      <canvas data-figure="pattern"></canvas><svg data-figure="probe plot"></svg><canvas data-figure="pattern"></canvas>
+      <div hidden><canvas data-figure="not-shown"></canvas></div>`;
     const figures = findFigures(root);
     expect(figures.map((f) => [f.name, f.format])).toEqual([
       ["pattern", "png"],
@@ -136,7 +137,18 @@ describe("attachFigureExport", () => {
     svg.setAttribute("data-figure", "probe");
     svg.setAttribute("width", "40");
     svg.setAttribute("height", "30");
-    root.replaceChildren(svg); // views rebuild their DOM: the bar (outside the root) survives
+    const hidden = document.createElement("div");
+    hidden.hidden = true;
+    const later = document.createElement("canvas");
+    later.dataset.figure = "later";
+    hidden.appendChild(later);
+    root.replaceChildren(svg, hidden); // views rebuild their DOM: the bar (outside the root) survives
+    await flush();
+    expect(Array.from(bar.querySelectorAll("button"), (b) => b.dataset.testid)).toEqual(["save-figure-probe"]);
+    hidden.hidden = false; // a view shown later gets its button
+    await flush();
+    expect(Array.from(bar.querySelectorAll("button"), (b) => b.dataset.testid)).toEqual(["save-figure-probe", "save-figure-later"]);
+    hidden.hidden = true;
     await flush();
     const button = bar.querySelector('[data-testid="save-figure-probe"]') as HTMLButtonElement;
     expect(button.getAttribute("aria-label")).toBe("Save figure probe as SVG");

@@ -56,7 +56,9 @@ display(attention, saliency, probe_widget)
 # For each figure bar: the widget it follows and, per button, the element's expected size.
 FIGURE_BARS = """() => [...document.querySelectorAll('[data-testid="figure-bar"]')].map((bar) => {
   const root = bar.previousElementSibling;
-  const figures = [...root.querySelectorAll("[data-figure]")];
+  // what lib/figures.ts counts as figures: shown canvases and svgs, in document order
+  const figures = [...root.querySelectorAll("canvas[data-figure], svg[data-figure]")]
+    .filter((el) => !el.closest("[hidden]"));
   return {
     widget: root.dataset.testid,
     buttons: [...bar.querySelectorAll("button")].map((b) => b.dataset.testid),
@@ -160,11 +162,16 @@ def test_save_buttons_and_save_figure_write_images_of_the_drawn_size(
             1
         )
         bars = page.evaluate(FIGURE_BARS)
-        assert {b["widget"]: b["buttons"] for b in bars} == {
+        # the views marked here; other views (added by other features) may add figures: all
+        # of them are downloaded and checked below
+        buttons = {b["widget"]: b["buttons"] for b in bars}
+        assert set(buttons) == {"attention-widget", "saliency-widget", "probe-widget"}
+        for widget, expected in {
             "attention-widget": ["save-figure-grid", "save-figure-pattern", "save-figure-line"],
             "saliency-widget": ["save-figure-saliency"],
             "probe-widget": ["save-figure-probe"],
-        }
+        }.items():
+            assert [b for b in buttons[widget] if b in expected] == expected, buttons[widget]
         # 1. every button downloads a valid file of the element's size
         for bar in bars:
             widget = bar["widget"].removesuffix("-widget")

@@ -12,7 +12,7 @@
 //                  pixels and a viewBox, so it renders the same outside the page. Fonts are
 //                  named (the computed font-family, with a generic fallback), not embedded.
 // Names are unique per root: a second element named "pattern" is "pattern-2", and so on in
-// document order.
+// document order. An element inside a `hidden` one (a view not shown now) is no figure.
 //
 // UI: one small bar after the root (`div.llmw-figure-bar[data-testid="figure-bar"]`) with a
 // button per figure (`button[data-testid="save-figure-<name>"]`, aria-label "Save figure
@@ -69,6 +69,7 @@ export function findFigures(root: ParentNode): Figure[] {
     const isCanvas = element.tagName.toLowerCase() === "canvas";
     const isSvg = element.tagName.toLowerCase() === "svg";
     if (!isCanvas && !isSvg) continue; // only canvases and svgs are figures
+    if (element.closest("[hidden]")) continue; // a view not shown now (e.g. no generation) has no figure
     const base = sanitizeName(element.getAttribute("data-figure") ?? "") || "figure";
     const seen = (counts.get(base) ?? 0) + 1;
     counts.set(base, seen);
@@ -344,7 +345,7 @@ export function attachFigureExport(root: HTMLElement, model?: FigureModel | null
     });
   };
   const observer = new MutationObserver(schedule);
-  observer.observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-figure"] });
+  observer.observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-figure", "hidden"] });
 
   if ((options.placement ?? "after") === "after" && root.parentNode) root.after(bar);
   else root.appendChild(bar);
