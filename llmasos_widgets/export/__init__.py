@@ -7,6 +7,16 @@ from llmasos_widgets.export._html import write_report
 register_view("html", Explanation, write_report)
 
 
+def _register_patching() -> None:
+    from llmasos_widgets.export._patching_html import write_patching_report
+    from llmasos_widgets.interventions import PatchingResult
+
+    register_view("html", PatchingResult, write_patching_report)
+
+
+_register_patching()
+
+
 def _register_comparison() -> None:
     from llmasos_widgets.comparison import Comparison
     from llmasos_widgets.export._compare_html import write_comparison_report

@@ -19,6 +19,7 @@ identical embeddings); their score is exactly 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,14 @@ class PatchingResult:
         """bool, same shape: the patched target is on the clean run's side of zero (for a
         logit difference: the preference flipped to the clean prompt's token)."""
         return np.sign(values) == np.sign(self.clean_value)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML page of both maps, the target and the prompts (the
+        ``"html"`` view registered by ``llmasos_widgets.export``); returns the path."""
+        from llmasos_widgets._views import render
+
+        written: Path = render("html", self, Path(path))
+        return written
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """In a notebook: the PatchingWidget (a view registered by ``widgets``)."""

@@ -66,3 +66,12 @@ def test_results_are_validated_and_widgets_take_only_results() -> None:
     assert result.flips(result.residual_values)[0, 2]
     assert not result.flips(result.residual_values)[1, 2]
     assert "best residual cell emb @ 2" in repr(result)
+
+
+def test_html_report_shows_both_maps_and_escapes_tokens(tmp_path) -> None:
+    path = _result().to_html(tmp_path / "patching.html")
+    page = path.read_text(encoding="utf-8")
+    assert "<b>keys</b>" not in page and "&lt;b&gt;keys&lt;/b&gt;" in page
+    assert page.count('<table class="map">') == 2
+    assert '<span class="diff">key</span>' in page
+    assert "+1.00" in page and "<script" not in page

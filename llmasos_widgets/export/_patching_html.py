@@ -1,0 +1,98 @@
+"""A standalone HTML page of a :class:`~llmasos_widgets.interventions.PatchingResult`.
+
+No script and nothing fetched: both maps are HTML tables whose cells carry their color (the
+diverging blue-white-red scale of the widget, 0 = no effect, 1 = the clean run) and their
+value as text, so the page prints, diffs and reads without a browser engine. Every token and
+the target are escaped (``html.escape``): they are data, never markup.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# control points of js/src/lib/colors.ts "diverging" (blue, white, red)
+_DIVERGING = np.array(
+    [[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float
+)
+
+_STYLE = """
+body { font: 13px system-ui, sans-serif; margin: 24px; color: #222; }
+table.map { border-collapse: collapse; margin: 6px 0 18px; }
+table.map td, table.map th { padding: 3px 6px; text-align: center; font-size: 12px; }
+table.map th { font-weight: normal; color: #555; }
+.diff { background: #fde2b8; font-weight: 600; border-bottom: 2px solid #e08a00; }
+.prompt span { padding: 1px 3px; margin-right: 3px; background: #f3f3f3; border-radius: 3px; }
+"""
+
+
+def _color(value: float, limit: float) -> str:
+    t = float(np.clip((value / limit + 1) / 2, 0, 1)) * (len(_DIVERGING) - 1)
+    low = min(int(t), len(_DIVERGING) - 2)
+    rgb = _DIVERGING[low] + (_DIVERGING[low + 1] - _DIVERGING[low]) * (t - low)
+    return "rgb({}, {}, {})".format(*(round(float(c)) for c in rgb))
+
+
+def _map(values: np.ndarray, rows: list[str], cols: list[str], limit: float) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        f"<tr><th>{html.escape(label)}</th>"
+        + "".join(f'<td style="background:{_color(float(v), limit)}">{v:+.2f}</td>' for v in row)
+        + "</tr>"
+        for label, row in zip(rows, values, strict=True)
+    )
+    return f'<table class="map"><tr><th></th>{head}</tr>{body}</table>'
+
+
+def _prompt(name: str, tokens: tuple[str, ...], differing: set[int]) -> str:
+    spans = "".join(
+        f'<span class="{"diff" if i in differing else ""}">{html.escape(t)}</span>'
+        for i, t in enumerate(tokens)
+    )
+    return f'<p class="prompt">{html.escape(name)}: {spans}</p>'
+
+
+def patching_html(result: Any) -> str:
+    """The page's HTML text."""
+    differing = set(result.differing_positions)
+    maps = [m for m in (result.residual, result.heads) if m is not None]
+    limit = max([1.0, *(float(np.nanmax(np.abs(m))) for m in maps)])
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>Activation patching: {html.escape(result.target)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Activation patching</h1>",
+        f"<p>metric: (patched − corrupted) / (clean − corrupted) of "
+        f"<code>{html.escape(result.target)}</code>; clean = {result.clean_value:.3f} (1), "
+        f"corrupted = {result.corrupted_value:.3f} (0). Colors from −{limit:.2f} (blue) "
+        f"through 0 (white, no effect) to +{limit:.2f} (red).</p>",
+        _prompt("clean", result.clean_tokens, differing),
+        _prompt("corrupted", result.corrupted_tokens, differing),
+    ]
+    if result.residual is not None:
+        parts += [
+            "<h2>Residual stream: site × token</h2>",
+            _map(result.residual, list(result.site_names), list(result.clean_tokens), limit),
+        ]
+    if result.heads is not None:
+        parts += [
+            "<h2>Head outputs (every position): layer × head</h2>",
+            _map(
+                result.heads,
+                [f"L{layer}" for layer in range(result.n_layers)],
+                [f"H{head}" for head in range(result.n_heads)],
+                limit,
+            ),
+        ]
+    parts.append(f"<p>{result.forward_passes} forward passes.</p></body></html>")
+    return "".join(parts)
+
+
+def write_patching_report(result: Any, path: Path) -> Path:
+    """Write :func:`patching_html` of ``result`` to ``path``; returns it."""
+    path = Path(path)
+    path.write_text(patching_html(result), encoding="utf-8")
+    return path
