@@ -101,10 +101,13 @@ export class GridView {
 
   /** `unit`: [layer, head] values in [0, 1] for color (NaN = no data); `raw` for tooltips. */
   setValues(unit: Float32Array, raw: Float32Array, scale: ColorScale = this.scale): void {
+    // every hover sets values; at long T they stay "no data" (hatched) until the kernel's
+    // flow arrives, and repainting 1024 hatched cells per hover costs a few ms
+    const same = scale === this.scale && sameValues(unit, this.values);
     this.values = unit;
     this.raw = raw;
     this.scale = scale;
-    this.draw();
+    if (!same) this.draw();
   }
 
   setSelection(layer: number, heads: readonly number[]): void {
@@ -130,4 +133,13 @@ export class GridView {
     this.cleanups.splice(0).forEach((fn) => fn());
     this.element.remove();
   }
+}
+
+/** Equal arrays, NaN equal to NaN. */
+export function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
+  }
+  return true;
 }

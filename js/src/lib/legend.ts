@@ -90,6 +90,10 @@ export function renderLegend(parent: HTMLElement, opts: LegendOptions): HTMLElem
 export function updateLegend(el: HTMLElement, opts: LegendOptions): void {
   const colors = opts.colors ?? getScale(opts.scale === "diverging" ? "diverging" : "viridis");
   const transform = opts.transform ?? "linear";
+  // views update their legend on every hover: rebuild only when something shown changed
+  const key = JSON.stringify([opts.label, opts.units, opts.min, opts.max, opts.scale, opts.note ?? "", colors.name, transform]);
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
   el.dataset.label = opts.label;
   el.dataset.units = opts.units;
   el.dataset.min = String(opts.min);
