@@ -56,6 +56,13 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext llmasos_widgets``: the ``%explain`` / ``%%explain`` magics (``_magics.py``)."""
+    from llmasos_widgets._magics import load_ipython_extension as register
+
+    register(ipython)
+
+
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency as Saliency
     from llmasos_widgets.attribution import attribute as attribute

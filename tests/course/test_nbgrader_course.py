@@ -1,0 +1,166 @@
+"""nbgrader on the course, as a teacher runs it: ``generate_assignment`` gives students no
+solution code, and ``autograde`` gives the reference solutions full marks and the blank student
+notebooks zero.
+
+The course (``course/nbgrader_config.py`` + ``course/source``) is copied into a temporary
+course directory; nbgrader runs as a subprocess of this venv with Jupyter's directories under
+the temp dir (``hermetic_env``), so no user kernelspec or config leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.browser._jupyter import hermetic_env
+from tests.course.test_course_layout import ASSIGNMENTS, BEGIN, COURSE, END, nbgrader_cells
+
+pytest.importorskip("nbgrader", reason="nbgrader is in the test extra: pip install -e .[test]")
+# generate_assignment alone takes 20-50 s on 2 busy cores (gradebook migrations, 4 notebooks)
+pytestmark = pytest.mark.slow
+
+GENERATE_S = 300
+AUTOGRADE_S = 1500  # 8 notebook runs (4 reference, 4 blank); about 5 min on 2 busy cores
+
+
+@dataclass(frozen=True)
+class Course:
+    root: Path
+    env: dict[str, str]
+
+    def nbgrader(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "nbgrader", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stderr[-4000:]}"
+        # nbgrader reports per-notebook failures in its log and still exits 0 for some
+        assert "[ERROR]" not in result.stderr and "| ERROR]" not in result.stderr, result.stderr
+        return result
+
+    def notebook(self, step: str, *parts: str) -> Path:
+        (path,) = self.root.joinpath(step, *parts).glob("*.ipynb")
+        return path
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Course]:
+    base = tmp_path_factory.mktemp("nbgrader")
+    root = base / "course"
+    root.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", root)
+    shutil.copytree(COURSE / "source", root / "source")
+    env = hermetic_env(base / "jupyter")
+    # nbgrader runs `alembic` (gradebook migrations) and kernels from PATH: this venv first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    course = Course(root, env)
+    course.nbgrader(
+        "generate_assignment", "--CourseDirectory.assignment_id=*", "--force", timeout=GENERATE_S
+    )
+    yield course
+
+
+def solution_regions(source: str) -> list[str]:
+    return re.findall(rf"{BEGIN}\n(.*?){END}", source, re.DOTALL)
+
+
+def solution_lines(source: str) -> list[str]:
+    return [
+        line.strip()
+        for region in solution_regions(source)
+        for line in region.splitlines()
+        if line.strip()
+    ]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_has_no_solution_code(course: Course, assignment: str) -> None:
+    source = nbformat.read(course.notebook("source", assignment), as_version=4)
+    student = nbformat.read(course.notebook("release", assignment), as_version=4)
+    assert len(student.cells) == len(source.cells)
+    student_text = "\n".join(cell.source for cell in student.cells)
+    assert BEGIN not in student_text and END not in student_text
+    solutions = nbgrader_cells(source, solution=True)
+    hidden = [line for cell in solutions for line in solution_lines(cell.source)]
+    assert hidden
+    student_lines = {line.strip() for line in student_text.splitlines()}
+    # generic lines (a bare `)` or `]`) may also appear elsewhere; code lines may not
+    leaked = [line for line in hidden if len(line) > 3 and line in student_lines]
+    assert not leaked, f"solution code in the student notebook: {leaked}"
+    by_id = {cell.metadata["nbgrader"]["grade_id"]: cell for cell in student.cells}
+    for cell in solutions:
+        stub = by_id[cell.metadata["nbgrader"]["grade_id"]].source
+        assert stub.count("raise NotImplementedError()") == len(solution_regions(cell.source))
+        # what stays around a region (a function's signature) is handed out
+        assert stub.splitlines()[0] == cell.source.splitlines()[0] or cell.source.startswith(BEGIN)
+    for cell in nbgrader_cells(source, grade=True):
+        assert by_id[cell.metadata["nbgrader"]["grade_id"]].source == cell.source
+    assert all(not cell.get("outputs") for cell in student.cells if cell.cell_type == "code")
+
+
+def test_autograde_full_marks_for_the_reference_and_zero_for_blank(course: Course) -> None:
+    for assignment in ASSIGNMENTS:
+        for student, step in (("reference", "source"), ("blank", "release")):
+            target = course.root / "submitted" / student / assignment
+            target.mkdir(parents=True)
+            shutil.copy(course.notebook(step, assignment), target)
+    course.nbgrader(
+        "autograde", "--CourseDirectory.assignment_id=*", "--create", "--force", timeout=AUTOGRADE_S
+    )
+
+    from nbgrader.api import Gradebook
+
+    points = {
+        assignment: sum(
+            cell.metadata["nbgrader"]["points"]
+            for cell in nbgrader_cells(
+                nbformat.read(course.notebook("source", assignment), as_version=4), grade=True
+            )
+        )
+        for assignment in ASSIGNMENTS
+    }
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}") as gradebook:
+        scores = {
+            (assignment, student): (
+                gradebook.find_submission(assignment, student).score,
+                gradebook.find_submission(assignment, student).max_score,
+            )
+            for assignment in ASSIGNMENTS
+            for student in ("reference", "blank")
+        }
+    expected = {
+        **{(a, "reference"): (float(points[a]), float(points[a])) for a in ASSIGNMENTS},
+        **{(a, "blank"): (0.0, float(points[a])) for a in ASSIGNMENTS},
+    }
+    reference_errors = {a: cell_errors(course, "reference", a) for a in ASSIGNMENTS}
+    assert scores == expected, f"errors in the reference runs: {reference_errors}"
+    # the blank notebooks failed on the stubs, not on something else (a missing import)
+    for assignment in ASSIGNMENTS:
+        errors = {name for name, _ in cell_errors(course, "blank", assignment).values()}
+        assert "NotImplementedError" in errors, (assignment, errors)
+
+
+def cell_errors(course: Course, student: str, assignment: str) -> dict[str, tuple[str, str]]:
+    """grade id -> (exception name, message) of each cell that raised in the autograded run."""
+    graded = nbformat.read(course.notebook("autograded", student, assignment), as_version=4)
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: (output.ename, output.evalue[:300])
+        for cell in graded.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    }
