@@ -184,7 +184,7 @@ class SaliencyMatrix:
 
 def attribute_generation(
     model: Any,
-    token_ids: torch.Tensor,
+    token_ids: torch.Tensor | np.ndarray,
     prompt_length: int,
     *,
     method: str = "gradient",
@@ -212,6 +212,8 @@ def attribute_generation(
 
     explainable = as_explainable(model, tokenizer)
     attribution_method = get_method(method)
+    if isinstance(token_ids, np.ndarray):  # e.g. Explanation.token_ids
+        token_ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
     ids = _input_ids(explainable, token_ids, truncate=False)
     n_tokens = int(ids.shape[1])
     if not 1 <= prompt_length < n_tokens:

@@ -41,9 +41,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         if generation is None:
             return None
         self._matrix = generation.saliency
-        return torch.from_numpy(np.asarray(source.token_ids, dtype=np.int64))[None].to(
-            model.device
-        )
+        return torch.from_numpy(np.asarray(source.token_ids, dtype=np.int64))[None].to(model.device)
 
     def _start_generation(self, source: Any) -> bool:
         """After the traits exist: C1 traits, the matrix and its last row shown; ``True``
