@@ -3,7 +3,8 @@
 Run it as an app:   marimo run notebooks/marimo_linked.py
 or edit it:         marimo edit notebooks/marimo_linked.py
 Hover a token in one widget and the others highlight it; click a probe point, a saliency row or
-a layer label to select that layer everywhere; click a head to see its pattern. Tested in
+a layer label to select that layer everywhere; click a head to see its pattern; the last button
+saves the probe plot from Python (``save_figure``). Tested in
 Chromium by tests/browser/test_marimo_browser.py (docs/environments.md).
 """
 
@@ -47,6 +48,17 @@ def _(attention, mo, probe_widget, saliency):
             mo.md("### Attention (click a head in the grid to see its pattern)"),
             mo.ui.anywidget(attention),
         ]
+    )
+    return
+
+
+@app.cell
+def _(mo, probe_widget):
+    # save_figure from Python: the browser encodes the plot and the kernel writes the file
+    # (docs/figures.md); here on a click, once the views above have rendered
+    mo.ui.button(
+        label="save the probe plot to figures/probe.svg",
+        on_click=lambda _: str(probe_widget.save_figure("figures/probe.svg", "probe").path),
     )
     return
 

@@ -6,7 +6,8 @@ is asserted: the three widgets render; hovering a token in the saliency view mar
 token hovered in the attention view, and back (the browser writes ``hovered_token``, the
 kernel's ``link_selection`` observers copy it, marimo sends it to the other view); a head click
 in the attention grid draws that head's pattern (the custom-message round trip with binary
-buffers), and the layer reaches the saliency and probe views; a save button downloads an SVG.
+buffers), and the layer reaches the saliency and probe views; a save button downloads an SVG,
+and ``save_figure`` called in the kernel (an app button) writes the same SVG.
 """
 
 from __future__ import annotations
@@ -134,3 +135,17 @@ def test_marimo_app_renders_links_and_exports_the_three_widgets(
         round(box["height"]),
     )
     assert os.path.getsize(info.value.path()) > 1000
+
+    # 4. save_figure from Python (the app's button calls it in the kernel): the kernel asks the
+    # view, the view replies with the SVG, the kernel writes it next to the app (its cwd)
+    page.get_by_role("button", name="save the probe plot to figures/probe.svg").click()
+    written = tmp_path / "figures" / "probe.svg"
+    deadline = time.monotonic() + UI_STEP_S
+    while not written.exists() and time.monotonic() < deadline:
+        page.wait_for_timeout(POLL_S * 1000)  # a poll interval, not a fixed wait for an effect
+    assert written.exists(), "save_figure from the kernel wrote no file"
+    from_python = ElementTree.fromstring(written.read_bytes())
+    assert (from_python.get("width"), from_python.get("height")) == (
+        svg.get("width"),
+        svg.get("height"),
+    )
