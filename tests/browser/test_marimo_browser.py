@@ -141,7 +141,7 @@ def test_marimo_app_renders_links_and_exports_the_three_widgets(
     page.get_by_role("button", name="save the probe plot to figures/probe.svg").click()
     written = tmp_path / "figures" / "probe.svg"
     deadline = time.monotonic() + UI_STEP_S
-    while not written.exists() and time.monotonic() < deadline:
+    while not (written.exists() and written.stat().st_size > 0) and time.monotonic() < deadline:
         page.wait_for_timeout(POLL_S * 1000)  # a poll interval, not a fixed wait for an effect
     assert written.exists(), "save_figure from the kernel wrote no file"
     from_python = ElementTree.fromstring(written.read_bytes())
