@@ -134,7 +134,7 @@ def view_message(explanation: Any, request: ViewRequest) -> tuple[dict[str, Any]
         arg_q = np.stack([np.asarray(p.argmax_query, dtype=np.int64) for p in pooled])
         arg_k = np.stack([np.asarray(p.argmax_key, dtype=np.int64) for p in pooled])
     if request.combine == "mean" and len(pooled) > 1:
-        if with_arg:
+        if arg_q is not None and arg_k is not None:
             # the mean's block holds the cell of the head whose block max is largest
             best = values.argmax(axis=0)[None]
             arg_q = np.take_along_axis(arg_q, best, axis=0)
