@@ -35,6 +35,9 @@ EXPECTED_KINDS = {
     "ablate_heads": "function",
     "activation_patching": "function",
     "PatchingWidget": "class",
+    "compare": "function",
+    "Comparison": "class",
+    "CompareWidget": "class",
 }
 
 
