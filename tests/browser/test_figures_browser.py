@@ -115,6 +115,10 @@ def check_file(name: str, data: bytes, expected: dict[str, Any]) -> None:
         # the displayed size × DPR, which is also what the view drew (no resampling)
         assert size == (round(expected["cssWidth"] * DPR), round(expected["cssHeight"] * DPR)), name
         assert size == (expected["width"], expected["height"]), name
+        # pHYs right after IHDR: 96 dpi x DPR, so the image prints at its on-screen size
+        length, kind, x_ppm, y_ppm, unit = struct.unpack(">I4sIIB", data[33:50])
+        assert (length, kind, unit) == (9, b"pHYs", 1), name
+        assert x_ppm == y_ppm == round(96 * DPR / 0.0254), name
     else:
         assert name.endswith(".svg")
         width, height, view_box = svg_size(data)
