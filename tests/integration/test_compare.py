@@ -34,6 +34,12 @@ def _zero_query_head(model, layer: int, head: int):
     )
 
 
+@pytest.fixture(scope="module")
+def zeroed(bundled):
+    """The bundled model against a copy whose head L2H1 has zero queries."""
+    return compare(bundled, _zero_query_head(bundled, 2, 1), TEXT)
+
+
 def test_identical_models_differ_by_exactly_zero(bundled):
     comparison = compare(bundled, bundled, TEXT)
     assert isinstance(comparison, Comparison)
@@ -48,9 +54,8 @@ def test_identical_models_differ_by_exactly_zero(bundled):
     assert comparison.target_token in ("is", "was", "has")  # singular: the subject is "key"
 
 
-def test_a_head_with_zeroed_queries_ranks_first(bundled):
-    zeroed = _zero_query_head(bundled, 2, 1)
-    comparison = compare(bundled, zeroed, TEXT, saliency=False)
+def test_a_head_with_zeroed_queries_ranks_first(zeroed):
+    comparison = zeroed
     top = comparison.changed_heads(k=3)
     assert top[0][:2] == (2, 1)
     assert top[0][2] > 0.1
@@ -90,8 +95,8 @@ def test_models_of_other_shapes_are_refused():
         compare(a, b, "w1 w2")
 
 
-def test_save_and_load_round_trip(bundled, tmp_path):
-    comparison = compare(bundled, _zero_query_head(bundled, 2, 1), TEXT)
+def test_save_and_load_round_trip(zeroed, tmp_path):
+    comparison = zeroed
     loaded = Comparison.load(comparison.save(tmp_path / "run"))
     assert loaded.target_token == comparison.target_token
     assert np.array_equal(loaded.lens_distance, comparison.lens_distance)
@@ -102,8 +107,8 @@ def test_save_and_load_round_trip(bundled, tmp_path):
         Comparison.load(tmp_path)
 
 
-def test_changed_heads_by_summary_and_bad_arguments(bundled):
-    comparison = compare(bundled, _zero_query_head(bundled, 2, 1), TEXT, saliency=False)
+def test_changed_heads_by_summary_and_bad_arguments(zeroed):
+    comparison = zeroed
     entropy = comparison.changed_heads("entropy", k=1)[0]
     assert entropy[:2] == (2, 1) and entropy[2] > 0  # uniform attention: entropy went up
     with pytest.raises(ValueError, match="unknown summary 'entropie'; available"):
@@ -112,8 +117,8 @@ def test_changed_heads_by_summary_and_bad_arguments(bundled):
         comparison.attention_distance(query=9)
 
 
-def test_compare_widget_links_both_sides_and_the_difference(bundled):
-    comparison = compare(bundled, _zero_query_head(bundled, 2, 1), TEXT)
+def test_compare_widget_links_both_sides_and_the_difference(zeroed):
+    comparison = zeroed
     widget = lw.CompareWidget(comparison)
     a, b, difference = widget.parts
     a.selected_layer, a.selected_heads = 2, [1]
@@ -128,9 +133,8 @@ def test_compare_widget_links_both_sides_and_the_difference(bundled):
     widget.close()
 
 
-def test_html_report_shows_what_moved_and_both_reports(bundled, tmp_path):
-    comparison = compare(bundled, _zero_query_head(bundled, 2, 1), TEXT)
-    page = comparison.to_html(tmp_path / "compare.html").read_text("utf-8")
+def test_html_report_shows_what_moved_and_both_reports(zeroed, tmp_path):
+    page = zeroed.to_html(tmp_path / "compare.html").read_text("utf-8")
     assert "attention moved" in page and "top: L2H1" in page
     assert page.count("<iframe") == 2
     assert "B − A probability of" in page
