@@ -8,7 +8,9 @@
     site while the time budget lasts) at Llama-3.1-8B shape, T=1024: time and peak memory;
 (d) a small model split between ``cpu`` and ``cuda:0`` with ``device_map``: explain,
     attribute and the AttentionWidget state equal those of the model on one device;
-(e) the bytes of the AttentionWidget's first state for the explanation of (b).
+(e) the bytes of the AttentionWidget's first state for the explanation of (b);
+(f) T = 32k at LLaMA-2-7B shape (``--long-tokens``): explain with captures on the card, the
+    widget's first render message and one head at view resolution (bench/_gpu_long_context.py).
 
 Random-init weights throughout (no hub). Works on torch >= 2.4 and transformers >= 5.17;
 (d) needs accelerate and (d)/(e) the widget stack (anywidget, ipywidgets: install their
@@ -46,6 +48,7 @@ sys.path.insert(1, str(HERE.parent))  # a checkout without `pip install -e .`
 
 import bench_scale  # noqa: E402
 import bench_trace  # noqa: E402
+from _gpu_long_context import long_context  # noqa: E402
 
 from llmasos_widgets.attribution import attribute  # noqa: E402
 from llmasos_widgets.explanation import explain  # noqa: E402
@@ -346,6 +349,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--layers", type=int, default=None, help="every model (default: 32)")
     parser.add_argument("--tokens", type=int, default=None, help="(a) and (b) (default: 4096)")
     parser.add_argument("--attr-tokens", type=int, default=None, help="(c) (default: 1024)")
+    parser.add_argument(
+        "--long-tokens", type=int, default=None, help="(f) (default: 32768; 256 on the CPU)"
+    )
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions in (a)")
     parser.add_argument("--budget-s", type=float, default=300.0, help="skip optional runs after")
     parser.add_argument("--full-width", action="store_true", help="real widths on the CPU too")
@@ -389,6 +395,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["d_split"] = part("d_split", lambda: split_model(args))
     if explanation is not None:
         report["e_widget"] = part("e_widget", lambda: widget_first_state(explanation))
+    explanation = None  # (f) needs the memory
+    _free(args.device)
+    report["f_long_context"] = part(
+        "f_long_context", lambda: long_context(args, _shape("7b", args))
+    )
     report["total_seconds"] = time.perf_counter() - started
     outputs = [args.out] + ([HERE / "results" / "gpu_check.json"] if args.results else [])
     text = json.dumps(report, indent=2, default=str) + "\n"

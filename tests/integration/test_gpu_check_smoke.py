@@ -86,3 +86,13 @@ def test_widget_first_state_bytes(report: dict) -> None:
     e = report["e_widget"]
     assert (e["layers"], e["heads"], e["tokens"]) == (2, 4, 64)
     assert e["data"] > 0 and e["bundle"] > 0 and e["total"] == e["data"] + e["bundle"]
+
+
+def test_long_context_part_explains_renders_and_views_one_head(report: dict) -> None:
+    f = report["f_long_context"]
+    # CPU smoke: 2 layers, 256 tokens, captures in host memory; on a GPU: 32k, keep="gpu"
+    assert f["tokens"] == 256 and f["layers"] == 2 and f["keep"] == "cpu"
+    assert f["qk_bytes"] == 2 * 2 * 256 * 4 * 64 * 2  # layers x (q + k) x T x heads x d x bf16
+    assert 0 < f["first_render"]["bytes"] < 1_000_000
+    for step in ("explain", "first_render", "one_head_view", "detail_64x64"):
+        assert f[step]["seconds"] > 0
