@@ -34,11 +34,9 @@ def naive_patching(
     with torch.no_grad(), eval_mode(hf_model):
         with borrowed_hooks() as hooks:
             for site in range(parts.n_sites):
-                parts.read_site(hooks, site, lambda h, s=site: sites.__setitem__(s, h[0].clone()))
+                parts.read_site(hooks, site, _keeper(sites, site))
             for layer in range(parts.n_layers):
-                parts.read_heads(
-                    hooks, layer, lambda o, x=layer: heads.__setitem__(x, o[0].clone())
-                )
+                parts.read_heads(hooks, layer, _keeper(heads, layer))
             clean_logits = forward_logits(hf_model, clean_ids, keep=1)[:, 0]
         corrupted_logits = forward_logits(hf_model, corrupted_ids, keep=1)[:, 0]
         passes += 2
@@ -81,3 +79,10 @@ def naive_patching(
     clean_value = float(bound(clean_logits)[0])
     corrupted_value = float(bound(corrupted_logits)[0])
     return residual, head_map, clean_value, corrupted_value, passes
+
+
+def _keeper(store: dict[int, torch.Tensor], key: int) -> Any:
+    def keep(values: torch.Tensor) -> None:
+        store[key] = values[0].clone()
+
+    return keep

@@ -219,7 +219,12 @@ class Anatomy:
 
     def n_heads(self, layer: int = 0) -> int:
         """Query heads of layer ``layer`` (the width of its head outputs)."""
-        return int(self.output_projection(layer).in_features // self.head_dim(layer))
+        features = self.output_projection(layer).in_features
+        if not isinstance(features, int):
+            raise UnsupportedArchitectureError(
+                f"layer {layer}'s output projection has no integer in_features"
+            )
+        return features // self.head_dim(layer)
 
     def head_dim(self, layer: int = 0) -> int:
         attention = self.attentions[layer]
