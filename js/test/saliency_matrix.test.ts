@@ -54,6 +54,7 @@ describe("saliency matrix", () => {
     expect(view.hidden).toBe(false);
     expect(canvas.dataset.rows).toBe("2"); expect(canvas.dataset.cols).toBe("5"); expect(canvas.dataset.site).toBe("0");
     expect(el.querySelector('[data-testid="matrix-row-4"]')!.getAttribute("data-selected")).toBe("true");
+    expect(el.querySelector('[data-testid="matrix-row-4"]')!.textContent).toBe("b"); // the token, as text
     (el.querySelector('[data-testid="matrix-row-3"]') as HTMLElement).click();
     expect(m.get("generated_token")).toBe(3);
     expect(el.querySelector('[data-testid="matrix-row-3"]')!.getAttribute("data-selected")).toBe("true");

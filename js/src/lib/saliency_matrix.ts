@@ -93,7 +93,6 @@ export function mountSaliencyMatrix(
     const tensor = decodeTensor(payload as TensorPayload);
     data = tensor.data as Float32Array;
     shape = [...tensor.shape];
-    const shown = tokens();
     rowLabels = Array.from({ length: shape[0] }, (_, i) => {
       const position = promptLength() + i;
       const label = document.createElement("div");
@@ -102,7 +101,6 @@ export function mountSaliencyMatrix(
       label.dataset.position = String(position);
       label.style.height = `${CELL_HEIGHT}px`;
       label.style.lineHeight = `${CELL_HEIGHT}px`;
-      label.textContent = shown[position] ? tokenLabel(shown[position]) : String(position); // text only
       label.title = `generated token ${position}: click to show its map`;
       return label;
     });
@@ -138,7 +136,12 @@ export function mountSaliencyMatrix(
       ctx.strokeRect(1, selected * CELL_HEIGHT + 1, width - 2, CELL_HEIGHT - 2);
       ctx.restore();
     }
-    rowLabels.forEach((label, i) => (label.dataset.selected = String(i === selected)));
+    const shown = tokens(); // the strip's tokens may be (re)built after this view
+    rowLabels.forEach((label, i) => {
+      const position = promptLength() + i;
+      label.textContent = shown[position] ? tokenLabel(shown[position]) : String(position); // text only
+      label.dataset.selected = String(i === selected);
+    });
     title.textContent = `saliency of each generated token (rows) to every token (columns) at ${siteLabel(sites[siteIndex] ?? 0)}; rows scaled by their largest |score|`;
   };
 
