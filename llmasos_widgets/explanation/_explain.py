@@ -138,9 +138,7 @@ def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
     return tuple(execution_device(layer) for layer in decoder_layers(hf_model))
 
 
-def _resolve_keep(
-    keep: str | None, offload: bool | None, devices: tuple[torch.device, ...]
-) -> str:
+def _resolve_keep(keep: str | None, offload: bool | None, devices: tuple[torch.device, ...]) -> str:
     on_cuda = any(device.type == "cuda" for device in devices)
     if offload is not None:
         if keep is not None:

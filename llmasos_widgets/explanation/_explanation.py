@@ -231,8 +231,10 @@ class Explanation:
 
         if keep is not None and check_keep(keep) == "gpu":
             if not torch.cuda.is_available():
-                raise ValueError("keep='gpu' needs CUDA, which this torch does not see; use "
-                                 "keep='cpu' or keep='disk'")
+                raise ValueError(
+                    "keep='gpu' needs CUDA, which this torch does not see; use "
+                    "keep='cpu' or keep='disk'"
+                )
             device = device if torch.device(device).type == "cuda" else "cuda"
         elif keep is not None:
             device = "cpu"

@@ -89,7 +89,9 @@ def load_explanation(path: Path, *, device: torch.device, keep: str | None = Non
             names = list(file.keys())
             mapped = [n for n in names if n.startswith(("queries.", "keys."))]
             on_disk = keep == "disk"
-            tensors = {name: file.get_tensor(name) for name in names if not on_disk or name not in mapped}
+            tensors = {
+                name: file.get_tensor(name) for name in names if not on_disk or name not in mapped
+            }
         if on_disk:
             from llmasos_widgets.explanation._disk import map_safetensors
 

@@ -33,7 +33,9 @@ def file_of(tensor: torch.Tensor) -> str | None:
 def test_disk_keeps_file_backed_queries_equal_to_cpu_and_removes_them(bundled) -> None:
     in_memory = explain(bundled, TEXT, saliency=False, keep="cpu")
     on_disk = explain(bundled, TEXT, saliency=False, keep="disk")
-    for a, b in zip((*in_memory.queries, *in_memory.keys), (*on_disk.queries, *on_disk.keys)):
+    for a, b in zip(
+        (*in_memory.queries, *in_memory.keys), (*on_disk.queries, *on_disk.keys), strict=True
+    ):
         assert a.dtype == b.dtype and torch.equal(a, b)  # bitwise
         assert file_of(a) is None
     backing = {file_of(t) for t in (*on_disk.queries, *on_disk.keys)}
@@ -60,7 +62,7 @@ def test_save_of_a_disk_explanation_is_a_normal_file_and_load_can_map_it(bundled
     assert loaded.summary_notes == {"entropy": "estimated from 2 of 13"}
     mapped = Explanation.load(path, keep="disk")
     assert {file_of(q) for q in mapped.queries} == {str(path)}
-    for a, b in zip((*loaded.queries, *loaded.keys), (*mapped.queries, *mapped.keys)):
+    for a, b in zip((*loaded.queries, *loaded.keys), (*mapped.queries, *mapped.keys), strict=True):
         assert torch.equal(a, b)
     np.testing.assert_array_equal(loaded.attention(1, 2), mapped.attention(1, 2))
 
@@ -81,7 +83,7 @@ def test_keep_gpu_without_cuda_and_conflicting_arguments_say_what_to_do(bundled)
 def test_offload_is_the_older_spelling_of_keep(bundled) -> None:
     old = explain(bundled, TEXT, saliency=False, offload=True)
     new = explain(bundled, TEXT, saliency=False, keep="cpu")
-    assert all(torch.equal(a, b) for a, b in zip(old.queries, new.queries))
+    assert all(torch.equal(a, b) for a, b in zip(old.queries, new.queries, strict=True))
     assert old.queries[0].device.type == "cpu"
 
 
@@ -95,7 +97,9 @@ def test_keep_gpu_keeps_captures_on_the_card_and_cpu_in_host_memory() -> None:
     in_host = explain(model, TEXT, saliency=False, keep="cpu")
     assert all(q.device.type == "cuda" for q in on_card.queries)
     assert all(q.device.type == "cpu" for q in in_host.queries)
-    assert all(torch.equal(a.cpu(), b) for a, b in zip(on_card.queries, in_host.queries))
+    assert all(
+        torch.equal(a.cpu(), b) for a, b in zip(on_card.queries, in_host.queries, strict=True)
+    )
     view = on_card.pooled_attention(1, 0, shape=(4, 4))
     np.testing.assert_allclose(
         view.values, in_host.pooled_attention(1, 0, shape=(4, 4)).values, rtol=1e-5, atol=1e-7

@@ -37,7 +37,10 @@ def exact_by_pattern(queries, keys, name: str) -> np.ndarray:
         "first_token": _summaries.first_token,
     }[name]
     return np.stack(
-        [fn(attention_pattern(q, k, spec)).numpy() for q, k, spec in zip(queries, keys, SPECS)]
+        [
+            fn(attention_pattern(q, k, spec)).numpy()
+            for q, k, spec in zip(queries, keys, SPECS, strict=True)
+        ]
     )
 
 
@@ -59,7 +62,7 @@ def test_sampled_summaries_are_within_their_standard_error_and_say_so() -> None:
     for name in ("entropy", "previous_token", "first_token"):
         # per-row values of every head, to bound the sample mean's error by 4 standard errors
         per_row = []
-        for q, k, spec in zip(queries, keys, SPECS):
+        for q, k, spec in zip(queries, keys, SPECS, strict=True):
             pattern = attention_pattern(q, k, spec)[:, 1:]
             if name == "entropy":
                 rows = -(pattern * pattern.clamp_min(1e-30).log()).sum(-1)
@@ -85,7 +88,7 @@ def test_summaries_are_sampled_only_on_the_cpu_above_the_threshold(n_tokens, on_
     rows, note = summary_rows(n_tokens, on_cpu=on_cpu, seed=0)
     if sampled:
         assert len(rows) == SAMPLE_ROWS and len(set(rows.tolist())) == SAMPLE_ROWS
-        assert 1 <= int(rows.min()) and int(rows.max()) < n_tokens
+        assert int(rows.min()) >= 1 and int(rows.max()) < n_tokens
         assert note == f"estimated from {SAMPLE_ROWS} of {n_tokens} query rows (seed 0)"
     else:
         assert rows.tolist() == list(range(1, n_tokens)) and note is None
