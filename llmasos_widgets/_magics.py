@@ -85,6 +85,12 @@ class ExplainMagics(Magics):
         super().__init__(shell)
         self._models: dict[tuple[str, str, str], Any] = {}
 
+    def _user_ns(self) -> dict[str, Any]:
+        if self.shell is None:  # registered on a shell by load_ipython_extension
+            raise UsageError("%explain needs an IPython shell: %load_ext llmasos_widgets")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
     @line_cell_magic
     def explain(self, line: str, cell: str | None = None) -> None:
         """Explain a text with a model and show the attention and saliency widgets.
@@ -138,7 +144,7 @@ class ExplainMagics(Magics):
         explanation = model.explain(text, saliency=False, truncate=args.truncate)
         attention = AttentionWidget(explanation)
         if args.store is not None:
-            self.shell.user_ns[args.store] = explanation
+            self._user_ns()[args.store] = explanation
         if args.no_saliency:
             display(attention)
             return
@@ -156,7 +162,7 @@ class ExplainMagics(Magics):
         """The user's variable ``name``, or the model called ``name`` (loaded once)."""
         from llmasos_widgets import load_model
 
-        namespace = self.shell.user_ns
+        namespace = self._user_ns()
         if name.isidentifier() and name in namespace:
             if args.device != "auto" or args.dtype != "auto":
                 raise UsageError(

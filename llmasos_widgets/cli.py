@@ -122,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.llmx",
         help="save the explanation (one safetensors file with JSON metadata)",
     )
-    explain.add_argument(
-        "--quiet", "-q", action="store_true", help="print nothing but errors"
-    )
+    explain.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
     report = commands.add_parser(
         "report",

