@@ -89,5 +89,11 @@ def row_summaries(
         out["previous_token"][layer] = previous.mean(-1).cpu().numpy()
         out["first_token"][layer] = first.mean(-1).cpu().numpy()
         normalisers.store(layer, (n_heads, n_tokens), heads, rows, lse.to(queries[layer].device))
+        if note is None:  # row 0 (left out of the averages) completes the layer's normalisers
+            first_row = torch.zeros(1, dtype=torch.int64)
+            lse_0, _ = row_statistics(layer_queries, layer_keys, spec, heads, first_row)
+            normalisers.store(
+                layer, (n_heads, n_tokens), heads, first_row, lse_0.to(queries[layer].device)
+            )
     notes = dict.fromkeys(ROW_SUMMARIES, note) if note else {}
     return RowSummaries(out, notes, normalisers)

@@ -37,6 +37,12 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
     for layer, (q, k) in enumerate(zip(explanation.queries, explanation.keys, strict=True)):
         tensors[f"queries.{layer}"] = q.detach().cpu().contiguous()
         tensors[f"keys.{layer}"] = k.detach().cpu().contiguous()
+    # each query row's log-sum-exp, when every row of a layer is known (explain's exact
+    # summaries fill them): a loaded file's first pooled view then needs one pass, not two
+    normalisers = explanation.row_normalisers
+    for layer, known in normalisers.known.items():
+        if bool(known.all()):
+            tensors[f"normalisers.{layer}"] = normalisers.lse[layer].detach().cpu().contiguous()
     for name, summary in explanation.head_summaries.items():
         tensors[f"summary.{name}"] = _tensor(summary)
     saliency_meta = None
@@ -99,7 +105,15 @@ def load_explanation(path: Path, *, device: torch.device, keep: str | None = Non
         elif keep == "cpu":  # in memory: safetensors' own tensors may be views of the file
             tensors.update({name: tensors[name].clone() for name in mapped})
         header = json.loads(meta["header"])
-        return _build(header, tensors, device)
+        explanation = _build(header, tensors, device)
+        for name, lse in tensors.items():  # optional: absent in older files
+            if name.startswith("normalisers."):
+                layer = int(name.removeprefix("normalisers."))
+                explanation.row_normalisers.lse[layer] = lse.to(device)
+                explanation.row_normalisers.known[layer] = torch.ones(
+                    lse.shape, dtype=torch.bool, device=device
+                )
+        return explanation
     except ExplanationFileError:
         raise
     except (

@@ -104,3 +104,27 @@ def test_keep_gpu_keeps_captures_on_the_card_and_cpu_in_host_memory() -> None:
     np.testing.assert_allclose(
         view.values, in_host.pooled_attention(1, 0, shape=(4, 4)).values, rtol=1e-5, atol=1e-7
     )
+
+
+def test_saved_row_normalisers_make_a_loaded_first_view_one_pass(bundled, tmp_path) -> None:
+    from llmasos_widgets.tracing._pooled import TileStats, pooled_view
+
+    explanation = explain(bundled, TEXT, saliency=False)
+    # explain's exact summaries leave every row's log-sum-exp known
+    assert all(bool(k.all()) for k in explanation.row_normalisers.known.values())
+    loaded = Explanation.load(explanation.save(tmp_path / "e.safetensors"))
+    for layer, lse in explanation.row_normalisers.lse.items():
+        torch.testing.assert_close(loaded.row_normalisers.lse[layer], lse, rtol=0, atol=0)
+    tiles = {}
+    cold = Explanation.load(tmp_path / "e.safetensors")
+    cold.row_normalisers.lse.clear()
+    cold.row_normalisers.known.clear()
+    for name, source in (("original", explanation), ("loaded", loaded), ("cold", cold)):
+        stats = TileStats()
+        view = pooled_view(source, 1, [2], shape=(5, 5), stats=stats)[0]
+        tiles[name] = stats.tiles
+    # the loaded file's view costs the pooled pass only, like the original's; cold adds pass 1
+    assert tiles["loaded"] == tiles["original"] < tiles["cold"]
+    np.testing.assert_allclose(
+        view.values, explanation.pooled_attention(1, 2, shape=(5, 5)).values, rtol=1e-6
+    )
