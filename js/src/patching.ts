@@ -1,4 +1,5 @@
 // PatchingWidget front end (Python half: llmasos_widgets/widgets/patching.py).
+// Also shows an ablation map (one head ablated at a time): the head map alone, no prompts.
 // Two heatmaps of activation patching -- residual [site, position] and heads [layer, head],
 // normalised so the clean run is 1 and the corrupted run 0 -- with a legend, the target and
 // both prompts side by side (differing tokens marked). Clicking a cell writes the shared
@@ -35,6 +36,9 @@ export interface PatchingModel extends SelectionState {
   clean_value: number;
   corrupted_value: number;
   target_position: number;
+  caption: string;
+  head_title: string;
+  legend: { label?: string; units?: string; note?: string };
 }
 
 const CELL_HEIGHT = 22;
@@ -155,15 +159,12 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
   const build = (): void => {
     maps.length = 0;
     const differing = new Set(model.get("differing"));
-    const header = text(
-      "div",
-      `metric: (patched − corrupted) / (clean − corrupted) of ${model.get("target")}; clean = ${model.get("clean_value").toFixed(3)} (1), corrupted = ${model.get("corrupted_value").toFixed(3)} (0)`,
-    );
+    const header = text("div", model.get("caption"));
     header.dataset.testid = "patching-target";
     const prompts = document.createElement("div");
     prompts.style.cssText = "display:flex;flex-direction:column;gap:3px";
     prompts.append(prompt("clean", model.get("display_tokens"), differing), prompt("corrupted", model.get("corrupted_tokens"), differing));
-    const children: HTMLElement[] = [header, prompts];
+    const children: HTMLElement[] = model.get("tokens").length > 0 ? [header, prompts] : [header];
     const residual = model.get("residual");
     const heads = model.get("heads");
     const decoded = [hasData(residual) ? decodeTensor(residual) : null, hasData(heads) ? decodeTensor(heads) : null];
@@ -179,22 +180,23 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
       const [rows, cols] = decoded[1].shape;
       const view: MapView = { kind: "heads", canvas: document.createElement("canvas"), values: decoded[1].data as Float32Array, rows, cols, cw: cellWidth(cols, MAX_MAP_WIDTH), limit, rowLabels: Array.from({ length: rows }, (_, l) => `L${l}`), colLabels: Array.from({ length: cols }, (_, h) => `H${h}`) };
       maps.push(view);
-      children.push(mapBlock(view, "head outputs, every position: layer × head (click: that head)", "layer", "head"));
+      children.push(mapBlock(view, model.get("head_title"), "layer", "head"));
     }
     root.replaceChildren(...children);
+    const legend = model.get("legend") ?? {};
     renderLegend(root, {
-      label: "patching effect",
-      units: "fraction of the clean − corrupted difference",
+      label: legend.label ?? "effect",
+      units: legend.units ?? "",
       min: -limit,
       max: limit,
       scale: "diverging",
-      note: "1 = patch restores the clean run, 0 = no effect, < 0 = moves away from it",
+      note: legend.note,
     });
     highlight();
   };
 
   build();
-  for (const name of ["residual", "heads", "display_tokens", "corrupted_tokens", "target"]) on(`change:${name}`, build);
+  for (const name of ["residual", "heads", "display_tokens", "corrupted_tokens", "caption", "legend"]) on(`change:${name}`, build);
   for (const name of ["selected_layer", "selected_heads", "selected_tokens"]) on(`change:${name}`, highlight);
 
   return () => {

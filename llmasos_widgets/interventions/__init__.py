@@ -2,7 +2,7 @@
 
 * :func:`ablate_heads` -> :class:`AblationResult`: a target (token log-probability, logit
   difference, :class:`CopyingAccuracy`) with and without some heads' outputs zeroed or
-  mean-ablated.
+  mean-ablated; :func:`ablation_map` -> :class:`AblationMap` ablates every head alone.
 * :func:`activation_patching` -> :class:`PatchingResult`: ``[site, position]`` and
   ``[layer, head]`` maps of how much of the clean behaviour each patched activation restores
   in the corrupted run, computed many patched runs per forward pass.
@@ -12,16 +12,19 @@ call returns; the model's train/eval flags are restored. Guide: ``docs/intervent
 """
 
 from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
+from llmasos_widgets.interventions._ablation_map import AblationMap, ablation_map
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
 from llmasos_widgets.interventions._targets import CopyingAccuracy
 
 __all__ = [
     "MODES",
+    "AblationMap",
     "AblationResult",
     "CopyingAccuracy",
     "PatchingResult",
     "ablate_heads",
+    "ablation_map",
     "activation_patching",
     "agreement_twins",
 ]

@@ -117,9 +117,10 @@ def ablate_heads(
     parts = anatomy(hf_model)
     chosen = check_heads(parts, heads)
     targets = _per_text_targets(target, len(text_list))
+    references = as_texts(text_list if reference is None else reference, "reference")
     ids = [explainable.encode(text) for text in text_list]
     with torch.no_grad(), eval_mode(hf_model):
-        fills = _fills(explainable, parts, chosen, mode, reference or text_list, batch_size)
+        fills = _fills(explainable, parts, chosen, mode, references, batch_size)
         before, weights, bound = _measure(
             hf_model, explainable.tokenizer, ids, targets, position, batch_size
         )
@@ -139,7 +140,7 @@ def ablate_heads(
         values_before=before,
         values_after=after,
         weights=weights,
-        metadata={"model": explainable.name, "n_reference": len(as_texts(reference or text_list))},
+        metadata={"model": explainable.name, "n_reference": len(references)},
     )
 
 

@@ -38,14 +38,15 @@ _register_comparison()
 
 
 def _register_patching() -> None:
-    """A PatchingResult in a notebook: its PatchingWidget."""
-    from llmasos_widgets.interventions import PatchingResult
+    """A PatchingResult or AblationMap in a notebook: its PatchingWidget."""
+    from llmasos_widgets.interventions import AblationMap, PatchingResult
 
-    register_view(
-        "mimebundle",
-        PatchingResult,
-        lambda result, **kwargs: PatchingWidget(result)._repr_mimebundle_(**kwargs),
-    )
+    for shown in (PatchingResult, AblationMap):
+        register_view(
+            "mimebundle",
+            shown,
+            lambda result, **kwargs: PatchingWidget(result)._repr_mimebundle_(**kwargs),
+        )
 
 
 _register_patching()

@@ -37,7 +37,8 @@ class PatchingWidget(SelectionWidget):
 
     Shows the residual ``[site, position]`` map and the head ``[layer, head]`` map as
     heatmaps with a legend, the target and its clean/corrupted values, and the two prompts
-    side by side with the differing tokens marked.
+    side by side with the differing tokens marked. Given an ``AblationMap``
+    (``interventions.ablation_map``) it shows the head map of target changes alone.
     """
 
     _esm = STATIC_DIR / "patching.js"
@@ -73,17 +74,27 @@ class PatchingWidget(SelectionWidget):
     """float, read-only: the target on the corrupted prompt (normalised to 0)."""
 
     target_position = traitlets.Int(-1, read_only=True).tag(sync=True)
-    """int, read-only: the position the target is read after."""
+    """int, read-only: the position the target is read after (-1 for an ablation map)."""
+
+    caption = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: what the maps show, one line above them (text)."""
+
+    head_title = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: title of the head map."""
+
+    legend = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: ``{"label", "units", "note"}`` of the color legend."""
 
     def __init__(self, result: Any, **kwargs: Any) -> None:
-        from llmasos_widgets.interventions import PatchingResult
+        from llmasos_widgets.interventions import AblationMap, PatchingResult
 
-        if not isinstance(result, PatchingResult):
+        if not isinstance(result, PatchingResult | AblationMap):
             raise TypeError(
-                "PatchingWidget takes a PatchingResult (from "
-                f"llmasos_widgets.activation_patching(...)), got {type(result).__name__}"
+                "PatchingWidget takes a PatchingResult (llmasos_widgets.activation_patching) "
+                f"or an AblationMap (interventions.ablation_map), got {type(result).__name__}"
             )
-        n_tokens = len(result.clean_tokens)
+        patching = isinstance(result, PatchingResult)
+        n_tokens = len(result.clean_tokens) if patching else None
         # validators read these, so they exist before the traits are initialised
         self._dims: dict[str, int | None] = {
             "layers": result.n_layers,
@@ -92,6 +103,12 @@ class PatchingWidget(SelectionWidget):
         }
         self._result: Any = result
         super().__init__(**kwargs)
+        if patching:
+            self._show_patching(result)
+        else:
+            self._show_ablation(result)
+
+    def _show_patching(self, result: Any) -> None:
         self.set_trait("tokens", list(result.clean_tokens))
         for name, tokens in (
             ("display_tokens", result.clean_tokens),
@@ -107,6 +124,39 @@ class PatchingWidget(SelectionWidget):
         self.set_trait("clean_value", float(result.clean_value))
         self.set_trait("corrupted_value", float(result.corrupted_value))
         self.set_trait("target_position", int(result.target_position))
+        self.set_trait(
+            "caption",
+            f"metric: (patched − corrupted) / (clean − corrupted) of {result.target}; "
+            f"clean = {result.clean_value:.3f} (1), corrupted = {result.corrupted_value:.3f} (0)",
+        )
+        self.set_trait("head_title", "head outputs at every position: layer × head (click: head)")
+        self.set_trait(
+            "legend",
+            {
+                "label": "patching effect",
+                "units": "fraction of the clean − corrupted difference",
+                "note": "1 = patch restores the clean run, 0 = no effect, < 0 = moves away from it",
+            },
+        )
+
+    def _show_ablation(self, result: Any) -> None:
+        self.set_trait("heads", tensor_payload(result.change))
+        self.set_trait("target", result.target)
+        self.set_trait("clean_value", float(result.before))
+        self.set_trait(
+            "caption",
+            f"{result.mode}-ablating one head at a time over {result.n_texts} text(s): change in "
+            f"{result.target} (without ablation: {result.before:.3f})",
+        )
+        self.set_trait("head_title", "head ablated alone: layer × head (click: that head)")
+        self.set_trait(
+            "legend",
+            {
+                "label": "change when the head is ablated",
+                "units": "target units",
+                "note": "< 0: the head helps the target; 0: no effect",
+            },
+        )
 
     @property
     def result(self) -> Any:

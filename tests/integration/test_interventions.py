@@ -15,6 +15,7 @@ from llmasos_widgets.interventions import (
     CopyingAccuracy,
     _patching,
     ablate_heads,
+    ablation_map,
     activation_patching,
 )
 from llmasos_widgets.interventions._naive import naive_patching
@@ -155,6 +156,7 @@ def test_prompts_of_different_lengths_are_refused_naming_both(tiny_random) -> No
             "unknown mode 'random'; valid modes: zero, mean",
         ),
         ([(0, 1)], {"reference": ["w1"]}, ValueError, "only used with mode='mean'"),
+        ([(0, 1)], {"mode": "mean", "reference": []}, ValueError, "reference is empty"),
         ([(0, 1)], {"target": ["w1", "w2"]}, ValueError, "2 entries for 1 texts"),
         ([(0, 1)], {"target": CopyingAccuracy()}, ValueError, "written\ntwice|written twice"),
     ],
@@ -176,3 +178,15 @@ def test_empty_inputs_and_targets_that_cannot_move_are_refused(tiny_random) -> N
         activation_patching(
             tiny_random, CLEAN, CORRUPTED, target=TARGET, residual=False, heads=False
         )
+
+
+def test_the_ablation_map_is_each_head_ablated_alone(tiny_random) -> None:
+    texts = ["w1 w2 w3 w4", "w5 w6 w7 w8 w9"]
+    head_map = ablation_map(tiny_random, texts, mode="mean", target=TARGET)
+    assert head_map.values.shape == (2, 4)
+    for layer, head in [(0, 2), (1, 3)]:
+        alone = ablate_heads(tiny_random, texts, [(layer, head)], mode="mean", target=TARGET)
+        assert head_map.values[layer, head] == pytest.approx(alone.after, abs=1e-5)
+        assert head_map.before == pytest.approx(alone.before, abs=1e-6)
+    assert head_map.metadata["forward_passes"] == 9
+    assert count_hooks(tiny_random.hf_model) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmasos_widgets.interventions import PatchingResult
+from llmasos_widgets.interventions import AblationMap, PatchingResult
 from llmasos_widgets.widgets import PatchingWidget, link_selection
 
 
@@ -75,3 +75,19 @@ def test_html_report_shows_both_maps_and_escapes_tokens(tmp_path) -> None:
     assert page.count('<table class="map">') == 2
     assert '<span class="diff">key</span>' in page
     assert "+1.00" in page and "<script" not in page
+
+
+def test_an_ablation_map_shows_as_the_head_map_alone() -> None:
+    values = np.array([[1.0, 0.0], [0.5, 1.0]], np.float32)
+    head_map = AblationMap(
+        target="copying accuracy", mode="zero", n_texts=3, before=1.0, values=values
+    )
+    widget = PatchingWidget(head_map)
+    heads = np.frombuffer(widget.heads["view"], np.float32).reshape(widget.heads["shape"])
+    np.testing.assert_array_equal(heads, [[0.0, -1.0], [-0.5, 0.0]])
+    assert widget.residual == {} and widget.tokens == []
+    assert "zero-ablating one head at a time over 3 text(s)" in widget.caption
+    assert widget.legend["label"] == "change when the head is ablated"
+    assert "largest drop L0H1" in repr(head_map)
+    widget.select_head(1, 1)
+    assert (widget.selected_layer, widget.selected_heads) == (1, [1])
