@@ -142,13 +142,13 @@ def _run_generate(
     """``transformers``' generate on one prompt: the ``[token]`` sequence and each step's
     ``[1, vocab]`` processed scores. The RNG is seeded inside a fork, so the caller's global
     torch RNG state is unchanged."""
-    hf_model = explainable.hf_model
+    run: Any = explainable.hf_model.generate  # typed loosely by transformers
     tokenizer = explainable.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     devices = [ids.device] if ids.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
-        out = hf_model.generate(
+        out = run(
             ids,
             attention_mask=torch.ones_like(ids),
             max_new_tokens=max_new_tokens,

@@ -87,7 +87,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         row = self._matrix.row(position - int(self.prompt_length))  # type: ignore[attr-defined]
         self._showing_row = True  # the target position follows without a recomputation
         try:
-            self.target_position = position - 1  # type: ignore[attr-defined]
+            self.target_position = position - 1
         finally:
             self._showing_row = False
         self._show(row)  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
             return True
         if int(getattr(self, "prompt_length", -1)) < 0:
             return False
-        if self.generated_token >= 0 and self.target_position != self.generated_token - 1:  # type: ignore[attr-defined]
+        if self.generated_token >= 0 and self.target_position != self.generated_token - 1:
             self.generated_token = -1  # a prompt token was clicked: today's map
             return False
         if self.generated_token < 0:
