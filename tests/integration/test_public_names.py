@@ -19,6 +19,7 @@ EXPECTED_KINDS = {
     "trace": "function",
     "Explanation": "class",
     "explain": "function",
+    "generate": "function",
     "attribute": "function",
     "Saliency": "class",
     "activations": "function",
