@@ -168,7 +168,7 @@ def sequence_probabilities(explainable: ExplainableModel, sequence: torch.Tensor
     parts = anatomy(hf_model)
     ids = sequence.reshape(1, -1).to(explainable.device)
     out = np.full(ids.shape[1], -1.0, dtype=np.float32)
-    vocab = int(hf_model.get_output_embeddings().weight.shape[0])
+    vocab = int(explainable.config.vocab_size)
     chunk = max(1, LENS_CHUNK_BYTES // (4 * vocab))
 
     def read(hidden: torch.Tensor) -> None:
