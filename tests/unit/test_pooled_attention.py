@@ -162,9 +162,11 @@ def planted_long_range(n_tokens: int, query: int, key: int, dim: int = 16):
     return q, k
 
 
-@pytest.mark.parametrize("n_tokens", [32768])
+# ~30 s at T = 32768 on 2 shared cores: slow; the same walk at T = 8192 runs every time
+@pytest.mark.parametrize("n_tokens", [8192, pytest.param(32768, marks=pytest.mark.slow)])
 def test_planted_peak_20k_back_is_found_then_reached_exactly_by_zooming(n_tokens) -> None:
-    query, key = n_tokens - 2000, n_tokens - 2000 - 20000
+    query = n_tokens - 2000
+    key = query - min(20000, n_tokens // 2)  # 20k tokens back at T = 32768
     q, k = planted_long_range(n_tokens, query, key)
     spec = AttentionSpec(scaling=0.25)
     exp = synthetic_explanation([q], [k], [spec])
@@ -188,7 +190,7 @@ def test_planted_peak_20k_back_is_found_then_reached_exactly_by_zooming(n_tokens
         view = exp.pooled_attention(0, 0, rows=rows, cols=cols, shape=(8, 8))
         r, c = np.unravel_index(np.argmax(view.values), view.values.shape)
         zooms += 1
-    assert zooms == 2  # 64x64 blocks -> 8x8 blocks -> 8x8 single cells
+    assert zooms == 2  # 64x64 (T=32k) or 16x16 blocks -> 8x8 or 2x2 -> single cells
     assert (int(view.row_edges[r]), int(view.col_edges[c])) == (query, key)
     assert view.values[r, c] == pytest.approx(weight, rel=1e-5)
     # every other cell of the exact view is the exact weight too
