@@ -1,11 +1,12 @@
-"""``generate()`` on the bundled model and a random-init LLaMA: the tokens are transformers'
-own, the reported probabilities are those they were chosen from, the one-forward attention
-equals the per-step patterns, the saliency matrix equals separate ``attribute()`` calls, and
+"""``generate()`` on the bundled model: the tokens are transformers' own, the reported
+probabilities are those they were chosen from, the one-forward attention equals the per-step
+patterns, the saliency matrix equals separate ``attribute()`` calls, and
 generation fields survive save/load."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import llmasos_widgets as lw
-from llmasos_widgets.attribution import NextToken, attribute, available_methods
+from llmasos_widgets.attribution import (
+    ConvergenceWarning,
+    NextToken,
+    attribute,
+    available_methods,
+)
 from llmasos_widgets.attribution._generation import attribute_generation
 from llmasos_widgets.explanation import Explanation, ExplanationFileError
 from llmasos_widgets.explanation._generate import induction_peaks
@@ -24,6 +30,7 @@ PROMPT = "coins box cabinet doors foot child dog pens coins"
 NEW = 6
 # Known answer (docs/generation.md; the bench measures a larger held-out set)
 INDUCTION_PEAK_RATE = 0.90
+COPY = "coins box cabinet doors coins box cabinet doors"
 
 
 @pytest.fixture(scope="module")
@@ -132,35 +139,42 @@ def test_bad_input_fails_before_any_work(bundled, monkeypatch, arguments, messag
 
 
 @pytest.mark.parametrize("method", available_methods())
-def test_batched_matrix_equals_separate_attribute_calls(tiny_random, method) -> None:
-    ids = torch.tensor([1, 7, 9, 11, 7, 9, 30, 12, 40])
+def test_batched_matrix_equals_separate_attribute_calls(bundled, method) -> None:
+    ids = bundled.encode(COPY)[0]
     prompt_length = 5
     options = (
         dict(n_steps=8, integration="gausslegendre") if method == "integrated_gradients" else {}
     )
-    matrix = attribute_generation(tiny_random, ids, prompt_length, method=method, **options)
-    assert matrix.scores.shape == (len(ids) - prompt_length, 3, len(ids))
-    for row, position in enumerate(range(prompt_length - 1, len(ids) - 1)):
-        separate = attribute(
-            tiny_random,
-            ids,
-            target=NextToken(int(ids[position + 1])),
-            method=method,
-            position=position,
-            **options,
-        )
-        np.testing.assert_allclose(matrix.scores[row], separate.scores, rtol=1e-4, atol=2e-6)
-        assert matrix.f_x[row] == pytest.approx(separate.f_x, abs=1e-5)
+    # 8 steps do not converge (ConvergenceWarning): equality, not convergence, is tested here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        matrix = attribute_generation(bundled, ids, prompt_length, method=method, **options)
+        positions = range(prompt_length - 1, len(ids) - 1)
+        separate = [
+            attribute(
+                bundled,
+                ids,
+                target=NextToken(int(ids[position + 1])),
+                method=method,
+                position=position,
+                **options,
+            )
+            for position in positions
+        ]
+    assert matrix.scores.shape == (len(ids) - prompt_length, 4, len(ids))  # 3 layers: 4 sites
+    for row, one in enumerate(separate):
+        np.testing.assert_allclose(matrix.scores[row], one.scores, rtol=1e-4, atol=2e-6)
+        assert matrix.f_x[row] == pytest.approx(one.f_x, abs=1e-5)
         shown = matrix.row(row)
-        assert shown.target == separate.target
-        assert shown.target_position == separate.target_position
-        assert shown.baseline == separate.baseline
+        assert shown.target == one.target
+        assert shown.target_position == one.target_position
+        assert shown.baseline == one.baseline
 
 
-def test_batched_matrix_does_not_depend_on_the_batch_size(tiny_random) -> None:
-    ids = torch.tensor([1, 7, 9, 11, 7, 9, 30, 12, 40])
-    whole = attribute_generation(tiny_random, ids, 3, method="gradient")
-    pieces = attribute_generation(tiny_random, ids, 3, method="gradient", batch_size=2)
+def test_batched_matrix_does_not_depend_on_the_batch_size(bundled) -> None:
+    ids = bundled.encode(COPY)[0]
+    whole = attribute_generation(bundled, ids, 3, method="gradient")
+    pieces = attribute_generation(bundled, ids, 3, method="gradient", batch_size=2)
     np.testing.assert_allclose(whole.scores, pieces.scores, rtol=1e-5, atol=1e-7)
 
 
