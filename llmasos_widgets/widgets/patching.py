@@ -94,7 +94,7 @@ class PatchingWidget(SelectionWidget):
                 f"or an AblationMap (interventions.ablation_map), got {type(result).__name__}"
             )
         patching = isinstance(result, PatchingResult)
-        n_tokens = len(result.clean_tokens) if patching else None
+        n_tokens = len(result.clean_tokens) if isinstance(result, PatchingResult) else None
         # validators read these, so they exist before the traits are initialised
         self._dims: dict[str, int | None] = {
             "layers": result.n_layers,
