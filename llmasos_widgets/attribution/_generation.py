@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmasos_widgets._gather import stack_on
+from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._saliency import Saliency, _check_array
 from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
@@ -298,7 +298,8 @@ def _target_logprobs(
     rows = torch.arange(len(positions), device=last_hidden.device)
     source = rows if last_hidden.shape[0] > 1 else torch.zeros_like(rows)
     hidden = last_hidden[source, positions.to(last_hidden.device)]
-    logits = parts.head(hidden).float()
+    # with a device_map the head may live on another device than the last layer
+    logits = parts.head(hidden.to(execution_device(parts.unembedding))).float()
     return torch.log_softmax(logits, dim=-1)[rows, tokens.to(logits.device)]
 
 
@@ -391,7 +392,8 @@ def _occlusion(
         for start in range(0, kept, chunk):
             occluded_at = torch.arange(start, min(start + chunk, kept), device=x.device)
             occluded = x.expand(len(occluded_at), -1, -1).clone()
-            occluded[torch.arange(len(occluded_at)), occluded_at] = b[occluded_at]
+            rows = torch.arange(len(occluded_at), device=x.device)
+            occluded[rows, occluded_at] = b[occluded_at]
             drops = f_x[None] - values_with(site, occluded, embeds[:, :kept]).double()
             scores[:, index, start : start + len(occluded_at)] = drops.T.float().cpu().numpy()
     after_target = np.arange(n_tokens)[None, :] > positions.numpy()[:, None]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.explanation._explain import explain
 from llmasos_widgets.explanation._generation import Generation
@@ -77,7 +78,8 @@ def generate(
     prompt_length = int(ids.shape[1])
     generated = sequence[prompt_length:]
 
-    probabilities = torch.stack([step[0].float().softmax(-1) for step in scores])  # [gen, vocab]
+    # [generated, vocab] in host memory (the scores are on the model's device)
+    probabilities = torch.stack([step[0].float().softmax(-1) for step in scores]).cpu()
     rows = torch.arange(len(generated))
     step_probabilities = probabilities[rows, generated.cpu()].numpy().astype(np.float32)
     top = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
@@ -170,12 +172,15 @@ def sequence_probabilities(explainable: ExplainableModel, sequence: torch.Tensor
     out = np.full(ids.shape[1], -1.0, dtype=np.float32)
     vocab = int(explainable.config.vocab_size)
     chunk = max(1, LENS_CHUNK_BYTES // (4 * vocab))
+    if parts.unembedding is None:
+        raise TypeError(f"{type(hf_model).__name__} has no LM head: it cannot generate")
+    head_device = execution_device(parts.unembedding)  # with a device_map: the head's device
 
     def read(hidden: torch.Tensor) -> None:
         following = ids[0, 1:]
         for start in range(0, ids.shape[1] - 1, chunk):
             stop = min(start + chunk, ids.shape[1] - 1)
-            logits = parts.head(hidden[0, start:stop]).float()
+            logits = parts.head(hidden[0, start:stop].to(head_device)).float()
             rows = torch.arange(stop - start, device=logits.device)
             chosen = logits.softmax(-1)[rows, following[start:stop].to(logits.device)]
             out[start + 1 : stop + 1] = chosen.cpu().numpy()
