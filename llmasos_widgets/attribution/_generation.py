@@ -20,6 +20,7 @@ Batching (what makes N rows cost well under N calls, bench/bench_generation.py):
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.attribution._residual import recomputed_in_backward
 from llmasos_widgets.attribution._saliency import Saliency, _check_array
 from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
 from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
@@ -200,6 +202,7 @@ def attribute_generation(
     ``attribute_kwargs`` go to ``attribute()`` for methods without a batched path
     (``n_steps``, ``integration``, ...)."""
     from llmasos_widgets.attribution._attribute import (
+        _RECOMPUTE_ABOVE,
         _activation_bytes,
         _baseline_embeddings,
         _input_ids,
@@ -272,8 +275,11 @@ def attribute_generation(
         else:
             per_row = _activation_bytes(hf_model, n_rows=1, n_tokens=n_tokens)
             rows_per_pass = batch_size or max(1, _BATCH_MEMORY_BUDGET // max(per_row, 1))
+            # as attribute(): above ~1 GiB of saved activations per sequence each decoder
+            # layer is recomputed in the backward (same numbers, ~1/3 more time)
+            recompute = per_row > _RECOMPUTE_ABOVE
             scores, f_x = _gradient_rows(
-                parts, hf_model, embeds, sites, positions, generated, rows_per_pass, name
+                parts, hf_model, embeds, sites, positions, generated, rows_per_pass, name, recompute
             )
             baseline_name, f_baseline = "", None
     return SaliencyMatrix(
@@ -312,6 +318,7 @@ def _gradient_rows(
     generated: torch.Tensor,
     rows_per_pass: int,
     method: str,
+    recompute: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Replicated-batch forward + backward: ``[generated, site, token]`` and ``[generated]``."""
     n_rows, n_tokens = len(positions), embeds.shape[1]
@@ -331,7 +338,11 @@ def _gradient_rows(
 
             return keep
 
-        with borrowed_hooks() as hooks, torch.enable_grad():
+        with ExitStack() as stack:
+            hooks = stack.enter_context(borrowed_hooks())
+            stack.enter_context(torch.enable_grad())
+            if recompute:
+                stack.enter_context(recomputed_in_backward(parts.layers))
             for site in sites[1:]:
                 parts.read_site(hooks, site, keeper(site))
             parts.read_site(hooks, sites[-1], lambda hidden, last=last: last.update(h=hidden))

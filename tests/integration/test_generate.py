@@ -178,6 +178,27 @@ def test_batched_matrix_does_not_depend_on_the_batch_size(bundled) -> None:
     np.testing.assert_allclose(whole.scores, pieces.scores, rtol=1e-5, atol=1e-7)
 
 
+def test_recomputed_layers_give_the_same_matrix(bundled, monkeypatch) -> None:
+    """Above ~1 GiB of activations per sequence the layers are recomputed in the backward
+    (forced here): the same numbers."""
+    from llmasos_widgets.attribution import _attribute, _residual
+
+    ids = bundled.encode(COPY)[0]
+    kept = attribute_generation(bundled, ids, 3, method="input_x_gradient")
+    entered = []
+    original = _residual.recomputed_in_backward
+
+    def counted(layers):
+        entered.append(len(layers))
+        return original(layers)
+
+    monkeypatch.setattr(_attribute, "_RECOMPUTE_ABOVE", 0)
+    monkeypatch.setattr("llmasos_widgets.attribution._generation.recomputed_in_backward", counted)
+    recomputed = attribute_generation(bundled, ids, 3, method="input_x_gradient")
+    assert entered == [3]
+    np.testing.assert_allclose(recomputed.scores, kept.scores, rtol=1e-6, atol=1e-8)
+
+
 def test_saliency_peaks_on_the_earlier_copy_when_generating_a_copy(bundled) -> None:
     peaks = induction_peaks(bundled, n=6, length=8, seed=5, site=0)
     assert peaks.copied == 1.0
