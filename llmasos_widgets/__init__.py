@@ -66,6 +66,8 @@ def load_ipython_extension(ipython: Any) -> None:
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency as Saliency
     from llmasos_widgets.attribution import attribute as attribute
+    from llmasos_widgets.attribution import compare_faithfulness as compare_faithfulness
+    from llmasos_widgets.attribution import faithfulness as faithfulness
     from llmasos_widgets.comparison import Comparison as Comparison
     from llmasos_widgets.comparison import compare as compare
     from llmasos_widgets.explanation import Explanation as Explanation
@@ -73,8 +75,6 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import generate as generate
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
-    from llmasos_widgets.attribution import compare_faithfulness as compare_faithfulness
-    from llmasos_widgets.attribution import faithfulness as faithfulness
     from llmasos_widgets.models import ExplainableModel as ExplainableModel
     from llmasos_widgets.models import load_model as load_model
     from llmasos_widgets.probing import ProbeResult as ProbeResult
@@ -83,9 +83,9 @@ if TYPE_CHECKING:
     from llmasos_widgets.tracing import trace as trace
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
+    from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget
     from llmasos_widgets.widgets import SaliencyWidget as SaliencyWidget
     from llmasos_widgets.widgets import link_selection as link_selection
-    from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import qk_breakdown as qk_breakdown

@@ -192,7 +192,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
     matrixView.paint(); // its row labels are the strip's tokens
-    root.replaceChildren(controls, targetLine, strip.element, heatmap, matrixView.element, warning, legendHost, caption, faithfulness);
+    root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, legendHost, matrixView.element, caption, faithfulness);
   };
 
   const buildRows = (): void => {

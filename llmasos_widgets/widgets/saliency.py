@@ -38,13 +38,13 @@ import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
 from llmasos_widgets.widgets import _faithfulness
-from llmasos_widgets.widgets._generation_saliency import GenerationSaliencyMixin
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
     display_traits,
     tensor_payload,
 )
+from llmasos_widgets.widgets._generation_saliency import GenerationSaliencyMixin
 
 _PROGRESS_INTERVAL_S = 0.1  # progress trait updates at most this often (each one is a message)
 
