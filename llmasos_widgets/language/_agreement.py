@@ -15,6 +15,7 @@ word that predicts the verb's number is the subject noun.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -34,6 +35,9 @@ NUMBERS: tuple[str, str] = ("singular", "plural")
 ADJECTIVE_PROBABILITY = 0.3
 # Bounds the rejection sampling of distinct prompts of one split.
 MAX_TRIES_PER_EXAMPLE = 100
+VerbRule = Literal["subject", "nearest"]
+"""What the verb agrees with: the subject (the language) or the nearest noun before it
+(the changed rule of :mod:`llmasos_widgets.language._variants`)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,12 @@ def _finish(
 
 def agreement_sentence(rng: np.random.Generator, *, split: str = "train") -> list[str]:
     """One complete sentence with 0-2 attractor phrases whose prompt belongs to ``split``."""
+    return _sentence(rng, split=split, verb_agrees_with="subject")
+
+
+def _sentence(rng: np.random.Generator, *, split: str, verb_agrees_with: VerbRule) -> list[str]:
+    """One complete sentence of ``split``; the verb takes the number of the subject or, under
+    ``"nearest"``, of the last noun before it (the last attractor, or the subject)."""
     check_split(split)
     while True:
         n_attractors = int(rng.choice(3, p=[0.2, 0.6, 0.2]))
@@ -126,7 +136,10 @@ def agreement_sentence(rng: np.random.Generator, *, split: str = "train") -> lis
         attractors = [_random_number(rng) for _ in range(n_attractors)]
         prompt, _, _ = _prompt(rng, subject_number, attractors)
         if split_of(prompt) == split:
-            return _finish(rng, prompt, subject_number)[2]
+            verb_number = subject_number
+            if verb_agrees_with == "nearest" and attractors:
+                verb_number = attractors[-1]
+            return _finish(rng, prompt, verb_number)[2]
 
 
 def agreement_examples(n: int, *, seed: int, split: str = "test") -> list[AgreementExample]:
@@ -136,6 +149,14 @@ def agreement_examples(n: int, *, seed: int, split: str = "test") -> list[Agreem
     by 4 every condition occurs exactly ``n / 4`` times and the two numbers are independent.
     Prompts of the ``"test"`` split never occur in :func:`training_corpus`.
     """
+    return _examples(n, seed=seed, split=split, verb_agrees_with="subject")
+
+
+def _examples(
+    n: int, *, seed: int, split: str, verb_agrees_with: VerbRule
+) -> list[AgreementExample]:
+    """:func:`agreement_examples` with the verb agreeing with the subject or, under
+    ``"nearest"``, with the attractor; the prompts drawn are the same under both rules."""
     check_split(split)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -148,7 +169,8 @@ def agreement_examples(n: int, *, seed: int, split: str = "test") -> list[Agreem
         condition = len(examples) % 4
         subject_number, attractor_number = NUMBERS[condition % 2], NUMBERS[condition // 2]
         words, subject_index, (attractor_index,) = _prompt(rng, subject_number, [attractor_number])
-        correct, wrong, sentence = _finish(rng, words, subject_number)
+        verb_number = attractor_number if verb_agrees_with == "nearest" else subject_number
+        correct, wrong, sentence = _finish(rng, words, verb_number)
         text = " ".join(words)
         if text in seen or split_of(words) != split:
             continue
