@@ -105,43 +105,91 @@ def ablate_heads(
     ablation), a list of those (one per text), or :class:`CopyingAccuracy` for top-1 accuracy
     on the repeat of copy sequences. Texts of equal token length run as one batch.
     """
-    from llmasos_widgets.models import as_explainable
-
-    explainable = as_explainable(model, tokenizer)
-    hf_model = explainable.hf_model
-    text_list = as_texts(texts)
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
-    if reference is not None and mode != "mean":
-        raise ValueError("reference texts are only used with mode='mean'; drop reference=")
-    parts = anatomy(hf_model)
-    chosen = check_heads(parts, heads)
-    targets = _per_text_targets(target, len(text_list))
-    references = as_texts(text_list if reference is None else reference, "reference")
-    ids = [explainable.encode(text) for text in text_list]
-    with torch.no_grad(), eval_mode(hf_model):
-        fills = _fills(explainable, parts, chosen, mode, references, batch_size)
-        before, weights, bound = _measure(
-            hf_model, explainable.tokenizer, ids, targets, position, batch_size
-        )
+    run = _AblationRun.checked(model, texts, heads, mode, reference, target, tokenizer)
+    explainable, parts = run.explainable, run.parts
+    with torch.no_grad(), eval_mode(run.hf_model):
+        fills = _fills(explainable, parts, run.heads, mode, run.references, batch_size)
+        before, weights, bound = run.measure(run.targets, position, batch_size)
         with borrowed_hooks() as hooks:
             for layer, layer_heads, fill in fills:
                 parts.replace_heads(hooks, layer, _writer(layer_heads, fill))
-            after, _, _ = _measure(
-                hf_model, explainable.tokenizer, ids, bound, position, batch_size
-            )
-    accuracy = isinstance(targets[0], CopyingAccuracy)
-    description = targets[0].description if accuracy else _describe(bound)
+            after, _, _ = run.measure(bound, position, batch_size)
     return AblationResult(
-        heads=tuple(chosen),
+        heads=tuple(run.heads),
         mode=mode,
-        target=description,
-        texts=tuple(text_list),
+        target=run.describe(bound),
+        texts=tuple(run.texts),
         values_before=before,
         values_after=after,
         weights=weights,
-        metadata={"model": explainable.name, "n_reference": len(references)},
+        metadata={"model": explainable.name, "n_reference": len(run.references)},
     )
+
+
+@dataclass(frozen=True)
+class _AblationRun:
+    """The checked arguments of :func:`ablate_heads` and :func:`ablation_map`."""
+
+    explainable: Any
+    parts: Anatomy
+    heads: list[Head]
+    texts: list[str]
+    targets: list[Any]
+    references: list[str]
+    ids: list[torch.Tensor]
+
+    @property
+    def hf_model(self) -> Any:
+        return self.explainable.hf_model
+
+    def measure(
+        self, targets: list[Any], position: int, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """:func:`_measure` on these texts (hooks in place are what is measured)."""
+        hf_model, tokenizer = self.hf_model, self.explainable.tokenizer
+        return _measure(hf_model, tokenizer, self.ids, targets, position, batch_size)
+
+    def describe(self, bound: list[Any]) -> str:
+        """What was measured: the copying accuracy, or the bound token target(s)."""
+        first = self.targets[0]
+        return first.description if isinstance(first, CopyingAccuracy) else _describe(bound)
+
+    @classmethod
+    def checked(
+        cls,
+        model: Any,
+        texts: str | Sequence[str],
+        heads: Sequence[Head] | None,
+        mode: str,
+        reference: str | Sequence[str] | None,
+        target: Any,
+        tokenizer: Any,
+    ) -> _AblationRun:
+        """Check the arguments of both functions (``heads=None``: every head), encode texts."""
+        from llmasos_widgets.models import as_explainable
+
+        explainable = as_explainable(model, tokenizer)
+        text_list = as_texts(texts)
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+        if reference is not None and mode != "mean":
+            raise ValueError("reference texts are only used with mode='mean'; drop reference=")
+        parts = anatomy(explainable.hf_model)
+        if heads is None:
+            chosen = [
+                (layer, head) for layer in range(parts.n_layers) for head in range(parts.n_heads())
+            ]
+        else:
+            chosen = check_heads(parts, heads)
+        return cls(
+            explainable=explainable,
+            parts=parts,
+            heads=chosen,
+            texts=text_list,
+            targets=_per_text_targets(target, len(text_list)),
+            references=as_texts(text_list if reference is None else reference, "reference"),
+            ids=[explainable.encode(text) for text in text_list],
+        )
 
 
 def _per_text_targets(target: Any, n: int) -> list[Any]:

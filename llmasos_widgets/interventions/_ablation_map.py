@@ -16,15 +16,12 @@ from llmasos_widgets.attribution._targets import TargetLike
 from llmasos_widgets.interventions._ablation import (
     MODES,
     AblationMode,
-    _describe,
+    _AblationRun,
     _fills,
-    _measure,
-    _per_text_targets,
     _writer,
 )
-from llmasos_widgets.interventions._runs import as_texts
 from llmasos_widgets.interventions._targets import CopyingAccuracy
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode
+from llmasos_widgets.tracing._anatomy import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,42 +84,30 @@ def ablation_map(
 ) -> AblationMap:
     """Ablate every head alone (as :func:`ablate_heads` does) and map the target: one run
     without ablation, then one per head."""
-    from llmasos_widgets.models import as_explainable
-
-    explainable = as_explainable(model, tokenizer)
-    hf_model = explainable.hf_model
-    text_list = as_texts(texts)
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
-    if reference is not None and mode != "mean":
-        raise ValueError("reference texts are only used with mode='mean'; drop reference=")
-    parts = anatomy(hf_model)
-    every = [(layer, head) for layer in range(parts.n_layers) for head in range(parts.n_heads())]
-    targets = _per_text_targets(target, len(text_list))
-    references = as_texts(text_list if reference is None else reference, "reference")
-    ids = [explainable.encode(text) for text in text_list]
+    run = _AblationRun.checked(model, texts, None, mode, reference, target, tokenizer)
+    parts = run.parts
     values = np.zeros((parts.n_layers, parts.n_heads()), np.float32)
-    tokenizer_ = explainable.tokenizer
-    with torch.no_grad(), eval_mode(hf_model):
+    with torch.no_grad(), eval_mode(run.hf_model):
         fills = {
             layer: fill
-            for layer, _, fill in _fills(explainable, parts, every, mode, references, batch_size)
+            for layer, _, fill in _fills(
+                run.explainable, parts, run.heads, mode, run.references, batch_size
+            )
         }
-        before, weights, bound = _measure(hf_model, tokenizer_, ids, targets, position, batch_size)
-        for layer, head in every:
+        before, weights, bound = run.measure(run.targets, position, batch_size)
+        for layer, head in run.heads:
             fill = fills[layer]
             with borrowed_hooks() as hooks:
                 parts.replace_heads(
                     hooks, layer, _writer([head], None if fill is None else fill[head : head + 1])
                 )
-                after, _, _ = _measure(hf_model, tokenizer_, ids, bound, position, batch_size)
+                after, _, _ = run.measure(bound, position, batch_size)
             values[layer, head] = np.average(after, weights=weights)
-    accuracy = isinstance(targets[0], CopyingAccuracy)
     return AblationMap(
-        target=targets[0].description if accuracy else _describe(bound),
+        target=run.describe(bound),
         mode=mode,
-        n_texts=len(text_list),
+        n_texts=len(run.texts),
         before=float(np.average(before, weights=weights)),
         values=values,
-        metadata={"model": explainable.name, "forward_passes": len(every) + 1},
+        metadata={"model": run.explainable.name, "forward_passes": len(run.heads) + 1},
     )
