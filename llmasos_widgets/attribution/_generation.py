@@ -30,7 +30,7 @@ import torch
 from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._residual import recomputed_in_backward
-from llmasos_widgets.attribution._saliency import Saliency, _check_array
+from llmasos_widgets.attribution._saliency import Saliency, _check_array, _check_record_format
 from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
 from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
 
@@ -163,13 +163,9 @@ class SaliencyMatrix:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> SaliencyMatrix:
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"not a generation saliency record: {metadata.get('format')!r}")
-        if metadata.get("version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"generation saliency version {metadata['version']} is newer than this "
-                f"llmasos-widgets reads ({FORMAT_VERSION}); upgrade the package"
-            )
+        _check_record_format(
+            metadata, what="generation saliency", format=FORMAT, version=FORMAT_VERSION
+        )
         return cls(
             scores=np.array(arrays["scores"]),
             sites=np.array(arrays["sites"]),

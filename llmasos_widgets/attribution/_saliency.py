@@ -51,6 +51,17 @@ def _check_array(name: str, value: Any, dtype: type, ndim: int) -> np.ndarray:
     return value
 
 
+def _check_record_format(metadata: dict[str, Any], *, what: str, format: str, version: int) -> None:
+    """Refuse a stored record of another format, or of a newer version than this code reads."""
+    if metadata.get("format") != format:
+        raise ValueError(f"not a {what} record: format is {metadata.get('format')!r}")
+    if metadata.get("version", 0) > version:
+        raise ValueError(
+            f"{what} format version {metadata['version']} is newer than this "
+            f"llmasos-widgets understands ({version}); upgrade the package"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Saliency:
     """Attributions of one target to every token at every residual-stream site.
@@ -219,13 +230,7 @@ class Saliency:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Saliency:
         """Inverse of :meth:`to_arrays` + :meth:`metadata`."""
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"not a saliency record: format is {metadata.get('format')!r}")
-        if metadata.get("version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"saliency format version {metadata['version']} is newer than this "
-                f"llmasos-widgets understands ({FORMAT_VERSION}); upgrade the package"
-            )
+        _check_record_format(metadata, what="saliency", format=FORMAT, version=FORMAT_VERSION)
         missing = {"scores", "layers", "token_ids"} - set(arrays)
         if missing:
             raise ValueError(f"saliency arrays are missing {sorted(missing)}")
