@@ -7,31 +7,27 @@ from __future__ import annotations
 
 import html
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.export._html import _CSS, _diverging, _sequential, write_report
+from llmasos_widgets.export._html import (
+    _CSS,
+    _diverging,
+    _head_table,
+    _sequential,
+    write_report,
+)
 from llmasos_widgets.tracing._anatomy import site_name
 
 _MAX_COLUMNS = 48
 
 
-def _head_table(values: np.ndarray, *, diverging: bool) -> str:
-    bound = float(np.abs(values).max()) or 1.0
-    rows = "".join(
-        f"<tr><th>L{layer}</th>"
-        + "".join(
-            f"<td style='background:"
-            f"{_diverging(v / bound) if diverging else _sequential(v / bound)}' "
-            f"title='L{layer} H{head}: {v:+.3f}'></td>"
-            for head, v in enumerate(row)
-        )
-        + "</tr>"
-        for layer, row in enumerate(values)
-    )
-    return f"<table class='grid'>{rows}</table>"
+def _signed_table(values: np.ndarray, color: Callable[[Any], str]) -> str:
+    """A head table scaled by the largest magnitude, values shown with their sign."""
+    return _head_table(values, float(np.abs(values).max()) or 1.0, color=color, value_format="+.3f")
 
 
 def _heads_section(comparison: Any) -> str:
@@ -40,7 +36,7 @@ def _heads_section(comparison: Any) -> str:
     figures = [
         "<figure><figcaption>attention moved (TV distance 0..1)"
         f"<br><span class='muted'>top: {top}</span></figcaption>"
-        f"{_head_table(moved, diverging=False)}</figure>"
+        f"{_signed_table(moved, _sequential)}</figure>"
     ]
     for name in comparison.summary_names:
         if name == "attention":
@@ -49,7 +45,7 @@ def _heads_section(comparison: Any) -> str:
         figures.append(
             f"<figure><figcaption>B − A: {html.escape(name)}<br><span class='muted'>"
             f"|max| {float(np.abs(diff).max()):.3f}</span></figcaption>"
-            f"{_head_table(diff, diverging=True)}</figure>"
+            f"{_signed_table(diff, _diverging)}</figure>"
         )
     return "<h2>Heads (layer × head)</h2>" + "".join(figures)
 

@@ -11,8 +11,9 @@ tooltip keeps its raw string.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -135,6 +136,29 @@ def _diverging(value: float) -> str:
     return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"
 
 
+def _head_table(
+    values: np.ndarray,
+    scale: Any,
+    *,
+    color: Callable[[Any], str] = _sequential,
+    value_format: str = ".3f",
+) -> str:
+    """A ``[layer, head]`` grid of colored cells, ``color(value / scale)``, the value on hover.
+
+    ``scale`` is used as given (a numpy float32 divides in float32), so colors do not move."""
+    rows = "".join(
+        f"<tr><th>L{layer}</th>"
+        + "".join(
+            f"<td style='background:{color(v / scale)}' "
+            f"title='L{layer} H{head}: {v:{value_format}}'></td>"
+            for head, v in enumerate(row)
+        )
+        + "</tr>"
+        for layer, row in enumerate(values)
+    )
+    return f"<table class='grid'>{rows}</table>"
+
+
 def _tokens_section(explanation: Explanation) -> str:
     shown = _shown_inputs(explanation)
     tokens = "".join(
@@ -220,24 +244,13 @@ def _predictions_section(explanation: Explanation) -> str:
 def _summaries_section(explanation: Explanation) -> str:
     figures = []
     for name, scores in explanation.head_summaries.items():
-        top = scores.max() or 1.0
-        rows = "".join(
-            f"<tr><th>L{layer}</th>"
-            + "".join(
-                f"<td style='background:{_sequential(v / top)}' title='L{layer} H{head}: "
-                f"{v:.3f}'></td>"
-                for head, v in enumerate(row)
-            )
-            + "</tr>"
-            for layer, row in enumerate(scores)
-        )
         best = ", ".join(
             f"L{layer_}H{h} ({s:.2f})" for layer_, h, s in explanation.top_heads(name, 3)
         )
         figures.append(
             f"<figure><figcaption>{html.escape(_SUMMARY_TITLES.get(name, name))}"
             f"<br><span class='muted'>top: {best}</span></figcaption>"
-            f"<table class='grid'>{rows}</table></figure>"
+            f"{_head_table(scores, scores.max() or 1.0)}</figure>"
         )
     return "<h2>Heads (layer × head)</h2>" + "".join(figures)
 
