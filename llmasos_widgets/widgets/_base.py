@@ -116,6 +116,31 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
         return value
 
 
+class ResultWidget(SelectionWidget):
+    """A :class:`SelectionWidget` that shows one result object (``result``).
+
+    Subclasses set ``self._result`` and ``self._dims`` (the sizes ``_dimensions`` reports)
+    before ``super().__init__``: the trait validators read the dimensions.
+    """
+
+    _result: Any
+    _dims: dict[str, int | None]
+
+    @property
+    def result(self) -> Any:
+        """The result shown (read-only; ``None`` after :meth:`close`)."""
+        return self._result
+
+    def close(self) -> None:
+        # anywidget keeps every instance reachable (its file-watch signal holds ``self``), so
+        # drop the result here: a closed widget must not pin probe weights or maps in memory.
+        self._result = None
+        super().close()
+
+    def _dimensions(self) -> dict[str, int | None]:
+        return dict(self._dims)
+
+
 def display_traits(tokens: Sequence[str], style: Any) -> dict[str, list[str]]:
     """``display_tokens`` and ``token_kinds`` for raw ``tokens`` written in ``style`` (a
     :class:`~llmasos_widgets._readable_tokens.TokenStyle`; ``None`` shows the raw strings)."""

@@ -21,7 +21,7 @@ import traitlets
 
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
-    SelectionWidget,
+    ResultWidget,
     display_traits,
     tensor_payload,
 )
@@ -32,7 +32,7 @@ def site_to_selected_layer(site: int) -> int:
     return site - 1
 
 
-class PatchingWidget(SelectionWidget):
+class PatchingWidget(ResultWidget):
     """Activation patching at a glance (``PatchingWidget(activation_patching(...))``).
 
     Shows the residual ``[site, position]`` map and the head ``[layer, head]`` map as
@@ -96,12 +96,12 @@ class PatchingWidget(SelectionWidget):
         patching = isinstance(result, PatchingResult)
         n_tokens = len(result.clean_tokens) if isinstance(result, PatchingResult) else None
         # validators read these, so they exist before the traits are initialised
-        self._dims: dict[str, int | None] = {
+        self._dims = {
             "layers": result.n_layers,
             "heads": result.n_heads,
             "tokens": n_tokens,
         }
-        self._result: Any = result
+        self._result = result
         super().__init__(**kwargs)
         if patching:
             self._show_patching(result)
@@ -157,19 +157,6 @@ class PatchingWidget(SelectionWidget):
                 "note": "< 0: the head helps the target; 0: no effect",
             },
         )
-
-    @property
-    def result(self) -> Any:
-        """The PatchingResult shown (``None`` after :meth:`close`)."""
-        return self._result
-
-    def close(self) -> None:
-        # anywidget keeps instances reachable; do not pin the result after close
-        self._result = None
-        super().close()
-
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
 
     def select_head(self, layer: int, head: int) -> None:
         """Select head-map cell ``(layer, head)`` as a click on it does."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from llmasos_widgets.widgets._base import STATIC_DIR, SelectionWidget, tensor_payload
+from llmasos_widgets.widgets._base import STATIC_DIR, ResultWidget, tensor_payload
 
 
 def residual_to_selected_layer(residual: int) -> int:
@@ -27,7 +27,7 @@ def residual_to_selected_layer(residual: int) -> int:
     return residual - 1
 
 
-class ProbeWidget(SelectionWidget):
+class ProbeWidget(ResultWidget):
     """Linear-probe accuracy by layer (``ProbeWidget(probe_result)``).
 
     Link it with an AttentionWidget (``link_selection(probe_widget, attention_widget)``):
@@ -70,8 +70,8 @@ class ProbeWidget(SelectionWidget):
         layers = [int(layer) for layer in result.layers]
         n_layers = int(result.metadata.get("n_layers", max(layers)))
         # Validators read these, so they exist before the traits are initialised.
-        self._result: Any = result
-        self._dims: dict[str, int | None] = {"layers": n_layers, "heads": None, "tokens": None}
+        self._result = result
+        self._dims = {"layers": n_layers, "heads": None, "tokens": None}
         self._series_names = tuple(series)
         super().__init__(**kwargs)
         self.set_trait("layers", layers)
@@ -82,20 +82,6 @@ class ProbeWidget(SelectionWidget):
         self.set_trait("majority_baseline", float(result.majority_baseline))
         dataset = result.metadata.get("dataset", "probe")
         self.set_trait("title", f"{dataset}: {' / '.join(result.labels)}")
-
-    @property
-    def result(self) -> Any:
-        """The ProbeResult shown (read-only; ``None`` after :meth:`close`)."""
-        return self._result
-
-    def close(self) -> None:
-        # anywidget keeps every instance reachable (its file-watch signal holds ``self``), so
-        # drop the result here: a closed widget must not pin probe weights in memory.
-        self._result = None
-        super().close()
-
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
 
     def _valid_metrics(self) -> Sequence[str]:
         return self._series_names
