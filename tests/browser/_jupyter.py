@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,59 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
     # kernels are in the server's session (start_new_session); take any stragglers down
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_jupyterlab(
+    python: str,
+    env: dict[str, str],
+    root: Path,
+    log_path: Path,
+    extra_options: Sequence[str] = (),
+) -> Iterator[JupyterServer]:
+    """``python -m jupyterlab`` serving ``root`` on 127.0.0.1 (free port, random token, no
+    browser, no update or PyPI queries), answering before this yields and stopped after."""
+    port, token = free_port(), secrets.token_hex(24)
+    server = JupyterServer(
+        base_url=f"http://127.0.0.1:{port}",
+        token=token,
+        root_dir=root,
+        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
+        log_path=log_path,
+    )
+    command = [
+        python,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",  # no PyPI queries from the server
+        *extra_options,
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # CI containers run as root
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_server(proc, server)
+            yield server
+        finally:
+            stop_server(proc)
 
 
 def write_notebook(root: Path, name: str, cells: list[str]) -> Path:

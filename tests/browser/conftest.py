@@ -15,9 +15,6 @@ Every wait is bounded and waits for a condition; nothing sleeps a fixed time.
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +28,8 @@ from tests.browser._jupyter import (
     UI_STEP_S,
     JupyterServer,
     check_lab_extensions,
-    free_port,
     hermetic_env,
-    stop_server,
-    wait_for_server,
+    running_jupyterlab,
 )
 
 
@@ -53,50 +48,14 @@ def jupyter_server(
     root.mkdir()
     env = hermetic_env(base)
     check_lab_extensions(env)
-    port = free_port()
-    token = secrets.token_hex(24)
-    server = JupyterServer(
-        base_url=f"http://127.0.0.1:{port}",
-        token=token,
-        root_dir=root,
-        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
-        log_path=output_dir / "jupyter-server.log",
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
+    options = [
         "--ServerApp.allow_remote_access=False",
-        "--LabApp.expose_app_in_browser=True",
         "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",  # no PyPI queries from the server
         "--MappingKernelManager.cull_idle_timeout=0",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # CI containers run as root
-    with server.log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for_server(proc, server)
-            yield server
-        finally:
-            stop_server(proc)
+    log_path = output_dir / "jupyter-server.log"
+    with running_jupyterlab(sys.executable, env, root, log_path, options) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import zipfile
@@ -31,11 +30,9 @@ from tests.browser._jupyter import (
     UI_STEP_S,
     JupyterServer,
     KernelClient,
-    free_port,
     hermetic_env,
     open_notebook_and_run_all,
-    stop_server,
-    wait_for_server,
+    running_jupyterlab,
     wait_for_widget,
     write_notebook,
 )
@@ -192,46 +189,9 @@ def lab(venv: Path, user_env: dict[str, str], tmp_path: Path) -> Iterator[Jupyte
     root = tmp_path / "root"
     root.mkdir()
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    port, token = free_port(), secrets.token_hex(24)
-    server = JupyterServer(
-        base_url=f"http://127.0.0.1:{port}",
-        token=token,
-        root_dir=root,
-        runtime_dir=Path(env["JUPYTER_RUNTIME_DIR"]),
-        log_path=OUTPUT_DIR / "jupyter-server.log",
-    )
-    command = [
-        str(venv / "bin" / "python"),
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    with server.log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for_server(proc, server)
-            yield server
-        finally:
-            stop_server(proc)
+    python = str(venv / "bin" / "python")
+    with running_jupyterlab(python, env, root, OUTPUT_DIR / "jupyter-server.log") as server:
+        yield server
 
 
 def test_the_widgets_render_in_jupyterlab_from_the_wheel(lab: JupyterServer, venv: Path) -> None:
