@@ -51,14 +51,9 @@ def random_qk(n_tokens: int, heads: int, kv_heads: int, dim: int, seed: int):
 
 def pool_exact(pattern: np.ndarray, rows, cols, row_edges, col_edges, reduce: str) -> np.ndarray:
     region = pattern[rows[0] : rows[1], cols[0] : cols[1]]
-    r_e, c_e = row_edges - rows[0], col_edges - cols[0]
-    fn = np.max if reduce == "max" else np.sum
-    return np.array(
-        [
-            [fn(region[r_e[i] : r_e[i + 1], c_e[j] : c_e[j + 1]]) for j in range(len(c_e) - 1)]
-            for i in range(len(r_e) - 1)
-        ]
-    )
+    r_e, c_e = row_edges[:-1] - rows[0], col_edges[:-1] - cols[0]
+    fn = np.maximum if reduce == "max" else np.add  # reduceat: each block [edge, next edge)
+    return fn.reduceat(fn.reduceat(region, r_e, axis=0), c_e, axis=1)
 
 
 SPECS = {
@@ -229,3 +224,86 @@ def test_flow_values_match_the_exact_flow_of_every_head() -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
     with pytest.raises(ValueError, match="token 19 is out of range"):
         flow_values(exp, [19], [], "from")
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("reduce", ["max", "sum"])
+def test_one_pass_views_equal_two_pass_views_and_fill_the_normalisers(name, reduce) -> None:
+    """Without known normalisers a view is one pass (each row chunk's scores give its
+    log-sum-exp and its pooled values); same values, same argmax cells as the two-pass path
+    (normalisers first), and the normalisers it keeps equal row_statistics'."""
+    spec, heads, kv_heads = SPECS[name]
+    n_tokens = 61
+    q, k = random_qk(n_tokens, heads, kv_heads, 16, seed=5)
+    exact = attention_pattern(q, k, spec).numpy()
+    regions = [((0, n_tokens), (0, n_tokens)), ((20, 59), (1, 34)), ((40, 41), (0, 61))]
+    for rows, cols in regions:
+        lse, _ = row_statistics(q, k, spec, torch.arange(heads), torch.arange(*rows))
+        # 2-3 rows per chunk: blocks of 13 rows are pooled from pieces
+        for shape, tile_cells in (((5, 7), 200), ((64, 64), 10**6)):
+            kept: list[torch.Tensor] = []
+            one_pass = pooled_heads(
+                q, k, spec, torch.arange(heads), None, rows=rows, cols=cols, shape=shape,
+                reduce=reduce, tile_cells=tile_cells, normalised=kept,
+            )  # fmt: skip
+            two_pass = pooled_heads(
+                q, k, spec, torch.arange(heads), lse, rows=rows, cols=cols, shape=shape,
+                reduce=reduce, tile_cells=tile_cells,
+            )  # fmt: skip
+            torch.testing.assert_close(torch.stack(kept), lse, rtol=1e-5, atol=1e-5)
+            for head, (a, b) in enumerate(zip(one_pass, two_pass, strict=True)):
+                expected = pool_exact(exact[head], rows, cols, a.row_edges, a.col_edges, reduce)
+                np.testing.assert_allclose(a.values, expected, rtol=2e-5, atol=2e-7)
+                np.testing.assert_allclose(a.values, b.values, rtol=2e-5, atol=2e-7)
+                np.testing.assert_array_equal(a.argmax_query, b.argmax_query)
+                np.testing.assert_array_equal(a.argmax_key, b.argmax_key)
+
+
+def test_kept_normalisers_make_the_next_view_one_region_pass_with_the_same_values() -> None:
+    """The first view of a head computes its rows' normalisers once and keeps them; a zoom
+    then computes no normaliser and only the region's scores, and its values equal a fresh
+    explanation's (no cache) to float rounding (the row sums run over other chunk widths)."""
+    spec = AttentionSpec(scaling=0.3, n_kv_groups=2)
+    q, k = random_qk(400, 4, 2, 8, seed=11)
+    cached = synthetic_explanation([q], [k], [spec])
+    first = TileStats()
+    cached.pooled_attention(0, 3, shape=(40, 40))
+    pooled_view(cached, 0, [1], shape=(40, 40), stats=first)
+    assert first.normalised_rows == 400  # one pass gave every row's normaliser
+    known = cached.row_normalisers.known[0]
+    assert known[[1, 3]].all() and not known[[0, 2]].any()
+    zoom = TileStats()
+    region = {"rows": (300, 340), "cols": (100, 140), "shape": (40, 40)}
+    (zoomed,) = pooled_view(cached, 0, [1], **region, stats=zoom)
+    assert zoom.normalised_rows == 0
+    assert zoom.largest <= 40 * 40  # only the region's scores
+    fresh = synthetic_explanation([q], [k], [spec])
+    (cold,) = pooled_view(fresh, 0, [1], **region)
+    np.testing.assert_array_equal(zoomed.argmax_key, cold.argmax_key)
+    np.testing.assert_allclose(zoomed.values, cold.values, rtol=3e-6, atol=0)
+    np.testing.assert_allclose(
+        zoomed.values, attention_pattern(q, k, spec)[1, 300:340, 100:140].numpy(), rtol=1e-5
+    )
+
+
+def test_views_from_several_threads_share_the_normalisers_and_agree() -> None:
+    """Pooled views may run in a background thread while the kernel answers messages: the
+    normaliser tables are locked, and every thread gets the single-threaded answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = AttentionSpec(scaling=0.3)
+    q, k = random_qk(300, 4, 4, 8, seed=12)
+    shared = synthetic_explanation([q], [k], [spec])
+    alone = synthetic_explanation([q], [k], [spec])
+    jobs = [(h, region) for h in range(4) for region in ((0, 300), (150, 300), (0, 100))] * 2
+    expected = {
+        job: pooled_view(alone, 0, [job[0]], rows=job[1], shape=(16, 16))[0] for job in jobs
+    }
+    with ThreadPoolExecutor(4) as pool:
+        got = list(
+            pool.map(lambda j: pooled_view(shared, 0, [j[0]], rows=j[1], shape=(16, 16))[0], jobs)
+        )
+    for job, view in zip(jobs, got, strict=True):
+        np.testing.assert_allclose(view.values, expected[job].values, rtol=3e-6, atol=0)
+        np.testing.assert_array_equal(view.argmax_query, expected[job].argmax_query)
+    assert bool(shared.row_normalisers.known[0].all())
