@@ -19,20 +19,33 @@ is smaller (``encodings[i]`` is "deflate" or "raw"):
   in ``arg_dtype`` (uint8 / uint16 / int32, the smallest that holds the largest block); the
   dtype's largest value marks an empty (fully masked) block.
 
-Mirror: ``js/src/lib/buffers.ts::decodeViewMessage``.
+Bytes: the kernel pools more coarsely than asked when the asked shape would not fit
+:data:`VIEW_BYTES` (:func:`capped`); ``n_rows``/``n_cols`` and the edges say what was sent.
+
+Mirror: ``js/src/lib/pattern_lod.ts::decodeViewMessage``.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 MAX_VIEW_CELLS = 1 << 20
 """Most cells one view may ask for (a 2x HiDPI canvas of 512 CSS pixels; one row of 1M keys)."""
+
+VIEW_BYTES = 512_000
+"""Most bytes of one ``view`` message of one panel (a head, or the mean of heads): the kernel
+pools more coarsely than asked when the asked shape would not fit (float32 values + two
+argmax offsets: ~6 B per block, so ~290 x 290 blocks; exact cells: 4 B, ~357 x 357); the
+canvas upsamples, and exact cells stay one zoom away."""
+PANELS_BYTES = 4_000_000
+"""Most bytes of a side-by-side message (every head of a layer at view resolution)."""
+HEADER_BYTES = 2048
+"""Allowance for the message's JSON content (~400 B, more with many heads)."""
 
 REDUCTIONS = ("max", "sum")
 COMBINES = ("mean", "each")
@@ -120,8 +133,46 @@ def _offsets(arg: np.ndarray, starts: np.ndarray, dtype: np.dtype[Any]) -> np.nd
     return out.astype(dtype.newbyteorder("<"))
 
 
+def _blocks(span: int, asked: int) -> tuple[int, int]:
+    """(most blocks, largest block) when ``span`` tokens are pooled into at most ``asked``."""
+    n = min(span, asked)
+    return n, -(-span // n) + 1  # +1: pooling that rounds its edges (not block_edges)
+
+
+def byte_bound(request: ViewRequest, shape: tuple[int, int]) -> int:
+    """An upper bound on the raw (undeflated) size of the ``view`` message at ``shape``."""
+    rows, row_block = _blocks(request.rows[1] - request.rows[0], shape[0])
+    cols, col_block = _blocks(request.cols[1] - request.cols[0], shape[1])
+    panels = len(request.heads) if request.combine == "each" else 1
+    exact = shape[0] >= request.rows[1] - request.rows[0] and shape[1] >= (
+        request.cols[1] - request.cols[0]
+    )
+    per_cell = 4
+    if not exact and request.reduce == "max":
+        largest = (np.array([0, row_block]), np.array([0, col_block]))
+        per_cell += 2 * _arg_dtype(*largest).itemsize
+    return panels * rows * cols * per_cell + 4 * (rows + cols + 2) + HEADER_BYTES
+
+
+def byte_budget(request: ViewRequest) -> int:
+    panels = len(request.heads) if request.combine == "each" else 1
+    return VIEW_BYTES if panels == 1 else min(PANELS_BYTES, panels * VIEW_BYTES)
+
+
+def capped(request: ViewRequest) -> ViewRequest:
+    """``request`` at the largest shape (same aspect) whose message fits :func:`byte_budget`."""
+    budget, shape = byte_budget(request), request.shape
+    while byte_bound(request, shape) > budget and max(shape) > 1:
+        over = byte_bound(request, shape) / budget
+        shrink = min(0.99, over**-0.5)
+        shape = (max(1, int(shape[0] * shrink)), max(1, int(shape[1] * shrink)))
+    return request if shape == request.shape else replace(request, shape=shape)
+
+
 def view_message(explanation: Any, request: ViewRequest) -> tuple[dict[str, Any], list[bytes]]:
-    """The ``view`` reply (content, buffers) for one request; see the module docstring."""
+    """The ``view`` reply (content, buffers) for one request; see the module docstring.
+    The shape is first :func:`capped` so the message stays within :data:`VIEW_BYTES`."""
+    request = capped(request)
     pooled = pooled_heads(explanation, request)
     first = pooled[0]
     row_edges = np.asarray(first.row_edges, dtype=np.int64)

@@ -7,6 +7,8 @@ offsets, head averaging, encoding -- can be checked against known answers.
 
 from __future__ import annotations
 
+import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,14 @@ import numpy as np
 import pytest
 
 from llmasos_widgets.widgets import AttentionWidget
-from llmasos_widgets.widgets._pattern_views import decode_view
+from llmasos_widgets.widgets._pattern_views import (
+    PANELS_BYTES,
+    VIEW_BYTES,
+    ViewRequest,
+    decode_view,
+    view_message,
+)
+from tests._long_context import planted_explanation
 
 
 @dataclass(frozen=True)
@@ -143,13 +152,69 @@ def test_mean_over_heads_and_side_by_side(sent: list[Any]) -> None:
     assert each.arg_key is not None and each.arg_key[1, 29, 0] == 9  # head 2's planted key
 
 
+def message_bytes(content: dict[str, Any], buffers: list[bytes]) -> int:
+    return len(json.dumps(content).encode()) + sum(len(b) for b in buffers)
+
+
 def test_a_view_of_a_few_hundred_kilobytes_at_the_canvas_resolution(sent: list[Any]) -> None:
     exp = LongExplanation(600)
     w = AttentionWidget(exp)
-    ask(w, rows=[0, 600], cols=[0, 600], shape=[360, 360])
-    content, buffers = sent[0]
-    assert content["n_rows"] == 360
-    assert sum(len(b) for b in buffers) < 512 * 1024
+    ask(w, rows=[0, 600], cols=[0, 600], shape=[250, 250])
+    ask(w, rows=[0, 600], cols=[0, 600], shape=[512, 512])  # more than fits: pooled coarser
+    (small, small_buffers), (capped, capped_buffers) = sent
+    assert small["n_rows"] == 250  # fits (~6 B a block): as asked
+    assert message_bytes(small, small_buffers) <= VIEW_BYTES
+    assert capped["n_rows"] < 512 and message_bytes(capped, capped_buffers) <= VIEW_BYTES
+
+
+def test_views_at_32k_planted_stay_within_512_kb_and_keep_exact_values() -> None:
+    """At T = 32768 (planted peak 20k back) every kind of view the browser asks for -- whole
+    pattern at 512 x 512, a zoom, single cells at the canvas size, one strip row -- is at most
+    512 kB on the wire, raw (incompressible values) as well as deflated, and holds the
+    pooled_attention values of the shape it was capped to."""
+    n_tokens, query, key = 32768, 32668, 12668
+    exp = planted_explanation(n_tokens, 1, 1, planted=[(0, 0, query, key)])
+    requests = [
+        ((0, n_tokens), (0, n_tokens), (512, 512)),
+        ((28672, 32768), (10620, 14716), (512, 512)),
+        ((query - 178, query + 99), (key - 178, key + 179), (357, 357)),
+        ((query, query + 1), (0, n_tokens), (1, n_tokens)),
+    ]
+    views = []
+    for request_id, (rows, cols, shape) in enumerate(requests):
+        request = ViewRequest(
+            request_id=request_id, layer=0, heads=(0,), rows=rows, cols=cols, shape=shape
+        )
+        content, buffers = view_message(exp, request)
+        raw = [zlib.decompress(b) if e == "deflate" else b for b, e in zip(
+            buffers, content["encodings"], strict=True)]  # fmt: skip
+        assert max(message_bytes(content, buffers), message_bytes(content, raw)) <= VIEW_BYTES
+        view = decode_view(content, buffers)
+        views.append(view)
+        sent_shape = (content["n_rows"], content["n_cols"])
+        expected = exp.pooled_attention(0, 0, rows=rows, cols=cols, shape=sent_shape)
+        np.testing.assert_array_equal(view.values[0], expected.values)
+        np.testing.assert_array_equal(view.row_edges, expected.row_edges)
+        if view.arg_query is not None:
+            np.testing.assert_array_equal(view.arg_query[0], expected.argmax_query)
+    # the whole view was capped below 512 x 512 and still shows the planted cell's block
+    first = views[0]
+    assert first.values.shape[1] < 512
+    assert first.arg_query is not None and first.arg_key is not None
+    r = int(np.searchsorted(first.row_edges, query, side="right")) - 1
+    c = int(np.searchsorted(first.col_edges, key, side="right")) - 1
+    assert (first.arg_query[0, r, c], first.arg_key[0, r, c]) == (query, key)
+    # the strip row is exact: the planted key holds almost all of the row's weight
+    assert views[3].values[0, 0, key] > 0.99
+
+
+def test_a_whole_layer_side_by_side_stays_within_4_mb(sent: list[Any]) -> None:
+    exp = LongExplanation(600, n_heads=32)
+    w = AttentionWidget(exp)
+    ask(w, heads=list(range(32)), combine="each", rows=[0, 600], cols=[0, 600], shape=[200, 200])
+    (content, buffers), = sent
+    assert content["n_panels"] == 32 and content["n_rows"] < 200
+    assert message_bytes(content, buffers) <= PANELS_BYTES == 4_000_000
 
 
 @pytest.mark.parametrize(
