@@ -44,6 +44,23 @@ describe("token display", () => {
       ["b", "text"],
     ]);
   });
+
+  it("reads AttentionWidget's compact forms: display [] = raw, kinds as index:kind entries", () => {
+    const shown = shownTokens(["<s>", "a", "b", "c", "d"], [], ["0:special", "3:bytes"]);
+    expect(shown.map((t) => [t.text, t.kind])).toEqual([
+      ["<s>", "special"],
+      ["a", "text"],
+      ["b", "text"],
+      ["c", "bytes"],
+      ["d", "text"],
+    ]);
+    const spaced = shownTokens(["▁x", "▁y", "z"], [" x", " y", "z"], []);
+    expect(spaced.map((t) => [t.text, t.kind])).toEqual([
+      [" x", "text"],
+      [" y", "text"],
+      ["z", "text"],
+    ]);
+  });
 });
 
 describe("TokenStrip", () => {

@@ -123,13 +123,19 @@ class AttentionWidget(SelectionWidget):
     tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
     """list[str], read-only: the tokens exactly as the tokenizer split them (raw strings)."""
 
-    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(
+        sync=True, to_json=lambda value, widget: _elided_display(value, widget.tokens)
+    )
     """list[str], read-only: each token as a reader reads it (decoded text, real whitespace,
-    "" for a continuation); see ``llmasos_widgets._readable_tokens.show_tokens``."""
+    "" for a continuation); see ``llmasos_widgets._readable_tokens.show_tokens``. Sent as []
+    when identical to ``tokens`` (half the first render at 32k tokens)."""
 
-    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(
+        sync=True, to_json=lambda value, widget: _sparse_kinds(value)
+    )
     """list[str], read-only: per token "text", "special", "continuation" (later bytes of a
-    character shown on an earlier token) or "bytes" (bytes that form no character)."""
+    character shown on an earlier token) or "bytes" (bytes that form no character). Sent as
+    ``"index:kind"`` entries for the tokens that are not "text" when they are the fewer."""
 
     n_layers = traitlets.Int(0, read_only=True).tag(sync=True)
     """int, read-only: number of layers."""
@@ -371,6 +377,19 @@ class AttentionWidget(SelectionWidget):
             "n_heads": self._dims["heads"],
         }
         self.send(reply, [values.astype("<f4").tobytes()])
+
+
+def _elided_display(display: Sequence[str], tokens: Sequence[str]) -> list[str]:
+    """Wire form of ``display_tokens``: [] = the raw tokens (``js/src/lib/token_strip.ts``
+    ``shownTokens`` reads it back)."""
+    return [] if list(display) == list(tokens) else list(display)
+
+
+def _sparse_kinds(kinds: Sequence[str]) -> list[str]:
+    """Wire form of ``token_kinds``: ``"index:kind"`` for each token that is not "text" when
+    those are fewer than half (usually a BOS token or none), else the full list."""
+    odd = [f"{i}:{kind}" for i, kind in enumerate(kinds) if kind != "text"]
+    return odd if 2 * len(odd) < len(kinds) else list(kinds)
 
 
 def _blockwise_flow() -> Any:

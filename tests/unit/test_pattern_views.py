@@ -242,3 +242,30 @@ def test_selected_cell_is_validated() -> None:
     assert w.selected_cell == [599, 9]
     with pytest.raises(ValueError, match=r"selected_cell=\[600, 0\]"):
         w.selected_cell = [600, 0]
+
+
+def test_first_render_at_32k_tokens_is_under_1_mb_with_every_token_readable() -> None:
+    """The widget state at (32 layers, 32 heads, T = 32768) as ipywidgets sends it (bundle
+    aside) stays under 1 MB: display strings equal to the raw tokens travel as [] and the
+    token kinds as "index:kind" entries of the few that are not text; the Python traits keep
+    every value."""
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    exp = planted_explanation(32768, 32, 32, share_layers=True)
+    w = AttentionWidget(exp)
+    state, _, buffers = _remove_buffers(w.get_state())
+    for name in ("_esm", "_css"):
+        state.pop(name)
+    data = len(json.dumps(state).encode()) + sum(len(memoryview(b).cast("B")) for b in buffers)
+    assert data < 1_000_000
+    assert state["display_tokens"] == [] and state["token_kinds"] == []
+    assert w.display_tokens == list(exp.tokens) and w.token_kinds == ["text"] * 32768
+
+
+def test_compact_token_traits_keep_what_differs() -> None:
+    from llmasos_widgets.widgets.attention import _elided_display, _sparse_kinds
+
+    assert _elided_display(["<s>", " a"], ["<s>", "▁a"]) == ["<s>", " a"]
+    assert _elided_display(["a", "b"], ["a", "b"]) == []
+    assert _sparse_kinds(["special", "text", "text", "bytes", "text"]) == ["0:special", "3:bytes"]
+    assert _sparse_kinds(["special", "continuation", "text"]) == ["special", "continuation", "text"]

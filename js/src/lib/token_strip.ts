@@ -62,16 +62,32 @@ const MARKS: Record<string, string> = { " ": "␣", "\n": "⏎", "\t": "⇥", "\
 
 /**
  * Tokens from the widget's traits. Without display strings (an older kernel) the raw strings
- * are shown as they are.
+ * are shown as they are. AttentionWidget sends compact forms at length (widgets/attention.py
+ * `_elided_display`, `_sparse_kinds`): display [] = the raw strings; kinds shorter than the
+ * tokens = "index:kind" entries for the tokens that are not "text".
  */
 export function shownTokens(raw: readonly string[], display?: readonly string[] | null, kinds?: readonly string[] | null): ShownToken[] {
-  const usable = display && kinds && display.length === raw.length && kinds.length === raw.length;
+  const fullDisplay = !!display && display.length === raw.length;
+  const usable = !!kinds && (fullDisplay || (display?.length === 0 && raw.length > 0));
+  const kindOf = usable ? tokenKinds(raw.length, kinds) : null;
   let lead = 0;
   return raw.map((r, i) => {
-    const kind = (usable && KINDS.includes(kinds[i]) ? kinds[i] : "text") as TokenKind;
+    const kind = kindOf ? kindOf[i] : "text";
     if (kind !== "continuation") lead = i;
-    return { raw: r, text: usable ? display[i] : r, kind, lead };
+    return { raw: r, text: fullDisplay && usable ? display[i] : r, kind, lead };
   });
+}
+
+function tokenKinds(n: number, kinds: readonly string[]): TokenKind[] {
+  if (kinds.length === n) return kinds.map((k) => (KINDS.includes(k) ? k : "text") as TokenKind);
+  const out: TokenKind[] = new Array(n).fill("text");
+  for (const entry of kinds) {
+    const at = entry.indexOf(":");
+    const i = Number(entry.slice(0, at));
+    const kind = entry.slice(at + 1);
+    if (at > 0 && Number.isInteger(i) && i >= 0 && i < n && KINDS.includes(kind)) out[i] = kind as TokenKind;
+  }
+  return out;
 }
 
 /** The runs a token is drawn with: whitespace and control characters as quiet marks. */
