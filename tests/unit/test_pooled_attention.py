@@ -307,3 +307,21 @@ def test_views_from_several_threads_share_the_normalisers_and_agree() -> None:
         np.testing.assert_allclose(view.values, expected[job].values, rtol=3e-6, atol=0)
         np.testing.assert_array_equal(view.argmax_query, expected[job].argmax_query)
     assert bool(shared.row_normalisers.known[0].all())
+
+
+@pytest.mark.parametrize("reduce", ["max", "sum"])
+def test_one_pass_views_with_scores_beyond_60_shift_each_row(reduce) -> None:
+    """Scores past +-60 (where exp(score) unshifted would overflow or vanish) take the
+    shifted sum: still the pooling of the exact pattern."""
+    spec = AttentionSpec(scaling=1.0)
+    q, k = random_qk(50, 2, 2, 16, seed=13)
+    q = q * 12.0  # scores of several hundred
+    q[1] = -q[1]  # and a head whose rows are mostly very negative
+    exact = attention_pattern(q, k, spec).numpy()
+    assert np.abs(torch.einsum("htd,hsd->hts", q, k).numpy()).max() > 200
+    pooled = pooled_heads(
+        q, k, spec, torch.arange(2), None, rows=(0, 50), cols=(0, 50), shape=(7, 5), reduce=reduce
+    )
+    for head, view in enumerate(pooled):
+        expected = pool_exact(exact[head], (0, 50), (0, 50), view.row_edges, view.col_edges, reduce)
+        np.testing.assert_allclose(view.values, expected, rtol=2e-5, atol=2e-7)
