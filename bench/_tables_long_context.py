@@ -47,9 +47,13 @@ def long_context_browser(sources: Sources) -> str:
         ]
         for r in result["today"]
     ]
+    previous = result.get("previous") or {}
+    lod = [(f"level of detail, before ({previous.get('date_utc', '')[11:16]} UTC)", r)
+           for r in previous.get("rows", [])]  # fmt: skip
+    lod += [("level of detail, now", r) for r in result["rows"]]
     rows += [
         [
-            "level of detail",
+            name,
             f"{r['layers']}, {r['heads']}, {r['tokens']}",
             size(r["first_render_bytes"]),
             f"{r['first_render_ms']:.0f}",
@@ -59,7 +63,7 @@ def long_context_browser(sources: Sources) -> str:
             _hover(r["hover_work_ms"]),
             f"≤ {r['strip_spans_max']}",
         ]
-        for r in result["rows"]
+        for name, r in lod
     ]
     lines = [
         run_line(result, "python bench/bench_long_context_browser.py --results"),
@@ -71,7 +75,15 @@ def long_context_browser(sources: Sources) -> str:
         "parentheses) and the real bytes. *Whole patterns* are today's figures from "
         "`bench_widget_browser.json` (whole quantized patterns, synthetic data). Hover: "
         f"{result['config']['hovers']} `pointerover`s on strip tokens, each scrolled into view "
-        "first (not timed); work = handler + the frame's update.",
+        "first (not timed); work = handler + the frame's update. Bytes: the widget state as "
+        "jupyter_client packs it (UTF-8 JSON + buffers) plus the bundle."
+        + (
+            f" *Before*: the previous kernel ({previous['kernel']}), run at "
+            f"{previous['date_utc'][:16].replace('T', ' ')} UTC under a load average of "
+            f"{previous['load_average_start'][0]} with {previous['torch_threads']} torch threads."
+            if previous
+            else ""
+        ),
         "",
         table(header, rows, "llrrrrrrr"),
         "",

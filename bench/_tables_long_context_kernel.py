@@ -15,10 +15,15 @@ def _seconds(x: float) -> str:
 def long_context_kernel(sources: Sources) -> str:
     result = sources.result("bench_long_context")
     config, targets = result["config"], result["targets"]
+    previous = result.get("previous") or {}
+    before = previous.get("rows", {})
     header = [
         "T",
-        "first view: kernel, bytes",
+        "first view: kernel, bytes (blocks)",
+        "again (normalisers kept)",
+        "before: first view",
         "zoom (1/8 x 1/8)",
+        "before: zoom",
         "exact 64 x 64 detail",
         "whole layer at 128 x 128 per head",
         "first render",
@@ -32,11 +37,21 @@ def long_context_kernel(sources: Sources) -> str:
             f" ({_seconds(layer['seconds'])})" if layer["how"] == "measured" else " (32 x a panel)"
         )
         today = r["today"]
+        old = before.get(str(r["tokens"]))
+        first = r["first_view"]
+        blocks = " x ".join(str(b) for b in first.get("blocks", []))
         rows.append(
             [
                 f"{r['tokens']:,}",
-                f"{_seconds(r['first_view']['seconds'])}, {size(r['first_view']['bytes'])}",
+                f"{_seconds(first['seconds'])}, {size(first['bytes'])} ({blocks})",
+                _seconds(first["again_seconds"]) if "again_seconds" in first else "-",
+                (
+                    f"{_seconds(old['first_view']['seconds'])}, {size(old['first_view']['bytes'])}"
+                    if old
+                    else "-"
+                ),
                 f"{_seconds(r['zoom']['seconds'])}, {size(r['zoom']['bytes'])}",
+                f"{_seconds(old['zoom']['seconds'])}, {size(old['zoom']['bytes'])}" if old else "-",
                 f"{_seconds(r['detail']['seconds'])}, {size(r['detail']['bytes'])}",
                 layer_cell,
                 size(r["first_render"]["bytes"]),
@@ -65,10 +80,20 @@ def long_context_kernel(sources: Sources) -> str:
         "message of `widgets/_pattern_views.py` (JSON + deflated buffers) at "
         f"{config['view'][0]} x {config['view'][1]}; the first render adds the widget's "
         "state at 32 layers x 32 heads (no JS bundle). Kernel seconds: the first view "
-        "includes the row normalisers (cold); zoom and detail reuse them. *Today* is "
-        "`encode_pattern` of the whole quantized pattern (run where T <= 4096).",
+        "includes the row normalisers (cold: one pass gives them with the pooled values); "
+        "*again*, zoom and detail reuse them. The kernel caps a view at 512 kB: asked "
+        "512 x 512, it sends the blocks in parentheses. Widget state bytes as jupyter_client "
+        "packs them (UTF-8 JSON). *Today* is `encode_pattern` of the whole quantized pattern "
+        "(run where T <= 4096)."
+        + (
+            f" *Before*: the previous kernel ({previous['kernel']}), run at "
+            f"{previous['date_utc'][:16].replace('T', ' ')} UTC under a load average of "
+            f"{previous['load_average_start'][0]} with {previous['torch_threads']} torch threads."
+            if previous
+            else ""
+        ),
         "",
-        table(header, rows, "rrrrrrrr"),
+        table(header, rows, "r" * len(header)),
         "",
         f"- One view ≤ {size(targets['view_bytes'])}: {met(max(views) <= targets['view_bytes'])}"
         f" (largest {size(max(views))}).",

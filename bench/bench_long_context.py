@@ -4,8 +4,10 @@ For T in TOKENS at LLaMA-2-7B attention shape (32 heads, head dim 128; synthetic
 in float32 with one planted cell ~20k tokens back, tests/_long_context.py), ONE layer: a
 view's cost does not depend on which layer it shows, so per-view figures need only one.
 
-  * first view: one head's whole pattern pooled to 512 x 512 (``view`` message of
-    widgets/_pattern_views.py, the real wire bytes), cold (row normalisers computed first);
+  * first view: one head's whole pattern asked at 512 x 512 (``view`` message of
+    widgets/_pattern_views.py, the real wire bytes; the kernel caps it at 512 kB), cold: one
+    pass gives the row normalisers and the pooled values; *again*: the same view with the
+    normalisers kept (a later visit of the head);
   * zoom: a region of 1/8 x 1/8 of the pattern around the planted cell at 512 x 512, warm;
   * detail: the 64 x 64 exact cells around it (checked against the exact row);
   * layer: all 32 heads of a layer side by side at 128 x 128 each (measured where T <= 4096;
@@ -15,9 +17,11 @@ view's cost does not depend on which layer it shows, so per-view figures need on
 
 Today's figures side by side: one head's whole quantized pattern (``encode_pattern``) at
 T <= 4096 (at 32k a head's float32 pattern is 4 GB: arithmetic, not run), and BertViz's
-(bench/results/bench_widget_browser_bertviz.json).
+(bench/results/bench_widget_browser_bertviz.json). The previous kernel's figures (two passes:
+normalisers, then pooling) are carried from the last committed JSON of that kernel
+(``previous``). Bytes of the widget state are counted as jupyter_client packs them (UTF-8 JSON).
 
-    python bench/bench_long_context.py [--tokens 1024 4096 ...] [--results]
+    python bench/bench_long_context.py [--tokens 1024 4096 ...] [--threads N] [--results]
 """
 
 from __future__ import annotations
@@ -49,8 +53,35 @@ PANEL = (128, 128)
 TARGETS = {"first_render_bytes": 1_000_000, "view_bytes": 512_000, "layer_bytes": 4_000_000}
 
 
+KERNEL = "one pass (normalisers and pooled values from the same scores)"
+
+
 def message_bytes(content: dict[str, Any], buffers: list[bytes]) -> int:
     return len(json.dumps(content).encode()) + sum(len(b) for b in buffers)
+
+
+def previous_figures() -> dict[str, Any] | None:
+    """The last committed run of the previous kernel (two passes), to show side by side."""
+    path = RESULTS / "bench_long_context.json"
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    if old["config"].get("kernel") == KERNEL:
+        return old.get("previous")
+    return {
+        "kernel": "two passes (normalisers over key tiles, then pooling)",
+        "date_utc": old["environment"]["date_utc"],
+        "load_average_start": old["environment"]["load_average_start"],
+        "torch_threads": old["config"]["torch_threads"],
+        "rows": {
+            str(r["tokens"]): {
+                "first_view": r["first_view"],
+                "zoom": r["zoom"],
+                "first_render_bytes": r["first_render"]["bytes"],
+            }
+            for r in old["rows"]
+        },
+    }
 
 
 def timed_view(explanation: Any, **request: Any) -> tuple[float, int, dict[str, Any], list[bytes]]:
@@ -73,16 +104,25 @@ def around(center: int, span: int, n_tokens: int) -> tuple[int, int]:
 
 def widget_state_bytes(n_tokens: int) -> int:
     """AttentionWidget state at (32 layers, 32 heads, T) without the bundle, as sent."""
-    from bench_widget import first_render_bytes
-
     from llmasos_widgets.widgets import AttentionWidget
 
     explanation = planted_explanation(n_tokens, LAYERS, HEADS, dim=16, share_layers=True)
     widget = AttentionWidget(explanation)
     try:
-        return first_render_bytes(widget)["data"]
+        return wire_state_bytes(widget)
     finally:
         widget.close()
+
+
+def wire_state_bytes(widget: Any) -> int:
+    """The widget's state (no bundle) as jupyter_client packs it: UTF-8 JSON + buffers."""
+    from ipywidgets.widgets.widget import _remove_buffers
+    from jupyter_client.session import json_packer
+
+    state, _, buffers = _remove_buffers(widget.get_state())
+    state.pop("_esm", None)
+    state.pop("_css", None)
+    return len(json_packer(state)) + sum(len(memoryview(b).cast("B")) for b in buffers)
 
 
 def run_one(n_tokens: int) -> dict[str, Any]:
@@ -91,9 +131,10 @@ def run_one(n_tokens: int) -> dict[str, Any]:
         n_tokens, 1, HEADS, dim=HEAD_DIM, planted=[(0, 0, query, key)]
     )
     whole = (0, n_tokens)
-    first_s, first_bytes, _, _ = timed_view(
+    first_s, first_bytes, first_content, _ = timed_view(
         explanation, heads=(0,), rows=whole, cols=whole, shape=VIEW
     )
+    again_s, _, _, _ = timed_view(explanation, heads=(0,), rows=whole, cols=whole, shape=VIEW)
     span = max(64, n_tokens // 8)
     zoom_rows, zoom_cols = around(query, span, n_tokens), around(key, span, n_tokens)
     zoom_s, zoom_bytes, _, _ = timed_view(
@@ -136,7 +177,9 @@ def run_one(n_tokens: int) -> dict[str, Any]:
     return {
         "tokens": n_tokens,
         "planted": [query, key],
-        "first_view": {"seconds": round(first_s, 3), "bytes": first_bytes},
+        "first_view": {"seconds": round(first_s, 3), "bytes": first_bytes,
+                       "blocks": [first_content["n_rows"], first_content["n_cols"]],
+                       "again_seconds": round(again_s, 3)},
         "zoom": {"rows": list(zoom_rows), "cols": list(zoom_cols), "seconds": round(zoom_s, 3),
                  "bytes": zoom_bytes},
         "detail": {"rows": list(detail_rows), "cols": list(detail_cols),
@@ -154,8 +197,12 @@ def run_one(n_tokens: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=list(TOKENS))
+    parser.add_argument("--threads", type=int, help="torch threads for this run")
     add_output_arguments(parser, "bench_long_context")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    previous = previous_figures()
     env = environment()
     rows = []
     for n_tokens in args.tokens:
@@ -186,10 +233,12 @@ def main() -> None:
             "dtype": "float32 (CPU)",
             "data": "tests/_long_context.planted_explanation, seed 0",
             "torch_threads": torch.get_num_threads(),
+            "kernel": KERNEL,
         },
         figures={
             "targets": TARGETS,
             "rows": rows,
+            "previous": previous,
             "bertviz": [
                 {
                     "layers": r["layers"],

@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import _results  # noqa: E402
 from _tables_format import size as fmt_bytes  # noqa: E402
-from bench_widget import first_render_bytes  # noqa: E402
+from bench_long_context import wire_state_bytes  # noqa: E402
 from bench_widget_browser import (  # noqa: E402
     HARNESS_JS,
     WIDGET_HTML,
@@ -62,18 +62,53 @@ TARGETS = {
     "zoom_ms": 300.0,
     "hover_work_p95_ms": 8.0,
     "first_render_bytes": 1_000_000,
-    "view_bytes": 512 * 1024,
+    "view_bytes": 512_000,
 }
+KERNEL = "one pass (normalisers and pooled values from the same scores)"
+
+
+def first_render_bytes(widget: AttentionWidget) -> dict[str, int]:
+    """State as jupyter_client packs it (UTF-8 JSON + buffers) plus the JS/CSS bundle."""
+    state = widget.get_state()
+    bundle = len(state.get("_esm", "").encode()) + len(state.get("_css", "").encode())
+    data = wire_state_bytes(widget)
+    return {"data": data, "bundle": bundle, "total": data + bundle}
+
+
+def previous_figures() -> dict[str, Any] | None:
+    """The last committed run of the previous kernel (two passes), to show side by side."""
+    path = _results.RESULTS / f"{NAME}.json"
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    if old["config"].get("kernel") == KERNEL:
+        return old.get("previous")
+    return {
+        "kernel": "two passes (normalisers over key tiles, then pooling)",
+        "date_utc": old["environment"]["date_utc"],
+        "load_average_start": old["environment"]["load_average_start"],
+        "torch_threads": old["environment"]["torch_threads"],
+        "rows": old["rows"],
+    }
 
 # The static harness of bench_widget_browser.py (FakeModel, firstRender, quantile), with a
 # model whose `send` reaches the live Python widget and whose replies arrive as msg:custom.
 LIVE_JS = HARNESS_JS.replace("window.bench = {", "window.staticBench = {") + r"""
 const b64 = (s) => { const bin = atob(s); const a = new Uint8Array(bin.length); for (let i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i); return new DataView(a.buffer); };
+window.trips = [];
 FakeModel.prototype.send = function (content) {
   this.sent.push(content);
+  const trip = { type: content.type, sent: performance.now() };
+  window.trips.push(trip);
   window.kernelSend(JSON.stringify(content)).then((replies) => {
+    trip.replied = performance.now();
     for (const r of JSON.parse(replies)) this.emit("msg:custom", r.content, r.buffers.map(b64));
+    trip.handled = performance.now();
   });
+};
+const lastView = (t0) => {
+  const trip = [...window.trips].reverse().find((x) => x.type === "request_view" && x.replied);
+  return trip ? { asked_ms: trip.sent - t0, replied_ms: trip.replied - t0 } : null;
 };
 
 let liveModel = null, liveHost = null, liveDispose = null;
@@ -106,7 +141,7 @@ async function selectHead(layer, head) {
   liveModel.set("selected_layer", layer);
   liveModel.set("selected_heads", [head]);
   const t1 = await untilLoaded(undefined);
-  return { ms: t1 - t0, exact: matrix().dataset.exact, rows: matrix().dataset.nRows };
+  return { ms: t1 - t0, exact: matrix().dataset.exact, rows: matrix().dataset.nRows, trip: lastView(t0) };
 }
 async function zoomIn() {
   const previous = matrix().dataset.loadedRequest;
@@ -114,7 +149,7 @@ async function zoomIn() {
   const t0 = performance.now();
   liveHost.querySelector('[data-testid="zoom-in"]').click();
   const t1 = await untilLoaded(previous);
-  return { ms: t1 - t0, region: [matrix().dataset.rows, matrix().dataset.cols], exact: matrix().dataset.exact };
+  return { ms: t1 - t0, region: [matrix().dataset.rows, matrix().dataset.cols], exact: matrix().dataset.exact, trip: lastView(t0) };
 }
 async function hoverStrip(count) {
   const n = liveModel.get("tokens").length;
@@ -228,10 +263,13 @@ def run(
         "strip_spans_at_first_render": render["strip_spans"],
         "select_head_ms": round(select["ms"], 1),
         "select_kernel_ms": select_kernel,
+        # when the view was asked and its reply reached the page, ms after the click
+        "select_trip_ms": select["trip"],
         "view_bytes": select_bytes,
         "view_blocks": int(select["rows"]),
         "zoom_ms": round(zoom["ms"], 1),
         "zoom_kernel_ms": zoom_kernel,
+        "zoom_trip_ms": zoom["trip"],
         "zoom_bytes": zoom_bytes,
         "zoom_region": zoom["region"],
         "hover_work_ms": {k: round(hover[k], 1) for k in ("median", "p95", "max")},
@@ -305,9 +343,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=[8192])
     parser.add_argument("--hovers", type=int, default=40)
+    parser.add_argument("--threads", type=int, help="torch threads for this run")
     _results.add_output_arguments(parser, NAME)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    previous = previous_figures()
 
     env = _results.environment()
     server = Files()
@@ -336,8 +381,8 @@ def main() -> None:
     _results.write(
         NAME,
         environment=env,
-        config={"tokens": args.tokens, "hovers": args.hovers},
-        figures={"targets": TARGETS, "rows": rows, "today": before},
+        config={"tokens": args.tokens, "hovers": args.hovers, "kernel": KERNEL},
+        figures={"targets": TARGETS, "rows": rows, "today": before, "previous": previous},
         out=args.out,
         results=args.results,
     )

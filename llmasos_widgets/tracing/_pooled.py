@@ -1,12 +1,14 @@
 """Attention at screen resolution: pooled patterns computed block by block, never ``[T, T]``.
 
 At T = 32k one head's pattern is 4 GB in float32, but a view paints at most ~512 x 512 cells.
-Pooled views are computed the way flash attention tiles its work: first each query row's
-normaliser (running max + log-sum-exp over key tiles), then, tile by tile, the weights
-``exp(score - lse)`` reduced into ``[rows_out, cols_out]`` blocks by max (with the argmax cell)
-or sum. Only one tile of scores (:data:`TILE_CELLS` across the heads of a call) exists at a
-time. The arithmetic is :func:`~llmasos_widgets.tracing._patterns.attention_pattern`'s
-(scaling, soft-capping, causal and sliding-window masks, grouped-query kv heads).
+Pooled views are computed the way flash attention tiles its work, in row chunks: one matmul
+gives a chunk's ``[rows, keys]`` scores; when the rows' normalisers (log-sum-exp) are not known
+yet the chunk spans every visible key, so the same scores give the normalisers and the pooled
+weights ``exp(score - lse)`` (one pass), and the normalisers are kept for later views; when
+they are known only the region's keys are computed. Blocks reduce by max (with the argmax
+cell) or sum. Only one chunk of scores (:data:`TILE_CELLS`) exists at a time. The arithmetic
+is :func:`~llmasos_widgets.tracing._patterns.attention_pattern`'s (scaling, soft-capping,
+causal and sliding-window masks, grouped-query kv heads).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import torch
 from llmasos_widgets.tracing._patterns import AttentionSpec
 
 TILE_CELLS = 2**22
-"""Scores computed at once (all heads of a call together): 16 MB in float32. A tile's
-temporaries (scores, mask, weights, the pooled copy) are a few times this."""
+"""Scores computed at once: 16 MB in float32 (a row chunk's scores, or a tile of
+:func:`row_statistics` across heads). A pooled view holds two such buffers (scores and the
+normaliser's temporary), reused across chunks; wider than this only when one row is."""
 
 REDUCTIONS = ("max", "sum")
 
@@ -377,7 +380,7 @@ def _pool_head(
         arg_key=torch.full(n_out, -1, dtype=torch.int64, device=device),
     )
     fused = lse is None
-    row_lse_all = torch.empty(q1 - q0, device=device) if fused else lse.to(device)
+    row_lse_all = torch.empty(q1 - q0, device=device) if lse is None else lse.to(device)
     widest = (q1 if fused else min(k1, q1) - k0) + col_block
     most_rows = max(1, tile_cells // max(1, widest))
     keys = k.float()
