@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import torch
 
@@ -47,3 +50,28 @@ def bundled():
     from llmasos_widgets import load_model
 
     return load_model("tiny-llama", device="cpu")
+
+
+# One Chromium per session, shared by tests/browser and tests/install: Playwright's sync API
+# cannot run a second instance while this one is open.
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (tests/_chromium.py); missing is a failure."""
+    from tests._chromium import CHROMIUM, chromium_found, launch_chromium
+
+    if not chromium_found():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
+            "`apt-get install -y chromium` (scripts/test.sh does) or point $LLMW_CHROMIUM at a "
+            "Chromium binary. Deselect with -m 'not browser' only when you mean to."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:  # pragma: no cover - the test extra installs it
+        pytest.fail(f"the Python package playwright is missing ({err}); run scripts/setup.sh")
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright, timeout=60_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

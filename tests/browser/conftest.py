@@ -5,7 +5,7 @@ client on the notebook's own kernel for asserting Python-side state after real c
   dir, config, data, runtime, settings and workspaces under a temp dir, no browser. It serves
   both JupyterLab (``/lab``) and Notebook 7 (``/notebooks``) and exposes ``window.jupyterapp``.
   The server log goes to ``test-output/browser/jupyter-server.log``.
-* ``browser``: Debian's Chromium (``/usr/bin/chromium`` or ``$LLMW_CHROMIUM``) driven by
+* ``browser`` (in tests/conftest.py, shared with tests/install): Debian's Chromium (``/usr/bin/chromium`` or ``$LLMW_CHROMIUM``) driven by
   Playwright. A missing Chromium is a failure, not a skip: ``scripts/test.sh`` installs it.
 * ``KernelClient``: connects to the kernel of an open notebook through its connection file in
   the server's runtime dir and evaluates expressions there (``wait_for`` polls a condition).
@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from tests._chromium import CHROMIUM, chromium_found, launch_chromium
 from tests.browser._jupyter import (
     OUTPUT_DIR,
     UI_STEP_S,
@@ -56,26 +55,6 @@ def jupyter_server(
     log_path = output_dir / "jupyter-server.log"
     with running_jupyterlab(sys.executable, env, root, log_path, options) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not chromium_found():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: the browser tests need it. Install it with "
-            "`apt-get install -y chromium` (scripts/test.sh does) or point $LLMW_CHROMIUM at a "
-            "Chromium binary. Deselect with -m 'not browser' only when you mean to."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:  # pragma: no cover - the test extra installs it
-        pytest.fail(f"the Python package playwright is missing ({err}); run scripts/setup.sh")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright, timeout=60_000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

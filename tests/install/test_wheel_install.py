@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from tests._chromium import CHROMIUM, chromium_found, launch_chromium
 from tests.browser._jupyter import (
     UI_STEP_S,
     JupyterServer,
@@ -194,40 +193,37 @@ def lab(venv: Path, user_env: dict[str, str], tmp_path: Path) -> Iterator[Jupyte
         yield server
 
 
-def test_the_widgets_render_in_jupyterlab_from_the_wheel(lab: JupyterServer, venv: Path) -> None:
-    if not chromium_found():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
+def test_the_widgets_render_in_jupyterlab_from_the_wheel(
+    lab: JupyterServer, venv: Path, browser: Any
+) -> None:
     write_notebook(lab.root_dir, "wheel.ipynb", [WIDGETS_CELL])
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, timeout=60_000)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(UI_STEP_S * 1000)
+        kernel_id = open_notebook_and_run_all(page, lab, "/lab/tree/wheel.ipynb")
+        attention = wait_for_widget(page, lab, "attention-widget")
+        saliency = wait_for_widget(page, lab, "saliency-widget")
+        # the front end drew the kernel's tokens in both views
+        strip = attention.get_by_test_id("token-strip")
+        assert strip.locator(".llmw-token").count() == len(TOKENS)
+        assert attention.get_by_test_id("token-2").text_content() == "keys"
+        ready = page.locator('[data-testid="saliency-widget"][data-status="ready"]')
+        ready.wait_for(timeout=UI_STEP_S * 1000)
+        assert saliency.get_by_test_id("token-5").text_content() == "cabinet"
+        heatmap = saliency.get_by_test_id("saliency-heatmap")
+        # rows: residual sites emb, after L0..L2; columns: tokens
+        assert [heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")] == [
+            "4",
+            str(len(TOKENS)),
+        ]
+        page.screenshot(path=str(OUTPUT_DIR / "wheel-jupyterlab.png"))
+        kernel = KernelClient.connect(lab, kernel_id)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(UI_STEP_S * 1000)
-            kernel_id = open_notebook_and_run_all(page, lab, "/lab/tree/wheel.ipynb")
-            attention = wait_for_widget(page, lab, "attention-widget")
-            saliency = wait_for_widget(page, lab, "saliency-widget")
-            # the front end drew the kernel's tokens in both views
-            strip = attention.get_by_test_id("token-strip")
-            assert strip.locator(".llmw-token").count() == len(TOKENS)
-            assert attention.get_by_test_id("token-2").text_content() == "keys"
-            ready = page.locator('[data-testid="saliency-widget"][data-status="ready"]')
-            ready.wait_for(timeout=UI_STEP_S * 1000)
-            assert saliency.get_by_test_id("token-5").text_content() == "cabinet"
-            heatmap = saliency.get_by_test_id("saliency-heatmap")
-            # rows: residual sites emb, after L0..L2; columns: tokens
-            assert [heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")] == [
-                "4",
-                str(len(TOKENS)),
-            ]
-            page.screenshot(path=str(OUTPUT_DIR / "wheel-jupyterlab.png"))
-            kernel = KernelClient.connect(lab, kernel_id)
-            try:
-                assert kernel.evaluate("sys.prefix") == str(venv)
-                assert kernel.evaluate("lw.__file__").startswith(str(venv))
-                assert kernel.evaluate("attention.tokens") == TOKENS
-            finally:
-                kernel.close()
+            assert kernel.evaluate("sys.prefix") == str(venv)
+            assert kernel.evaluate("lw.__file__").startswith(str(venv))
+            assert kernel.evaluate("attention.tokens") == TOKENS
         finally:
-            browser.close()
+            kernel.close()
+    finally:
+        context.close()
