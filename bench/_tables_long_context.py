@@ -16,6 +16,11 @@ TARGET_NAMES = {
 }
 
 
+def _threads(row: dict[str, object]) -> str:
+    n = row.get("torch_threads")
+    return "torch's default threads" if n is None else f"{n} torch thread{'s' if n != 1 else ''}"
+
+
 def _hover(work: dict[str, float]) -> str:
     return f"{work['median']:.1f} / {work['p95']:.1f} ms"
 
@@ -50,7 +55,7 @@ def long_context_browser(sources: Sources) -> str:
     previous = result.get("previous") or {}
     lod = [(f"level of detail, before ({previous.get('date_utc', '')[11:16]} UTC)", r)
            for r in previous.get("rows", [])]  # fmt: skip
-    lod += [("level of detail, now", r) for r in result["rows"]]
+    lod += [(f"level of detail, now ({_threads(r)})", r) for r in result["rows"]]
     rows += [
         [
             name,
@@ -91,12 +96,19 @@ def long_context_browser(sources: Sources) -> str:
     for r in result["rows"]:
         verdict = r["verdict"]
         lines.append(
-            f"- At ({r['layers']}, {r['heads']}, {r['tokens']}): "
+            f"- At ({r['layers']}, {r['heads']}, {r['tokens']}), {_threads(r)}: "
             + "; ".join(
                 f"{TARGET_NAMES[k]}: {met(v == 'met')}" for k, v in verdict.items()
             )
             + "."
         )
+        trip = r.get("select_trip_ms")
+        if trip:
+            lines.append(
+                f"  Select, ms after the click: view asked {trip['asked_ms']:.0f}, reply in the "
+                f"page {trip['replied_ms']:.0f} (kernel {r['select_kernel_ms']:.0f}), painted "
+                f"{r['select_head_ms']:.0f}."
+            )
     if result["rows"]:
         r = result["rows"][0]
         lines.append(

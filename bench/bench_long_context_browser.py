@@ -64,6 +64,8 @@ TARGETS = {
     "first_render_bytes": 1_000_000,
     "view_bytes": 512_000,
 }
+LATENCY_AT_TOKENS = 8192
+"""Issue 11 sets select/zoom/hover latency targets at (32, 32, 8192); bytes at any T <= 32k."""
 KERNEL = "one pass (normalisers and pooled values from the same scores)"
 
 
@@ -314,7 +316,10 @@ def verdict(row: dict[str, Any]) -> dict[str, str]:
         "first_render_bytes": row["first_render_bytes"],
         "view_bytes": max(row["view_bytes"], row["zoom_bytes"]),
     }
-    return {k: "met" if values[k] <= TARGETS[k] else "missed" for k in TARGETS}
+    out = {k: "met" if values[k] <= TARGETS[k] else "missed" for k in TARGETS}
+    if row["tokens"] > LATENCY_AT_TOKENS:  # the issue sets latency targets at T = 8192
+        out = {k: v for k, v in out.items() if k.endswith("bytes") or k == "first_render_ms"}
+    return out
 
 
 def print_table(rows: list[dict[str, Any]], before: list[dict[str, Any]]) -> None:
@@ -343,15 +348,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", type=int, nargs="+", default=[8192])
     parser.add_argument("--hovers", type=int, default=40)
-    parser.add_argument("--threads", type=int, help="torch threads for this run")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[0],
+        help="torch thread counts to run with, one after the other (0: torch's default)",
+    )  # fmt: skip
     _results.add_output_arguments(parser, NAME)
     args = parser.parse_args()
+    import torch
     from playwright.sync_api import sync_playwright
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
     previous = previous_figures()
 
     env = _results.environment()
@@ -368,9 +374,13 @@ def main() -> None:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         page.on("pageerror", lambda e: print(f"page error: {e}", file=sys.stderr))
         page.expose_function("kernelSend", lambda text: kernels["current"].handle(text))
-        for n_tokens in args.tokens:
-            print(f"(32, 32, {n_tokens}) ...", flush=True)
-            rows.append(run(page, server, kernels, n_tokens, args.hovers))
+        for threads in args.threads:
+            torch.set_num_threads(threads or default_threads)
+            for n_tokens in args.tokens:
+                print(f"(32, 32, {n_tokens}), {torch.get_num_threads()} threads ...", flush=True)
+                row = run(page, server, kernels, n_tokens, args.hovers)
+                rows.append({**row, "torch_threads": torch.get_num_threads()})
+        torch.set_num_threads(default_threads)
         browser.close()
     server.shutdown()
     before = today()
@@ -381,7 +391,12 @@ def main() -> None:
     _results.write(
         NAME,
         environment=env,
-        config={"tokens": args.tokens, "hovers": args.hovers, "kernel": KERNEL},
+        config={
+            "tokens": args.tokens,
+            "hovers": args.hovers,
+            "kernel": KERNEL,
+            "torch_threads": [t or default_threads for t in args.threads],
+        },
         figures={"targets": TARGETS, "rows": rows, "today": before, "previous": previous},
         out=args.out,
         results=args.results,
