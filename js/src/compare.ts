@@ -270,7 +270,7 @@ function render({ model, el }: RenderProps<CompareModel>): () => void {
 
   root.append(controls, gridRow, mapsRow);
   el.appendChild(root);
-  const detachFigures = attachFigureExport(root, null, { widget: "compare" });
+  const detachFigures = attachFigureExport(root, model, { widget: "compare" }); // save_figure on the difference panel
   fillMetrics();
   drawGrids();
   drawMaps();

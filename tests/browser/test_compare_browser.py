@@ -100,6 +100,16 @@ def test_a_head_clicked_in_one_side_is_selected_in_the_other(
             expect(view.get_by_test_id("pattern-matrix")).to_have_attribute(
                 "data-layer", "1", timeout=STEP_MS
             )
+        # 3. save_figure on the panel: the browser draws the B - A grid into a PNG file
+        png = output_dir / "compare-grid-diff.png"
+        png.unlink(missing_ok=True)
+        assert kernel.evaluate(f"panel.save_figure({str(png)!r}, 'grid-diff') is not None")
+        kernel.wait_for(
+            f"open({str(png)!r}, 'rb').read(8).hex() if __import__('os').path.exists({str(png)!r}) "
+            "else ''",
+            lambda v: v == "89504e470d0a1a0a",  # the PNG signature
+            what="the B - A grid saved as PNG",
+        )
         view_a.scroll_into_view_if_needed(timeout=STEP_MS)
         page.screenshot(path=str(output_dir / "compare_widget.png"), full_page=True)
         panel_view.screenshot(path=str(output_dir / "compare_panel.png"))
