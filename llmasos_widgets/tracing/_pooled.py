@@ -127,9 +127,16 @@ def _first_key(query_min: int, spec: AttentionSpec) -> int:
     return max(0, query_min - spec.sliding_window + 1)
 
 
-def _tile_lengths(n_heads: int, n_cols: int, tile_cells: int) -> tuple[int, int]:
+def _tile_lengths(
+    n_heads: int, n_cols: int, tile_cells: int, n_rows: int | None = None
+) -> tuple[int, int]:
+    """(rows, keys) of a tile: square-ish, but as wide as the budget allows when few rows are
+    asked (a hovered token's row: one tile per layer, not dozens of small ones)."""
     per_head = max(1, tile_cells // max(1, n_heads))
-    cols = min(n_cols, max(1, math.isqrt(per_head)))
+    cols = max(1, math.isqrt(per_head))
+    if n_rows is not None:
+        cols = max(cols, per_head // max(1, n_rows))
+    cols = min(n_cols, cols)
     return max(1, per_head // cols), cols
 
 
@@ -176,7 +183,7 @@ def row_statistics(
     means = torch.empty_like(lse) if mean_score else None
     if n_pos == 0:
         return lse, means
-    n_rows, n_cols = _tile_lengths(n_heads, int(positions.max()) + 1, tile_cells)
+    n_rows, n_cols = _tile_lengths(n_heads, int(positions.max()) + 1, tile_cells, n_pos)
     for start in range(0, n_pos, n_rows):
         query_pos = positions[start : start + n_rows]
         q = queries[heads.unsqueeze(1), query_pos.unsqueeze(0)]
