@@ -318,8 +318,9 @@ def _pool_chunk(
     device = scores.device
     # the winning row's cells of each block, then the first key holding its max
     winner = row_offset + torch.arange(n_r, device=device).unsqueeze(1) * row_pool
-    cells = by_col[winner, torch.arange(n_c, device=device).unsqueeze(0)]
-    col_offset = cells.argmax(-1)
+    flat = (winner * n_c + torch.arange(n_c, device=device)).reshape(-1)
+    cells = by_col.reshape(-1, col_pool).index_select(0, flat)
+    col_offset = cells.argmax(-1).reshape(n_r, n_c)
     better = best > out.values[target]  # ties keep the earlier cell
     out.values[target] = torch.where(better, best, out.values[target])
     row_base = torch.arange(n_r, device=device).unsqueeze(1) * row_pool + r0
@@ -389,7 +390,9 @@ def _pool_head(
     fused = lse is None
     row_lse_all = torch.empty(q1 - q0, device=device) if lse is None else lse.to(device)
     widest = (q1 if fused else min(k1, q1) - k0) + col_block
-    most_rows = max(1, tile_cells // max(1, widest))
+    # at least 4 chunks: a chunk computes its whole causal triangle's width, so one chunk of
+    # every row would compute (and mask) twice the visible cells
+    most_rows = max(1, min(tile_cells // max(1, widest), -(-(q1 - q0) // 4)))
     keys = k.float()
     # one buffer for every chunk's scores (and one for the normaliser's temporary)
     most_cells = min(q1 - q0, most_rows) * widest
