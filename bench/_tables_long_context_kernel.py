@@ -131,8 +131,10 @@ def long_context_memory(sources: Sources) -> str:
     return (
         table(header, rows, "lrrrrr")
         + "\n\nMeasured on this repository's 2-core CPU (bench/RESULTS.md, long-context kernel): "
-        f"one head's first 512 x 512 view at head dim 128 takes {measured}; a zoom or an exact "
-        f"detail reuses the row normalisers and takes a fraction of that. "
+        f"one head's first view (asked at 512 x 512; one pass gives the row normalisers and "
+        f"the pooled values) at head dim 128 takes {measured} with "
+        f"{result['config']['torch_threads']} torch threads; a zoom or an exact detail reuses "
+        f"the normalisers and costs its region only. "
         f"{load_sentence(result['environment'])}\n"
     )
 
