@@ -9,7 +9,7 @@ from typing import Any
 
 from _tables_format import Sources, run_line, table
 
-COMMAND = "python bench/bench_patching.py --reps 2 --results"
+COMMAND = "python bench/bench_patching.py --results"
 
 
 def patching(sources: Sources) -> str:
