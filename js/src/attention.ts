@@ -63,13 +63,13 @@ export interface AttentionModel extends SelectionState {
   selected_cell: number[];
   /** query·key breakdown of selected_cell ({} = none): lib/qk_panel.ts, widgets/_qk.py */
   qk?: QkTrait;
-  /** summary name -> how it was estimated; {} when exact (C2, Explanation.summary_notes) */
+  /** summary name -> how it was estimated; {} when exact (Explanation.summary_notes) */
   summary_notes: Record<string, string>;
   /** whole patterns are sent only up to this many tokens; above, pooled views and rows */
   full_pattern_limit: number;
-  /** C1 (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
+  /** generation (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
   prompt_length?: number;
-  /** C1: P(token | prefix) per token, -1 for the first; [] = not known */
+  /** generation: P(token | prefix) per token, -1 for the first; [] = not known */
   token_probabilities?: number[];
 }
 

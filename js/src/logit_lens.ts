@@ -11,7 +11,7 @@
 //       text[data-testid="lens-row-<site>"][data-selected]       row label, click: select layer
 //       text[data-testid="lens-col-<t>"][data-selected]          column header, click: brush token
 //       g[data-testid="lens-cell-<site>-<t>"][data-prob]         cell: rect + text (top token)
-//     div[data-testid="legend"]                                  lib/legend.ts (contract C4)
+//     div[data-testid="legend"]                                  lib/legend.ts
 
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
@@ -71,7 +71,7 @@ function render({ model, el }: RenderProps<LogitLensModel>): () => void {
 
   const svg = svgEl("svg", {});
   svg.dataset.testid = "logit-lens";
-  svg.dataset.figure = "logit-lens"; // exportable (lib/figures.ts, contract C5)
+  svg.dataset.figure = "logit-lens"; // exportable (lib/figures.ts)
   svg.style.display = "block";
   const caption = document.createElement("div");
   caption.style.color = "#666";

@@ -59,7 +59,7 @@ export interface SaliencyModel extends SelectionState {
    * [generated, site, token] ({} without one) and the generated token whose row is shown. */
   generated_scores: TensorPayload | Record<string, never>;
   generated_token: number;
-  /** C1 (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
+  /** generation (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
   prompt_length: number;
   token_probabilities: number[];
 }

@@ -65,7 +65,8 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
     token, without a prefix, is -1.0); [] = not known."""
 
     def _set_generation(self, explanation: Any) -> None:
-        """Contract C1 traits from a generation Explanation (no-op for an ``explain()`` one)."""
+        """``prompt_length`` and ``token_probabilities`` from a generation Explanation (no-op
+        for an ``explain()`` one)."""
         generation = getattr(explanation, "generation", None)
         if generation is None:
             return

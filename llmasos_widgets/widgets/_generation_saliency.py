@@ -44,8 +44,8 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         return torch.from_numpy(np.asarray(source.token_ids, dtype=np.int64))[None].to(model.device)
 
     def _start_generation(self, source: Any) -> bool:
-        """After the traits exist: C1 traits, the matrix and its last row shown; ``True``
-        when the widget shows a generation."""
+        """After the traits exist: the generation traits, the matrix and its last row shown;
+        ``True`` when the widget shows a generation."""
         generation = getattr(source, "generation", None)
         if generation is None:
             return False

@@ -5,8 +5,9 @@ client on the notebook's own kernel for asserting Python-side state after real c
   dir, config, data, runtime, settings and workspaces under a temp dir, no browser. It serves
   both JupyterLab (``/lab``) and Notebook 7 (``/notebooks``) and exposes ``window.jupyterapp``.
   The server log goes to ``test-output/browser/jupyter-server.log``.
-* ``browser`` (in tests/conftest.py, shared with tests/install): Debian's Chromium (``/usr/bin/chromium`` or ``$LLMW_CHROMIUM``) driven by
-  Playwright. A missing Chromium is a failure, not a skip: ``scripts/test.sh`` installs it.
+* ``browser`` (in tests/conftest.py, shared with tests/install): Debian's Chromium
+  (``/usr/bin/chromium`` or ``$LLMW_CHROMIUM``) driven by Playwright. A missing Chromium is a
+  failure, not a skip: ``scripts/test.sh`` installs it.
 * ``KernelClient``: connects to the kernel of an open notebook through its connection file in
   the server's runtime dir and evaluates expressions there (``wait_for`` polls a condition).
 

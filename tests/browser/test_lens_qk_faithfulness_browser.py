@@ -104,7 +104,7 @@ def test_lens_row_click_faithfulness_button_and_qk_panel(
             line, timeout=STEP_MS
         )
 
-        # 3. the q·k panel for a cell selected in Python (contract C3)
+        # 3. the q·k panel for a cell selected in Python
         kernel.evaluate(
             "(setattr(attention, 'selected_heads', [0, 2]), "
             "setattr(attention, 'selected_cell', [6, 2]))[-1]"

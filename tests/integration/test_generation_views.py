@@ -1,4 +1,4 @@
-"""Views of a generated Explanation: the C1 traits of the widgets, the SaliencyWidget's
+"""Views of a generated Explanation: the generation traits of the widgets, the SaliencyWidget's
 matrix (rows picked by generated token, recomputed for a new method) and the HTML report."""
 
 from __future__ import annotations

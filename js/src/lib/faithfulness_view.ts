@@ -133,7 +133,7 @@ export function mountFaithfulness(
   score.style.marginLeft = "6px";
   const svg = svgEl("svg", { width: WIDTH, height: HEIGHT, viewBox: `0 0 ${WIDTH} ${HEIGHT}` });
   svg.dataset.testid = "faithfulness-curves";
-  svg.dataset.figure = "faithfulness"; // exportable (lib/figures.ts, contract C5)
+  svg.dataset.figure = "faithfulness"; // exportable (lib/figures.ts)
   svg.style.display = "block";
   const legend = document.createElement("div");
   legend.style.color = "#666";

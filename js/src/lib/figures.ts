@@ -1,4 +1,4 @@
-// Figure export (contract C5). Inside a widget root, every element marked
+// Figure export. Inside a widget root, every element marked
 // `data-figure="<name>"` can be saved as a file:
 //   canvas -> PNG: its displayed size × devicePixelRatio pixels, exactly the pixels on screen
 //                  (setupCanvas in heatmap.ts sizes widget canvases so; a canvas drawn at data

@@ -1,4 +1,4 @@
-// Color legend for every heatmap (contract C4 in the helpers' notes): a color bar with ticks,
+// Color legend for every heatmap: a color bar with ticks,
 // the quantity's label and units, and an optional note ("max over 16x16 blocks"). Styled
 // inline so any widget can use it without importing a stylesheet. Colors come from
 // lib/colors.ts: the same 256-entry tables the heatmaps paint with.

@@ -38,7 +38,7 @@ export class LineView {
     this.canvas = document.createElement("canvas");
     this.canvas.className = "llmw-line-view";
     this.canvas.dataset.testid = "line-view";
-    this.canvas.dataset.figure = "line"; // exportable (lib/figures.ts, contract C5)
+    this.canvas.dataset.figure = "line"; // exportable (lib/figures.ts)
     this.listen("mousemove", (e) => {
       const t = this.windowStart + Math.floor((e as MouseEvent).offsetY / LINE_ROW_PX);
       if (t < this.windowEnd()) onHover(t);

@@ -1,5 +1,5 @@
 // Query·key breakdown panel of the AttentionWidget (kernel side: llmasos_widgets/widgets/_qk.py).
-// When a pattern cell is selected (trait selected_cell, contract C3), the kernel sets the `qk`
+// When a pattern cell is selected (trait selected_cell), the kernel sets the `qk`
 // trait: for each shown head the post-RoPE q and k of that cell and their per-dimension products
 // q_d·k_d·scaling, which add up to the pre-softmax score. Dimensions are drawn in rotary pairs
 // (i, i + d/2: the two coordinates RoPE rotates together), three bar rows per head: q, k and
@@ -57,7 +57,7 @@ function headChart(head: number, values: Float32Array, d: number): SVGSVGElement
   const width = LABEL_W + order.length * BAR_W + Math.floor(d / 2) * 2;
   const height = ROWS.length * ROW_H;
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}` });
-  svg.dataset.figure = `qk-head-${head}`; // exportable (lib/figures.ts, contract C5)
+  svg.dataset.figure = `qk-head-${head}`; // exportable (lib/figures.ts)
   const parts: SVGElement[] = [svgEl("rect", { x: 0, y: 0, width, height, fill: "white" })];
   ROWS.forEach((name, row) => {
     const data = values.subarray(row * d, (row + 1) * d);

@@ -68,7 +68,7 @@ export function mountSaliencyMatrix(
   scroll.className = "llmw-saliency-scroll";
   const canvas = document.createElement("canvas");
   canvas.dataset.testid = "saliency-matrix";
-  canvas.dataset.figure = "saliency-matrix"; // exportable (lib/figures.ts, contract C5)
+  canvas.dataset.figure = "saliency-matrix"; // exportable (lib/figures.ts)
   canvas.style.cursor = "pointer";
   scroll.appendChild(canvas);
   body.append(labels, scroll);

@@ -15,7 +15,7 @@
 // clicking it scrolls there. A `llmw-reveal` CustomEvent (detail: token index) dispatched on
 // the strip scrolls a token into view (used by browser tests and benches).
 //
-// Generation (contract C1, traits prompt_length / token_probabilities of widgets/_base.py):
+// Generation (traits prompt_length / token_probabilities of widgets/_base.py):
 // tokens from prompt_length on are marked generated, the first with a boundary mark, and each
 // token with a probability gets a bar under it (width = P) and the exact value in its tooltip.
 //
@@ -509,7 +509,7 @@ export class TokenStrip {
     this.refreshRendered();
   }
 
-  /** Contract C1: generated part from `promptLength` on (-1: none), P(token | prefix) per token. */
+  /** Generated part from `promptLength` on (-1: none), P(token | prefix) per token. */
   setGeneration(promptLength: number, probabilities: readonly number[] | null | undefined): void {
     this.promptLength = promptLength;
     this.probabilities = probabilities && probabilities.length === this.tokens.length ? probabilities : [];
