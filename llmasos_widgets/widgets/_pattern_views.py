@@ -27,7 +27,9 @@ Mirror: ``js/src/lib/pattern_lod.ts::decodeViewMessage``.
 
 from __future__ import annotations
 
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +46,8 @@ argmax offsets: ~6 B per block, so ~290 x 290 blocks; exact cells: 4 B, ~357 x 3
 canvas upsamples, and exact cells stay one zoom away."""
 PANELS_BYTES = 4_000_000
 """Most bytes of a side-by-side message (every head of a layer at view resolution)."""
+CACHED_VIEWS = 8
+"""``view`` replies a widget keeps (:class:`ViewCache`)."""
 HEADER_BYTES = 2048
 """Allowance for the message's JSON content (~400 B, more with many heads)."""
 
@@ -223,6 +227,52 @@ def view_message(explanation: Any, request: ViewRequest) -> tuple[dict[str, Any]
         "encodings": encodings,
     }
     return content, packed
+
+
+class ViewCache:
+    """The last :data:`CACHED_VIEWS` ``view`` replies of a widget, keyed by what was asked (not
+    the request id), so going back -- zoom out, reset, another head and back -- costs no
+    recomputation (at T = 32k and head dim 128 a whole view is seconds on a CPU). At most
+    ``CACHED_VIEWS x`` :data:`PANELS_BYTES`; thread-safe; :meth:`clear` on close."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = CACHED_VIEWS if size is None else size
+        self._replies: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], list[bytes]]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    @staticmethod
+    def key(request: ViewRequest) -> tuple[Any, ...]:
+        return (request.layer, request.heads, request.rows, request.cols, request.shape,
+                request.reduce, request.combine)  # fmt: skip
+
+    def reply(
+        self, explanation: Any, request: ViewRequest
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """:func:`view_message` of ``request``, from the cache when the same view was sent."""
+        key = self.key(request)
+        with self._lock:
+            cached = self._replies.get(key)
+            if cached is not None:
+                self._replies.move_to_end(key)
+                self.hits += 1
+        if cached is None:  # computed outside the lock: a slow view blocks no other reader
+            cached = view_message(explanation, request)
+            with self._lock:
+                self._replies[key] = cached
+                while len(self._replies) > self.size:
+                    self._replies.popitem(last=False)
+        content, buffers = cached
+        return {**content, "request_id": request.request_id}, list(buffers)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._replies.clear()
+
+    def __len__(self) -> int:
+        return len(self._replies)
 
 
 @dataclass(frozen=True)

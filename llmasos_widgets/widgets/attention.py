@@ -34,7 +34,7 @@ from llmasos_widgets.widgets._base import (
     encode_pattern,
     tensor_payload,
 )
-from llmasos_widgets.widgets._pattern_views import ViewRequest, view_message
+from llmasos_widgets.widgets._pattern_views import ViewCache, ViewRequest
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,7 @@ class AttentionWidget(SelectionWidget):
         self._dims = {"layers": n_layers, "heads": n_heads, "tokens": len(tokens)}
         self._summary_names = tuple(summaries)
         self._sent: set[tuple[int, int]] = set()
+        self._views = ViewCache()
         super().__init__(**kwargs)
         self.set_trait("tokens", tokens)
         for name, values in display_traits(
@@ -231,6 +232,7 @@ class AttentionWidget(SelectionWidget):
         super().close()
         self._explanation = None
         self._sent = set()
+        self._views.clear()
 
     def _dimensions(self) -> dict[str, int | None]:
         return dict(self._dims)
@@ -327,7 +329,7 @@ class AttentionWidget(SelectionWidget):
         request = ViewRequest.parse(content, n_tokens=self._dims["tokens"])
         for head in request.heads:
             self._check_head(request.layer, head)
-        return view_message(self.explanation, request)
+        return self._views.reply(self.explanation, request)  # the last few views are kept
 
     def _send_view(self, content: dict[str, Any]) -> None:
         reply, buffers = self.view_message(content)

@@ -269,3 +269,58 @@ def test_compact_token_traits_keep_what_differs() -> None:
     assert _elided_display(["a", "b"], ["a", "b"]) == []
     assert _sparse_kinds(["special", "text", "text", "bytes", "text"]) == ["0:special", "3:bytes"]
     assert _sparse_kinds(["special", "continuation", "text"]) == ["special", "continuation", "text"]
+
+
+class CountingExplanation(LongExplanation):
+    def __init__(self, n_tokens: int) -> None:
+        super().__init__(n_tokens)
+        self.pooled_calls = 0
+
+    def pooled_attention(self, layer: int, head: int, **kwargs: Any):  # type: ignore[no-untyped-def]
+        self.pooled_calls += 1
+        return super().pooled_attention(layer, head, **kwargs)
+
+
+def test_views_asked_again_come_from_the_widgets_cache_unchanged(sent: list[Any]) -> None:
+    """Going back (zoom out, reset) re-sends the kept reply: same bytes, the new request id,
+    no recomputation; the cache keeps the last 8 views and is emptied on close."""
+    exp = CountingExplanation(600)
+    w = AttentionWidget(exp)
+    whole = {"rows": [0, 600], "cols": [0, 600], "shape": [100, 100]}
+    ask(w, request_id=1, **whole)
+    ask(w, request_id=2, rows=[500, 600], cols=[0, 100], shape=[100, 100])
+    ask(w, request_id=3, **whole)
+    assert exp.pooled_calls == 2
+    (first, first_buffers), _, (again, again_buffers) = sent
+    assert again == {**first, "request_id": 3} and again_buffers == first_buffers
+    fresh_sent: list[Any] = []
+    fresh = AttentionWidget(LongExplanation(600))
+    fresh.send = lambda content, buffers=None: fresh_sent.append((content, buffers))  # type: ignore[method-assign]
+    ask(fresh, request_id=3, **whole)
+    assert fresh_sent[0][0] == again and fresh_sent[0][1] == again_buffers
+    for i in range(8):  # eight other views push the whole one out
+        ask(w, request_id=10 + i, rows=[i, 600], cols=[0, 600], shape=[10, 10])
+    ask(w, request_id=20, **whole)
+    assert exp.pooled_calls == 2 + 8 + 1 and len(w._views) == 8
+    w.close()
+    assert len(w._views) == 0
+
+
+def test_the_view_cache_answers_threads_with_the_single_threaded_reply() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmasos_widgets.widgets._pattern_views import ViewCache
+
+    exp = LongExplanation(300)
+    cache = ViewCache(size=4)
+    requests = [
+        ViewRequest(request_id=i, layer=1, heads=(i % 3,), rows=(0, 300), cols=(0, 300),
+                    shape=(20, 20))
+        for i in range(24)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda r: cache.reply(exp, r), requests))
+    for request, (content, buffers) in zip(requests, replies, strict=True):
+        expected, expected_buffers = view_message(exp, request)
+        assert content == expected and buffers == expected_buffers
+    assert len(cache) == 3 and cache.hits >= 24 - 3 * 4  # each head computed at most 4 times
