@@ -102,7 +102,7 @@ class ViewRequest:
 
 
 def pooled_heads(explanation: Any, request: ViewRequest) -> list[Any]:
-    """``PooledPattern`` per requested head (``Explanation.pooled_attention``, contract C2);
+    """``PooledPattern`` per requested head (``Explanation.pooled_attention``);
     one ``pooled_layer_attention`` call when most of the layer's heads are asked for."""
     kwargs = {
         "rows": request.rows,

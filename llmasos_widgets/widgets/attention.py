@@ -211,7 +211,7 @@ class AttentionWidget(SelectionWidget):
         self.set_trait("head_summaries", summaries)
         notes = getattr(explanation, "summary_notes", None) or {}
         self.set_trait("summary_notes", {str(k): str(v) for k, v in notes.items()})
-        self._set_generation(explanation)  # C1: prompt/completion boundary, probabilities
+        self._set_generation(explanation)  # prompt/completion boundary, probabilities
         self.on_msg(self._on_message)
         self._push_selected_patterns()
 
@@ -232,7 +232,9 @@ class AttentionWidget(SelectionWidget):
         super().close()
         self._explanation = None
         self._sent = set()
-        self._views.clear()
+        views = getattr(self, "_views", None)  # absent when __init__ failed early
+        if views is not None:
+            views.clear()
 
     def _dimensions(self) -> dict[str, int | None]:
         return dict(self._dims)
@@ -345,7 +347,7 @@ class AttentionWidget(SelectionWidget):
                 raise ValueError(f"token {t} is out of range (valid: 0..{n - 1})")
         blockwise = _blockwise_flow()
         if blockwise is not None and hasattr(self.explanation, "queries"):
-            # tracing/_pooled.py (contract C2): block by block from q/k, at any T
+            # tracing/_pooled.py: block by block from q/k, at any T
             result = blockwise(self.explanation, list(focus), list(others), direction)
             return np.asarray(result, dtype=np.float32).reshape(n_layers, n_heads)
         values = np.full((n_layers, n_heads), np.nan, dtype=np.float32)
