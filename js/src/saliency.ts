@@ -20,7 +20,7 @@ import "./lib/saliency_view.css";
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
 import { getScale } from "./lib/colors";
-import { listenerScope, makeSelect } from "./lib/dom";
+import { heatmapFrame, listenerScope, makeSelect } from "./lib/dom";
 import { type FaithfulnessTrait, mountFaithfulness } from "./lib/faithfulness_view";
 import { attachFigureExport } from "./lib/figures";
 import { drawMatrix, setupCanvas } from "./lib/heatmap";
@@ -123,18 +123,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   targetLine.dataset.testid = "target";
 
   // --- heatmap ----------------------------------------------------------------------------
-  const heatmap = document.createElement("div");
-  heatmap.className = "llmw-saliency-heatmap";
-  const rowLabels = document.createElement("div");
-  rowLabels.className = "llmw-saliency-rows";
-  const scroll = document.createElement("div");
-  scroll.className = "llmw-saliency-scroll";
-  const canvas = document.createElement("canvas");
-  canvas.dataset.testid = "saliency-heatmap";
-  canvas.dataset.figure = "saliency"; // exportable (lib/figures.ts)
-  canvas.style.cursor = "crosshair";
-  scroll.appendChild(canvas);
-  heatmap.append(rowLabels, scroll);
+  const { element: heatmap, labels: rowLabels, canvas } = heatmapFrame("saliency-heatmap", "saliency", "crosshair");
   const caption = document.createElement("div");
   caption.className = "llmw-saliency-caption";
   caption.dataset.testid = "caption";

@@ -47,3 +47,25 @@ export function makeSelect(
   wrap.appendChild(select);
   return { wrap, select };
 }
+
+/** A saliency-style heatmap frame: row labels beside a scrolling canvas (styles in
+ *  saliency_view.css). Shared by the saliency map and the generation matrix. */
+export function heatmapFrame(testid: string, figure: string, cursor: string): {
+  element: HTMLDivElement;
+  labels: HTMLDivElement;
+  canvas: HTMLCanvasElement;
+} {
+  const element = document.createElement("div");
+  element.className = "llmw-saliency-heatmap";
+  const labels = document.createElement("div");
+  labels.className = "llmw-saliency-rows";
+  const scroll = document.createElement("div");
+  scroll.className = "llmw-saliency-scroll";
+  const canvas = document.createElement("canvas");
+  canvas.dataset.testid = testid;
+  canvas.dataset.figure = figure; // exportable (lib/figures.ts)
+  canvas.style.cursor = cursor;
+  scroll.appendChild(canvas);
+  element.append(labels, scroll);
+  return { element, labels, canvas };
+}

@@ -14,6 +14,7 @@
 
 import type { TensorPayload } from "./buffers";
 import { decodeTensor } from "./buffers";
+import { heatmapFrame } from "./dom";
 import type { ColorScale } from "./colors";
 import { drawMatrix, setupCanvas } from "./heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel } from "./saliency_scale";
@@ -60,18 +61,7 @@ export function mountSaliencyMatrix(
   element.dataset.testid = "saliency-matrix-view";
   const title = document.createElement("div");
   title.className = "llmw-saliency-caption";
-  const body = document.createElement("div");
-  body.className = "llmw-saliency-heatmap";
-  const labels = document.createElement("div");
-  labels.className = "llmw-saliency-rows";
-  const scroll = document.createElement("div");
-  scroll.className = "llmw-saliency-scroll";
-  const canvas = document.createElement("canvas");
-  canvas.dataset.testid = "saliency-matrix";
-  canvas.dataset.figure = "saliency-matrix"; // exportable (lib/figures.ts)
-  canvas.style.cursor = "pointer";
-  scroll.appendChild(canvas);
-  body.append(labels, scroll);
+  const { element: body, labels, canvas } = heatmapFrame("saliency-matrix", "saliency-matrix", "pointer");
   element.append(title, body);
 
   let data: Float32Array = new Float32Array(0);
