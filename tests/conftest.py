@@ -52,6 +52,15 @@ def bundled():
     return load_model("tiny-llama", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def real_model():
+    """SmolLM2-135M-Instruct (tests/_real_model.py), dequantized once and cached, float32."""
+    from llmasos_widgets import load_model
+    from tests._real_model import smollm2_checkpoint
+
+    return load_model(str(smollm2_checkpoint()), device="cpu", dtype="float32")
+
+
 # One Chromium per session, shared by tests/browser and tests/install: Playwright's sync API
 # cannot run a second instance while this one is open.
 @pytest.fixture(scope="session")

@@ -123,6 +123,7 @@ def explain(
             "dtype": str(hf_model.dtype).removeprefix("torch."),
             "induction_period": period,
             "induction_seed": seed,
+            **({"weights": explainable.weights_note} if explainable.weights_note else {}),
         },
         summary_notes=at_length.notes,
     )

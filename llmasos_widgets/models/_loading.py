@@ -15,6 +15,13 @@ import torch
 
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
 from llmasos_widgets.models._errors import ModelNotFoundError
+from llmasos_widgets.models._gguf import (
+    check_gguf_file,
+    drop_dequantized_flag,
+    is_gguf_path,
+    require_gguf_package,
+    split_gguf_path,
+)
 from llmasos_widgets.models._hub import (
     hub_errors,
     hub_offline,
@@ -50,6 +57,7 @@ class ExplainableModel:
         *,
         name: str,
         copy_tokens: list[str] | None = None,
+        weights_note: str | None = None,
     ) -> None:
         from llmasos_widgets.tracing import check_supported
 
@@ -62,6 +70,9 @@ class ExplainableModel:
         """Tokens the random sequence for the induction score is drawn from; ``None`` = every
         non-special token. A checkpoint sets it in ``llmasos.json`` when its training data only
         ever repeated some tokens (the bundled model copies nouns and adjectives)."""
+        self.weights_note = weights_note
+        """Where the weights came from when that changes what they are (``"dequantized from
+        GGUF Q4_1"``); explanations carry it in their metadata as ``"weights"``."""
 
     @property
     def config(self) -> Any:
@@ -188,7 +199,9 @@ def load_model(
     """Load a LLaMA-family causal LM for explanation.
 
     ``name_or_path_or_model`` is a bundled model's name (``"tiny-llama"``), a short name
-    (``"llama-3.1-8b"``, see ``SHORT_NAMES``), a local Hugging Face directory, a hub id
+    (``"llama-3.1-8b"``, see ``SHORT_NAMES``), a local Hugging Face directory, a GGUF file
+    (``"path/model.gguf"``, or a directory or hub id with ``gguf_file=``: dequantized to float
+    by transformers, which needs the ``gguf`` package), a hub id
     (``"org/name"``: downloaded into the Hugging Face cache unless ``HF_HUB_OFFLINE=1`` or
     ``local_files_only=True``), or an in-memory ``transformers`` model (then pass
     ``tokenizer=``). ``device="auto"`` picks CUDA when present, else CPU; ``dtype="auto"`` picks
@@ -211,7 +224,13 @@ def load_model(
         return explainable
 
     name = os.fspath(name_or_path_or_model)
-    source, is_hub_id = _resolve_source(name)
+    if is_gguf_path(name) and "gguf_file" not in kwargs:
+        if not os.path.isfile(os.path.expanduser(name)):
+            raise ModelNotFoundError(f"{name!r} is not a GGUF file")
+        directory, kwargs["gguf_file"] = split_gguf_path(name)
+        source, is_hub_id = directory, False
+    else:
+        source, is_hub_id = _resolve_source(name)
     if "device_map" in kwargs and device != "auto":
         raise ValueError(
             f"pass device={device!r} or device_map={kwargs['device_map']!r}, not both: "
@@ -229,8 +248,12 @@ def load_model(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    gguf_file = options.get("gguf_file")
+    weights_note = None
     try:
         with hub_errors(source, offline=offline) if is_hub_id else nullcontext():
+            if gguf_file:
+                weights_note = _check_gguf(source, located)
             _check_config(source, located)
             quiet = _quiet_weight_loading() if name in BUNDLED_MODELS else nullcontext()
             with quiet, no_safetensors_conversion():
@@ -244,11 +267,36 @@ def load_model(
         if refusal is None:
             raise
         raise refusal from error
+    if gguf_file:
+        drop_dequantized_flag(hf_model)
     if "device_map" not in kwargs:
         _move(hf_model, target_device)
     hf_model.eval()
     settings = _checkpoint_settings(source) if not is_hub_id else {}
-    return ExplainableModel(hf_model, tokenizer, name=name, copy_tokens=settings.get("copy_tokens"))
+    return ExplainableModel(
+        hf_model,
+        tokenizer,
+        name=name,
+        copy_tokens=settings.get("copy_tokens"),
+        weights_note=weights_note,
+    )
+
+
+def _check_gguf(source: str, located: dict[str, Any]) -> str:
+    """Check a GGUF file's architecture before it is dequantized (a hub id downloads it
+    first); return its weights note."""
+    require_gguf_package()
+    gguf_file = located["gguf_file"]
+    if os.path.isdir(source):
+        path = os.path.join(source, gguf_file)
+        if not os.path.isfile(path):
+            raise ModelNotFoundError(f"{source!r} has no GGUF file {gguf_file!r}")
+    else:
+        from transformers.utils import cached_file
+
+        options = {k: v for k, v in located.items() if k not in ("gguf_file", "trust_remote_code")}
+        path = cached_file(source, gguf_file, **options)
+    return check_gguf_file(path)
 
 
 def _device_map_device(device_map: Any) -> torch.device:
@@ -335,4 +383,5 @@ def _check_config(source: str, located: dict[str, Any]) -> None:
             f"model type {config.model_type!r} is not supported; supported types: "
             f"{', '.join(sorted(SUPPORTED_ARCHITECTURES))}"
         )
-    check_not_quantized(config)
+    if not located.get("gguf_file"):  # a GGUF file is dequantized to float as it loads
+        check_not_quantized(config)

