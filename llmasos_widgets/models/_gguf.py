@@ -79,7 +79,7 @@ def check_gguf_file(path: str | os.PathLike[str]) -> str:
 def quantized_parameters(model: Any) -> list[str]:
     """Names of the parameters and buffers that hold quantized (packed, integer or tensor-
     subclass) data: empty for a model whose weights are all ordinary float tensors."""
-    found = []
+    found: list[str] = []
     named = getattr(model, "named_parameters", None)
     if named is None:
         return found

@@ -295,7 +295,10 @@ def _check_gguf(source: str, located: dict[str, Any]) -> str:
         from transformers.utils import cached_file
 
         options = {k: v for k, v in located.items() if k not in ("gguf_file", "trust_remote_code")}
-        path = cached_file(source, gguf_file, **options)
+        cached = cached_file(source, gguf_file, **options)
+        if cached is None:
+            raise ModelNotFoundError(f"{source!r} has no GGUF file {gguf_file!r}")
+        path = cached
     return check_gguf_file(path)
 
 
