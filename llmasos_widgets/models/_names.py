@@ -12,6 +12,7 @@ BUNDLED_DIR = Path(__file__).parent
 BUNDLED_MODELS = {"tiny-llama": BUNDLED_DIR / "tiny-llama"}
 
 SHORT_NAMES = {
+    "llama-7b": "huggyllama/llama-7b",  # the original LLaMA-1 7B, converted to transformers
     "llama-2-7b": "meta-llama/Llama-2-7b-hf",
     "llama-2-7b-chat": "meta-llama/Llama-2-7b-chat-hf",
     "llama-3.1-8b": "meta-llama/Llama-3.1-8B",

@@ -205,6 +205,15 @@ def test_short_name_loads_its_hub_id_and_keeps_the_name_typed(hub, checkpoint, s
     }
 
 
+def test_llama_7b_is_huggyllama_not_a_suggestion(hub, checkpoint):
+    """``llama-7b`` once answered "did you mean 'llama-2-7b'"; it is LLaMA-1 7B on the hub."""
+    hub.add("huggyllama/llama-7b", checkpoint[0])
+    model = load_model("LLaMA-7B", device="cpu")
+    assert model.name == "LLaMA-7B"
+    assert "model.safetensors" in hub.downloads("huggyllama/llama-7b")
+    assert not hub.asked_about("meta-llama/Llama-2-7b-hf")
+
+
 def test_short_names_match_whatever_the_case(hub, checkpoint):
     hub.add("meta-llama/Llama-3.1-8B-Instruct", checkpoint[0])
     assert load_model("Llama-3.1-8B-Instruct", device="cpu").name == "Llama-3.1-8B-Instruct"
