@@ -10,6 +10,7 @@ import torch
 from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.explanation import _summaries
+from llmasos_widgets.explanation._chat import chat_input
 from llmasos_widgets.explanation._disk import DiskStore, check_keep
 from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
@@ -26,8 +27,9 @@ INDUCTION_PERIOD = 25
 
 def explain(
     model: ExplainableModel | Any,
-    text: str | torch.Tensor,
+    text: str | torch.Tensor | None = None,
     *,
+    messages: list[dict[str, str]] | None = None,
     target: str | int | tuple[str, str] | None = None,
     saliency: bool = True,
     saliency_method: str = "gradient",
@@ -44,8 +46,11 @@ def explain(
     next-token predictions per position, the logit lens and, with ``saliency=True``, gradient
     saliency of ``target`` (default: the model's own prediction after the last token) by
     ``saliency_method``. ``text`` may also be token ids ``[token]``/``[1, token]`` (int64),
-    used as they are. ``model`` is an ``ExplainableModel`` or a ``transformers`` model with
-    ``tokenizer=``. ``seed`` fixes the random sequence used for the induction score.
+    used as they are. ``messages=[{"role": ..., "content": ...}, ...]`` (instead of ``text``)
+    explains a conversation: the ids of the tokenizer's chat template, and the Explanation
+    records each message's token range (``Explanation.messages``, docs/chat.md). ``model``
+    is an ``ExplainableModel`` or a ``transformers`` model with ``tokenizer=``. ``seed``
+    fixes the random sequence used for the induction score.
 
     Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
     the logit lens and predictions are read a few tokens at a time during the forward, and
@@ -66,6 +71,10 @@ def explain(
     # be re-tokenized from its text (explanation/_generate.py)
     from llmasos_widgets.attribution._attribute import _input_ids
 
+    # a conversation: apply_chat_template's ids, taken as they are (explanation/_chat.py)
+    text, message_spans = chat_input(
+        explainable, text, messages, add_generation_prompt=False, truncate=truncate
+    )
     ids = _input_ids(explainable, text, truncate=truncate)
     hf_model = explainable.hf_model
     devices = _layer_devices(hf_model)
@@ -126,6 +135,7 @@ def explain(
             **({"weights": explainable.weights_note} if explainable.weights_note else {}),
         },
         summary_notes=at_length.notes,
+        messages=message_spans,
     )
     explanation.row_normalisers.lse.update(at_length.normalisers.lse)
     explanation.row_normalisers.known.update(at_length.normalisers.known)
