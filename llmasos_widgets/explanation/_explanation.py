@@ -27,6 +27,7 @@ from llmasos_widgets.tracing._pooled import PooledPattern, RowNormalisers, poole
 
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
+    from llmasos_widgets.explanation._chat import MessageSpan
     from llmasos_widgets.explanation._generation import Generation
 
 FORMAT = "llmasos-explanation"
@@ -83,6 +84,10 @@ class Explanation:
     generation: Generation | None = None
     """Set by ``generate()``: which tokens were generated, their probabilities, alternatives
     and target-side saliency (``explanation/_generation.py``); ``None`` for ``explain()``."""
+    messages: tuple[MessageSpan, ...] = ()
+    """Set for a conversation (``explain``/``generate`` with ``messages=``): each message's
+    role and token range ``[start, end)``, role header and end-of-turn tokens included
+    (``explanation/_chat.py``); empty for plain text."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -127,6 +132,10 @@ class Explanation:
         _expect(self.lens_probs.shape == lens_shape, "lens_probs", lens_shape, self.lens_probs)
         if self.generation is not None:
             self.generation.check(n_tokens)
+        if self.messages:
+            from llmasos_widgets.explanation._chat import check_spans
+
+            check_spans(self.messages, n_tokens)
 
     # ---- shape facts -------------------------------------------------------------------
     @property
@@ -212,6 +221,16 @@ class Explanation:
             (int(i // self.n_heads), int(i % self.n_heads), float(scores.flat[i])) for i in order
         ]
 
+    def saliency_by_message(self, *, absolute: bool = False) -> dict[str, np.ndarray]:
+        """:attr:`saliency` summed over each message's tokens, per site: ``"{index} {role}"``
+        -> float64 ``[site]`` (``"template"`` for tokens of no message, when there are any);
+        the sums add up to the map's total (``absolute=True``: sums of ``|score|``)."""
+        from llmasos_widgets.explanation._chat import saliency_by_message
+
+        if self.saliency is None:
+            raise ValueError("this explanation has no saliency (explain(..., saliency=False))")
+        return saliency_by_message(self.saliency, self.messages, absolute=absolute)
+
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write a single safetensors file (arrays) with JSON metadata; returns the path."""
@@ -274,6 +293,12 @@ class Explanation:
             for token, p in zip(self.top_tokens[last], self.top_probs[last], strict=True)
         )
         lines.append(f"  next token: {predictions}")
+        for index, message in enumerate(self.messages):
+            said = "".join(token.text for token in shown[message.start : message.end])
+            said = said if len(said) <= 60 else said[:57] + "..."
+            lines.append(
+                f"  [{index} {message.label}] tokens {message.start}..{message.end - 1}: {said!r}"
+            )
         if self.generation is not None:
             lines.extend(self.generation.describe(self.tokens, self.token_style))
         if self.saliency is not None:

@@ -65,6 +65,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "token_style": explanation.token_style.to_json(),
         "metadata": dict(explanation.metadata),
         "summary_notes": dict(explanation.summary_notes),
+        "messages": [message.to_json() for message in explanation.messages],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(
@@ -164,7 +165,14 @@ def _build(
         metadata=header["metadata"],
         summary_notes=header.get("summary_notes", {}),  # absent in older files
         generation=_generation(header.get("generation"), tensors),  # absent in older files
+        messages=_messages(header.get("messages")),  # absent in older files
     )
+
+
+def _messages(meta: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    from llmasos_widgets.explanation._chat import MessageSpan
+
+    return tuple(MessageSpan.from_json(span) for span in meta or ())
 
 
 def _generation(meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:
