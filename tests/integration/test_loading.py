@@ -240,8 +240,18 @@ def test_options_for_from_pretrained_are_refused_for_an_in_memory_model():
         load_model(random_llama(), tokenizer=word_tokenizer(), trust_remote_code=True)
 
 
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"quant_method": "torchao", "quant_type": "int8"},
+        {"quant_method": "bitsandbytes", "load_in_4bit": True},
+        {"quant_method": "gptq", "bits": 4},
+        {"quant_method": "awq", "bits": 4},
+    ],
+    ids=lambda declared: declared["quant_method"],
+)
 def test_checkpoint_whose_config_declares_quantization_is_refused_before_its_weights(
-    saved_checkpoint, monkeypatch
+    saved_checkpoint, monkeypatch, declared
 ):
     import json
 
@@ -251,14 +261,15 @@ def test_checkpoint_whose_config_declares_quantization_is_refused_before_its_wei
 
     config_file = saved_checkpoint / "config.json"
     config = json.loads(config_file.read_text())
-    config["quantization_config"] = {"quant_method": "torchao", "quant_type": "int8"}
+    config["quantization_config"] = declared
     config_file.write_text(json.dumps(config))
 
     def never(*args, **kwargs):
         raise AssertionError("quantized weights were loaded")
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", never)
-    with pytest.raises(UnsupportedCheckpointError, match=r"quantized with torchao.*bfloat16"):
+    method = declared["quant_method"]
+    with pytest.raises(UnsupportedCheckpointError, match=rf"quantized with {method}.*bfloat16"):
         load_model(str(saved_checkpoint), device="cpu")
 
 
@@ -276,17 +287,81 @@ def test_quantization_options_are_refused(saved_checkpoint, option):
         load_model(str(saved_checkpoint), device="cpu", **option)
 
 
-def test_in_memory_quantized_model_is_refused_wherever_it_enters():
+def _entries(hf_model, tokenizer):
+    """Every way an in-memory model enters: wrapped, loaded, shown."""
     from llmasos_widgets import AttentionWidget
-    from llmasos_widgets.models import UnsupportedCheckpointError, as_explainable
+    from llmasos_widgets.models import as_explainable
 
-    hf_model = random_llama()
-    hf_model.hf_quantizer = object()  # what transformers sets on a model it quantized
-    tokenizer = word_tokenizer()
-    for entry in (
-        lambda: as_explainable(hf_model, tokenizer),
-        lambda: load_model(hf_model, tokenizer=tokenizer),
-        lambda: AttentionWidget(hf_model, "w1 w2", tokenizer=tokenizer),
-    ):
-        with pytest.raises(UnsupportedCheckpointError, match="quantized.*unquantized checkpoint"):
-            entry()
+    return {
+        "as_explainable": lambda: as_explainable(hf_model, tokenizer),
+        "load_model": lambda: load_model(hf_model, tokenizer=tokenizer),
+        "AttentionWidget": lambda: AttentionWidget(hf_model, "w1 w2", tokenizer=tokenizer),
+    }
+
+
+def test_a_float_model_flagged_quantized_by_transformers_is_accepted_everywhere():
+    """transformers flags a model loaded from GGUF "quantized with gguf" (``hf_quantizer``,
+    ``config.quantization_config``) although its weights were dequantized to float: the
+    parameters decide, and these are plain float32."""
+    hf_model = random_llama(seed=12)
+    hf_model.hf_quantizer = object()  # what transformers sets on a model it "quantized"
+    hf_model.is_quantized = True
+    hf_model.config.quantization_config = {"quant_method": "gguf"}
+    ids = torch.tensor([[2, 5, 6, 7]])
+    with torch.no_grad():
+        expected = hf_model(ids).logits
+    for entry, enter in _entries(hf_model, word_tokenizer()).items():
+        entered = enter()
+        if entry == "AttentionWidget":
+            entered.close()
+        else:
+            assert entered.hf_model is hf_model
+            with torch.no_grad():
+                assert torch.equal(entered.hf_model(ids).logits, expected), entry
+
+
+class Params4bit(torch.nn.Parameter):
+    """Stands in for bitsandbytes' Params4bit: a Parameter subclass holding packed data."""
+
+
+def _int8_weight(linear):
+    packed = torch.randint(-128, 127, linear.weight.shape, dtype=torch.int8)
+    linear.weight = torch.nn.Parameter(packed, requires_grad=False)
+
+
+def _float8_weight(linear):
+    linear.weight = torch.nn.Parameter(linear.weight.data.to(torch.float8_e4m3fn), False)
+
+
+def _subclass_weight(linear):
+    packed = torch.randint(0, 255, (linear.weight.numel() // 2, 1), dtype=torch.uint8)
+    linear.weight = Params4bit(packed, requires_grad=False)
+
+
+def _float_subclass_weight(linear):
+    linear.weight = Params4bit(linear.weight.data.clone(), requires_grad=False)
+
+
+def _packed_buffer(linear):  # GPTQ/AWQ kernels keep the weight as a qweight buffer
+    linear.register_buffer("qweight", torch.zeros(4, 8, dtype=torch.int32))
+
+
+@pytest.mark.parametrize(
+    "quantize",
+    [_int8_weight, _float8_weight, _subclass_weight, _float_subclass_weight, _packed_buffer],
+    ids=["int8", "float8", "Params4bit-uint8", "Params4bit-float32", "qweight-buffer"],
+)
+def test_a_model_with_quantized_parameters_is_refused_without_any_flag(quantize):
+    from llmasos_widgets.models import UnsupportedCheckpointError
+
+    hf_model = random_llama(seed=13)
+    quantize(hf_model.model.layers[1].self_attn.q_proj)
+    assert getattr(hf_model, "hf_quantizer", None) is None
+    assert getattr(hf_model.config, "quantization_config", None) is None
+    for entry, enter in _entries(hf_model, word_tokenizer()).items():
+        with pytest.raises(
+            UnsupportedCheckpointError,
+            match=r"^this model is quantized; .*Load the unquantized checkpoint instead",
+        ):
+            enter()
+            pytest.fail(f"{entry} accepted a quantized model")
