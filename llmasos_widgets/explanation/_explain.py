@@ -15,6 +15,7 @@ from llmasos_widgets.explanation._disk import DiskStore, check_keep
 from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
 from llmasos_widgets.explanation._row_summaries import row_summaries
+from llmasos_widgets.explanation._sinks import SINK_THRESHOLD
 from llmasos_widgets.tracing import attention_pattern, trace
 from llmasos_widgets.tracing._anatomy import decoder_layers
 
@@ -39,6 +40,7 @@ def explain(
     seed: int = 0,
     keep: str | None = None,
     offload: bool | None = None,
+    sink_threshold: float = SINK_THRESHOLD,
 ) -> Explanation:
     """Explain what ``model`` does on ``text``.
 
@@ -61,6 +63,9 @@ def explain(
     older spelling of ``keep="cpu"``/``"gpu"``. Head summaries are computed row by row, never
     as ``[T, T]``; on the CPU above 4096 tokens they are estimated from 512 query rows drawn
     with ``seed`` (``Explanation.summary_notes`` says so).
+    The same pass measures the attention each key receives (``Explanation.attention_sinks``;
+    a head sinks into a key above the uniform share plus ``sink_threshold``, see
+    ``explanation/_sinks.py``).
     """
     from llmasos_widgets.models import as_explainable
 
@@ -136,6 +141,10 @@ def explain(
         },
         summary_notes=at_length.notes,
         messages=message_spans,
+        # attention sinks, measured in the summaries' pass (explanation/_sinks.py)
+        attention_sinks=None
+        if at_length.sinks is None
+        else at_length.sinks.with_rule(threshold=sink_threshold),
     )
     explanation.row_normalisers.lse.update(at_length.normalisers.lse)
     explanation.row_normalisers.known.update(at_length.normalisers.known)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
     from llmasos_widgets.explanation._chat import MessageSpan
     from llmasos_widgets.explanation._generation import Generation
+    from llmasos_widgets.explanation._sinks import AttentionSinks
 
 FORMAT = "llmasos-explanation"
 FORMAT_VERSION = "1"
@@ -88,6 +89,11 @@ class Explanation:
     """Set for a conversation (``explain``/``generate`` with ``messages=``): each message's
     role and token range ``[start, end)``, role header and end-of-turn tokens included
     (``explanation/_chat.py``); empty for plain text."""
+    attention_sinks: AttentionSinks | None = None
+    """Key positions most heads attend to whatever the query (``explanation/_sinks.py``:
+    the rule, and per key the weight each head gives it); ``.positions`` are the sinks.
+    ``None`` when not measured (a file saved before sinks were detected):
+    :meth:`find_attention_sinks` measures them then."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -132,6 +138,12 @@ class Explanation:
         _expect(self.lens_probs.shape == lens_shape, "lens_probs", lens_shape, self.lens_probs)
         if self.generation is not None:
             self.generation.check(n_tokens)
+        sinks = self.attention_sinks
+        if sinks is not None and sinks.received.shape != (n_layers, self.n_heads, n_tokens):
+            raise ValueError(
+                f"attention_sinks.received must have shape {(n_layers, self.n_heads, n_tokens)}"
+                f"; got {tuple(sinks.received.shape)}"
+            )
         if self.messages:
             from llmasos_widgets.explanation._chat import check_spans
 
@@ -230,6 +242,22 @@ class Explanation:
         if self.saliency is None:
             raise ValueError("this explanation has no saliency (explain(..., saliency=False))")
         return saliency_by_message(self.saliency, self.messages, absolute=absolute)
+
+    def find_attention_sinks(
+        self,
+        threshold: float | None = None,
+        min_share: float | None = None,
+        min_queries: int | None = None,
+    ) -> AttentionSinks:
+        """:attr:`attention_sinks` under the given rule (defaults: the stored rule, else
+        ``_sinks.SINK_THRESHOLD`` etc.); measured from queries/keys when none are stored."""
+        from llmasos_widgets.explanation._sinks import sinks_of_explanation
+
+        sinks = self.attention_sinks
+        if sinks is None:
+            seed = self.metadata.get("induction_seed", 0)
+            sinks = sinks_of_explanation(self, seed=int(seed) if isinstance(seed, int) else 0)
+        return sinks.with_rule(threshold, min_share, min_queries)
 
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

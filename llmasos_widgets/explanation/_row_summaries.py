@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from llmasos_widgets.explanation._sinks import AttentionSinks, received_attention
 from llmasos_widgets.tracing import AttentionSpec
 from llmasos_widgets.tracing._pooled import RowNormalisers, paired_weights, row_statistics
 
@@ -33,6 +34,8 @@ class RowSummaries:
     """name -> how it was estimated; empty when exact."""
     normalisers: RowNormalisers
     """The rows' log-sum-exp, kept for later pooled views."""
+    sinks: AttentionSinks | None = None
+    """Attention each key receives from the rows after it (``_sinks.py``), same rows."""
 
 
 def summary_rows(
@@ -72,6 +75,8 @@ def row_summaries(
     )
     rows, note = summary_rows(n_tokens, on_cpu=on_cpu, seed=seed, sample_rows=sample_rows)
     heads = torch.arange(n_heads)
+    received = np.full((n_layers, n_heads, n_tokens), np.nan, np.float32)
+    uniform = np.full((n_layers, n_tokens), np.nan, np.float32)
     for layer in range(n_layers):
         device = queries[layer].device if devices is None else devices[layer]
         layer_queries, layer_keys = queries[layer].to(device), keys[layer].to(device)
@@ -88,6 +93,8 @@ def row_summaries(
         out["entropy"][layer] = (lse - mean_score).mean(-1).cpu().numpy()
         out["previous_token"][layer] = previous.mean(-1).cpu().numpy()
         out["first_token"][layer] = first.mean(-1).cpu().numpy()
+        got, base = received_attention(layer_queries, layer_keys, spec, lse, rows_here)
+        received[layer], uniform[layer] = got.cpu().numpy(), base.cpu().numpy()
         normalisers.store(layer, (n_heads, n_tokens), heads, rows, lse.to(queries[layer].device))
         if note is None:  # row 0 (left out of the averages) completes the layer's normalisers
             first_row = torch.zeros(1, dtype=torch.int64)
@@ -96,4 +103,5 @@ def row_summaries(
                 layer, (n_heads, n_tokens), heads, first_row, lse_0.to(queries[layer].device)
             )
     notes = dict.fromkeys(ROW_SUMMARIES, note) if note else {}
-    return RowSummaries(out, notes, normalisers)
+    sinks = AttentionSinks(received=received, uniform=uniform, note=note or "")
+    return RowSummaries(out, notes, normalisers, sinks)

@@ -53,6 +53,9 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
     generation = explanation.generation
     for name, array in ({} if generation is None else generation.to_arrays()).items():
         tensors[f"generation.{name}"] = _tensor(array)
+    sinks = explanation.attention_sinks
+    for name, array in ({} if sinks is None else sinks.to_arrays()).items():
+        tensors[f"sinks.{name}"] = _tensor(array)
     header = {
         "model_name": explanation.model_name,
         "tokens": list(explanation.tokens),
@@ -66,6 +69,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "metadata": dict(explanation.metadata),
         "summary_notes": dict(explanation.summary_notes),
         "messages": [message.to_json() for message in explanation.messages],
+        "attention_sinks": None if sinks is None else sinks.metadata(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(
@@ -166,6 +170,8 @@ def _build(
         summary_notes=header.get("summary_notes", {}),  # absent in older files
         generation=_generation(header.get("generation"), tensors),  # absent in older files
         messages=_messages(header.get("messages")),  # absent in older files
+        # absent in older files: None, and find_attention_sinks() measures them from q/k
+        attention_sinks=_sinks(header.get("attention_sinks"), tensors),
     )
 
 
@@ -173,6 +179,19 @@ def _messages(meta: list[dict[str, Any]] | None) -> tuple[Any, ...]:
     from llmasos_widgets.explanation._chat import MessageSpan
 
     return tuple(MessageSpan.from_json(span) for span in meta or ())
+
+
+def _sinks(meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:
+    if meta is None:
+        return None
+    from llmasos_widgets.explanation._sinks import AttentionSinks
+
+    arrays = {
+        name.removeprefix("sinks."): value.numpy()
+        for name, value in tensors.items()
+        if name.startswith("sinks.")
+    }
+    return AttentionSinks.from_arrays(arrays, meta)
 
 
 def _generation(meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> Any:
