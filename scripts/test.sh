@@ -2,9 +2,17 @@
 # The whole test suite on a fresh machine: Python env, Chromium, JS build + unit tests,
 # lint and types, then pytest (unit, integration, real-browser, notebooks).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not browser"`.
+# `bash scripts/test.sh --fast`: the fast tier only (unit + fast integration tests: no JS, no
+# browser, no notebooks, no real checkpoint, nothing marked slow), for the edit-test loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+if [[ "${1:-}" == "--fast" ]]; then
+  shift
+  exec .venv/bin/python -m pytest -q -p no:cacheprovider \
+    -m "not browser and not slow and not real_model" tests/unit tests/integration "$@"
+fi
 
 # Chromium for the browser tests, and a CJK font so screenshots of Chinese text show glyphs
 if [[ ! -x /usr/bin/chromium ]] || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then
