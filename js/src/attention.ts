@@ -10,6 +10,8 @@
 //                                                  induction, brushed
 //     select[data-testid="pattern-mode"]           average | side_by_side
 //     select[data-testid="flow-direction"]         from | to
+//     input[data-testid="exclude-sinks"]           checkbox: exclude_sinks_from_scale
+//   root data-sinks="0,...": attention sink positions marked (lib/sinks.ts)
 //     div[data-testid="grid-caption"]              what the grid colors by
 //     div[data-testid="token-strip"] > span[data-testid="token-<i>"].llmw-token
 //     div[data-testid="head-grid-view"] > div[data-testid="layer-label-<l>"], canvas[data-testid="head-grid"]
@@ -46,6 +48,7 @@ import { renderLegend, updateLegend } from "./lib/legend";
 import { type QkTrait, mountQkPanel } from "./lib/qk_panel";
 import { type PooledView, type ViewMessage, decodeViewMessage } from "./lib/pattern_lod";
 import { type ViewRequestSpec } from "./lib/pattern_view";
+import { type SinksTrait, makeSinkToggle, sinkNotes } from "./lib/sinks";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
 export interface AttentionModel extends SelectionState {
@@ -67,6 +70,10 @@ export interface AttentionModel extends SelectionState {
   summary_notes: Record<string, string>;
   /** whole patterns are sent only up to this many tokens; above, pooled views and rows */
   full_pattern_limit: number;
+  /** attention sinks (explanation/_sinks.py, lib/sinks.ts); {} when not known */
+  attention_sinks?: SinksTrait;
+  /** leave the sinks out of the pattern view's color scale (capped, never hidden) */
+  exclude_sinks_from_scale?: boolean;
   /** generation (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
   prompt_length?: number;
   /** generation: P(token | prefix) per token, -1 for the first; [] = not known */
@@ -136,6 +143,13 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     ["to", "attention to token"],
   ]);
   controls.append(metric.wrap, mode.wrap, direction.wrap);
+  // attention sinks: out of the pattern's color scale (capped at the top color), never hidden
+  const sinkToggle = makeSinkToggle("exclude-sinks", "take the pattern's color scale over the keys that are not attention sinks (exclude_sinks_from_scale)");
+  controls.append(sinkToggle.wrap);
+  listen(sinkToggle.input, "change", () => {
+    model.set("exclude_sinks_from_scale", sinkToggle.input.checked);
+    model.save_changes();
+  });
   const caption = document.createElement("div");
   caption.className = "llmw-grid-caption";
   caption.dataset.testid = "grid-caption";
@@ -481,7 +495,19 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     on(`change:${name}`, () => schedule("selection", "patterns", "grid", "strip"));
   }
 
+  const applySinks = (): void => {
+    const notes = sinkNotes(model.get("attention_sinks"));
+    const exclude = model.get("exclude_sinks_from_scale") ?? false;
+    sinkToggle.input.checked = exclude;
+    root.dataset.sinks = [...notes.keys()].join(",");
+    strip?.setSinks(notes);
+    patternView?.setSinks(notes, exclude);
+  };
+  // registered after build's listeners: a rebuilt strip and pattern view get the marks too
+  for (const name of ["tokens", "display_tokens", "token_kinds", "attention_sinks", "exclude_sinks_from_scale"]) on(`change:${name}`, applySinks);
+
   build();
+  applySinks();
   decodeSummaries();
   // first paint synchronously, so the view is complete when render returns
   refreshSelection();

@@ -15,6 +15,8 @@
 //     canvas[data-testid="saliency-heatmap"][data-rows][data-cols][data-cell-width][data-cell-height]
 //     div[data-testid="convergence-warning"][hidden]   integrated gradients did not converge
 //     div[data-testid="caption"]                       scale and completeness note
+//     input[data-testid="exclude-sinks"]               checkbox: exclude_sinks_from_scale
+//   root data-sinks="0,...": attention sink positions marked in the strip (lib/sinks.ts)
 
 import "./lib/saliency_view.css";
 import type { RenderProps } from "@anywidget/types";
@@ -28,6 +30,7 @@ import { renderLegend, updateLegend } from "./lib/legend";
 import { type SaliencyMatrixModel, mountSaliencyMatrix } from "./lib/saliency_matrix";
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
+import { type SinksTrait, makeSinkToggle, saliencySinkNote, sinkNotes } from "./lib/sinks";
 import { type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/saliency.py (SaliencyWidget), same names. */
@@ -53,6 +56,10 @@ export interface SaliencyModel extends SelectionState {
   convergence_warning: string;
   status: string;
   progress: number;
+  /** attention sinks of the model on this text (lib/sinks.ts); {} when not known */
+  attention_sinks?: SinksTrait;
+  /** each row's scale over the tokens that are not sinks (sinks capped, never hidden) */
+  exclude_sinks_from_scale?: boolean;
   /** Deletion/insertion test of the map shown ({} until asked): lib/faithfulness_view.ts. */
   faithfulness: FaithfulnessTrait;
   /** Generation (widgets/_generation_saliency.py, lib/saliency_matrix.ts): float32
@@ -109,6 +116,15 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   status.className = "llmw-saliency-status";
   status.dataset.testid = "status";
   controls.append(method.wrap, baseline.wrap, progress, status);
+  // attention sinks: out of each row's color scale (capped at the end colors), never hidden
+  const sinkToggle = makeSinkToggle("exclude-sinks", "scale each row by its largest |score| over the tokens that are not attention sinks (exclude_sinks_from_scale)");
+  controls.insertBefore(sinkToggle.wrap, progress);
+  listen(sinkToggle.input, "change", () => {
+    model.set("exclude_sinks_from_scale", sinkToggle.input.checked);
+    model.save_changes();
+  });
+  const sinkPositions = (): number[] => model.get("attention_sinks")?.positions ?? [];
+  const excludedSinks = (): number[] => (model.get("exclude_sinks_from_scale") ? sinkPositions() : []);
   listen(method.select, "change", () => {
     model.set("method", method.select.value);
     model.save_changes();
@@ -206,7 +222,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     scores = payload ? (decodeTensor(payload).data as Float32Array) : new Float32Array(rows * cols);
     const deltaPayload = model.get("convergence_delta");
     deltas = deltaPayload ? (decodeTensor(deltaPayload).data as Float32Array) : new Float32Array(rows).fill(NaN);
-    units = rowUnits(scores, rows, cols);
+    units = rowUnits(scores, rows, cols, excludedSinks());
   };
 
   const paintHeatmap = (): void => {
@@ -261,7 +277,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     const signedNote = model.get("signed") ? "blue lowers the target, red raises it" : "unsigned (gradient norm)";
     const completeness = Number.isFinite(delta) ? ` · completeness error of this row: ${formatScore(delta)}` : "";
     caption.textContent = `${model.get("method").replace(/_/g, " ")}: each row scaled by its largest |score|; ${signedNote}${completeness}`;
-    updateLegend(legend, { label: `${model.get("method").replace(/_/g, " ")} attribution`, units: "score / row's largest |score|", min: -1, max: 1, scale: "diverging", colors: scale, note: signedNote });
+    updateLegend(legend, { label: `${model.get("method").replace(/_/g, " ")} attribution`, units: "score / row's largest |score|", min: -1, max: 1, scale: "diverging", colors: scale, note: signedNote + saliencySinkNote(sinkPositions(), model.get("exclude_sinks_from_scale") ?? false, nTokens()) });
   };
 
   const paintWarning = (): void => {
@@ -320,7 +336,14 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     if (label?.dataset.site !== undefined) selectRow(sites().indexOf(Number(label.dataset.site)));
   });
 
+  const applySinks = (): void => {
+    const notes = sinkNotes(model.get("attention_sinks"));
+    sinkToggle.input.checked = model.get("exclude_sinks_from_scale") ?? false;
+    root.dataset.sinks = [...notes.keys()].join(",");
+    strip?.setSinks(notes);
+  };
   buildStrip();
+  applySinks();
   buildRows();
   decode();
   paintControls();
@@ -359,6 +382,16 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   for (const name of ["generated_token", "selected_layer", "sites"]) on(`change:${name}`, () => matrixView.paint());
   for (const name of ["prompt_length", "token_probabilities"]) {
     on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
+  }
+
+  // registered after the listeners that rebuild the strip: a rebuilt strip gets the marks too
+  for (const name of ["tokens", "display_tokens", "token_kinds", "attention_sinks"]) on(`change:${name}`, applySinks);
+  for (const name of ["attention_sinks", "exclude_sinks_from_scale"]) {
+    on(`change:${name}`, () => {
+      applySinks();
+      decode();
+      repaint();
+    });
   }
 
   return () => {

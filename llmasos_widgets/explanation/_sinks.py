@@ -238,3 +238,32 @@ def sinks_of_explanation(explanation: Any, *, seed: int = 0) -> AttentionSinks:
         )
         received[layer], uniform[layer] = got.cpu().numpy(), base.cpu().numpy()
     return AttentionSinks(received=received, uniform=uniform, note=note or "")
+
+
+def measure_sinks(explainable: Any, ids: torch.Tensor, *, seed: int = 0) -> AttentionSinks:
+    """Sinks of a model on token ids ``[1, token]`` without a whole ``explain`` (the
+    SaliencyWidget's text): one traced forward pass, then the summaries' row pass."""
+    from llmasos_widgets._gather import execution_device
+    from llmasos_widgets.explanation._row_summaries import row_summaries
+    from llmasos_widgets.tracing import trace
+    from llmasos_widgets.tracing._anatomy import decoder_layers
+
+    hf_model = explainable.hf_model
+    devices = tuple(execution_device(layer) for layer in decoder_layers(hf_model))
+    with torch.no_grad(), trace(hf_model, residual=False) as captured:
+        hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
+    n_layers = len(captured.queries)
+    result = row_summaries(
+        tuple(captured.queries[layer][0] for layer in range(n_layers)),
+        tuple(captured.keys[layer][0] for layer in range(n_layers)),
+        tuple(captured.spec[layer] for layer in range(n_layers)),
+        devices,
+        seed=seed,
+    )
+    if result.sinks is not None:
+        return result.sinks
+    n_heads, n_tokens = int(captured.queries[0].shape[1]), int(ids.shape[-1])
+    return AttentionSinks(
+        received=np.full((n_layers, n_heads, n_tokens), np.nan, np.float32),
+        uniform=np.full((n_layers, n_tokens), np.nan, np.float32),
+    )

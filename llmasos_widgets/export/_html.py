@@ -54,7 +54,11 @@ table{border-collapse:collapse} th,td{font-size:12px;padding:2px 4px;text-align:
 .tok.bytes{font-style:italic;color:#8a6d00} figure{display:inline-block;margin:8px 16px 8px 0}
 canvas{image-rendering:pixelated;border:1px solid #d0d7de}
 .warn{color:#7c2d12;background:#fff7ed;border:1px solid #fdba74;border-radius:4px;padding:4px 8px}
+.tok.sink{outline:2px dashed #8e44ad;outline-offset:1px;position:relative}
+.tok.sink::after{content:"sink";position:absolute;top:-9px;right:-4px;font:8px/1 system-ui,
+ sans-serif;color:#fff;background:#8e44ad;border-radius:2px;padding:1px 2px;font-style:normal}
 """
+
 
 def write_report(explanation: Explanation, path: Path) -> Path:
     """Write the report to ``path`` (parents created) and return it."""
@@ -161,14 +165,81 @@ def _head_table(
 
 def _tokens_section(explanation: Explanation) -> str:
     shown = _shown_inputs(explanation)
+    sinks = _sinks(explanation)
     tokens = "".join(
-        _token(
-            token,
-            title=f"{_raw_title(raw, token, i)}, id {explanation.token_ids[i]}",
+        _sink_mark(
+            _token(
+                token,
+                title=f"{_raw_title(raw, token, i)}, id {explanation.token_ids[i]}"
+                + sinks.get(i, ""),
+            ),
+            i in sinks,
         )
         for i, (raw, token) in enumerate(zip(explanation.tokens, shown, strict=True))
     )
-    return f"<h2>Tokens</h2><div data-testid='report-tokens'>{tokens}</div>"
+    sinks_note = _sinks_note(explanation, shown)
+    return f"<h2>Tokens</h2><div data-testid='report-tokens'>{tokens}</div>{sinks_note}"
+
+
+_SINK_NOTE = (
+    " · attention sink: most heads attend here whatever the query, so its large attention "
+    "weight (and often its saliency) says little about what the token means"
+)
+
+
+def _sinks(explanation: Explanation) -> dict[int, str]:
+    """Sink position -> its tooltip line (explanation/_sinks.py)."""
+    summary = _sinks_summary(explanation)
+    return {
+        int(j): f"{_SINK_NOTE} ({share:.0%} of heads; mean weight {mass:.2f})"
+        for j, share, mass in zip(
+            summary.get("positions", []),
+            summary.get("head_share", []),
+            summary.get("mass", []),
+            strict=True,
+        )
+    }
+
+
+def _sinks_summary(explanation: Explanation) -> dict[str, Any]:
+    find = getattr(explanation, "find_attention_sinks", None)
+    if find is None:
+        return {}
+    summary: dict[str, Any] = find().summary()
+    return summary
+
+
+def _sink_mark(token_html: str, sink: bool) -> str:
+    """A token marked as a sink: class ``sink`` (dashed outline and a "sink" badge)."""
+    if not sink:
+        return token_html
+    return token_html.replace("<span class='tok", "<span class='tok sink", 1).replace(
+        " data-kind=", " data-sink='true' data-kind=", 1
+    )
+
+
+def _sinks_note(explanation: Explanation, shown: list[ShownToken]) -> str:
+    summary = _sinks_summary(explanation)
+    if not summary:
+        return ""
+    positions = summary["positions"]
+    if positions:
+        found = "; ".join(
+            f"position {j} {_token(shown[j])}: {share:.0%} of heads, mean weight {mass:.2f}"
+            for j, share, mass in zip(
+                positions, summary["head_share"], summary["mass"], strict=True
+            )
+        )
+        text = f"Attention sinks (marked <i>sink</i> above): {found}."
+    else:
+        text = "No attention sink in this text."
+    estimated = f" Estimated: {html.escape(summary['note'])}." if summary.get("note") else ""
+    return (
+        f"<p class='muted' data-testid='report-sinks'>{text} Rule: "
+        f"{html.escape(summary['rule'])}.{estimated} A sink's attention weight and saliency "
+        "are large whatever it means; read them as the model's resting place, not as the "
+        "token's importance.</p>"
+    )
 
 
 def _saliency_section(explanation: Explanation) -> str:
@@ -176,8 +247,10 @@ def _saliency_section(explanation: Explanation) -> str:
     assert saliency is not None  # checked by the caller
     scores = np.asarray(saliency.scores, dtype=np.float64)
     shown = _shown_inputs(explanation)
+    sinks = _sinks(explanation)
     header = "".join(
-        f"<th>{_token(token, _raw_title(raw, token, i))}</th>"
+        f"<th>{_sink_mark(_token(token, _raw_title(raw, token, i) + sinks.get(i, '')), i in sinks)}"
+        "</th>"
         for i, (raw, token) in enumerate(zip(explanation.tokens, shown, strict=True))
     )
     rows = []

@@ -150,6 +150,17 @@ class AttentionWidget(SelectionWidget):
     """dict[str, str], read-only: summary name -> how it was estimated (e.g. "estimated from
     512 of 32768 query rows (seed 0)"); {} when every summary is exact."""
 
+    attention_sinks = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: the explanation's attention sinks (``explanation/_sinks.py``):
+    ``positions``, per position ``head_share`` (fraction of all heads that sink into it) and
+    ``mass`` (mean weight it receives), the ``rule`` in words; {} when not known. The token
+    strip and the pattern view's key axis mark them."""
+
+    exclude_sinks_from_scale = traitlets.Bool(False).tag(sync=True)
+    """bool, default False: the pattern view's color scale takes its max over the keys that
+    are not sinks (sink cells are drawn at the top color, capped; the legend says so). Sinks
+    are always shown, never hidden."""
+
     full_pattern_limit = traitlets.Int(512, read_only=True).tag(sync=True)
     """int, read-only, default 512: up to this many tokens the kernel also sends each selected
     head's whole quantized pattern (``pattern`` messages, at most ~130 kB), so hover coloring
@@ -212,6 +223,7 @@ class AttentionWidget(SelectionWidget):
         notes = getattr(explanation, "summary_notes", None) or {}
         self.set_trait("summary_notes", {str(k): str(v) for k, v in notes.items()})
         self._set_generation(explanation)  # prompt/completion boundary, probabilities
+        self.set_trait("attention_sinks", sinks_summary(explanation))
         self.on_msg(self._on_message)
         self._push_selected_patterns()
 
@@ -381,6 +393,16 @@ class AttentionWidget(SelectionWidget):
             "n_heads": self._dims["heads"],
         }
         self.send(reply, [values.astype("<f4").tobytes()])
+
+
+def sinks_summary(explanation: Any) -> dict[str, Any]:
+    """``AttentionSinks.summary()`` of an Explanation (measured from q/k when it has none
+    stored, e.g. a file saved before sinks were detected); {} for an object without q/k."""
+    find = getattr(explanation, "find_attention_sinks", None)
+    if find is None:
+        return {}
+    summary: dict[str, Any] = find().summary()
+    return summary
 
 
 def _elided_display(display: Sequence[str], tokens: Sequence[str]) -> list[str]:

@@ -125,6 +125,15 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
     progress = traitlets.Float(1.0, read_only=True).tag(sync=True)
     """float, read-only: fraction of the current computation done (1.0 when idle)."""
 
+    attention_sinks = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: attention sinks of the model on this text (``explanation/_sinks.py``;
+    layout of ``AttentionWidget.attention_sinks``), marked in the token strip: a sink's
+    gradient is often the largest of the text without the token mattering to the reader."""
+
+    exclude_sinks_from_scale = traitlets.Bool(False).tag(sync=True)
+    """bool, default False: each row of the map is scaled by its largest |score| over the
+    tokens that are not sinks (sink cells capped at the end colors; the legend says so)."""
+
     faithfulness = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: deletion/insertion test of the map shown and a one-line comparison of
     the methods ({} until the view's "faithfulness" button or :meth:`compute_faithfulness`
@@ -189,6 +198,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         self._baseline_follows_method = baseline is None
         self.on_msg(_faithfulness.on_message)  # the view's "faithfulness" button
         self._start_generation(text)
+        self.set_trait("attention_sinks", _sinks_summary(explainable, self._input_ids, text))
         self.recompute(raise_errors=True)
 
     # -- state ------------------------------------------------------------------------------
@@ -319,6 +329,17 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         """Close the view and drop the model reference (so the model can be collected)."""
         self._model = None
         super().close()
+
+
+def _sinks_summary(explainable: Any, ids: torch.Tensor, source: Any) -> dict[str, Any]:
+    """The sinks of a generated Explanation shown, else measured on ``ids`` (one forward)."""
+    find = getattr(source, "find_attention_sinks", None)
+    if find is not None:
+        summary: dict[str, Any] = find().summary()
+        return summary
+    from llmasos_widgets.explanation._sinks import measure_sinks
+
+    return measure_sinks(explainable, ids).summary()
 
 
 def _layers_of(hf_model: Any) -> Any:

@@ -18,6 +18,9 @@
 //        data-layer, data-heads="2,5" (the heads drawn in this matrix), data-n-tokens,
 //        data-rows="q0,q1", data-cols="k0,k1" (the region), data-n-rows, data-n-cols (blocks),
 //        data-exact, data-loaded-request: block r spans y in [r, r+1) * height / n-rows
+//        data-scale-max (the color scale's max), data-sinks-excluded ("true" when attention
+//        sinks were left out of it: setSinks)
+//       canvas[data-testid="pattern-x-axis"][data-sinks="0,..."]: sink keys marked on the axis
 //     div[data-testid="pattern-tooltip"]  data-query, data-key, data-weight, data-pooled,
 //        data-block="q0,q1,k0,k1" (the hovered cell; query/key = argmax when pooled)
 //     div[data-testid="legend"]                      (lib/legend.ts)
@@ -45,6 +48,9 @@ import {
   zoomAt,
 } from "./pattern_lod";
 import { type ShownToken, tokenLabel, tokenPieces } from "./token_strip";
+import { holdsSink, scaleMax } from "./sinks";
+
+export const SINK_COLOR = "#8e44ad";
 
 export { truncatePieces };
 export type PatternMode = "average" | "side_by_side";
@@ -104,6 +110,9 @@ export class PatternView {
   private queued = false;
   private hovered = -1;
   private selectedCell: [number, number] | null = null;
+  private sinks: number[] = [];
+  private sinkNotes: ReadonlyMap<number, string> = new Map();
+  private excludeSinks = false;
   private drag: { panel: Panel; x: number; y: number; shift: boolean; x1: number; y1: number } | null = null;
   private readonly cleanups: (() => void)[] = [];
 
@@ -287,6 +296,20 @@ export class PatternView {
     return cellInfo(view, index, row, col);
   }
 
+  /**
+   * Attention sinks (trait `attention_sinks`): marked on the key axis and in the tooltip;
+   * with `exclude` the color scale's max is taken over the other keys' columns, and the sink
+   * cells are drawn at the top color (capped). Sinks are never hidden.
+   */
+  setSinks(notes: ReadonlyMap<number, string>, exclude: boolean): void {
+    const positions = [...notes.keys()].sort((a, b) => a - b);
+    const changed = positions.join() !== this.sinks.join() || exclude !== this.excludeSinks;
+    this.sinks = positions;
+    this.sinkNotes = notes;
+    this.excludeSinks = exclude;
+    if (changed) this.drawPanels();
+  }
+
   private label(t: number): string {
     const token = this.tokens[t];
     return token ? JSON.stringify(tokenLabel(token)) : "?";
@@ -306,6 +329,8 @@ export class PatternView {
       if (info.query >= 0 && what === "max") text += `\nat query ${info.query} ${this.label(info.query)}, key ${info.key} ${this.label(info.key)}`;
       if (what === "max") text += "\n(zoom in for single cells; click: select the max cell)";
     }
+    const sinkKeys = this.sinks.filter((j) => j >= info.k0 && j < info.k1);
+    if (sinkKeys.length > 0) text += `\nkey ${sinkKeys.join(", ")}: ${this.sinkNotes.get(sinkKeys[0]) ?? "attention sink"}`;
     tip.textContent = text;
     tip.dataset.query = String(info.query);
     tip.dataset.key = String(info.key);
@@ -402,16 +427,15 @@ export class PatternView {
     return `Layer ${this.layer}, heads ${this.heads.join(", ")}: ${what}${more}; ${where}${loading ? " — loading…" : ""}`;
   }
 
-  private vmax(view: PooledView): number {
-    let vmax = 0;
-    for (const v of view.values) if (v > vmax) vmax = v;
-    return vmax || 1;
+  /** The color scale's max, and whether sink columns were left out of it. */
+  private vmax(view: PooledView): [number, boolean] {
+    return scaleMax(view.values, view.nCols, view.colEdges, this.sinks, this.excludeSinks);
   }
 
   private drawPanels(): void {
     const view = this.view;
     const ready = view !== null && sameRegion(view.region, this.region);
-    const vmax = ready ? this.vmax(view) : 1;
+    const [vmax, sinksLeftOut] = ready ? this.vmax(view) : [1, false];
     this.panels.forEach((panel, p) => {
       const { canvas, px } = panel;
       canvas.dataset.rows = `${this.region.q0},${this.region.q1}`;
@@ -439,6 +463,8 @@ export class PatternView {
         canvas.dataset.nCols = String(view.nCols);
         canvas.dataset.exact = String(view.exact);
         canvas.dataset.loadedRequest = String(view.requestId);
+        canvas.dataset.scaleMax = String(vmax);
+        canvas.dataset.sinksExcluded = String(sinksLeftOut);
       } else {
         ctx.fillStyle = "#eee";
         ctx.fillRect(0, 0, px, px);
@@ -457,10 +483,18 @@ export class PatternView {
         scale: "sequential",
         colors: this.scale,
         transform: "sqrt",
-        note: `${note}; color ∝ √weight`,
+        note: `${note}; color ∝ √weight${this.sinkLegendNote(view, sinksLeftOut)}`,
       });
     }
     this.drawAxes();
+  }
+
+  private sinkLegendNote(view: PooledView, leftOut: boolean): string {
+    const shown = this.sinks.filter((j) => j >= view.region.k0 && j < view.region.k1);
+    if (shown.length === 0) return "";
+    const keys = `key${shown.length > 1 ? "s" : ""} ${shown.join(", ")}`;
+    if (leftOut) return `; scale max over the keys that are not attention sinks: sink ${keys} capped at the top color`;
+    return `; ${keys}: attention sink${shown.length > 1 ? "s" : ""} (▼ on the key axis)`;
   }
 
   private drawPreview(panel: Panel, old: Region): void {
@@ -564,6 +598,19 @@ export class PatternView {
           x.restore();
         }
         panel.xAxis.dataset.labels = String(cols.length);
+        // attention sinks: a marker over each sink key in view, whether or not its label fits
+        const marked = this.sinks.filter((j) => j >= k0 && j < k1);
+        x.fillStyle = SINK_COLOR;
+        for (const j of marked) {
+          const cx = ((j + 0.5 - k0) / (k1 - k0)) * px;
+          x.beginPath();
+          x.moveTo(cx - 4, 0);
+          x.lineTo(cx + 4, 0);
+          x.lineTo(cx, 7);
+          x.closePath();
+          x.fill();
+        }
+        panel.xAxis.dataset.sinks = marked.join(",");
       }
     }
   }
@@ -573,7 +620,7 @@ export class PatternView {
     const text = `${truncatePieces(token ? tokenPieces(token) : [], 9)
       .map((p) => p.text)
       .join("")} ${t}`;
-    ctx.fillStyle = hovered ? "#d62728" : "#333";
+    ctx.fillStyle = hovered ? "#d62728" : holdsSink(this.sinks, t, t + 1) ? SINK_COLOR : "#333";
     ctx.textAlign = align === "right" ? "right" : "left";
     ctx.fillText(align === "right" ? text : `${t} ${text.slice(0, text.lastIndexOf(" "))}`, align === "right" ? x : x + 3, y);
   }

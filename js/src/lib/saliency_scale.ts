@@ -26,17 +26,21 @@ export function activeRow(sites: readonly number[], selectedLayer: number): numb
  * residual stream's magnitude grows with depth; the sign is kept (unsigned methods only use
  * the upper half). A row of zeros stays white.
  */
-export function rowUnits(scores: ArrayLike<number>, rows: number, cols: number): Float32Array {
+export function rowUnits(scores: ArrayLike<number>, rows: number, cols: number, exclude: readonly number[] = []): Float32Array {
   const out = new Float32Array(rows * cols);
+  // `exclude` (attention sinks, lib/sinks.ts): the peak is taken over the other tokens, and
+  // the excluded ones are capped at the scale's ends (one that is alone keeps its own peak)
+  const skip = new Set(exclude.length < cols ? exclude : []);
   for (let r = 0; r < rows; r++) {
     let peak = 0;
     for (let c = 0; c < cols; c++) {
+      if (skip.has(c)) continue;
       const v = Math.abs(scores[r * cols + c]);
       if (Number.isFinite(v) && v > peak) peak = v;
     }
     for (let c = 0; c < cols; c++) {
       const v = scores[r * cols + c];
-      out[r * cols + c] = Number.isFinite(v) ? 0.5 + (peak > 0 ? (0.5 * v) / peak : 0) : NaN;
+      out[r * cols + c] = Number.isFinite(v) ? 0.5 + (peak > 0 ? (0.5 * Math.max(-1, Math.min(1, v / peak))) : 0) : NaN;
     }
   }
   return out;

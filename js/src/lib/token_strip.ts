@@ -29,6 +29,8 @@
 //        + .llmw-token--selected / .llmw-token--hovered
 //        + .llmw-token--unlinked: past the tokens shared with linked widgets (`linked_tokens`)
 //        + .llmw-token--generated, .llmw-token--boundary (first generated token)
+//        + .llmw-token--sink[data-sink="true"]: an attention sink (setSinks): dashed outline
+//          and a "sink" badge (CSS ::after, not text of the token), the reason in its tooltip
 //        > span.llmw-prob[data-testid="prob-<i>"] (width = P(token | prefix))
 //     div.llmw-token-strip[data-linked-tokens="<n>"]  (-1: not linked to another text)
 //   canvas[data-testid="token-overview"][data-hovered][data-window="first,last"][data-selected]
@@ -230,6 +232,7 @@ export class TokenStrip {
   private linked = -1;
   private promptLength = -1;
   private probabilities: readonly number[] = [];
+  private sinks: ReadonlyMap<number, string> = new Map();
   private colorScale: ColorScale | null = null;
   private cssColors: [string, string][] = [];
   private wanted: Int16Array; // LUT index per token (-1: none)
@@ -372,6 +375,11 @@ export class TokenStrip {
     let title = tokenTitle(this.tokens, i);
     if (p !== undefined && p >= 0) title += ` · P = ${p}`;
     if (generated && i === this.promptLength) title += " · first generated token";
+    const sink = this.sinks.get(i);
+    span.classList.toggle("llmw-token--sink", sink !== undefined);
+    if (sink !== undefined) span.dataset.sink = "true";
+    else delete span.dataset.sink;
+    if (sink !== undefined) title += ` · ${sink}`;
     span.title = unlinked ? title + UNLINKED_NOTE : title;
     let bar = span.querySelector<HTMLSpanElement>(":scope > .llmw-prob");
     if (p !== undefined && p >= 0) {
@@ -514,6 +522,14 @@ export class TokenStrip {
     this.promptLength = promptLength;
     this.probabilities = probabilities && probabilities.length === this.tokens.length ? probabilities : [];
     this.scroller.dataset.promptLength = String(promptLength);
+    this.refreshRendered();
+  }
+
+  /** Attention sinks (AttentionWidget/SaliencyWidget trait `attention_sinks`): position ->
+   * the tooltip line saying why it is marked. */
+  setSinks(sinks: ReadonlyMap<number, string>): void {
+    this.sinks = sinks;
+    this.scroller.dataset.sinks = [...sinks.keys()].join(",");
     this.refreshRendered();
   }
 
