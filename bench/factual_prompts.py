@@ -128,10 +128,7 @@ _LANDMARKS = (
 
 PROMPTS: tuple[FactualPrompt, ...] = (
     *(_p(f"The capital of {c} is", f" {a}", f" {c}", "capital") for c, a in _CAPITALS),
-    *(
-        _p(f"The official language of {c} is", f" {a}", f" {c}", "language")
-        for c, a in _LANGUAGES
-    ),
+    *(_p(f"The official language of {c} is", f" {a}", f" {c}", "language") for c, a in _LANGUAGES),
     *(_p(f"The currency of {c} is the", f" {a}", f" {c}", "currency") for c, a in _CURRENCIES),
     *(
         _p(f"The country of {c} is located in", f" {a}", f" {c}", "continent")

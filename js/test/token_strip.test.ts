@@ -174,6 +174,24 @@ describe("TokenStrip", () => {
     expect(view.element.querySelectorAll(".llmw-token--generated, .llmw-prob").length).toBe(0);
   });
 
+  it("labels each chat message's first token with its role, as text (issue 20)", () => {
+    const { view, span } = strip(["<|im_start|>", "user", HOSTILE, "<|im_start|>", "assistant", "4"]);
+    view.setMessages([
+      { role: "user", start: 0, end: 3 },
+      { role: HOSTILE, start: 3, end: 6, generated: true },
+    ]);
+    const label = (i: number) => span(i).querySelector(":scope > .llmw-role") as HTMLElement | null;
+    expect(label(0)!.textContent).toBe("user");
+    expect(label(3)!.textContent).toBe(`${HOSTILE} (generated)`);
+    expect(label(3)!.children.length).toBe(0); // a role is text, never markup
+    expect(span(3).dataset.role).toBe(HOSTILE);
+    expect([0, 1, 3].map((i) => span(i).classList.contains("llmw-token--message-start"))).toEqual([true, false, true]);
+    expect(label(1)).toBeNull();
+    expect(span(0).title).toContain("user message: tokens 0..2");
+    view.setMessages([]);
+    expect(view.element.querySelectorAll(".llmw-role, .llmw-token--message-start").length).toBe(0);
+  });
+
   it("destroy removes every listener, including the window one", () => {
     const { view, onSelect, span } = strip(["a", "b"]);
     const target = span(0);

@@ -18,6 +18,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.explanation._chat import chat_input, generated_span
 from llmasos_widgets.explanation._explain import explain
 from llmasos_widgets.explanation._generation import Generation
 from llmasos_widgets.explanation._lens import LENS_CHUNK_BYTES
@@ -34,9 +35,10 @@ _ONE_SEQUENCE = ("num_beams", "num_return_sequences")
 
 def generate(
     model: ExplainableModel | Any,
-    prompt: str,
+    prompt: str | None = None,
     max_new_tokens: int = 20,
     *,
+    messages: list[dict[str, str]] | None = None,
     saliency_method: str | None = "gradient",
     top_k: int = 5,
     seed: int = 0,
@@ -48,7 +50,10 @@ def generate(
     Greedy by default; ``do_sample=True`` (with ``temperature``, ``top_p``, ...) samples,
     seeded by ``seed`` (the global torch RNG is left as it was). Other ``generate_kwargs`` go
     to ``transformers``' ``generate`` (one sequence: no beams). Generation stops early at the
-    end-of-sequence token.
+    end-of-sequence token. ``messages=[{"role": ..., "content": ...}, ...]`` (instead of
+    ``prompt``) is a conversation for a chat model: the prompt is the tokenizer's chat template
+    with its generation prompt, so the model writes the assistant's turn, and
+    ``Explanation.messages`` holds each message's span plus the generated turn (docs/chat.md).
 
     Returns an :class:`Explanation` of prompt + completion whose ``generation`` holds
     ``prompt_length``, each generated token's probability and ``top_k`` alternatives at its
@@ -65,7 +70,8 @@ def generate(
     _check_arguments(max_new_tokens, top_k, generate_kwargs)
     if saliency_method is not None:
         get_method(saliency_method)  # unknown names fail here, before any work
-    ids = explainable.encode(prompt)
+    prompt, message_spans = chat_input(explainable, prompt, messages, add_generation_prompt=True)
+    ids = prompt if isinstance(prompt, torch.Tensor) else explainable.encode(prompt)
     if ids.shape[1] + max_new_tokens > explainable.max_length:
         raise ValueError(
             f"the prompt is {ids.shape[1]} tokens and max_new_tokens={max_new_tokens}, but "
@@ -113,6 +119,7 @@ def generate(
         explanation,
         saliency=None if matrix is None else matrix.row(-1),
         generation=generation,
+        messages=generated_span(message_spans, len(sequence)) if message_spans else (),
     )
 
 

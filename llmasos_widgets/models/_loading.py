@@ -126,32 +126,42 @@ class ExplainableModel:
         strings = self.tokenizer.convert_ids_to_tokens(flat)
         return [s if s is not None else f"<id {i}>" for i, s in zip(flat, strings, strict=True)]
 
-    def explain(self, text: str, **kwargs: Any) -> Explanation:
-        """Attention, head summaries, predictions, logit lens and saliency for ``text``.
+    def explain(
+        self,
+        text: str | None = None,
+        *,
+        messages: list[dict[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> Explanation:
+        """Attention, head summaries, predictions, logit lens and saliency for ``text``, or
+        for a conversation ``messages=[{"role": ..., "content": ...}, ...]`` of a chat model.
 
         See :func:`llmasos_widgets.explanation.explain` for the options.
         """
         from llmasos_widgets.explanation import explain
 
-        return explain(self, text, **kwargs)
+        return explain(self, text, messages=messages, **kwargs)
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | None = None,
         max_new_tokens: int = 20,
         *,
+        messages: list[dict[str, str]] | None = None,
         saliency_method: str | None = "gradient",
         top_k: int = 5,
         **generate_kwargs: Any,
     ) -> Explanation:
         """Generate after ``prompt`` (greedy unless ``do_sample=True``) and explain prompt +
-        completion. See :func:`llmasos_widgets.explanation.generate` for the options."""
+        completion; ``messages=[...]`` instead of ``prompt``: a chat model writes the assistant
+        turn. See :func:`llmasos_widgets.explanation.generate` for the options."""
         from llmasos_widgets.explanation import generate
 
         return generate(
             self,
             prompt,
             max_new_tokens,
+            messages=messages,
             saliency_method=saliency_method,
             top_k=top_k,
             **generate_kwargs,

@@ -64,9 +64,16 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
     """list[float], default []: one per token, the model's ``P(token | prefix)`` (the first
     token, without a prefix, is -1.0); [] = not known."""
 
+    message_spans = traitlets.List(traitlets.Dict(), default_value=[]).tag(sync=True)
+    """list[dict], default []: a conversation's messages (``Explanation.messages``), each
+    ``{"role": str, "start": int, "end": int, "generated": bool}`` over tokens
+    ``[start, end)``; the token strips mark where each message starts, with its role."""
+
     def _set_generation(self, explanation: Any) -> None:
         """``prompt_length`` and ``token_probabilities`` from a generation Explanation (no-op
-        for an ``explain()`` one)."""
+        for an ``explain()`` one), and ``message_spans`` from a conversation's."""
+        messages = getattr(explanation, "messages", ())
+        self.message_spans = [message.to_json() for message in messages]
         generation = getattr(explanation, "generation", None)
         if generation is None:
             return

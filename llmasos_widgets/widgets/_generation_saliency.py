@@ -36,9 +36,14 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
     _showing_row = False
 
     def _generation_input(self, model: Any, source: Any) -> torch.Tensor | None:
-        """Token ids of a generated Explanation (never re-tokenized), else ``None``."""
+        """Token ids of a generated or conversation Explanation (never re-tokenized), else
+        ``None``."""
         generation = getattr(source, "generation", None)
         if generation is None:
+            if getattr(source, "messages", ()):  # a chat template's ids, taken as they are
+                return torch.from_numpy(np.asarray(source.token_ids, dtype=np.int64))[None].to(
+                    model.device
+                )
             return None
         self._matrix = generation.saliency
         return torch.from_numpy(np.asarray(source.token_ids, dtype=np.int64))[None].to(model.device)
@@ -48,6 +53,8 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         ``True`` when the widget shows a generation."""
         generation = getattr(source, "generation", None)
         if generation is None:
+            if getattr(source, "messages", ()):
+                self._set_generation(source)  # type: ignore[attr-defined]  # message_spans
             return False
         self._set_generation(source)  # type: ignore[attr-defined]
         if self._matrix is None:  # generated without saliency: compute it for the method
