@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets.explanation import Explanation
+from llmasos_widgets.explanation._lens import LensRows
 from llmasos_widgets.tracing._patterns import AttentionSpec
 
 PLANTED_SCORE = 8.0
@@ -61,8 +62,10 @@ def planted_explanation(
         top_token_ids=np.zeros((n_tokens, 1), np.int64),
         top_probs=np.zeros((n_tokens, 1), np.float32),
         top_tokens=tuple(("w",) for _ in range(n_tokens)),
-        lens_token_ids=np.zeros((n_layers + 1, n_tokens), np.int64),
-        lens_probs=np.zeros((n_layers + 1, n_tokens), np.float32),
-        lens_tokens=tuple(tuple("w" for _ in range(n_tokens)) for _ in range(n_layers + 1)),
+        logit_lens=LensRows.of_arrays(
+            np.zeros((n_layers + 1, n_tokens), np.int64),
+            np.zeros((n_layers + 1, n_tokens), np.float32),
+            tuple(tuple("w" for _ in range(n_tokens)) for _ in range(n_layers + 1)),
+        ),
         summary_notes=dict(summary_notes or {}),
     )

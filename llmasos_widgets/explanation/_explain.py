@@ -55,8 +55,11 @@ def explain(
     fixes the random sequence used for the induction score.
 
     Memory stays linear in the text's length: the model returns no ``[token, vocab]`` logits,
-    the logit lens and predictions are read a few tokens at a time during the forward, and
-    queries and keys are kept where ``keep`` says: ``"gpu"`` on the device each layer computed
+    the predictions are read a few tokens at a time during the forward, the logit lens of the
+    sites before the output keeps each site's residual stream ``[token, hidden]`` and reads it
+    through the head when a view first asks (``Explanation.lens_site``; docs/long_context.md),
+    and queries, keys and those residual streams are kept where ``keep`` says: ``"gpu"`` on
+    the device each layer computed
     on (needs CUDA), ``"cpu"`` in host memory, copied as they are produced (the default), or
     ``"disk"`` in memory-mapped files of a temporary folder the Explanation owns (removed with
     it; until the forward ends they are in host memory). ``offload=True``/``False`` is the
@@ -88,7 +91,7 @@ def explain(
     with (
         torch.no_grad(),
         trace(hf_model, residual=False, offload=offload) as captured,
-        reading_logit_lens(hf_model, top_k=top_k) as lens,
+        reading_logit_lens(hf_model, top_k=top_k, keep=_residual_keeper(offload)) as lens,
     ):
         # only the lens hooks read the head; no cache: nothing here decodes further
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
@@ -96,8 +99,9 @@ def explain(
     queries = tuple(captured.queries[layer][0] for layer in range(n_layers))
     keys = tuple(captured.keys[layer][0] for layer in range(n_layers))
     specs = tuple(captured.spec[layer] for layer in range(n_layers))
-    lens_ids, lens_probs = lens.lens()
     top_ids, top_probs = lens.top()
+    # the lens of the sites before the output is read when a view asks (explanation/_lens.py)
+    logit_lens = lens.rows(lambda row: tuple(explainable.tokens(torch.from_numpy(row))))
 
     at_length = row_summaries(queries, keys, specs, devices, seed=seed)
     summaries = dict(at_length.summaries)
@@ -105,6 +109,7 @@ def explain(
     if disk is not None:
         queries = tuple(disk.keep(q) for q in queries)
         keys = tuple(disk.keep(k) for k in keys)
+        logit_lens.keep_residual(disk.keep)
     period = _induction_period(explainable)
     summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
 
@@ -127,9 +132,7 @@ def explain(
         top_token_ids=top_ids,
         top_probs=top_probs,
         top_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in top_ids),
-        lens_token_ids=lens_ids,
-        lens_probs=lens_probs,
-        lens_tokens=tuple(tuple(explainable.tokens(torch.from_numpy(row))) for row in lens_ids),
+        logit_lens=logit_lens,
         saliency=saliency_result,
         token_style=TokenStyle.of(explainable.tokenizer),
         metadata={
@@ -151,6 +154,14 @@ def explain(
     if disk is not None:
         disk.owned_by(explanation)
     return explanation
+
+
+def _residual_keeper(offload: bool) -> Any:
+    """How the lens keeps a site's residual stream: in host memory with ``offload``, else a
+    clone on the device that computed it."""
+    if offload:
+        return lambda hidden: hidden.to("cpu", copy=True)
+    return lambda hidden: hidden.clone()
 
 
 def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:
@@ -194,7 +205,8 @@ def _induction_scores(explainable: ExplainableModel, *, period: int, seed: int) 
     ids = torch.tensor([[*prefix, *sequence, *sequence]], device=explainable.device)
     hf_model = explainable.hf_model
     with torch.no_grad(), trace(hf_model, residual=False) as captured:
-        hf_model(input_ids=ids)
+        # the scores read queries and keys only: no [token, vocab] logits, no cache
+        hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
         scores = [
             _summaries.induction(
                 attention_pattern(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
     from llmasos_widgets.explanation._chat import MessageSpan
     from llmasos_widgets.explanation._generation import Generation
+    from llmasos_widgets.explanation._lens import LensRows
     from llmasos_widgets.explanation._sinks import AttentionSinks
 
 FORMAT = "llmasos-explanation"
@@ -62,13 +63,10 @@ class Explanation:
     """float32 ``[token, k]``: their probabilities."""
     top_tokens: tuple[tuple[str, ...], ...]
     """``[token][k]`` strings of ``top_token_ids``."""
-    lens_token_ids: np.ndarray
-    """int64 ``[layer + 1, token]``: logit-lens top-1 next token read from each residual stream
-    (row 0 = embeddings, row i = after decoder layer i; the last row is the model's output)."""
-    lens_probs: np.ndarray
-    """float32 ``[layer + 1, token]``: the logit-lens probability of that token."""
-    lens_tokens: tuple[tuple[str, ...], ...]
-    """``[layer + 1][token]`` strings of ``lens_token_ids``."""
+    logit_lens: LensRows = field(repr=False)
+    """The logit lens, ``[layer + 1, token]`` (``explanation/_lens.py``): read per site when
+    first asked (:meth:`lens_site`, :attr:`lens_token_ids`, ...) from the residual stream
+    ``explain`` kept, or given read (``LensRows.of_arrays``, a loaded file)."""
     saliency: Saliency | None = None
     token_style: TokenStyle = field(default_factory=TokenStyle)
     """How the tokenizer writes its token strings (SentencePiece, byte-level BPE or plain), so
@@ -128,14 +126,12 @@ class Explanation:
             self.top_token_ids,
         )
         _expect(self.top_probs.shape == (n_tokens, k), "top_probs", (n_tokens, k), self.top_probs)
-        lens_shape = (n_layers + 1, n_tokens)
-        _expect(
-            self.lens_token_ids.shape == lens_shape,
-            "lens_token_ids",
-            lens_shape,
-            self.lens_token_ids,
-        )
-        _expect(self.lens_probs.shape == lens_shape, "lens_probs", lens_shape, self.lens_probs)
+        lens = self.logit_lens
+        if (lens.n_sites, lens.n_tokens) != (n_layers + 1, n_tokens):
+            raise ValueError(
+                f"logit_lens must have shape {(n_layers + 1, n_tokens)} (site, token); got "
+                f"{(lens.n_sites, lens.n_tokens)}"
+            )
         if self.generation is not None:
             self.generation.check(n_tokens)
         sinks = self.attention_sinks
@@ -166,6 +162,29 @@ class Explanation:
     @property
     def n_heads(self) -> int:
         return int(self.queries[0].shape[0]) if self.queries else 0
+
+    # ---- logit lens --------------------------------------------------------------------
+    @property
+    def lens_token_ids(self) -> np.ndarray:
+        """int64 ``[layer + 1, token]``: logit-lens top-1 next token read from each residual
+        stream (row 0 = embeddings, row i = after decoder layer i; the last row is the model's
+        output). Reads every site not read yet (:meth:`lens_site` reads one)."""
+        return self.logit_lens.ids
+
+    @property
+    def lens_probs(self) -> np.ndarray:
+        """float32 ``[layer + 1, token]``: the logit-lens probability of that token."""
+        return self.logit_lens.probs
+
+    @property
+    def lens_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """``[layer + 1][token]`` strings of :attr:`lens_token_ids`."""
+        return self.logit_lens.tokens
+
+    def lens_site(self, site: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """One residual site's logit lens: ``(int64 ids [token], float32 probs [token],
+        strings [token])``, read through the model's head on first use."""
+        return self.logit_lens.site(site)
 
     # ---- attention ---------------------------------------------------------------------
     def attention(self, layer: int, head: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from llmasos_widgets.explanation._explanation import (
     Explanation,
     ExplanationFileError,
 )
+from llmasos_widgets.explanation._lens import LensRows
 from llmasos_widgets.tracing import AttentionSpec
 
 if TYPE_CHECKING:
@@ -160,9 +161,11 @@ def _build(
         top_token_ids=tensors["top_token_ids"].numpy(),
         top_probs=tensors["top_probs"].numpy(),
         top_tokens=tuple(tuple(row) for row in header["top_tokens"]),
-        lens_token_ids=tensors["lens_token_ids"].numpy(),
-        lens_probs=tensors["lens_probs"].numpy(),
-        lens_tokens=tuple(tuple(row) for row in header["lens_tokens"]),
+        logit_lens=LensRows.of_arrays(
+            tensors["lens_token_ids"].numpy(),
+            tensors["lens_probs"].numpy(),
+            header["lens_tokens"],
+        ),
         saliency=saliency,
         # files written before token styles were recorded show raw strings (plain)
         token_style=TokenStyle.from_json(header.get("token_style")),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llmasos_widgets.explanation import Explanation
+from llmasos_widgets.explanation._lens import LensRows
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
 from llmasos_widgets.tracing._pooled import (
     TileStats,
@@ -36,9 +37,11 @@ def synthetic_explanation(
         top_token_ids=np.zeros((n_tokens, 1), np.int64),
         top_probs=np.zeros((n_tokens, 1), np.float32),
         top_tokens=tuple(("t0",) for _ in range(n_tokens)),
-        lens_token_ids=np.zeros((n_layers + 1, n_tokens), np.int64),
-        lens_probs=np.zeros((n_layers + 1, n_tokens), np.float32),
-        lens_tokens=tuple(tuple("t0" for _ in range(n_tokens)) for _ in range(n_layers + 1)),
+        logit_lens=LensRows.of_arrays(
+            np.zeros((n_layers + 1, n_tokens), np.int64),
+            np.zeros((n_layers + 1, n_tokens), np.float32),
+            tuple(tuple("t0" for _ in range(n_tokens)) for _ in range(n_layers + 1)),
+        ),
     )
 
 
