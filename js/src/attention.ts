@@ -43,7 +43,7 @@ import { type PatternMode, PatternView } from "./lib/pattern_view";
 import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
 import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
 import { attachFigureExport } from "./lib/figures";
-import { TokenStrip, shownTokens } from "./lib/token_strip";
+import { type MessageSpan, TokenStrip, shownTokens } from "./lib/token_strip";
 import { renderLegend, updateLegend } from "./lib/legend";
 import { type QkTrait, mountQkPanel } from "./lib/qk_panel";
 import { type PooledView, type ViewMessage, decodeViewMessage } from "./lib/pattern_lod";
@@ -78,6 +78,8 @@ export interface AttentionModel extends SelectionState {
   prompt_length?: number;
   /** generation: P(token | prefix) per token, -1 for the first; [] = not known */
   token_probabilities?: number[];
+  /** a chat's messages (widgets/_base.py message_spans); [] for plain text */
+  message_spans?: MessageSpan[];
 }
 
 const SUMMARY_METRICS = ["entropy", "previous_token", "first_token", "induction"];
@@ -244,6 +246,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     body.replaceChildren(gridColumn, patternView.element);
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
+    strip.setMessages(model.get("message_spans"));
     root.replaceChildren(controls, strip.element, body, qkPanel);
   };
 
@@ -481,6 +484,7 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
   });
   on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
   on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
+  on("change:message_spans", () => strip?.setMessages(model.get("message_spans")));
   for (const name of ["prompt_length", "token_probabilities"]) {
     on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
   }

@@ -31,7 +31,7 @@ import { type SaliencyMatrixModel, mountSaliencyMatrix } from "./lib/saliency_ma
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
 import { type SinksTrait, makeSinkToggle, saliencySinkNote, sinkNotes } from "./lib/sinks";
-import { type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
+import { type MessageSpan, type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
 
 /** Traits of llmasos_widgets/widgets/saliency.py (SaliencyWidget), same names. */
 export interface SaliencyModel extends SelectionState {
@@ -69,6 +69,8 @@ export interface SaliencyModel extends SelectionState {
   /** generation (widgets/_base.py): tokens[:prompt_length] are the prompt; -1 = no generated part */
   prompt_length: number;
   token_probabilities: number[];
+  /** a chat's messages (widgets/_base.py message_spans); [] for plain text */
+  message_spans?: MessageSpan[];
 }
 
 const HOVER_SAVE_MS = 120;
@@ -196,6 +198,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
     });
     strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
     strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
+    strip.setMessages(model.get("message_spans"));
     matrixView.paint(); // its row labels are the strip's tokens
     root.replaceChildren(controls, targetLine, strip.element, heatmap, warning, legendHost, matrixView.element, caption, faithfulness);
   };
@@ -380,6 +383,7 @@ function render({ model, el }: RenderProps<SaliencyModel>): () => void {
   on("change:progress", paintStatus);
   on("change:generated_scores", () => matrixView.update());
   for (const name of ["generated_token", "selected_layer", "sites"]) on(`change:${name}`, () => matrixView.paint());
+  on("change:message_spans", () => strip?.setMessages(model.get("message_spans")));
   for (const name of ["prompt_length", "token_probabilities"]) {
     on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
   }

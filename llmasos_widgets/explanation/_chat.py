@@ -48,7 +48,12 @@ class MessageSpan:
         return f"{self.role} (generated)" if self.generated else self.role
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "start": self.start, "end": self.end, "generated": self.generated}
+        return {
+            "role": self.role,
+            "start": self.start,
+            "end": self.end,
+            "generated": self.generated,
+        }
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> MessageSpan:
@@ -152,7 +157,9 @@ def _template(tokenizer: Any, messages: list[dict[str, str]], **kwargs: Any) -> 
     try:
         return tokenizer.apply_chat_template(messages, **kwargs)
     except Exception as error:  # jinja's TemplateError, raise_exception(...) of the template
-        raise ValueError(f"the tokenizer's chat template refused these messages: {error}") from error
+        raise ValueError(
+            f"the tokenizer's chat template refused these messages: {error}"
+        ) from error
 
 
 def chat_ids(
@@ -198,7 +205,7 @@ def _char_bounds(
                 break
         contents.append(found)
 
-    ends = []
+    ends: list[int] = []
     for index in range(len(messages)):
         if index == len(messages) - 1 and not add_generation_prompt:
             end = len(rendered)
@@ -210,9 +217,9 @@ def _char_bounds(
                 prefix = None
             if isinstance(prefix, str) and rendered.startswith(prefix):
                 end = len(prefix)
-            content = contents[index]
-            if end < 0 or (content is not None and end < content[1]):
-                end = content[1] if content is not None else (ends[-1] if ends else 0)
+            located = contents[index]
+            if end < 0 or (located is not None and end < located[1]):
+                end = located[1] if located is not None else (ends[-1] if ends else 0)
         ends.append(max(end, ends[-1] if ends else 0))
 
     starts = [_first_header(tokenizer, messages[0]["role"], rendered, contents[0], ends[0])]

@@ -25,6 +25,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_pieces,
 )
+from llmasos_widgets.export._chat_html import messages_section
 from llmasos_widgets.export._faithfulness import faithfulness_html
 from llmasos_widgets.export._figures import figure_script, figures_section, pattern_canvas
 from llmasos_widgets.export._generation_html import generation_section
@@ -73,6 +74,7 @@ def write_report(explanation: Explanation, path: Path) -> Path:
     if explanation.saliency is not None:
         sections.insert(1, _saliency_section(explanation))
     sections.insert(1, generation_section(explanation))  # "" unless generated
+    sections.insert(1, messages_section(explanation))  # "" unless a conversation
     title = f"llmasos-widgets report: {explanation.model_name}"
     document = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -31,6 +31,8 @@
 //        + .llmw-token--generated, .llmw-token--boundary (first generated token)
 //        + .llmw-token--sink[data-sink="true"]: an attention sink (setSinks): dashed outline
 //          and a "sink" badge (CSS ::after, not text of the token), the reason in its tooltip
+//        + .llmw-token--message-start[data-role="<role>"] (first token of a chat message,
+//          `message_spans`): > span.llmw-role[data-testid="role-<i>"] the role, as text
 //        > span.llmw-prob[data-testid="prob-<i>"] (width = P(token | prefix))
 //     div.llmw-token-strip[data-linked-tokens="<n>"]  (-1: not linked to another text)
 //   canvas[data-testid="token-overview"][data-hovered][data-window="first,last"][data-selected]
@@ -151,6 +153,25 @@ const DEFAULT_WIDTH = 800;
 const DEFAULT_VIEW_PX = 132;
 const OVERVIEW_PX = 14;
 
+/** One message of a chat (widgets/_base.py `message_spans`): tokens [start, end). */
+export interface MessageSpan {
+  role: string;
+  start: number;
+  end: number;
+  generated?: boolean;
+}
+
+/** The label a message's first token shows: its role, and whether it was generated. */
+export function roleLabel(message: MessageSpan): string {
+  return message.generated ? `${message.role} (generated)` : message.role;
+}
+
+function roleWidth(message: MessageSpan | undefined): number {
+  return message === undefined ? 0 : textWidth(roleLabel(message)) * 0.75 + ROLE_EXTRA_PX;
+}
+
+const ROLE_EXTRA_PX = 10; // the label's padding and margin (token_strip.css .llmw-role)
+
 /** First token of each line when tokens of these widths wrap at `available` pixels. */
 export function layoutLines(widths: ArrayLike<number>, available: number, gap = GAP_PX): Int32Array {
   const starts: number[] = [];
@@ -232,6 +253,7 @@ export class TokenStrip {
   private linked = -1;
   private promptLength = -1;
   private probabilities: readonly number[] = [];
+  private messageStarts = new Map<number, MessageSpan>(); // first token -> its message
   private sinks: ReadonlyMap<number, string> = new Map();
   private colorScale: ColorScale | null = null;
   private cssColors: [string, string][] = [];
@@ -392,6 +414,7 @@ export class TokenStrip {
       bar.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
       bar.dataset.value = String(p);
     } else bar?.remove();
+    this.applyMessage(i, span);
     this.paintColor(i, span);
   }
 
@@ -531,6 +554,38 @@ export class TokenStrip {
     this.sinks = sinks;
     this.scroller.dataset.sinks = [...sinks.keys()].join(",");
     this.refreshRendered();
+  }
+
+  /** A chat's messages (trait `message_spans`): each message's first token shows its role. */
+  setMessages(spans: readonly MessageSpan[] | null | undefined): void {
+    for (const i of this.messageStarts.keys()) this.widths[i] -= roleWidth(this.messageStarts.get(i));
+    this.messageStarts = new Map();
+    for (const span of spans ?? []) {
+      if (span.start >= 0 && span.start < span.end && span.end <= this.tokens.length) this.messageStarts.set(span.start, span);
+    }
+    for (const [i, span] of this.messageStarts) this.widths[i] += roleWidth(span);
+    this.scroller.dataset.messages = [...this.messageStarts.values()].map((m) => `${m.role}:${m.start}-${m.end}`).join(",");
+    this.layout();
+  }
+
+  private applyMessage(i: number, span: HTMLSpanElement): void {
+    const message = this.messageStarts.get(i);
+    span.classList.toggle("llmw-token--message-start", message !== undefined);
+    let label = span.querySelector<HTMLSpanElement>(":scope > .llmw-role");
+    if (message === undefined) {
+      label?.remove();
+      delete span.dataset.role;
+      return;
+    }
+    span.dataset.role = message.role;
+    if (!label) {
+      label = document.createElement("span");
+      label.className = "llmw-role";
+      label.dataset.testid = `role-${i}`;
+      span.prepend(label);
+    }
+    label.textContent = roleLabel(message); // text, never HTML
+    span.title += ` · ${roleLabel(message)} message: tokens ${message.start}..${message.end - 1}`;
   }
 
   /** Scroll token t into view inside the strip; its line is rendered when this returns. */
