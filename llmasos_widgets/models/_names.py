@@ -22,7 +22,9 @@ SHORT_NAMES = {
     "qwen2.5-7b": "Qwen/Qwen2.5-7B",
     "qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
 }
-"""Short name -> hub id. Short names match case-insensitively (``Llama-3.1-8B`` works too)."""
+"""Short name -> hub id. Short names match case-insensitively (``Llama-3.1-8B`` works too).
+The ``-chat`` / ``-instruct`` names are chat models: explain them with ``messages=[...]``, which
+applies their chat template (docs/chat.md)."""
 
 
 def short_name_hub_id(name: str) -> str | None:

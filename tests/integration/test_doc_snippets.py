@@ -20,7 +20,7 @@ from tests.fake_hub import hub_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-OWN_RUNNER = {ROOT / "docs" / "loading.md"}
+OWN_RUNNER = {ROOT / "docs" / "loading.md", ROOT / "docs" / "chat.md"}  # chat.md: test_chat_real.py
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
