@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_NOTE = "dequantized from GGUF Q4_1"
@@ -34,6 +35,25 @@ def smollm2_gguf() -> Path:
     return path
 
 
+_dequantized: dict[str, Any] = {}
+
+
+def dequantized_smollm2() -> Any:
+    """``load_model`` on the GGUF file itself (~45 s), done at most once per process: the cache
+    directory is written from this model when it is missing, and the GGUF tests take it from
+    here, so a cold run dequantizes once. :func:`forget_dequantized` frees it."""
+    if "model" not in _dequantized:
+        from llmasos_widgets import load_model
+
+        _dequantized["model"] = load_model(str(smollm2_gguf()), device="cpu", dtype="float32")
+    return _dequantized["model"]
+
+
+def forget_dequantized() -> None:
+    """Let the dequantized model go (540 MB in float32) once no test needs it."""
+    _dequantized.clear()
+
+
 def cache_root() -> Path:
     default = Path.home() / ".cache" / "llmasos-widgets-tests"
     return Path(os.environ.get("LLMASOS_TEST_CACHE", default))
@@ -45,9 +65,7 @@ def smollm2_checkpoint() -> Path:
     directory = cache_root() / f"smollm2-135m-instruct-q4_1-{version}"
     if (directory / "model.safetensors").is_file():
         return directory
-    from llmasos_widgets import load_model
-
-    model = load_model(str(smollm2_gguf()), device="cpu", dtype="float32")
+    model = dequantized_smollm2()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".writing-"))
     try:
