@@ -29,7 +29,7 @@ if ! git diff --quiet -- llmasos_widgets/static 2>/dev/null; then
 fi
 
 echo "== python: ruff, mypy"
-.venv/bin/ruff check llmasos_widgets tests bench scripts
+.venv/bin/ruff check llmasos_widgets llmasos tests bench scripts
 .venv/bin/mypy
 
 echo "== pytest"

@@ -59,6 +59,7 @@ WHEEL_FILES = [
     "llmasos_widgets/models/tiny-llama/model.safetensors",
     "llmasos_widgets/models/tiny-llama/tokenizer.json",
     "llmasos_widgets/models/tiny-llama/llmasos.json",
+    "llmasos/__init__.py",  # `import llmasos`: the same API under the shorter name
 ]
 
 
@@ -125,8 +126,10 @@ def test_the_wheel_holds_the_front_end_and_the_model(wheel: Path) -> None:
 
 EXPLAIN_SCRIPT = f"""
 import json, sys
+import llmasos
 import llmasos_widgets as lw
-model = lw.load_model("tiny-llama", device="cpu")
+assert llmasos.load_model is lw.load_model
+model = llmasos.load_model("tiny-llama", device="cpu")
 exp = model.explain({TEXT!r})
 last = exp.n_tokens - 1
 print(json.dumps({{
