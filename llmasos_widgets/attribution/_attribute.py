@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets.attribution._methods import AttributionContext, AttributionMethod, get_method
+from llmasos_widgets.attribution._progress import progress_reporter
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
 from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
@@ -39,12 +40,12 @@ def attribute(
     baseline: str | torch.Tensor | np.ndarray | None = None,
     n_steps: int = DEFAULT_N_STEPS,
     position: int = -1,
-    layers: str | int | Iterable[int] = "all",
+    layers: str | int | Iterable[int] | None = None,
     integration: str = "adaptive",
     internal_batch_size: int | None = None,
     tokenizer: Any = None,
     truncate: bool = False,
-    progress: Callable[[float], None] | None = None,
+    progress: bool | Callable[[float], None] | None = True,
 ) -> Saliency:
     """Attribute a next-token target at ``position`` to every token, at every residual site.
 
@@ -71,13 +72,18 @@ def attribute(
             the end). Later tokens cannot matter to a causal model and score 0.
         layers: residual sites: ``"all"``, ``"embeddings"`` (site 0), an int or ints
             (0 = embeddings, ``i`` = output of decoder layer ``i``; negative from the end).
+            ``None`` (default): the method's ``default_layers``: ``"all"`` for the gradient
+            methods (one backward pass gives every site), ``"embeddings"`` for integrated
+            gradients and occlusion (each site costs its own passes: ask for ``"all"``).
         integration: ``"adaptive"`` (default: Gauss-Legendre panels placed where a
             forward-only probe of the path sees f change), or a fixed rule as in Captum:
             ``"gausslegendre"`` or a Riemann rule.
         internal_batch_size: interpolation points (or occluded copies) per forward pass;
             ``None`` picks one that keeps about 2 GiB of activations. Results do not depend
             on it beyond float rounding.
-        progress: called with the fraction done (0..1] after each batch.
+        progress: ``True`` (default): a ``tqdm.auto`` progress bar, labelled with the work
+            (sites × steps × passes), once the call has run for 2 s; ``False``: none; a
+            callable: called with the fraction done (0..1] after each batch, no bar.
 
     The model is put in eval mode for the call (each module's flag restored afterwards);
     gradients are taken with respect to activations only, so parameters' ``.grad`` and
@@ -113,7 +119,9 @@ def attribute(
             > _RECOMPUTE_ABOVE,
             offload=any(p.device.type == "cuda" for p in hf_model.parameters()),
         )
-        sites = _resolve_sites(layers, runner.n_sites)
+        sites = _resolve_sites(
+            attribution_method.default_layers if layers is None else layers, runner.n_sites
+        )
         embeds = runner.embed()
         # only methods with a baseline read the input's activations; the others need the logits
         captured_sites = sites if attribution_method.needs_baseline else []
@@ -134,6 +142,9 @@ def attribute(
             baseline_acts, baseline_logits = runner.capture(baseline_embeds, sites)
             f_baseline = float(resolved(baseline_logits[None])[0])
         batch = internal_batch_size or _default_batch_size(hf_model, runner, n_steps)
+        report, bar = progress_reporter(
+            progress, *attribution_method.work(len(sites), int(kept.shape[1]), n_steps, integration)
+        )
         context = AttributionContext(
             runner=runner,
             target=resolved,
@@ -146,9 +157,13 @@ def attribute(
             n_steps=n_steps,
             integration=integration,
             internal_batch_size=batch,
-            progress=progress,
+            progress=report,
         )
-        result = attribution_method.attribute(context)
+        try:
+            result = attribution_method.attribute(context)
+        finally:
+            if bar is not None:
+                bar.close()
 
     scores = np.zeros((len(sites), n_tokens), dtype=np.float32)
     scores[:, : target_position + 1] = result.scores.detach().cpu().numpy()

@@ -21,6 +21,7 @@ import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -161,6 +162,15 @@ class AttributionMethod(ABC):
     # what ``attribute(..., baseline=None)`` uses (see ``default_baseline``)
     default_baseline: ClassVar[str] = "zero"
     signed: ClassVar[bool] = True
+    # what ``attribute(..., layers=None)`` uses: "all" where one backward gives every site,
+    # "embeddings" where each site costs its own passes (docs/saliency.md, "Cost")
+    default_layers: ClassVar[str] = "all"
+
+    def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
+        """The work of one call, known before it starts: ``(units, label)``. Progress is
+        reported in these units (``AttributionContext.report``); the label says what they
+        are (sites × steps × passes), and is the progress bar's label."""
+        return 1, f"{self.name}: 1 forward+backward pass for {_sites(n_sites)}"
 
     @abstractmethod
     def attribute(self, context: AttributionContext) -> SiteScores:
@@ -198,6 +208,14 @@ def get_method(name: str) -> AttributionMethod:
             f"{', '.join(available_methods())}"
         )
     return _REGISTRY[name]()
+
+
+def _sites(n_sites: int) -> str:
+    return f"{n_sites} site" + ("" if n_sites == 1 else "s")
+
+
+def _report_from(context: AttributionContext, start: int, total: int, done: int) -> None:
+    context.report(start + done, total)
 
 
 def _chunks(total: int, size: int) -> list[slice]:
@@ -259,6 +277,16 @@ class IntegratedGradients(AttributionMethod):
     # From "zero" the path crosses RMSNorm's eps region and does not converge on the bundled
     # model with 50-64 steps (docs/saliency.md, tests/integration/test_ig_convergence.py).
     default_baseline = "pad"
+    default_layers = "embeddings"
+
+    def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
+        # per site: the n_steps + 1 points of the forward-only probe (adaptive rule; its
+        # refinement rounds, at most 2·n_steps more forward-only points, are not counted)
+        # and the n_steps gradient evaluations (forward + backward)
+        probe = n_steps + 1 if integration == ADAPTIVE else 0
+        per_site = probe + n_steps
+        passes = f"({n_steps} forward+backward + {probe} forward)" if probe else str(n_steps)
+        return n_sites * per_site, f"{self.name}: {_sites(n_sites)} × {passes} evaluations"
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         if context.baseline is None or context.f_baseline is None:
@@ -270,18 +298,28 @@ class IntegratedGradients(AttributionMethod):
             alphas, weights = quadrature(context.integration, context.n_steps)
         runner, target = context.runner, context.target
         chunks = _chunks(context.n_steps, context.internal_batch_size)
-        total_work = len(chunks) * len(context.sites)
+        per_site = context.n_steps + (context.n_steps + 1 if adaptive else 0)
+        total_work = per_site * len(context.sites)
         rows, deltas = [], []
         for done_sites, site in enumerate(context.sites):
             x = context.activations[site]  # on the device of the site's layer
             # the path is built in float32 and only the point handed to the model takes its
             # dtype: bf16 nodes (8 mantissa bits) would move alpha by up to 0.4%
             b, diff = context.baseline[site].float(), x.float() - context.baseline[site].float()
+            done = done_sites * per_site
             if adaptive:
-                alphas, weights = self._adaptive_rule(context, site, b, diff, x.dtype)
+                alphas, weights = self._adaptive_rule(
+                    context,
+                    site,
+                    b,
+                    diff,
+                    x.dtype,
+                    partial(_report_from, context, done, total_work),
+                )
+                done += context.n_steps + 1
             # float64 accumulation keeps the result independent of how steps are chunked
             mean_grad = torch.zeros(diff.shape, dtype=torch.float64, device=diff.device)
-            for done_chunks, chunk in enumerate(chunks):
+            for chunk in chunks:
                 alpha = torch.as_tensor(alphas[chunk], dtype=torch.float32, device=x.device)
                 path = (b + alpha[:, None, None] * diff).to(x.dtype).requires_grad_(True)
                 with torch.enable_grad():
@@ -289,7 +327,7 @@ class IntegratedGradients(AttributionMethod):
                     (grad,) = torch.autograd.grad(values.sum(), path)
                 weight = torch.as_tensor(weights[chunk], dtype=torch.float64, device=x.device)
                 mean_grad += (weight[:, None, None] * grad.double()).sum(dim=0)
-                context.report(done_sites * len(chunks) + done_chunks + 1, total_work)
+                context.report(done + chunk.stop, total_work)
             row = (diff.double() * mean_grad).sum(dim=-1)
             rows.append(row.float())
             deltas.append(float(row.sum()) - (context.f_x - context.f_baseline))
@@ -302,11 +340,13 @@ class IntegratedGradients(AttributionMethod):
         b: torch.Tensor,
         diff: torch.Tensor,
         model_dtype: torch.dtype,
+        report: Callable[[int], None],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Nodes and weights (float64) for one site; ``b`` and ``diff`` are float32."""
+        """Nodes and weights (float64) for one site; ``b`` and ``diff`` are float32.
+        ``report(n)``: the first ``n`` points of the initial probe are done."""
         n_steps = context.n_steps
 
-        def probe(points: np.ndarray) -> np.ndarray:
+        def probe(points: np.ndarray, first: bool = False) -> np.ndarray:
             values = []
             for chunk in _chunks(len(points), context.internal_batch_size):
                 alpha = torch.as_tensor(points[chunk], dtype=torch.float32, device=b.device)
@@ -314,10 +354,12 @@ class IntegratedGradients(AttributionMethod):
                 with torch.no_grad():
                     logits = context.runner.logits_with_site(site, path, context.embeds)
                     values.append(context.target(logits).double().cpu().numpy())
+                if first:
+                    report(chunk.stop)
             return np.concatenate(values)
 
         grid = np.linspace(0.0, 1.0, n_steps + 1)
-        values = probe(grid)
+        values = probe(grid, first=True)
         for _ in range(_ADAPTIVE_ROUNDS):
             change = np.abs(np.diff(values))
             threshold = 4.0 * change.sum() / len(change)
@@ -342,6 +384,12 @@ class Occlusion(AttributionMethod):
 
     name = "occlusion"
     needs_baseline = True
+    default_layers = "embeddings"
+
+    def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
+        return n_sites * n_tokens, (
+            f"{self.name}: {_sites(n_sites)} × {n_tokens} occluded tokens, forward evaluations"
+        )
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         if context.baseline is None:
@@ -349,12 +397,12 @@ class Occlusion(AttributionMethod):
         runner, target = context.runner, context.target
         n_tokens = context.embeds.shape[1]
         chunks = _chunks(n_tokens, context.internal_batch_size)
-        total_work = len(chunks) * len(context.sites)
+        total_work = n_tokens * len(context.sites)
         rows = []
         for done_sites, site in enumerate(context.sites):
             x, b = context.activations[site], context.baseline[site]
             drops = []
-            for done_chunks, chunk in enumerate(chunks):
+            for chunk in chunks:
                 positions = torch.arange(chunk.start, chunk.stop, device=x.device)
                 occluded = x.expand(len(positions), -1, -1).clone()
                 rows_index = torch.arange(len(positions), device=x.device)
@@ -362,6 +410,6 @@ class Occlusion(AttributionMethod):
                 with torch.no_grad():
                     values = target(runner.logits_with_site(site, occluded, context.embeds))
                 drops.append(context.f_x - values.double())
-                context.report(done_sites * len(chunks) + done_chunks + 1, total_work)
+                context.report(done_sites * n_tokens + chunk.stop, total_work)
             rows.append(torch.cat(drops).float())
         return SiteScores(stack_on(rows, "cpu"))

@@ -54,8 +54,11 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
 
     ``SaliencyWidget(model, text, target=" are")``; ``model`` is an ``ExplainableModel`` or a
     ``transformers`` model with ``tokenizer=``. ``target``, ``method``, ``baseline``,
-    ``n_steps`` and ``position`` mean what they mean in
-    :func:`llmasos_widgets.attribution.attribute`. ``text`` may be an Explanation from
+    ``n_steps``, ``position`` and ``layers`` mean what they mean in
+    :func:`llmasos_widgets.attribution.attribute` (``layers=None``: the method's default, the
+    embeddings alone for integrated gradients and occlusion; ``layers="all"`` for every row).
+    While it recomputes, ``status`` names the work (sites × steps × passes) and ``progress``
+    advances. ``text`` may be an Explanation from
     ``generate()``: the view then shows its saliency matrix (``_generation_saliency.py``).
     """
 
@@ -149,6 +152,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         baseline: str | None = None,
         n_steps: int | None = None,
         position: int = -1,
+        layers: Any = None,
         tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -178,6 +182,9 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         )
         self._methods = tuple(available_methods())
         self._saliency: Any = None
+        # attribute's ``layers``; None: the method's default (embeddings only for the
+        # methods whose every site costs its own passes)
+        self._layers = layers
         self._last_progress = 0.0
         self._computing = False
         self._baseline_follows_method = False  # set below, once the traits hold their values
@@ -268,7 +275,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         self.set_trait("uses_baseline", get_method(self.method).needs_baseline)
         if self._recompute_generation():  # a generated token's row (matrix of the method)
             return
-        self.set_trait("status", f"computing {self.method.replace('_', ' ')} …")
+        self.set_trait("status", f"computing {self._work_label()} …")
         self.set_trait("progress", 0.0)
         self._last_progress = time.monotonic()
         try:
@@ -283,6 +290,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
                     baseline=self.baseline,
                     n_steps=self.n_steps,
                     position=self.target_position,
+                    layers=self._layers,
                     progress=self._report_progress,
                 )
         except Exception as error:
@@ -297,6 +305,19 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         """Test the map shown (deletion/insertion vs random order, every method compared) and
         show it next to the map; returns the ``faithfulness`` trait value."""
         return _faithfulness.show_faithfulness(self)
+
+    def _work_label(self) -> str:
+        """The method, and for one that runs many passes the work estimate of attribute's
+        progress bar (sites × steps × passes)."""
+        from llmasos_widgets.attribution import get_method
+        from llmasos_widgets.attribution._attribute import _resolve_sites
+
+        method = get_method(self.method)
+        layers = method.default_layers if self._layers is None else self._layers
+        n_sites = len(_resolve_sites(layers, int(self._dims["layers"] or 0) + 1))
+        units, label = method.work(n_sites, self.target_position + 1, self.n_steps, "adaptive")
+        name = self.method.replace("_", " ")
+        return name if units == 1 else f"{name} ({label.split(': ', 1)[1]})"
 
     def _report_progress(self, fraction: float) -> None:
         now = time.monotonic()

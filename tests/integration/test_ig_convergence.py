@@ -38,7 +38,9 @@ def _worst_relative_with_defaults(bundled, examples) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # a default that warns fails here
         for example in examples:
-            saliency = attribute(bundled, example.text, target=_contrast(example), method=IG)
+            saliency = attribute(
+                bundled, example.text, target=_contrast(example), method=IG, layers="all"
+            )
             assert (saliency.baseline, saliency.integration) == ("pad", "adaptive")
             assert saliency.n_steps == DEFAULT_N_STEPS
             assert saliency.convergence_warning == ""
@@ -83,7 +85,10 @@ def test_50_steps_were_not_enough_on_the_large_held_out_set(bundled) -> None:
     for example in agreement_examples(SLOW_SET, seed=SLOW_SEED, split="test"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            attribute(bundled, example.text, target=_contrast(example), method=IG, n_steps=50)
+            attribute(
+                bundled, example.text, target=_contrast(example), method=IG, n_steps=50,
+                layers="all",
+            )  # fmt: skip
         exceeded += any(issubclass(w.category, ConvergenceWarning) for w in caught)
     assert exceeded >= 1
 

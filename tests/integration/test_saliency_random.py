@@ -39,7 +39,7 @@ def test_integrated_gradients_match_captum_at_every_site(tiny_random) -> None:
     _, embeds, baseline, forward = _captum_inputs(tiny_random)
     ours = attribute(
         tiny_random, TEXT, method=IG, integration="gausslegendre", target=TARGET, n_steps=50,
-        baseline="zero",
+        baseline="zero", layers="all",
     )  # fmt: skip
     theirs = [IntegratedGradients(forward).attribute(embeds, baselines=baseline, n_steps=50)]
     for layer in tiny_random.hf_model.model.layers:
@@ -98,7 +98,9 @@ def test_gradient_methods_match_captum(tiny_random) -> None:
 
 
 def test_integrated_gradients_are_complete(tiny_random) -> None:
-    result = attribute(tiny_random, TEXT, method=IG, target=TARGET, baseline="zero", n_steps=50)
+    result = attribute(
+        tiny_random, TEXT, method=IG, target=TARGET, baseline="zero", n_steps=50, layers="all"
+    )
     gap = result.f_x - result.f_baseline
     assert abs(gap) > 1e-2
     row_sums = result.scores.sum(axis=1, dtype=np.float64)
@@ -108,7 +110,7 @@ def test_integrated_gradients_are_complete(tiny_random) -> None:
     # plain Gauss-Legendre, 50 steps, on this smooth path: < 1e-4 · |f(x) − f(baseline)|
     plain = attribute(
         tiny_random, TEXT, method=IG, target=TARGET, integration="gausslegendre",
-        baseline="zero", n_steps=50,
+        baseline="zero", n_steps=50, layers="all",
     )  # fmt: skip
     assert np.abs(plain.convergence_delta).max() < 1e-4 * abs(gap)
 
@@ -116,7 +118,9 @@ def test_integrated_gradients_are_complete(tiny_random) -> None:
 def test_results_do_not_depend_on_the_internal_batch_size(tiny_random) -> None:
     for method in ("integrated_gradients", "occlusion"):
         runs = [
-            attribute(tiny_random, TEXT, method=method, n_steps=20, internal_batch_size=size)
+            attribute(
+                tiny_random, TEXT, method=method, n_steps=20, internal_batch_size=size, layers="all"
+            )
             for size in (1, 3, 20)
         ]
         for run in runs[1:]:
@@ -124,8 +128,10 @@ def test_results_do_not_depend_on_the_internal_batch_size(tiny_random) -> None:
 
 
 def test_known_answers_of_causality_and_the_last_site(tiny_random) -> None:
-    occlusion = attribute(tiny_random, TEXT, target=TARGET, method="occlusion", position=4)
-    ig = attribute(tiny_random, TEXT, method=IG, target=TARGET, position=4)
+    occlusion = attribute(
+        tiny_random, TEXT, target=TARGET, method="occlusion", position=4, layers="all"
+    )
+    ig = attribute(tiny_random, TEXT, method=IG, target=TARGET, position=4, layers="all")
     assert (occlusion.scores[:, 5:] == 0).all() and (ig.scores[:, 5:] == 0).all()
     # At the last site only the target position's residual reaches the logits, so occluding
     # it alone moves f from f(x) to f(baseline), which IG distributes to that token alone.
@@ -158,7 +164,7 @@ def test_targets_compute_the_scalar_they_name(tiny_random) -> None:
 
 
 def test_a_subset_of_layers_gives_the_same_rows(tiny_random) -> None:
-    everything = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16)
+    everything = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, layers="all")
     subset = attribute(tiny_random, TEXT, method=IG, target=TARGET, n_steps=16, layers=[-1, 1])
     assert subset.layers.tolist() == [1, 2]
     np.testing.assert_allclose(subset.scores, everything.scores[1:], atol=1e-6)

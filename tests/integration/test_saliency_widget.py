@@ -24,9 +24,11 @@ def _scores(widget: SaliencyWidget) -> np.ndarray:
 
 def test_widget_shows_what_attribute_computes(tiny_random) -> None:
     widget = SaliencyWidget(
-        tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16
+        tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16, layers="all"
     )
-    expected = attribute(tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16)
+    expected = attribute(
+        tiny_random, TEXT, method="integrated_gradients", target="w4", n_steps=16, layers="all"
+    )
     np.testing.assert_array_equal(_scores(widget), expected.scores)
     assert widget.tokens == list(expected.tokens)
     assert widget.sites == [0, 1, 2]
