@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import _tables_bench  # noqa: E402
 import _tables_bundled  # noqa: E402
+import _tables_defaults  # noqa: E402
 import _tables_faithfulness  # noqa: E402
 import _tables_generation  # noqa: E402
 import _tables_long_context  # noqa: E402
@@ -47,6 +48,7 @@ REGION = re.compile(
 RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_bench.RENDERERS,
     **_tables_bundled.RENDERERS,
+    **_tables_defaults.RENDERERS,
     **_tables_faithfulness.RENDERERS,
     **_tables_generation.RENDERERS,
     **_tables_patching.RENDERERS,
