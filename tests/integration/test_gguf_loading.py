@@ -4,8 +4,10 @@ the ``gguf`` package for what must be refused before anything is dequantized."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,11 +18,14 @@ from llmasos_widgets.models import ModelNotFoundError
 from llmasos_widgets.tracing import UnsupportedArchitectureError
 from tests._real_model import (
     GGUF_NAME,
+    REAL_CHECKPOINT,
     WEIGHTS_NOTE,
     dequantized_smollm2,
     forget_dequantized,
+    smollm2_checkpoint,
     smollm2_gguf,
 )
+from tests.fake_hub import hub_for_tests
 
 PROMPT = "The keys to the cabinet are on the table."
 
@@ -205,3 +210,59 @@ def test_without_the_gguf_package_the_error_says_pip_install_gguf(
     monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` now raises ImportError
     with pytest.raises(ImportError, match=r"needs the gguf package: pip install gguf"):
         load_model(str(path))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def real_checkpoint_blocks(page: Path) -> list[str]:
+    """The page's python blocks that the other snippet runners leave to this one."""
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S)
+    return [block for block in blocks if block.startswith(REAL_CHECKPOINT)]
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize(("page", "count"), [("README.md", 2), ("docs/loading.md", 1)])
+def test_real_checkpoint_snippets_run_as_written(
+    page, count, gguf_model, real_model, monkeypatch, tmp_path, capsys
+):
+    """The fake hub serves the cached SmolLM2 checkpoint under its hub id (a real 540 MB
+    download and load); ``load_model`` on the GGUF file is answered by the suite's one
+    dequantization of that very file (``gguf_model``), every other call runs as written."""
+    import llmasos_widgets
+
+    blocks = real_checkpoint_blocks(ROOT / page)
+    assert len(blocks) == count
+    real_load_model = llmasos_widgets.load_model
+    gguf = smollm2_gguf()
+    answered: list[str] = []
+
+    def load_model(source, **options):
+        if (Path(source) == gguf and not options) or (
+            Path(source) == gguf.parent and options == {"gguf_file": GGUF_NAME}
+        ):
+            answered.append(str(source))
+            return gguf_model
+        return real_load_model(source, **options)
+
+    monkeypatch.setattr(llmasos_widgets, "load_model", load_model)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__snippet__"}
+    exec("from llmasos_widgets import load_model", namespace)  # the page's first block does
+    with hub_for_tests(monkeypatch, tmp_path) as hub:
+        hub.add(SMOLLM2_HUB_ID, smollm2_checkpoint())
+        for index, block in enumerate(blocks):
+            exec(compile(block, f"{page} real-checkpoint block {index + 1}", "exec"), namespace)
+            if 'load_model("HuggingFaceTB/SmolLM2-135M-Instruct")' in block:
+                downloaded: Any = namespace["model"]
+                assert "model.safetensors" in hub.downloads(SMOLLM2_HUB_ID)
+                assert downloaded.name == SMOLLM2_HUB_ID
+                assert torch.equal(_logits(downloaded), _logits(real_model))
+                printed = capsys.readouterr().out
+                assert printed.startswith(f"Explanation({SMOLLM2_HUB_ID!r}, tokens=")
+                assert "text='The keys to the cabinet are on the table.'" in printed
+    assert namespace["model"] is gguf_model
+    assert set(answered) <= {str(gguf), str(gguf.parent)} and answered
+    explanation: Any = namespace["explanation"]
+    assert explanation.metadata["weights"] == "dequantized from GGUF Q4_1"

@@ -249,7 +249,11 @@ def test_hub_repo_with_only_pickled_weights_is_refused_without_fetching_them(
 
 
 def _python_blocks(markdown: str) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.DOTALL | re.MULTILINE)
+    """The page's python blocks but those run by tests/integration/test_gguf_loading.py."""
+    from tests._real_model import REAL_CHECKPOINT
+
+    blocks = re.findall(r"^```python\n(.*?)^```", markdown, flags=re.DOTALL | re.MULTILINE)
+    return [block for block in blocks if not block.startswith(REAL_CHECKPOINT)]
 
 
 def test_docs_loading_snippets_run_as_written(hub, monkeypatch, tmp_path):
