@@ -200,8 +200,10 @@ def row_statistics(
             if stats is not None:
                 stats.saw(scores)
             masked = not _all_visible(query_pos, int(key_pos[0]), int(key_pos[-1]) + 1, spec)
+            # the tile is ours: in-place steps give the same values without a fresh tile-sized
+            # allocation (and its page faults) per step
             if masked:
-                scores = scores.masked_fill(~_visible(query_pos, key_pos, spec), -math.inf)
+                scores.masked_fill_(~_visible(query_pos, key_pos, spec), -math.inf)
             if means is None:  # log-sum-exp only: one fused reduction per tile
                 top = torch.logaddexp(top, torch.logsumexp(scores, -1))
                 continue
@@ -209,11 +211,11 @@ def row_statistics(
             # rows with nothing visible yet keep -inf; shift by 0 there so exp gives 0, not NaN
             shift = torch.where(torch.isinf(new_top), torch.zeros_like(new_top), new_top)
             rescale = torch.exp(top - shift)
-            exps = torch.exp(scores - shift.unsqueeze(-1))
+            exps = torch.sub(scores, shift.unsqueeze(-1)).exp_()
             total = total * rescale + exps.sum(-1)
             if means is not None:
-                finite = torch.nan_to_num(scores, neginf=0.0) if masked else scores
-                weighted = weighted * rescale + (exps * finite).sum(-1)
+                finite = scores.nan_to_num_(neginf=0.0) if masked else scores
+                weighted = weighted * rescale + exps.mul_(finite).sum(-1)
             top = new_top
         if stats is not None:
             stats.normalised_rows += n_heads * len(query_pos)
