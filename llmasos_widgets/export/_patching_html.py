@@ -69,13 +69,13 @@ def patching_html(result: Any) -> str:
         f"<code>{html.escape(result.target)}</code>; clean = {result.clean_value:.3f} (1), "
         f"corrupted = {result.corrupted_value:.3f} (0). Colors from −{limit:.2f} (blue) "
         f"through 0 (white, no effect) to +{limit:.2f} (red).</p>",
-        _prompt("clean", result.clean_tokens, differing),
-        _prompt("corrupted", result.corrupted_tokens, differing),
+        _prompt("clean", result.shown_clean_tokens, differing),
+        _prompt("corrupted", result.shown_corrupted_tokens, differing),
     ]
     if result.residual is not None:
         parts += [
             "<h2>Residual stream: site × token</h2>",
-            _map(result.residual, list(result.site_names), list(result.clean_tokens), limit),
+            _map(result.residual, list(result.site_names), list(result.shown_clean_tokens), limit),
         ]
     if result.heads is not None:
         parts += [

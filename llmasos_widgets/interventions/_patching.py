@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
 from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
 from llmasos_widgets.interventions._runs import chunks, forward_logits
 from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode, site_name
@@ -61,6 +62,19 @@ class PatchingResult:
     forward_passes: int
     """Forward passes this result cost (the clean and corrupted runs share the first)."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    token_style: TokenStyle | None = None
+    """How the tokenizer writes its token strings, so views show them as readers read them
+    (byte-level pieces joined into characters); ``None`` shows the raw strings."""
+
+    @property
+    def shown_clean_tokens(self) -> tuple[str, ...]:
+        """The clean tokens as readers read them."""
+        return _shown(self.clean_tokens, self.token_style)
+
+    @property
+    def shown_corrupted_tokens(self) -> tuple[str, ...]:
+        """The corrupted tokens as readers read them."""
+        return _shown(self.corrupted_tokens, self.token_style)
 
     def __post_init__(self) -> None:
         n = len(self.clean_tokens)
@@ -142,13 +156,17 @@ class PatchingResult:
             site, position = np.unravel_index(int(np.argmax(residual)), residual.shape)
             parts.append(
                 f"; best residual cell {site_name(int(site))} @ {position} "
-                f"({self.clean_tokens[position]!r}): {residual[site, position]:.3f}"
+                f"({self.shown_clean_tokens[position]!r}): {residual[site, position]:.3f}"
             )
         heads = self.heads
         if heads is not None:
             layer, head = np.unravel_index(int(np.argmax(heads)), heads.shape)
             parts.append(f"; best head L{layer}H{head}: {heads[layer, head]:.3f}")
         return "".join(parts) + f"; {self.forward_passes} forward passes)"
+
+
+def _shown(tokens: tuple[str, ...], style: TokenStyle | None) -> tuple[str, ...]:
+    return tuple(token.text for token in show_tokens(list(tokens), style or TokenStyle()))
 
 
 def activation_patching(
@@ -239,6 +257,7 @@ def activation_patching(
         head_values=head_values,
         n_layers=parts.n_layers,
         n_heads=n_heads,
+        token_style=TokenStyle.of(explainable.tokenizer),
         forward_passes=passes,
         metadata={"model": explainable.name, "batch_size": batch_size, "patched_runs": len(cells)},
     )

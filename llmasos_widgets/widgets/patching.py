@@ -114,7 +114,8 @@ class PatchingWidget(ResultWidget):
             ("display_tokens", result.clean_tokens),
             ("corrupted_tokens", result.corrupted_tokens),
         ):
-            self.set_trait(name, display_traits(tokens, None)["display_tokens"])
+            style = getattr(result, "token_style", None)
+            self.set_trait(name, display_traits(tokens, style)["display_tokens"])
         self.set_trait("differing", list(result.differing_positions))
         self.set_trait("site_names", list(result.site_names))
         for name, values in (("residual", result.residual), ("heads", result.heads)):

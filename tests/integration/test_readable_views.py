@@ -140,3 +140,27 @@ def test_word_level_tokens_are_shown_unchanged(tiny_random, tmp_path):
     assert section is not None and _visible_text(section.group(1)) == "<bos>w1w2w3w1"
     saliency.close()
     widget.close()
+
+
+def test_patching_views_read_the_characters(case, tmp_path):
+    """The patching widget, its report and its repr show both prompts as readers read them."""
+    from llmasos_widgets import PatchingWidget, activation_patching
+
+    kind, model, _ = case
+    n_tokens = len(model.encode(TEXT)[0])
+    candidates = (TEXT.replace("keys", word) for word in ("keyz", "kexs", "keys"))
+    corrupted = next(c for c in candidates if len(model.encode(c)[0]) == n_tokens)
+    result = activation_patching(model, TEXT, corrupted, target=(5, 6), heads=False)
+    assert result.token_style == TokenStyle.of(model.tokenizer)
+    widget = PatchingWidget(result)
+    for shown in (widget.display_tokens, widget.corrupted_tokens):
+        assert CHINESE_EXAMPLE in "".join(shown)
+        assert not any(MOJIBAKE & set(text) or "<0x" in text for text in shown)
+    widget.close()
+    page = result.to_html(tmp_path / "patching.html").read_text(encoding="utf-8")
+    prompts = [_visible_text(p) for p in re.findall(r'<p class="prompt">.*?</p>', page, re.S)]
+    assert len(prompts) == 2
+    for prompt in prompts:
+        assert CHINESE_EXAMPLE in prompt
+        assert not MOJIBAKE & set(prompt)
+    assert CHINESE_EXAMPLE in repr(result) or "best residual cell" in repr(result)
