@@ -146,7 +146,7 @@ def test_patching_views_read_the_characters(case, tmp_path):
     """The patching widget, its report and its repr show both prompts as readers read them."""
     from llmasos_widgets import PatchingWidget, activation_patching
 
-    kind, model, _ = case
+    _, model, _ = case
     n_tokens = len(model.encode(TEXT)[0])
     candidates = (TEXT.replace("keys", word) for word in ("keyz", "kexs", "keys"))
     corrupted = next(c for c in candidates if len(model.encode(c)[0]) == n_tokens)
