@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
 
     environment = _results.environment()
+    environment["torch_threads"] = args.threads  # the workers' (this process computes nothing)
     rows = []
     pending = list(args.seq_lens)
     running: list[tuple[int, subprocess.Popen[str]]] = []
@@ -382,6 +383,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"the worker for T={seq_len} failed ({process.returncode})")
         rows.append(summarise(json.loads(out.strip().splitlines()[-1])))
     rows.sort(key=lambda row: row["seq_len"])
+    loads = [row["load_average"] for row in rows if row.get("load_average")]
+    if args.collect and loads:  # the workers' load, not the collecting process's
+        environment["load_average_start"] = max(loads, key=lambda load: load[0])
+        environment["collected_from_workers"] = True
     print_table(rows)
     config = {
         "model": "SmolLM2-135M-Instruct (dequantized from GGUF Q4_1), float32",
