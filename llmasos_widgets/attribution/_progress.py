@@ -4,9 +4,9 @@ The work is known before the call starts (``AttributionMethod.work``: sites × s
 passes); the bar counts it, and its label says what it is. A bar that appeared for every
 call would flood a notebook that attributes hundreds of prompts in a loop, so the bar is
 created only once the call has run for :data:`PROGRESS_DELAY_S` seconds (at the first
-progress report after that): a call that finishes sooner shows nothing. A method that runs a
-single pass (``gradient``, ``input_x_gradient``) reports only when it is done, so it never
-shows a bar.
+progress report after that): a call that finishes sooner shows nothing, and neither does one
+whose first report is its last (a single pass: ``gradient``, ``input_x_gradient``, or occlusion
+of a short text in one batch): its bar would appear with nothing left to wait for.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class ProgressBar:
     def __call__(self, fraction: float) -> None:
         done = min(self.total, round(fraction * self.total))
         if self.bar is None:
-            if _clock() - self.start < self.delay:
+            # not before the delay, and not for a call whose first report is its last
+            if done >= self.total or _clock() - self.start < self.delay:
                 return
             from tqdm.auto import tqdm
 

@@ -61,12 +61,14 @@ def test_the_bar_counts_the_estimated_work_to_its_end(
     units, estimate = get_method(method).work(4, 6, n_steps, "adaptive")
     assert units == expected_total and label in estimate
     attribute(bundled, TEXT, method=method, n_steps=n_steps, layers="all", internal_batch_size=4)
+    if method == "gradient":  # one pass: its first report is its last, so no bar
+        assert bars == []
+        return
     (bar,) = bars
     assert bar.total == expected_total and bar.desc == estimate
     assert bar.n == bar.total and bar.closed  # advanced to the estimate, then closed
     assert bar.updates == sorted(bar.updates)  # never backwards
-    if method != "gradient":
-        assert len(bar.updates) > 2  # batch by batch, not only at the end
+    assert len(bar.updates) > 2  # batch by batch, not only at the end
 
 
 def test_a_short_call_shows_no_bar(bundled, bars, monkeypatch) -> None:
