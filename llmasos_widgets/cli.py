@@ -19,6 +19,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 # The registered saliency methods, named here so --help does not import torch;
 # tests/integration/test_cli.py checks the list against attribution.available_methods().
 SALIENCY_METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "occlusion")
+# explain's default (llmasos_widgets.explanation._explain.SALIENCY_METHOD; a test checks they
+# agree), repeated so that `--help` needs no torch import
+SALIENCY_METHOD = "auto"  # occlusion up to 64 tokens, gradient beyond (docs/saliency.md)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 DESCRIPTION = """\
@@ -58,9 +61,10 @@ def add_explain_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--method",
-        default="gradient",
+        default=SALIENCY_METHOD,
         metavar="NAME",
-        help=f"saliency method: {', '.join(SALIENCY_METHODS)} (default: %(default)s)",
+        help=f"saliency method: {', '.join(SALIENCY_METHODS)}, or auto (default: occlusion up "
+        "to 64 tokens, gradient beyond)",
     )
     parser.add_argument(
         "--no-saliency", action="store_true", help="skip saliency (attention and predictions only)"
@@ -165,7 +169,7 @@ def _check_explain_usage(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error("give the text as TEXT, '-' (standard input) or --file PATH (exactly one)")
     if args.foil is not None and args.target is None:
         parser.error("--foil needs --target: it explains TARGET versus FOIL")
-    if args.no_saliency and (args.target is not None or args.method != "gradient"):
+    if args.no_saliency and (args.target is not None or args.method != SALIENCY_METHOD):
         parser.error("--no-saliency cannot be combined with --target, --foil or --method")
 
 

@@ -74,11 +74,11 @@ def test_the_documented_lines_run_and_write_what_they_say(
 
     keys = Explanation.load(tmp_path / "keys.llmx")
     assert keys.tokens == ("<bos>", "the", "keys", "to", "the", "cabinet")
-    assert keys.saliency is not None and keys.saliency.method == "gradient"
+    assert keys.saliency is not None and keys.saliency.method == "occlusion"
     assert keys.saliency.target == "logit('are') - logit('is') after token 5"
     assert keys.saliency.f_x > 0  # the plural subject: 'are' beats 'is'
     report = (tmp_path / "keys.html").read_text(encoding="utf-8")
-    assert "method <b>gradient</b>" in report
+    assert "method <b>occlusion</b>" in report
     assert "logit(&#x27;are&#x27;) - logit(&#x27;is&#x27;)" in report
     # `report` of the saved explanation writes the same page as `explain --report`
     assert (tmp_path / "keys-again.html").read_text(encoding="utf-8") == report
@@ -176,3 +176,25 @@ def test_debug_shows_the_traceback(tmp_path: Path, env: dict[str, str]) -> None:
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert "ModelNotFoundError: unknown model name 'no-such-model'" in done.stderr
+
+
+def test_the_cli_default_saliency_method_is_explains() -> None:
+    import inspect
+
+    from llmasos_widgets import cli
+    from llmasos_widgets.explanation import explain
+    from llmasos_widgets.explanation._explain import SALIENCY_METHOD
+
+    assert cli.SALIENCY_METHOD == SALIENCY_METHOD == "auto"
+    assert inspect.signature(explain).parameters["saliency_method"].default == SALIENCY_METHOD
+
+
+def test_auto_is_occlusion_for_short_texts_and_gradient_for_long_ones() -> None:
+    from llmasos_widgets.explanation._explain import (
+        AUTO_OCCLUSION_MAX_TOKENS,
+        resolve_saliency_method,
+    )
+
+    assert resolve_saliency_method("auto", AUTO_OCCLUSION_MAX_TOKENS) == "occlusion"
+    assert resolve_saliency_method("auto", AUTO_OCCLUSION_MAX_TOKENS + 1) == "gradient"
+    assert resolve_saliency_method("input_x_gradient", 3) == "input_x_gradient"
