@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from _tables_format import Sources, percent, run_line, table
+from _tables_format import Sources, load_sentence, percent, run_line, table
 
 COMMAND = "python bench/bench_defaults.py --results"
 NAME = "bench_defaults"
@@ -78,12 +78,14 @@ def defaults_cost(sources: Sources) -> str:
             ]
         )
     tokens, sites = result["cost"][0]["tokens"], result["cost"][0]["sites"]
+    load = load_sentence(cfg["cost_environment"]).rstrip(".")
     return "\n".join(
         [
             f"One call on a {tokens}-token prompt (`{cfg['cost_text']}`), at `emb` and at all "
-            f"{sites} residual sites, one run each, in the same run as the table above "
-            "(same machine and load); passes = calls of the model's forward (a batched forward, "
-            "plus its backward where the method takes gradients):",
+            f"{sites} residual sites, one run each, by a second process of the same run "
+            f"(same machine, 1 torch thread; {load}); "
+            "passes = calls of the model's forward (a batched forward, plus its backward where "
+            "the method takes gradients):",
             "",
             table(
                 ["method", "emb s", "emb passes", "all sites s", "all sites passes", "ratio"],

@@ -95,14 +95,17 @@ def _attribute(model: Any, text: str, method: str, target: int, layers: Any) -> 
 
 
 def ranking_rows(
-    model: Any, prompts: list[FactualPrompt], ig_every: int
+    model: Any, prompts: list[FactualPrompt], ig_every: int, shard: tuple[int, int] = (0, 1)
 ) -> tuple[list[dict], list[dict]]:
     methods = available_methods()
     per_prompt = []
     for index, prompt in enumerate(prompts):
+        if index % shard[1] != shard[0]:
+            continue
         subject = set(subject_positions(model, prompt))
         target = _first_token(model, prompt.answer)
         entry: dict[str, Any] = {
+            "index": index,
             "text": prompt.text,
             "kind": prompt.kind,
             "subject": sorted(subject),
@@ -134,8 +137,12 @@ def ranking_rows(
             {m: (entry[m]["top"], round(entry[m]["seconds"], 2)) for m in methods if m in entry},
             flush=True,
         )
+    return summary_rows(per_prompt), per_prompt
+
+
+def summary_rows(per_prompt: list[dict]) -> list[dict]:
     rows = []
-    for method in methods:
+    for method in available_methods():
         values = [entry[method] for entry in per_prompt if method in entry]
         rows.append(
             {
@@ -153,7 +160,7 @@ def ranking_rows(
             }
         )
         print(rows[-1], flush=True)
-    return rows, per_prompt
+    return rows
 
 
 def _timed(model: Any, method: str, target: int, layers: Any, reps: int) -> tuple[float, int, Any]:
@@ -217,23 +224,38 @@ def main() -> None:
         "--cost-from", type=Path, default=None, help="take the cost rows from this JSON"
     )
     parser.add_argument("--only-cost", action="store_true", help="measure the cost rows only")
+    parser.add_argument("--shard", default="0/1", help="K/N: measure the kept prompts K::N only")
+    parser.add_argument(
+        "--merge", type=Path, nargs="*", default=None, help="per-prompt rows of the shards' JSON"
+    )
     _results.add_output_arguments(parser, "bench_defaults")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     environment = _results.environment()
     model = lw.load_model(str(smollm2_checkpoint()), device="cpu", dtype="float32")
-    kept = kept_prompts(model)
+    kept = kept_prompts(model)  # also in --merge mode: the count goes into the config
     print(f"{len(kept)} of {len(PROMPTS)} prompts answered correctly", flush=True)
     measured = kept[: args.limit] if args.limit else kept
-    methods, per_prompt = (
-        ([], []) if args.only_cost else ranking_rows(model, measured, args.ig_every)
-    )
-    if args.cost_from:  # measured by a second process of the same run (--only-cost)
+    shard = tuple(int(x) for x in args.shard.split("/"))
+    shard_environments = None
+    if args.merge:  # shards of one run (--shard K/N), each in its own process
+        shards = [json.loads(path.read_text()) for path in args.merge]
+        per_prompt = sorted(
+            (entry for run in shards for entry in run["per_prompt"]), key=lambda e: e["index"]
+        )
+        methods, shard_environments = summary_rows(per_prompt), [r["environment"] for r in shards]
+    elif args.only_cost:
+        methods, per_prompt = [], []
+    else:
+        methods, per_prompt = ranking_rows(model, measured, args.ig_every, (shard[0], shard[1]))
+    if shard != (0, 1):  # a shard: per-prompt rows only, merged by --merge
+        cost, cost_environment = [], None
+    elif args.cost_from:  # measured by a second process of the same run (--only-cost)
         cost_run = json.loads(args.cost_from.read_text())
         cost, cost_environment = cost_run["cost"], cost_run["environment"]
     else:
         cost, cost_environment = cost_rows(model, args.reps, args.ig_sites), None
-    _results.write(
+    paths = _results.write(
         "bench_defaults",
         environment=environment,
         config={
@@ -250,6 +272,7 @@ def main() -> None:
             "ig_every": args.ig_every,
             "ig_sites": args.ig_sites,
             "cost_environment": cost_environment,
+            "shard_environments": shard_environments,
             "reps": args.reps,
             "device": "cpu",
         },
@@ -257,6 +280,11 @@ def main() -> None:
         out=args.out,
         results=args.results,
     )
+    if shard_environments:  # the figures' run is the shards' (first shard: date, load)
+        for path in paths:
+            payload = json.loads(path.read_text())
+            payload["environment"] = shard_environments[0]
+            path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":
