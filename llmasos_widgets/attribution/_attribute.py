@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -14,7 +15,13 @@ from llmasos_widgets.attribution._methods import AttributionContext, Attribution
 from llmasos_widgets.attribution._progress import progress_reporter
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
-from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
+from llmasos_widgets.attribution._targets import (
+    ResolvedTarget,
+    TargetFromOwnPass,
+    TargetLike,
+    resolve_position,
+    resolve_target,
+)
 from llmasos_widgets.tracing._anatomy import decoder_layers, eval_mode
 
 BASELINES = ("zero", "pad", "unk")
@@ -125,12 +132,21 @@ def attribute(
         embeds = runner.embed()
         # only methods with a baseline read the input's activations; the others need the logits
         captured_sites = sites if attribution_method.needs_baseline else []
-        activations, logits = runner.capture(embeds, captured_sites)
-        resolved = resolve_target(
-            target, explainable.tokenizer, position=target_position, logits_at_position=logits
-        )
-        f_x = float(resolved(logits[None])[0])
-        probability = float(torch.softmax(logits.float(), dim=-1)[resolved.token_id])
+        context_target: ResolvedTarget | TargetFromOwnPass
+        if attribution_method.target_in_own_pass:
+            # the gradient pass's own forward gives the logits: no forward before it
+            activations: dict[int, torch.Tensor] = {}
+            f_x = math.nan
+            context_target = TargetFromOwnPass(
+                target, explainable.tokenizer, position=target_position
+            )
+        else:
+            activations, logits = runner.capture(embeds, captured_sites)
+            resolved = resolve_target(
+                target, explainable.tokenizer, position=target_position, logits_at_position=logits
+            )
+            f_x = float(resolved(logits[None])[0])
+            context_target = resolved
 
         baseline_acts, f_baseline, baseline_name = None, None, ""
         if attribution_method.needs_baseline:
@@ -140,14 +156,14 @@ def attribute(
                 baseline, runner, explainable.tokenizer, n_tokens
             )
             baseline_acts, baseline_logits = runner.capture(baseline_embeds, sites)
-            f_baseline = float(resolved(baseline_logits[None])[0])
+            f_baseline = float(context_target(baseline_logits[None])[0])
         batch = internal_batch_size or _default_batch_size(hf_model, runner, n_steps)
         report, bar = progress_reporter(
             progress, *attribution_method.work(len(sites), int(kept.shape[1]), n_steps, integration)
         )
         context = AttributionContext(
             runner=runner,
-            target=resolved,
+            target=context_target,
             sites=sites,
             embeds=embeds,
             activations=activations,
@@ -164,6 +180,12 @@ def attribute(
         finally:
             if bar is not None:
                 bar.close()
+        if isinstance(context_target, TargetFromOwnPass):
+            if context_target.resolved is None or context_target.logits is None:
+                raise RuntimeError(f"{attribution_method.name} did not score its target")
+            resolved, logits = context_target.resolved, context_target.logits
+            f_x = float(resolved(logits[None])[0])
+        probability = float(torch.softmax(logits.float(), dim=-1)[resolved.token_id])
 
     scores = np.zeros((len(sites), n_tokens), dtype=np.float32)
     scores[:, : target_position + 1] = result.scores.detach().cpu().numpy()

@@ -30,7 +30,7 @@ import torch
 
 from llmasos_widgets._gather import stack_on
 from llmasos_widgets.attribution._residual import ResidualRunner
-from llmasos_widgets.attribution._targets import ResolvedTarget
+from llmasos_widgets.attribution._targets import ResolvedTarget, TargetFromOwnPass
 
 ADAPTIVE = "adaptive"
 INTEGRATION_RULES = (
@@ -129,7 +129,7 @@ class AttributionContext:
     """Everything a method needs for one sequence (truncated after the target position)."""
 
     runner: ResidualRunner
-    target: ResolvedTarget
+    target: ResolvedTarget | TargetFromOwnPass  # the latter: methods with target_in_own_pass
     sites: list[int]
     embeds: torch.Tensor  # [1, token, hidden] the input's embeddings
     activations: dict[int, torch.Tensor]  # site -> [token, hidden] on the input
@@ -165,6 +165,10 @@ class AttributionMethod(ABC):
     # what ``attribute(..., layers=None)`` uses: "all" where one backward gives every site,
     # "embeddings" where each site costs its own passes (docs/saliency.md, "Cost")
     default_layers: ClassVar[str] = "all"
+    # True where the method's whole work is one ``runner.gradients`` pass on the input: the
+    # target is then resolved from that pass's logits (``TargetFromOwnPass``), and
+    # ``attribute`` runs no no-grad forward first (``context.f_x`` is NaN, not read)
+    target_in_own_pass: ClassVar[bool] = False
 
     def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
         """The work of one call, known before it starts: ``(units, label)``. Progress is
@@ -232,6 +236,7 @@ class Gradient(AttributionMethod):
 
     name = "gradient"
     signed = False
+    target_in_own_pass = True
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         _, grads = context.runner.gradients(context.embeds, context.sites, context.target)
@@ -245,6 +250,7 @@ class InputXGradient(AttributionMethod):
     """``Σ_hidden x ⊙ ∂f/∂x`` per token: a first-order estimate of each token's contribution."""
 
     name = "input_x_gradient"
+    target_in_own_pass = True
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         acts, grads = context.runner.gradients(context.embeds, context.sites, context.target)

@@ -170,6 +170,26 @@ def resolve_target(
     )
 
 
+class TargetFromOwnPass:
+    """A target resolved from the logits of the first pass that scores it: a gradient method's
+    own forward (with grad) gives the model's prediction, so no separate no-grad forward runs
+    first. Called like :class:`ResolvedTarget`; after the call, :attr:`resolved` and
+    :attr:`logits` (``[vocab]``, detached) are those of the first call."""
+
+    def __init__(self, spec: TargetLike, tokenizer: Any, *, position: int) -> None:
+        self.spec, self.tokenizer, self.position = spec, tokenizer, position
+        self.resolved: ResolvedTarget | None = None
+        self.logits: torch.Tensor | None = None
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.resolved is None:
+            self.logits = logits[0].detach()
+            self.resolved = resolve_target(
+                self.spec, self.tokenizer, position=self.position, logits_at_position=self.logits
+            )
+        return self.resolved(logits)
+
+
 def resolve_position(position: int, n_tokens: int) -> int:
     """A non-negative index into ``n_tokens`` (negative counts from the end), or ValueError."""
     if isinstance(position, bool) or not isinstance(position, int):

@@ -15,15 +15,31 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from llmasos_widgets.explanation._sinks import AttentionSinks, received_attention
+from llmasos_widgets.explanation._sinks import (
+    AttentionSinks,
+    ReceivedAttention,
+    received_attention,
+    sink_tiles,
+)
 from llmasos_widgets.tracing import AttentionSpec
-from llmasos_widgets.tracing._pooled import RowNormalisers, paired_weights, row_statistics
+from llmasos_widgets.tracing._pooled import (
+    TILE_CELLS,
+    RowNormalisers,
+    TileBuffers,
+    _tile_lengths,
+    paired_weights,
+    row_statistics,
+)
 
 ROW_SUMMARIES = ("entropy", "previous_token", "first_token")
 EXACT_ROWS_CPU = 4096
 """On the CPU, texts longer than this many tokens get sampled summaries: an exact pass costs
 T^2 * d multiply-adds per head (at T = 32k and d = 128, ~1 min per head on 2 cores)."""
 SAMPLE_ROWS = 512
+FUSED_CELLS = 2**25
+"""The sinks share the summaries' scores when one row chunk's tiles (kept until the chunk's
+log-sum-exp is known) hold at most this many cells across heads (128 MB in float32: one
+layer of 9 heads at T = 4096 holds 25M); beyond, they recompute the scores."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ def row_summaries(
     *,
     seed: int = 0,
     sample_rows: int | None = None,
+    tile_cells: int = TILE_CELLS,
 ) -> RowSummaries:
     """Entropy, previous-token and first-token scores of every head, each layer computed on
     ``devices[layer]`` (where the model ran it) when given. ``sample_rows``: None = exact
@@ -77,15 +94,51 @@ def row_summaries(
     heads = torch.arange(n_heads)
     received = np.full((n_layers, n_heads, n_tokens), np.nan, np.float32)
     uniform = np.full((n_layers, n_tokens), np.nan, np.float32)
+    # the uniform shares depend on the rows and the window only: once per window (and device)
+    shared_uniform: dict[tuple[int | None, str], tuple[torch.Tensor, torch.Tensor]] = {}
+    buffers = TileBuffers()  # the tiles' memory, reused by every layer
     for layer in range(n_layers):
         device = queries[layer].device if devices is None else devices[layer]
         layer_queries, layer_keys = queries[layer].to(device), keys[layer].to(device)
         spec = specs[layer]
+        rows_here = rows.to(device)
+        # the sinks read the weights of the summaries' own score tiles (one matmul per tile)
+        # when the two passes tile alike and a row chunk's tiles fit in FUSED_CELLS; else
+        # they recompute the scores against the known lse (same values either way)
+        uniform_key = (spec.sliding_window, str(device))
+        sink_rows, key_tile = sink_tiles(n_heads, n_tokens, len(rows), tile_cells)
+        fused = (sink_rows, key_tile) == _tile_lengths(
+            n_heads, int(rows.max()) + 1, tile_cells, len(rows)
+        ) and n_heads * min(sink_rows, len(rows)) * n_tokens <= FUSED_CELLS
+        accumulator = ReceivedAttention(
+            n_heads,
+            n_tokens,
+            spec,
+            rows_here,
+            device,
+            key_tile=key_tile,
+            uniform_and_count=shared_uniform.get(uniform_key),
+            queries=layer_queries,
+            keys=layer_keys,
+        )
         lse, mean_score = row_statistics(
-            layer_queries, layer_keys, spec, heads, rows, mean_score=True
+            layer_queries,
+            layer_keys,
+            spec,
+            heads,
+            rows,
+            mean_score=True,
+            tile_cells=tile_cells,
+            on_row_chunk=accumulator.add_chunk if fused else None,
+            buffers=buffers,
         )
         assert mean_score is not None
-        rows_here = rows.to(device)
+        if fused:
+            got, base, shared_uniform[uniform_key] = accumulator.result()
+        else:
+            got, base = received_attention(
+                layer_queries, layer_keys, spec, lse, rows_here, tile_cells=tile_cells
+            )
         previous = paired_weights(layer_queries, layer_keys, spec, lse, rows_here, rows_here - 1)
         first = paired_weights(
             layer_queries, layer_keys, spec, lse, rows_here, torch.zeros_like(rows_here)
@@ -93,12 +146,13 @@ def row_summaries(
         out["entropy"][layer] = (lse - mean_score).mean(-1).cpu().numpy()
         out["previous_token"][layer] = previous.mean(-1).cpu().numpy()
         out["first_token"][layer] = first.mean(-1).cpu().numpy()
-        got, base = received_attention(layer_queries, layer_keys, spec, lse, rows_here)
         received[layer], uniform[layer] = got.cpu().numpy(), base.cpu().numpy()
         normalisers.store(layer, (n_heads, n_tokens), heads, rows, lse.to(queries[layer].device))
         if note is None:  # row 0 (left out of the averages) completes the layer's normalisers
             first_row = torch.zeros(1, dtype=torch.int64)
-            lse_0, _ = row_statistics(layer_queries, layer_keys, spec, heads, first_row)
+            lse_0, _ = row_statistics(
+                layer_queries, layer_keys, spec, heads, first_row, tile_cells=tile_cells
+            )
             normalisers.store(
                 layer, (n_heads, n_tokens), heads, first_row, lse_0.to(queries[layer].device)
             )

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,102 @@ SINK_MIN_QUERIES = 2
 """...and at least this many query positions follow ``j`` (the last tokens are never sinks)."""
 
 
+def sink_tiles(n_heads: int, n_tokens: int, n_rows: int, tile_cells: int) -> tuple[int, int]:
+    """(rows, keys) of :func:`received_attention`'s tiles for ``n_rows`` query rows."""
+    per_head = max(1, tile_cells // max(1, n_heads))
+    key_tile = max(1, min(n_tokens, max(math.isqrt(per_head), per_head // max(1, n_rows))))
+    return max(1, per_head // key_tile), key_tile
+
+
+class ReceivedAttention:
+    """Accumulates one layer's received weights a row chunk at a time (see
+    :func:`received_attention`); the chunk's scores come from its own matmul or from
+    ``row_statistics``'s tiles of the same rows (``add_chunk`` is its ``on_row_chunk``).
+
+    ``uniform_and_count``: the layer's uniform shares and counts (``result()[2]``), which
+    depend on the rows and the sliding window only: pass them to reuse them across layers.
+    ``queries``/``keys``: the layer's, to score a tile afresh where the given one is wider."""
+
+    def __init__(
+        self,
+        n_heads: int,
+        n_tokens: int,
+        spec: AttentionSpec,
+        rows: torch.Tensor,
+        device: torch.device,
+        *,
+        key_tile: int,
+        uniform_and_count: tuple[torch.Tensor, torch.Tensor] | None = None,
+        queries: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ) -> None:
+        self.spec, self.rows, self.key_tile = spec, rows, key_tile
+        self.queries, self.keys = queries, keys
+        self.kv_index = torch.arange(n_heads, device=device) // spec.n_kv_groups
+        self.total = torch.zeros(n_heads, n_tokens, dtype=torch.float64, device=device)
+        self.uniform_and_count = uniform_and_count
+        if uniform_and_count is None:
+            self.uniform = torch.zeros(n_tokens, dtype=torch.float64, device=device)
+            self.count = torch.zeros(n_tokens, dtype=torch.float64, device=device)
+
+    def add_chunk(
+        self,
+        start: int,
+        query_pos: torch.Tensor,
+        row_lse: torch.Tensor,
+        tiles: Iterable[tuple[int, torch.Tensor]],
+    ) -> None:
+        """Rows ``query_pos`` (sorted, ``rows[start:]``) with their ``lse [head, rows]`` and
+        score tiles ``(key_start, [head, rows, >= keys])`` from the first key on, in order."""
+        spec, device = self.spec, row_lse.device
+        row_lse = row_lse.unsqueeze(-1)
+        last = int(query_pos[-1])
+        share = None
+        if self.uniform_and_count is None:
+            visible_keys = query_pos + 1
+            if spec.sliding_window is not None:
+                visible_keys = visible_keys.clamp(max=spec.sliding_window)
+            share = 1.0 / visible_keys.double()
+        for key_start, scores in tiles:
+            if key_start >= last:
+                break
+            key_stop = min(key_start + self.key_tile, last)  # keys strictly before the last row
+            key_pos = torch.arange(key_start, key_stop, device=device)
+            # weights: exp(score - lse), 0 where the key is not before the row
+            if scores.shape[-1] != key_stop - key_start:
+                # the row chunk's last tile, one key (the last row's own) wider: a matmul
+                # of another width may round differently, so score the narrower tile afresh
+                if self.queries is None or self.keys is None:
+                    raise ValueError("tiles wider than the sink tiles need queries and keys")
+                scores = _scores(
+                    self.queries[:, query_pos],
+                    self.keys[self.kv_index, key_start:key_stop],
+                    spec,
+                )
+            weights = scores.sub_(row_lse).exp_()  # the tile is ours
+            after = key_pos.unsqueeze(0) < query_pos.unsqueeze(1)  # rows after the key only
+            if spec.sliding_window is not None:
+                after &= key_pos.unsqueeze(0) > query_pos.unsqueeze(1) - spec.sliding_window
+            if not bool(after.all()):
+                weights.masked_fill_(~after, 0.0)
+            self.total[:, key_start:key_stop] += weights.sum(1)
+            if share is not None:
+                afterf = after.to(torch.float64)
+                self.uniform[key_start:key_stop] += share @ afterf
+                self.count[key_start:key_stop] += afterf.sum(0)
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``(received [head, T], uniform [T])`` float32, and the ``uniform_and_count`` sums."""
+        total = self.total
+        uniform, count = (
+            (self.uniform, self.count) if self.uniform_and_count is None else self.uniform_and_count
+        )
+        safe = count.clamp(min=1.0)
+        received = torch.where(count > 0, total / safe, torch.full_like(total, math.nan))
+        baseline = torch.where(count > 0, uniform / safe, torch.full_like(uniform, math.nan))
+        return received.float(), baseline.float(), (uniform, count)
+
+
 def received_attention(
     queries: torch.Tensor,
     keys: torch.Tensor,
@@ -61,48 +158,28 @@ def received_attention(
     [kv_head, T, d]`` and the rows' log-sum-exp ``lse [head, len(rows)]``.
 
     ``rows``: sorted int64 query positions (>= 1). Rows are taken a chunk at a time against
-    the keys before them, in tiles of at most ``tile_cells`` scores across heads."""
+    the keys before them, in tiles of at most ``tile_cells`` scores across heads. (The head
+    summaries get the same values from their own pass's tiles: ``ReceivedAttention``.)"""
     device = queries.device
     n_heads, n_tokens = int(queries.shape[0]), int(queries.shape[1])
     rows = rows.to(device)
     lse = lse.to(device)
     kv_index = torch.arange(n_heads, device=device) // spec.n_kv_groups
-    total = torch.zeros(n_heads, n_tokens, dtype=torch.float64, device=device)
-    uniform = torch.zeros(n_tokens, dtype=torch.float64, device=device)
-    count = torch.zeros(n_tokens, dtype=torch.float64, device=device)
-    per_head = max(1, tile_cells // max(1, n_heads))
-    key_tile = max(1, min(n_tokens, max(math.isqrt(per_head), per_head // max(1, len(rows)))))
-    row_tile = max(1, per_head // key_tile)
+    row_tile, key_tile = sink_tiles(n_heads, n_tokens, len(rows), tile_cells)
+    accumulator = ReceivedAttention(n_heads, n_tokens, spec, rows, device, key_tile=key_tile)
     for start in range(0, len(rows), row_tile):
         query_pos = rows[start : start + row_tile]
         q = queries[:, query_pos]
-        row_lse = lse[:, start : start + row_tile].unsqueeze(-1)
         last = int(query_pos[-1])
         window = spec.sliding_window
         first_key = 0 if window is None else max(0, int(query_pos[0]) - window + 1)
-        visible_keys = query_pos + 1
-        if spec.sliding_window is not None:
-            visible_keys = visible_keys.clamp(max=spec.sliding_window)
-        share = 1.0 / visible_keys.double()
-        for key_start in range(first_key, last, key_tile):
-            key_stop = min(key_start + key_tile, last)  # keys strictly before the last row
-            key_pos = torch.arange(key_start, key_stop, device=device)
-            # weights in place: exp(score - lse), 0 where the key is not before the row
-            weights = _scores(q, keys[kv_index, key_start:key_stop], spec)
-            weights.sub_(row_lse).exp_()
-            after = key_pos.unsqueeze(0) < query_pos.unsqueeze(1)  # rows after the key only
-            if spec.sliding_window is not None:
-                after &= key_pos.unsqueeze(0) > query_pos.unsqueeze(1) - spec.sliding_window
-            if not bool(after.all()):
-                weights.masked_fill_(~after, 0.0)
-            total[:, key_start:key_stop] += weights.sum(1)
-            afterf = after.to(torch.float64)
-            uniform[key_start:key_stop] += share @ afterf
-            count[key_start:key_stop] += afterf.sum(0)
-    safe = count.clamp(min=1.0)
-    received = torch.where(count > 0, total / safe, torch.full_like(total, math.nan))
-    baseline = torch.where(count > 0, uniform / safe, torch.full_like(uniform, math.nan))
-    return received.float(), baseline.float()
+        tiles = (  # one tile at a time
+            (first, _scores(q, keys[kv_index, first : min(first + key_tile, last)], spec))
+            for first in range(first_key, last, key_tile)
+        )
+        accumulator.add_chunk(start, query_pos, lse[:, start : start + row_tile], tiles)
+    received, baseline, _ = accumulator.result()
+    return received, baseline
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

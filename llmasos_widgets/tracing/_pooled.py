@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +95,14 @@ def check_region(region: tuple[int, int] | None, n_tokens: int, name: str) -> tu
 # ---- scores of one tile ----------------------------------------------------------------------
 
 
-def _scores(q: torch.Tensor, k: torch.Tensor, spec: AttentionSpec) -> torch.Tensor:
-    """``[head, R, d] x [head, C, d] -> float32 [head, R, C]``, as attention_pattern computes."""
+def _scores(
+    q: torch.Tensor, k: torch.Tensor, spec: AttentionSpec, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[head, R, d] x [head, C, d] -> float32 [head, R, C]``, as attention_pattern computes
+    (into ``out``, contiguous ``[head, R, C]``, when given and there is no soft-capping)."""
     # scaling q (R x d values) instead of the scores (R x C) differs by float rounding only
+    if out is not None and spec.softcap is None:
+        return torch.matmul(q.float() * spec.scaling, k.float().transpose(1, 2), out=out)
     scores = torch.matmul(q.float() * spec.scaling, k.float().transpose(1, 2))
     if spec.softcap is not None:
         scores = torch.tanh(scores / spec.softcap) * spec.softcap
@@ -157,6 +162,31 @@ class TileStats:
 # ---- pass 1: row normalisers -----------------------------------------------------------------
 
 
+class TileBuffers:
+    """Scratch memory for :func:`row_statistics`' tiles, reused across tiles, row chunks and
+    calls (pass one to every layer's call): a fresh tile-sized tensor per step costs its
+    allocation and page faults, about as much as the arithmetic on it."""
+
+    def __init__(self) -> None:
+        self._flat: dict[str, torch.Tensor] = {}
+
+    def take(
+        self, name: str, shape: tuple[int, ...], device: torch.device, offset: int = 0
+    ) -> torch.Tensor:
+        """A contiguous float32 ``shape`` view at ``offset`` cells into buffer ``name`` (grown
+        when too small; views taken before stay valid)."""
+        cells = math.prod(shape)
+        flat = self._flat.get(name)
+        if flat is None or flat.numel() < offset + cells or flat.device != device:
+            flat = torch.empty(offset + cells, device=device)
+            self._flat[name] = flat
+        return flat[offset : offset + cells].view(shape)
+
+
+RowChunkReader = Callable[[int, torch.Tensor, torch.Tensor, list[tuple[int, torch.Tensor]]], None]
+"""``row_statistics``'s ``on_row_chunk``: ``(start, query_pos, lse, tiles) -> None``."""
+
+
 def row_statistics(
     queries: torch.Tensor,
     keys: torch.Tensor,
@@ -167,13 +197,23 @@ def row_statistics(
     mean_score: bool = False,
     tile_cells: int = TILE_CELLS,
     stats: TileStats | None = None,
+    on_row_chunk: RowChunkReader | None = None,
+    buffers: TileBuffers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-sum-exp of each query row's visible scores, ``float32 [len(heads), len(positions)]``
     (running max over key tiles, flash-attention style), and with ``mean_score`` the
     attention-weighted mean score of each row (entropy = lse - mean_score).
 
     ``queries`` ``[head, token, d]``, ``keys`` ``[kv_head, token, d]``, ``heads`` the query
-    heads wanted, ``positions`` int64 query positions (any order, repeats allowed)."""
+    heads wanted, ``positions`` int64 query positions (any order, repeats allowed).
+
+    ``on_row_chunk``: called once per row chunk, when its log-sum-exp is known, with
+    ``(start, query_pos, lse [head, rows], tiles)``: ``tiles`` the chunk's score tiles
+    ``(key_start, float32 [head, rows, keys])`` as computed (visible cells untouched,
+    invisible ones -inf), so a second reading of the weights ``exp(score - lse)`` (attention
+    sinks) costs no second matmul. The chunk's tiles are then held together (one row chunk
+    across every visible key) instead of one at a time. ``buffers``: scratch memory to reuse
+    (one per call when None)."""
     device = queries.device
     heads = heads.to(device)
     positions = positions.to(device)
@@ -184,19 +224,26 @@ def row_statistics(
     if n_pos == 0:
         return lse, means
     n_rows, n_cols = _tile_lengths(n_heads, int(positions.max()) + 1, tile_cells, n_pos)
+    buffers = TileBuffers() if buffers is None else buffers
     for start in range(0, n_pos, n_rows):
         query_pos = positions[start : start + n_rows]
         q = queries[heads.unsqueeze(1), query_pos.unsqueeze(0)]
         top = torch.full((n_heads, len(query_pos)), -math.inf, device=device)
         total = torch.zeros_like(top)
         weighted = torch.zeros_like(top)
+        tiles: list[tuple[int, torch.Tensor]] = []
+        kept = 0  # cells of the chunk's tiles held for on_row_chunk
         for key_start in range(
             _first_key(int(query_pos.min()), spec), int(query_pos.max()) + 1, n_cols
         ):
             key_pos = torch.arange(
                 key_start, min(key_start + n_cols, int(query_pos.max()) + 1), device=device
             )
-            scores = _scores(q, keys[kv_heads, key_start : int(key_pos[-1]) + 1], spec)
+            shape = (n_heads, len(query_pos), len(key_pos))
+            out = buffers.take("scores", shape, device, kept if on_row_chunk else 0)
+            scores = _scores(q, keys[kv_heads, key_start : int(key_pos[-1]) + 1], spec, out)
+            if on_row_chunk is not None:
+                kept += scores.numel()
             if stats is not None:
                 stats.saw(scores)
             masked = not _all_visible(query_pos, int(key_pos[0]), int(key_pos[-1]) + 1, spec)
@@ -204,6 +251,8 @@ def row_statistics(
             # allocation (and its page faults) per step
             if masked:
                 scores.masked_fill_(~_visible(query_pos, key_pos, spec), -math.inf)
+            if on_row_chunk is not None:
+                tiles.append((key_start, scores))
             if means is None:  # log-sum-exp only: one fused reduction per tile
                 top = torch.logaddexp(top, torch.logsumexp(scores, -1))
                 continue
@@ -211,20 +260,28 @@ def row_statistics(
             # rows with nothing visible yet keep -inf; shift by 0 there so exp gives 0, not NaN
             shift = torch.where(torch.isinf(new_top), torch.zeros_like(new_top), new_top)
             rescale = torch.exp(top - shift)
-            exps = torch.sub(scores, shift.unsqueeze(-1)).exp_()
+            exps = buffers.take("exps", scores.shape, device)
+            torch.sub(scores, shift.unsqueeze(-1), out=exps).exp_()
             total = total * rescale + exps.sum(-1)
             if means is not None:
-                finite = scores.nan_to_num_(neginf=0.0) if masked else scores
+                if not masked:
+                    finite = scores
+                elif on_row_chunk is None:
+                    finite = scores.nan_to_num_(neginf=0.0)
+                else:  # the kept tile must stay as computed
+                    finite = buffers.take("finite", scores.shape, device)
+                    torch.nan_to_num(scores, neginf=0.0, out=finite)
                 weighted = weighted * rescale + exps.mul_(finite).sum(-1)
             top = new_top
         if stats is not None:
             stats.normalised_rows += n_heads * len(query_pos)
         if means is None:
             lse[:, start : start + len(query_pos)] = top
-            continue
-        lse[:, start : start + len(query_pos)] = top + torch.log(total)
-        if means is not None:
+        else:
+            lse[:, start : start + len(query_pos)] = top + torch.log(total)
             means[:, start : start + len(query_pos)] = weighted / total
+        if on_row_chunk is not None:
+            on_row_chunk(start, query_pos, lse[:, start : start + len(query_pos)], tiles)
     return lse, means
 
 
@@ -247,9 +304,7 @@ def _tiles(start: int, stop: int, block: int, most: int) -> Iterator[tuple[int, 
             yield piece, piece_stop, (block_start - start) // block, piece_stop - piece
 
 
-def _mask_invisible(
-    scores: torch.Tensor, r0: int, key_start: int, spec: AttentionSpec
-) -> None:
+def _mask_invisible(scores: torch.Tensor, r0: int, key_start: int, spec: AttentionSpec) -> None:
     """In place: -inf on the cells of ``scores [R, K]`` (queries ``r0:r0+R``, keys
     ``key_start:key_start+K``) that are invisible (after the query, or outside the window).
     Only the columns that may hold such a cell are touched (the diagonal square, the window's
