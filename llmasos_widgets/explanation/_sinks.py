@@ -120,13 +120,16 @@ class ReceivedAttention:
                     self.keys[self.kv_index, key_start:key_stop],
                     spec,
                 )
-            weights = scores.sub_(row_lse).exp_()  # the tile is ours
             after = key_pos.unsqueeze(0) < query_pos.unsqueeze(1)  # rows after the key only
             if spec.sliding_window is not None:
                 after &= key_pos.unsqueeze(0) > query_pos.unsqueeze(1) - spec.sliding_window
-            if not bool(after.all()):
-                weights.masked_fill_(~after, 0.0)
-            self.total[:, key_start:key_stop] += weights.sum(1)
+            before = None if bool(after.all()) else ~after
+            # head by head (a head's cells stay in cache; the same values as the whole tile)
+            for head in range(scores.shape[0]):
+                weights = scores[head].sub_(row_lse[head]).exp_()  # the tile is ours
+                if before is not None:
+                    weights.masked_fill_(before, 0.0)
+                self.total[head, key_start:key_stop] += weights.sum(0)
             if share is not None:
                 afterf = after.to(torch.float64)
                 self.uniform[key_start:key_stop] += share @ afterf

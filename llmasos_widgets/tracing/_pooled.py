@@ -260,18 +260,20 @@ def row_statistics(
             # rows with nothing visible yet keep -inf; shift by 0 there so exp gives 0, not NaN
             shift = torch.where(torch.isinf(new_top), torch.zeros_like(new_top), new_top)
             rescale = torch.exp(top - shift)
-            exps = buffers.take("exps", scores.shape, device)
-            torch.sub(scores, shift.unsqueeze(-1), out=exps).exp_()
-            total = total * rescale + exps.sum(-1)
-            if means is not None:
-                if not masked:
-                    finite = scores
-                elif on_row_chunk is None:
-                    finite = scores.nan_to_num_(neginf=0.0)
-                else:  # the kept tile must stay as computed
-                    finite = buffers.take("finite", scores.shape, device)
-                    torch.nan_to_num(scores, neginf=0.0, out=finite)
-                weighted = weighted * rescale + exps.mul_(finite).sum(-1)
+            # head by head: a head's cells stay in cache across the steps (same values as
+            # the whole tile at once: elementwise steps and per-row sums)
+            exps_sum, weighted_sum = torch.empty_like(top), torch.empty_like(top)
+            exps = buffers.take("exps", scores.shape[1:], device)
+            finite = buffers.take("finite", scores.shape[1:], device) if masked else exps
+            for head in range(n_heads):
+                head_scores = scores[head]
+                torch.sub(head_scores, shift[head].unsqueeze(-1), out=exps).exp_()
+                exps_sum[head] = exps.sum(-1)
+                if masked:  # the kept tile stays as computed (-inf where invisible)
+                    torch.nan_to_num(head_scores, neginf=0.0, out=finite)
+                weighted_sum[head] = exps.mul_(finite if masked else head_scores).sum(-1)
+            total = total * rescale + exps_sum
+            weighted = weighted * rescale + weighted_sum
             top = new_top
         if stats is not None:
             stats.normalised_rows += n_heads * len(query_pos)
