@@ -34,8 +34,10 @@ DEFAULT_N_STEPS = 100
 # Activation memory one batch of interpolation points may hold for the backward pass.
 _BATCH_MEMORY_BUDGET = 2 << 30
 # Above this much saved activation memory, gradient passes recompute each decoder layer in
-# the backward instead of keeping its activations (same numbers, ~1/3 more time).
-_RECOMPUTE_ABOVE = 1 << 30
+# the backward instead of keeping its activations (same numbers, one more forward: ~1/3 more
+# time). The interpolation batches' budget: SmolLM2-135M keeps 1.5 GB at T = 1024, where
+# recomputing cost explain() 1x a plain forward of its 4x target (bench_real_model).
+_RECOMPUTE_ABOVE = _BATCH_MEMORY_BUDGET
 
 
 def attribute(
