@@ -8,7 +8,9 @@ import numpy as np
 import torch
 
 from llmasos_widgets._gather import execution_device, stack_on
+from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets.attribution._progress import ProgressBar
 from llmasos_widgets.explanation import _summaries
 from llmasos_widgets.explanation._chat import chat_input
 from llmasos_widgets.explanation._disk import DiskStore, check_keep
@@ -57,6 +59,7 @@ def explain(
     keep: str | None = None,
     offload: bool | None = None,
     sink_threshold: float = SINK_THRESHOLD,
+    progress: bool = True,
 ) -> Explanation:
     """Explain what ``model`` does on ``text``.
 
@@ -87,6 +90,11 @@ def explain(
     The same pass measures the attention each key receives (``Explanation.attention_sinks``;
     a head sinks into a key above the uniform share plus ``sink_threshold``, see
     ``explanation/_sinks.py``).
+
+    A call that runs longer than 2 s shows a progress bar (``tqdm.auto``: a widget in a
+    notebook) counting its work, labelled with it: each layer of the forward and of the head
+    summaries, the induction pass and the saliency (which may show its own bar as well);
+    ``progress=False`` shows none.
     """
     from llmasos_widgets.models import as_explainable
 
@@ -106,11 +114,22 @@ def explain(
     devices = _layer_devices(hf_model)
     keep = _resolve_keep(keep, offload, devices)
     offload = keep != "gpu" and any(device.type != "cpu" for device in devices)
+    layers = decoder_layers(hf_model)
+    method = resolve_saliency_method(saliency_method, int(ids.shape[1])) if saliency else None
+    steps = _Steps(
+        progress,
+        total=2 * len(layers) + 1 + (method is not None),
+        label=f"explain: {ids.shape[1]} tokens × {len(layers)} layers (forward, head summaries, "
+        f"induction pass{f', {method} saliency' if method else ''})",
+    )
     with (
         torch.no_grad(),
         trace(hf_model, residual=False, offload=offload) as captured,
         reading_logit_lens(hf_model, top_k=top_k, keep=_residual_keeper(offload)) as lens,
+        borrowed_hooks() as hooks,
     ):
+        for layer in layers:
+            hooks.forward(layer, lambda *_: steps.done())
         # only the lens hooks read the head; no cache: nothing here decodes further
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
     n_layers = len(captured.queries)
@@ -121,7 +140,9 @@ def explain(
     # the lens of the sites before the output is read when a view asks (explanation/_lens.py)
     logit_lens = lens.rows(lambda row: tuple(explainable.tokens(torch.from_numpy(row))))
 
-    at_length = row_summaries(queries, keys, specs, devices, seed=seed)
+    at_length = row_summaries(
+        queries, keys, specs, devices, seed=seed, on_layer=lambda _: steps.done()
+    )
     summaries = dict(at_length.summaries)
     disk = DiskStore() if keep == "disk" else None
     if disk is not None:
@@ -130,18 +151,22 @@ def explain(
         logit_lens.keep_residual(disk.keep)
     period = _induction_period(explainable)
     summaries["induction"] = _induction_scores(explainable, period=period, seed=seed)
+    steps.done()
 
     saliency_result = None
-    if saliency:
+    if method is not None:  # saliency=True
         from llmasos_widgets.attribution import attribute
 
         saliency_result = attribute(
             explainable,
             text,
             target=target,
-            method=resolve_saliency_method(saliency_method, int(ids.shape[1])),
+            method=method,
             truncate=truncate,
+            progress=progress,
         )
+        steps.done()
+    steps.close()
     token_ids = ids[0].cpu().numpy().astype(np.int64)
     explanation = Explanation(
         model_name=explainable.name,
@@ -184,6 +209,24 @@ def _residual_keeper(offload: bool) -> Any:
     if offload:
         return lambda hidden: hidden.to("cpu", copy=True)
     return lambda hidden: hidden.clone()
+
+
+class _Steps:
+    """explain's progress: its steps counted on an ``attribution`` progress bar, which
+    appears only once the call has run for 2 s."""
+
+    def __init__(self, progress: bool, *, total: int, label: str) -> None:
+        self.total, self.count = total, 0
+        self.bar = ProgressBar(total, label) if progress else None
+
+    def done(self) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar(self.count / self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _layer_devices(hf_model: Any) -> tuple[torch.device, ...]:

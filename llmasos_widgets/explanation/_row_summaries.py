@@ -10,6 +10,7 @@ with a seed, and a note says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,10 +78,12 @@ def row_summaries(
     seed: int = 0,
     sample_rows: int | None = None,
     tile_cells: int = TILE_CELLS,
+    on_layer: Callable[[int], None] | None = None,
 ) -> RowSummaries:
     """Entropy, previous-token and first-token scores of every head, each layer computed on
     ``devices[layer]`` (where the model ran it) when given. ``sample_rows``: None = exact
-    unless on the CPU above :data:`EXACT_ROWS_CPU` tokens; 0 = exact; n = n sampled rows."""
+    unless on the CPU above :data:`EXACT_ROWS_CPU` tokens; 0 = exact; n = n sampled rows.
+    ``on_layer(layer)`` is called as each layer is done (explain's progress)."""
     n_layers, (n_heads, n_tokens, _) = len(queries), queries[0].shape
     out = {name: np.zeros((n_layers, n_heads), np.float32) for name in ROW_SUMMARIES}
     normalisers = RowNormalisers()
@@ -156,6 +159,8 @@ def row_summaries(
             normalisers.store(
                 layer, (n_heads, n_tokens), heads, first_row, lse_0.to(queries[layer].device)
             )
+        if on_layer is not None:
+            on_layer(layer)
     notes = dict.fromkeys(ROW_SUMMARIES, note) if note else {}
     sinks = AttentionSinks(received=received, uniform=uniform, note=note or "")
     return RowSummaries(out, notes, normalisers, sinks)
