@@ -62,7 +62,7 @@ def test_the_lazy_lens_equals_the_eager_one_exactly(
     assert explanation.logit_lens.pending_sites == tuple(range(n_sites - 1))
     # one site out of order, then all
     middle = n_sites // 2
-    ids, probs, _tokens = explanation.lens_site(middle)
+    ids, probs, _ = explanation.lens_site(middle)
     np.testing.assert_array_equal(ids, eager_ids[middle])
     np.testing.assert_array_equal(probs, eager_probs[middle])
     assert middle not in explanation.logit_lens.pending_sites  # its residual stream is dropped

@@ -142,9 +142,10 @@ def test_bad_input_fails_before_any_work(bundled, monkeypatch, arguments, messag
 def test_batched_matrix_equals_separate_attribute_calls(bundled, method) -> None:
     ids = bundled.encode(COPY)[0]
     prompt_length = 5
-    options = (
+    options: dict = (
         dict(n_steps=8, integration="gausslegendre") if method == "integrated_gradients" else {}
     )
+    options["layers"] = "all"  # every site (IG and occlusion default to the embeddings)
     # 8 steps do not converge (ConvergenceWarning): equality, not convergence, is tested here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
