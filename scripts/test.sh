@@ -33,7 +33,7 @@ echo "== python: ruff, mypy"
 .venv/bin/mypy
 
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=25 "$@"
 
 # the oldest admitted transformers, on the whole-suite run (not when pytest arguments narrow it)
 if [[ $# -eq 0 ]]; then
