@@ -33,6 +33,8 @@ def compare(
     (see :func:`~llmasos_widgets.attribution.attribute`); by default model A's own top
     prediction after the last token, so both explain the same token. Other keywords go to
     :func:`~llmasos_widgets.explanation.explain` (``saliency_method``, ``saliency``, ``seed``...).
+    The saliency method defaults to ``"gradient"``, which gives every site (the comparison's
+    panel is by layer), not explain's ``"auto"``.
     """
     from llmasos_widgets.explanation import explain
     from llmasos_widgets.models import as_explainable
@@ -43,6 +45,7 @@ def compare(
     ids = check_comparable(a, b, text, truncate=truncate)
     if target is None:
         target = _predicted_id(a, ids)
+    explain_kwargs.setdefault("saliency_method", "gradient")
     exp_a = explain(a, text, target=target, **explain_kwargs)
     exp_b = explain(b, text, target=target, **explain_kwargs)
     if exp_a.saliency is not None:
