@@ -139,6 +139,7 @@ class ExplainMagics(Magics):
             raise UsageError(f"%explain: --store needs a variable name, got {args.store!r}")
         model = self._model(name, args)
 
+        from llmasos_widgets.explanation._explain import resolve_saliency_method
         from llmasos_widgets.widgets import AttentionWidget, SaliencyWidget, link_selection
 
         explanation = model.explain(text, saliency=False, truncate=args.truncate)
@@ -152,7 +153,7 @@ class ExplainMagics(Magics):
             model,
             text,
             target=explain_target(args.target, args.foil),
-            method=args.method,
+            method=resolve_saliency_method(args.method, explanation.n_tokens),  # "auto" too
         )
         link_selection(attention, saliency)
         display(attention)

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from llmasos_widgets import load_model
 
     model = load_model(args.model)
-    explanation = model.explain(args.text, target=tuple(args.target))
+    # gradient saliency: the bundled model's known answer (the subject, not the attractor, drives
+    # are-vs-is; its model card); explain's "auto" default would pick occlusion for this text
+    explanation = model.explain(args.text, target=tuple(args.target), saliency_method="gradient")
     path = explanation.to_html(args.report)
     print(explanation)  # text, next tokens, most salient tokens, notable heads
     print(f"report written to {path.resolve()}")

@@ -72,7 +72,7 @@ def test_report_shows_the_score_next_to_the_saliency_table(bundled, tmp_path) ->
     from llmasos_widgets.attribution import with_faithfulness
     from llmasos_widgets.explanation import Explanation
 
-    explained = bundled.explain(TEXT)
+    explained = bundled.explain(TEXT, saliency_method="gradient")
     plain = explained.to_html(tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "report-faithfulness" not in plain
     result = faithfulness(bundled, explained.saliency, n_random=4)
