@@ -105,6 +105,7 @@ def test_agreement_with_captum_on_the_bundled_model(bundled) -> None:
             integration="gausslegendre",
             baseline="zero",
             n_steps=50,
+            layers="all",  # every site, as Captum is run below (IG defaults to emb)
         )
     expected = [IntegratedGradients(forward).attribute(embeds, baselines=baseline)]
     for layer in hf_model.model.layers:
