@@ -395,11 +395,21 @@ class AttentionWidget(SelectionWidget):
         self.send(reply, [values.astype("<f4").tobytes()])
 
 
+MEASURE_SINKS_MAX_TOKENS = 4096
+"""An explanation without stored sinks (a file saved before sinks were detected) has them
+measured when a widget opens it up to this length; longer ones would cost minutes on the CPU
+(every head's received weight, 32 x 32 heads at 32k tokens: 4 min) and show none."""
+
+
 def sinks_summary(explanation: Any) -> dict[str, Any]:
     """``AttentionSinks.summary()`` of an Explanation (measured from q/k when it has none
-    stored, e.g. a file saved before sinks were detected); {} for an object without q/k."""
+    stored and is at most :data:`MEASURE_SINKS_MAX_TOKENS` long); {} for an object without
+    q/k or a long one without stored sinks."""
     find = getattr(explanation, "find_attention_sinks", None)
     if find is None:
+        return {}
+    stored = getattr(explanation, "attention_sinks", None)
+    if stored is None and len(explanation.tokens) > MEASURE_SINKS_MAX_TOKENS:
         return {}
     summary: dict[str, Any] = find().summary()
     return summary
