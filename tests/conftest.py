@@ -52,6 +52,19 @@ def bundled():
     return load_model("tiny-llama", device="cpu")
 
 
+@pytest.fixture
+def bars(monkeypatch):
+    """The progress bars created during the test: ``tqdm.auto.tqdm`` replaced by
+    tests/_progress_bars.RecordingBar."""
+    import tqdm.auto
+
+    from tests._progress_bars import RecordingBar
+
+    RecordingBar.made = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    return RecordingBar.made
+
+
 @pytest.fixture(scope="session")
 def real_model():
     """SmolLM2-135M-Instruct (tests/_real_model.py), dequantized once and cached, float32."""

@@ -4,38 +4,9 @@ run for ``PROGRESS_DELAY_S`` (so a quick call shows nothing); ``progress=False``
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import pytest
-
 from llmasos_widgets.attribution import _progress
 
 TEXT = "the keys near the cabinet are"
-
-
-class RecordingBar:
-    """Stands in for ``tqdm.auto.tqdm``: records what each bar was created with and shown."""
-
-    made: ClassVar[list[RecordingBar]] = []
-
-    def __init__(self, *, total: int, desc: str, **_: Any) -> None:
-        self.total, self.desc, self.n, self.closed = total, desc, 0, False
-        RecordingBar.made.append(self)
-
-    def update(self, n: int) -> None:
-        self.n += n
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@pytest.fixture
-def bars(monkeypatch) -> list[RecordingBar]:
-    import tqdm.auto
-
-    RecordingBar.made = []
-    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
-    return RecordingBar.made
 
 
 def test_a_long_explain_counts_every_step_to_its_end(bundled, bars, monkeypatch) -> None:

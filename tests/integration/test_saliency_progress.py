@@ -5,40 +5,13 @@ call starts (sites × steps × passes, also its label), shown only for calls lon
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from llmasos_widgets.attribution import _progress, attribute, get_method
 
 TEXT = "the keys near the cabinet"
-
-
-class RecordingBar:
-    """Stands in for ``tqdm.auto.tqdm``: records what a bar was created with and shown."""
-
-    made: ClassVar[list[RecordingBar]] = []
-
-    def __init__(self, *, total: int, desc: str, **_: Any) -> None:
-        self.total, self.desc, self.n, self.updates, self.closed = total, desc, 0, [], False
-        RecordingBar.made.append(self)
-
-    def update(self, n: int) -> None:
-        self.n += n
-        self.updates.append(self.n)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@pytest.fixture
-def bars(monkeypatch) -> list[RecordingBar]:
-    import tqdm.auto
-
-    RecordingBar.made = []
-    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
-    return RecordingBar.made
-
 
 IGNORE_CONVERGENCE = "ignore::llmasos_widgets.attribution.ConvergenceWarning"  # 8 steps
 
