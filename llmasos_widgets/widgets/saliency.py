@@ -353,11 +353,12 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
 
 
 def _sinks_summary(explainable: Any, ids: torch.Tensor, source: Any) -> dict[str, Any]:
-    """The sinks of a generated Explanation shown, else measured on ``ids`` (one forward)."""
-    find = getattr(source, "find_attention_sinks", None)
-    if find is not None:
-        summary: dict[str, Any] = find().summary()
-        return summary
+    """The sinks of a generated Explanation shown (as the AttentionWidget reads them), else
+    measured on ``ids`` (one forward)."""
+    if hasattr(source, "find_attention_sinks"):
+        from llmasos_widgets.widgets.attention import sinks_summary
+
+        return sinks_summary(source)
     from llmasos_widgets.explanation._sinks import measure_sinks
 
     return measure_sinks(explainable, ids).summary()
