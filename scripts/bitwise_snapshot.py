@@ -29,6 +29,7 @@ import torch
 
 TEXT = "the keys near the cabinet are on the table ."
 SHORT = "the keys near the cabinet"
+VERB = ("are", "is")
 
 
 def _feed(h: Any, obj: Any, depth: int = 0) -> None:
@@ -124,30 +125,57 @@ def outputs() -> dict[str, Callable[[], Any]]:
                 "reduce": reduce, "combine": combine,
             }))  # fmt: skip
         if long:
-            replies.append([widget.flow_values(f, o, d) for f, o, d in [([n - 1], [], "from"), ([2, n // 2], [n - 3], "to")]])  # noqa: E501
+            asked = [([n - 1], [], "from"), ([2, n // 2], [n - 3], "to")]
+            replies.append([widget.flow_values(*request) for request in asked])
         return replies
 
+    def every_head(read: Callable[[int, int], Any], explanation: Any = None) -> list[Any]:
+        explanation = explanation or exp()
+        layers, heads = range(explanation.n_layers), range(explanation.n_heads)
+        return [read(layer, head) for layer in layers for head in heads]
+
     def report() -> str:
-        path = exp().to_html(tmp / "report.html")
-        return Path(path).read_text(encoding="utf-8")
+        return Path(exp().to_html(tmp / "report.html")).read_text(encoding="utf-8")
 
     def saved() -> Any:
-        path = exp().save(tmp / "run.llmx")
-        loaded = lw.Explanation.load(path)
-        return [loaded.attention(l, h) for l in range(loaded.n_layers) for h in range(loaded.n_heads)], loaded.saliency
+        loaded = lw.Explanation.load(exp().save(tmp / "run.llmx"))
+        return every_head(loaded.attention, loaded), loaded.saliency
 
-    n_layers = model.hf_model.config.num_hidden_layers
-    probe_rows = [(f"the {noun} near the {other} {verb}", verb)
-                  for noun, other in [("key", "cabinets"), ("keys", "cabinet"), ("dog", "cats"),
-                                      ("dogs", "cat"), ("book", "tables"), ("books", "table"),
-                                      ("cup", "boxes"), ("cups", "box")]
-                  for verb in ["is", "are"]]  # fmt: skip
+    def patching() -> Any:
+        clean, corrupted = "the keys near the cabinet", "the key near the cabinets"
+        return lw.activation_patching(model, clean, corrupted, target=VERB)
+
+    def probe() -> Any:
+        rows = [
+            (f"the {noun} near the {other} {verb}", verb)
+            for noun, other in [("key", "cabinets"), ("keys", "cabinet"), ("dog", "cats"),
+                                ("dogs", "cat"), ("book", "tables"), ("books", "table"),
+                                ("cup", "boxes"), ("cups", "box")]
+            for verb in ["is", "are"]
+        ]  # fmt: skip
+        return lw.probe(model, rows, progress=False, max_iter=50)
+
+    def probe_html() -> str:
+        return _without_ids(Path(probe().to_html(tmp / "probe.html")).read_text(encoding="utf-8"))
+
+    def flows() -> list[Any]:
+        asked = [([3], [], "from"), ([5], [2], "to"), ([1, 4], [], "to")]
+        return [attention_widget().flow_values(*request) for request in asked]
+
+    def chat() -> Any:
+        model.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+        return model.explain(messages=[{"role": "user", "content": SHORT}])
 
     items: dict[str, Callable[[], Any]] = {
         "explain": exp,
-        "explain.attention": lambda: [exp().attention(l, h) for l in range(exp().n_layers) for h in range(exp().n_heads)],  # noqa: E501
-        "explain.layer_attention": lambda: [exp().layer_attention(l) for l in range(exp().n_layers)],
-        "explain.pooled": lambda: [exp().pooled_attention(1, 2, shape=(3, 4)), exp().pooled_attention(0, 1, rows=(2, 9), cols=(0, 7), shape=(2, 2))],  # noqa: E501
+        "explain.attention": lambda: every_head(exp().attention),
+        "explain.layer_attention": lambda: [
+            exp().layer_attention(i) for i in range(exp().n_layers)
+        ],
+        "explain.pooled": lambda: [
+            exp().pooled_attention(1, 2, shape=(3, 4)),
+            exp().pooled_attention(0, 1, rows=(2, 9), cols=(0, 7), shape=(2, 2)),
+        ],
         "explain.pooled_layer": lambda: exp().pooled_layer_attention(1, shape=(5, 5)),
         "explain.top_heads": lambda: [exp().top_heads(s) for s in sorted(exp().head_summaries)],
         "explain.sinks": lambda: exp().find_attention_sinks(),
@@ -156,35 +184,42 @@ def outputs() -> dict[str, Callable[[], Any]]:
         "explain.saved": saved,
         "explain.repr": lambda: repr(exp()),
         "attention_widget.state": lambda: _widget_state(attention_widget()),
-        "attention_widget.pattern": lambda: [attention_widget().pattern_message(l, h) for l in range(exp().n_layers) for h in range(exp().n_heads)],  # noqa: E501
+        "attention_widget.pattern": lambda: every_head(attention_widget().pattern_message),
         "attention_widget.views": views,
         "attention_widget.views_long": lambda: views(long=True),
-        "attention_widget.flow": lambda: [attention_widget().flow_values(f, o, d) for f, o, d in [([3], [], "from"), ([5], [2], "to"), ([1, 4], [], "to")]],  # noqa: E501
+        "attention_widget.flow": flows,
         "qk_breakdown": lambda: lw.qk_breakdown(exp(), 1, 2, 8, 3),
-        "saliency_widget.state": lambda: _widget_state(lw.SaliencyWidget(model, SHORT, target=("are", "is"))),  # noqa: E501
+        "saliency_widget.state": lambda: _widget_state(
+            lw.SaliencyWidget(model, SHORT, target=VERB)
+        ),
         "logit_lens_widget.state": lambda: _widget_state(lw.LogitLensWidget(exp())),
         "generate": lambda: lw.generate(model, SHORT, max_new_tokens=4),
-        "chat": lambda: model.explain(messages=[{"role": "user", "content": SHORT}]) if model.tokenizer.chat_template else None,  # noqa: E501
-        "ablate": lambda: lw.ablate_heads(model, TEXT, [(0, 1), (1, 2)], target=("are", "is"), position=5),  # noqa: E501
-        "ablate.mean": lambda: lw.ablate_heads(model, [TEXT, SHORT], [(1, 0)], mode="mean", reference=[SHORT, TEXT]),  # noqa: E501
-        "patching": lambda: lw.activation_patching(model, "the keys near the cabinet", "the key near the cabinets", target=("are", "is")),  # noqa: E501
-        "patching_widget.state": lambda: _widget_state(lw.PatchingWidget(lw.activation_patching(model, "the keys near the cabinet", "the key near the cabinets", target=("are", "is")))),  # noqa: E501
-        "activations": lambda: lw.activations(model, [TEXT, SHORT], positions="last", progress=False),
-        "probe": lambda: lw.probe(model, probe_rows, progress=False, max_iter=50),
-        "probe.html": lambda: _without_ids(Path(lw.probe(model, probe_rows, progress=False, max_iter=50).to_html(tmp / "probe.html")).read_text(encoding="utf-8")),  # noqa: E501
-        "probe_widget.state": lambda: _widget_state(lw.ProbeWidget(lw.probe(model, probe_rows, progress=False, max_iter=50))),  # noqa: E501
-        "compare": lambda: lw.compare(model, model, SHORT, target=("are", "is")),
-        "compare_faithfulness": lambda: lw.compare_faithfulness(model, SHORT, target=("are", "is")),
+        "chat": chat,
+        "ablate": lambda: lw.ablate_heads(model, TEXT, [(0, 1), (1, 2)], target=VERB, position=5),
+        "ablate.mean": lambda: lw.ablate_heads(
+            model, [TEXT, SHORT], [(1, 0)], mode="mean", reference=[SHORT, TEXT]
+        ),
+        "patching": patching,
+        "patching_widget.state": lambda: _widget_state(lw.PatchingWidget(patching())),
+        "activations": lambda: lw.activations(model, [TEXT, SHORT], progress=False),
+        "probe": probe,
+        "probe.html": probe_html,
+        "probe_widget.state": lambda: _widget_state(lw.ProbeWidget(probe())),
+        "compare": lambda: lw.compare(model, model, SHORT, target=VERB),
+        "compare_faithfulness": lambda: lw.compare_faithfulness(model, SHORT, target=VERB),
     }
     for method in ("gradient", "input_x_gradient", "integrated_gradients", "occlusion"):
-        items[f"attribute.{method}"] = (
-            lambda m=method: lw.attribute(model, SHORT, target=("are", "is"), method=m, layers="all", progress=False)  # noqa: E501
+
+        def attribute(method: str = method, **options: Any) -> Any:
+            return lw.attribute(model, SHORT, target=VERB, method=method, progress=False, **options)
+
+        items[f"attribute.{method}"] = lambda a=attribute: a(layers="all")
+        items[f"explain.{method}"] = lambda m=method: model.explain(
+            SHORT, saliency_method=m, target="are"
         )
-        items[f"explain.{method}"] = lambda m=method: model.explain(SHORT, saliency_method=m, target="are")  # noqa: E501
-        items[f"faithfulness.{method}"] = (
-            lambda m=method: lw.faithfulness(model, lw.attribute(model, SHORT, target=("are", "is"), method=m, progress=False), n_random=4)  # noqa: E501
+        items[f"faithfulness.{method}"] = lambda a=attribute: lw.faithfulness(
+            model, a(), n_random=4
         )
-    items["layers"] = lambda: n_layers
     return items
 
 
