@@ -5,16 +5,15 @@ patterns it holds, checked against this one by ``js/test/pattern.test.ts``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
+from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.tracing import TILE_CELLS, cell_weights, paired_weights
 
 
 def flow_values(
-    explanation: Any,
+    explanation: Explanation,
     focus: list[int] | tuple[int, ...],
     others: list[int] | tuple[int, ...],
     direction: str,

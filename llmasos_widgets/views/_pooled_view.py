@@ -3,17 +3,16 @@ costs the region's visible scores only)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.tracing import TILE_CELLS, TileStats
 from llmasos_widgets.views._pooled_pattern import REDUCTIONS, PooledPattern, check_region
 from llmasos_widgets.views._pooling import pooled_patterns_from_qk
 
 
 def pooled_view(
-    explanation: Any,
+    explanation: Explanation,
     layer: int,
     heads: list[int],
     *,
