@@ -6,8 +6,8 @@ For (layers, heads, tokens) in CONFIGS, with a synthetic Explanation-like object
   * per selected head: the ``pattern`` message (JSON + buffers) for synthetic patterns that
     look like attention (sink on the first token, previous-token and a few sharp keys), and
     for a worst case of diffuse random attention;
-  * encode time per head (quantize + pack + deflate), and the kernel's hover-flow time
-    where it is under flow_budget (includes generating the synthetic patterns).
+  * encode time per head (quantize + pack + deflate). (The kernel's hover flow is computed
+    from q/k, which these stand-ins lack: bench_long_context_browser.py times hovers.)
 Prints a table and writes bench/out/bench_widget.json; ``--results`` also writes
 bench/results/bench_widget.json (the figures bench/tables.py publishes). Target: first
 render < 1 MB at (32, 32, 2048).
@@ -100,11 +100,6 @@ def run(configs: list[tuple[int, int, int]], heads_per_config: int) -> list[dict
         heads = list(range(heads_per_config))
         typical_bytes, typical_s = pattern_bytes(typical, heads)
         diffuse_bytes, _ = pattern_bytes(diffuse, heads[:1])
-        flow_s = None
-        if n_layers * n_heads * n_tokens**2 <= typical.flow_budget:
-            start = time.perf_counter()
-            typical.flow_values([n_tokens // 2], [], "from")
-            flow_s = time.perf_counter() - start
         first = first_render_bytes(typical)
         rows.append(
             {
@@ -118,7 +113,6 @@ def run(configs: list[tuple[int, int, int]], heads_per_config: int) -> list[dict
                 "pattern_bytes_typical": round(typical_bytes),
                 "pattern_bytes_diffuse": round(diffuse_bytes),
                 "pattern_encode_seconds": round(typical_s, 4),
-                "kernel_flow_seconds": None if flow_s is None else round(flow_s, 3),
                 "first_render_under_target": first["total"] < FIRST_RENDER_TARGET,
             }
         )
@@ -128,16 +122,15 @@ def run(configs: list[tuple[int, int, int]], heads_per_config: int) -> list[dict
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"{'L,H,T':>14} {'first render':>13} {'(data)':>10} {'head: typical':>14} "
-        f"{'diffuse':>10} {'dense f32':>11} {'encode s':>9} {'flow s':>7}"
+        f"{'diffuse':>10} {'dense f32':>11} {'encode s':>9}"
     )
     print(header)
     for r in rows:
-        flow = "-" if r["kernel_flow_seconds"] is None else f"{r['kernel_flow_seconds']:.3f}"
         print(
             f"{r['layers']:>4},{r['heads']:>3},{r['tokens']:>5} {r['first_render_bytes']:>13,} "
             f"{r['first_render_data_bytes']:>10,} {r['pattern_bytes_typical']:>14,} "
             f"{r['pattern_bytes_diffuse']:>10,} {r['pattern_dense_float32_bytes']:>11,} "
-            f"{r['pattern_encode_seconds']:>9.3f} {flow:>7}"
+            f"{r['pattern_encode_seconds']:>9.3f}"
         )
 
 

@@ -3,7 +3,9 @@
 Results (``Explanation``) are plain data and import no view code: ``widgets`` registers how a
 notebook displays them (kind ``"mimebundle"``) and ``export`` how they become a standalone
 page (kind ``"html"``). :func:`render` imports the built-in provider of a kind on first use,
-so ``Explanation.to_html`` works without the user importing ``export`` first.
+so ``Explanation.to_html`` works without the user importing ``export`` first. Computed views
+bind the same way: ``views`` registers kind ``"pooled_attention"``
+(``Explanation.pooled_attention``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 _BUILTIN_PROVIDERS: dict[str, str] = {
     "mimebundle": "llmasos_widgets.widgets",
     "html": "llmasos_widgets.export",
+    "pooled_attention": "llmasos_widgets.views",
 }
 
 # (kind, type) -> view function; filled at import time of the providers, never per call

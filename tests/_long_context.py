@@ -12,7 +12,7 @@ import torch
 
 from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.explanation._lens import LensRows
-from llmasos_widgets.tracing._patterns import AttentionSpec
+from llmasos_widgets.tracing import AttentionSpec
 
 PLANTED_SCORE = 8.0
 """Length of the planted query and key along dimension 0 (score = 8 * 8 / sqrt(d))."""

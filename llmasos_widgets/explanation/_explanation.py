@@ -22,8 +22,9 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_label,
 )
-from llmasos_widgets.tracing import AttentionSpec, attention_pattern
-from llmasos_widgets.tracing._pooled import PooledPattern, RowNormalisers, pooled_view
+from llmasos_widgets._views import render
+from llmasos_widgets.explanation._row_normalisers import RowNormalisers
+from llmasos_widgets.tracing import AttentionSpec, attention_pattern, kv_head
 
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation._generation import Generation
     from llmasos_widgets.explanation._lens import LensRows
     from llmasos_widgets.explanation._sinks import AttentionSinks
+    from llmasos_widgets.views import PooledPattern
 
 FORMAT = "llmasos-explanation"
 FORMAT_VERSION = "1"
@@ -212,9 +214,10 @@ class Explanation:
         """One head's attention over queries ``rows`` x keys ``cols`` (default: all tokens)
         pooled into at most ``shape`` blocks by ``reduce`` ("max": the largest weight and its
         cell; "sum": the block's total weight). Computed block by block from q/k, never as
-        ``[T, T]``; blocks of one cell (``exact``) hold the exact weights."""
+        ``[T, T]``; blocks of one cell (``exact``) hold the exact weights
+        (``llmasos_widgets.views.pooled_view``)."""
         self._check_head(layer, head)
-        return pooled_view(self, layer, [head], rows=rows, cols=cols, shape=shape, reduce=reduce)[0]
+        return self._pooled(layer, [head], rows=rows, cols=cols, shape=shape, reduce=reduce)[0]
 
     def pooled_layer_attention(
         self,
@@ -228,7 +231,12 @@ class Explanation:
         """:meth:`pooled_attention` of every head of ``layer``, computed together."""
         self._check_head(layer, 0)
         heads = list(range(self.n_heads))
-        return pooled_view(self, layer, heads, rows=rows, cols=cols, shape=shape, reduce=reduce)
+        return self._pooled(layer, heads, rows=rows, cols=cols, shape=shape, reduce=reduce)
+
+    def _pooled(self, layer: int, heads: list[int], **region: Any) -> list[PooledPattern]:
+        # views lie above this package: it registers the computation (llmasos_widgets._views)
+        patterns: list[PooledPattern] = render("pooled_attention", self, layer, heads, **region)
+        return patterns
 
     def _check_head(self, layer: int, head: int) -> None:
         if not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
@@ -374,7 +382,7 @@ def heads_pattern(
     """Patterns of the query heads ``heads`` only, float32 ``[len(heads), query, key]``: each
     query head is paired with its grouped-query kv head, so no other head is computed."""
     single = dataclasses.replace(spec, n_kv_groups=1)
-    return attention_pattern(queries[heads], keys[heads // spec.n_kv_groups], single)
+    return attention_pattern(queries[heads], keys[kv_head(heads, spec)], single)
 
 
 def _expect(ok: bool, name: str, shape: tuple[Any, ...], array: np.ndarray) -> None:

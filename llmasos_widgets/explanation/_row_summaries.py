@@ -1,7 +1,7 @@
 """Head summaries at any length, row by row from q/k: no ``[T, T]`` pattern is built.
 
 Each query row's log-sum-exp and attention-weighted mean score come from one tiled pass
-(``tracing._pooled.row_statistics``); then, per row, entropy = lse - mean score and the
+(``tracing.row_statistics``); then, per row, entropy = lse - mean score and the
 weights on the previous and the first token are single cells ``exp(score - lse)``. The
 averages are over query rows 1..T-1 (the definitions in ``_summaries``). On the CPU above
 :data:`EXACT_ROWS_CPU` rows the averages are estimated from :data:`SAMPLE_ROWS` rows drawn
@@ -16,20 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from llmasos_widgets.explanation._row_normalisers import RowNormalisers
 from llmasos_widgets.explanation._sinks import (
     AttentionSinks,
     ReceivedAttention,
     received_attention,
     sink_tiles,
 )
-from llmasos_widgets.tracing import AttentionSpec
-from llmasos_widgets.tracing._pooled import (
+from llmasos_widgets.tracing import (
     TILE_CELLS,
-    RowNormalisers,
+    AttentionSpec,
     TileBuffers,
-    _tile_lengths,
     paired_weights,
     row_statistics,
+    tile_lengths,
 )
 
 ROW_SUMMARIES = ("entropy", "previous_token", "first_token")
@@ -110,7 +110,7 @@ def row_summaries(
         # they recompute the scores against the known lse (same values either way)
         uniform_key = (spec.sliding_window, str(device))
         sink_rows, key_tile = sink_tiles(n_heads, n_tokens, len(rows), tile_cells)
-        fused = (sink_rows, key_tile) == _tile_lengths(
+        fused = (sink_rows, key_tile) == tile_lengths(
             n_heads, int(rows.max()) + 1, tile_cells, len(rows)
         ) and n_heads * min(sink_rows, len(rows)) * n_tokens <= FUSED_CELLS
         accumulator = ReceivedAttention(

@@ -37,8 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmasos_widgets.tracing import AttentionSpec
-from llmasos_widgets.tracing._pooled import TILE_CELLS, _scores
+from llmasos_widgets.tracing import (
+    TILE_CELLS,
+    AttentionSpec,
+    first_visible_key,
+    kv_head,
+    scaled_scores,
+    visible,
+)
 
 SINK_THRESHOLD = 0.2
 """A head sinks into key ``j`` when its mean weight on ``j`` exceeds the uniform share by this."""
@@ -79,7 +85,7 @@ class ReceivedAttention:
     ) -> None:
         self.spec, self.rows, self.key_tile = spec, rows, key_tile
         self.queries, self.keys = queries, keys
-        self.kv_index = torch.arange(n_heads, device=device) // spec.n_kv_groups
+        self.kv_index = kv_head(torch.arange(n_heads, device=device), spec)
         self.total = torch.zeros(n_heads, n_tokens, dtype=torch.float64, device=device)
         self.uniform_and_count = uniform_and_count
         if uniform_and_count is None:
@@ -115,14 +121,13 @@ class ReceivedAttention:
                 # of another width may round differently, so score the narrower tile afresh
                 if self.queries is None or self.keys is None:
                     raise ValueError("tiles wider than the sink tiles need queries and keys")
-                scores = _scores(
+                scores = scaled_scores(
                     self.queries[:, query_pos],
                     self.keys[self.kv_index, key_start:key_stop],
                     spec,
                 )
-            after = key_pos.unsqueeze(0) < query_pos.unsqueeze(1)  # rows after the key only
-            if spec.sliding_window is not None:
-                after &= key_pos.unsqueeze(0) > query_pos.unsqueeze(1) - spec.sliding_window
+            key_pos, row_pos = key_pos.unsqueeze(0), query_pos.unsqueeze(1)
+            after = visible(row_pos, key_pos, spec) & (key_pos < row_pos)  # rows after the key
             before = None if bool(after.all()) else ~after
             # head by head (a head's cells stay in cache; the same values as the whole tile)
             for head in range(scores.shape[0]):
@@ -167,17 +172,16 @@ def received_attention(
     n_heads, n_tokens = int(queries.shape[0]), int(queries.shape[1])
     rows = rows.to(device)
     lse = lse.to(device)
-    kv_index = torch.arange(n_heads, device=device) // spec.n_kv_groups
+    kv_index = kv_head(torch.arange(n_heads, device=device), spec)
     row_tile, key_tile = sink_tiles(n_heads, n_tokens, len(rows), tile_cells)
     accumulator = ReceivedAttention(n_heads, n_tokens, spec, rows, device, key_tile=key_tile)
     for start in range(0, len(rows), row_tile):
         query_pos = rows[start : start + row_tile]
         q = queries[:, query_pos]
         last = int(query_pos[-1])
-        window = spec.sliding_window
-        first_key = 0 if window is None else max(0, int(query_pos[0]) - window + 1)
+        first_key = first_visible_key(int(query_pos[0]), spec)
         tiles = (  # one tile at a time
-            (first, _scores(q, keys[kv_index, first : min(first + key_tile, last)], spec))
+            (first, scaled_scores(q, keys[kv_index, first : min(first + key_tile, last)], spec))
             for first in range(first_key, last, key_tile)
         )
         accumulator.add_chunk(start, query_pos, lse[:, start : start + row_tile], tiles)

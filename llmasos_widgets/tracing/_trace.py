@@ -28,7 +28,11 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
-from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
+from llmasos_widgets.tracing._attention_arithmetic import (
+    AttentionSpec,
+    attention_pattern,
+    kv_head,
+)
 from llmasos_widgets.tracing._support import check_supported
 
 # The recorders of the traces opened in this thread / asyncio context. Hooks are global state
@@ -217,7 +221,7 @@ class Trace:
                 raise IndexError(f"heads={heads!r}: heads must be in 0..{q.shape[0] - 1}")
             # pair each chosen query head with its own kv head, then treat them as plain MHA
             q = q[chosen]
-            k = k[[h // spec.n_kv_groups for h in chosen]]
+            k = k[[kv_head(h, spec) for h in chosen]]
             spec = AttentionSpec(
                 scaling=spec.scaling,
                 softcap=spec.softcap,

@@ -101,7 +101,7 @@ class ViewRequest:
         )
 
 
-def pooled_heads(explanation: Any, request: ViewRequest) -> list[Any]:
+def requested_pooled_patterns(explanation: Any, request: ViewRequest) -> list[Any]:
     """``PooledPattern`` per requested head (``Explanation.pooled_attention``);
     one ``pooled_layer_attention`` call when most of the layer's heads are asked for."""
     kwargs = {
@@ -177,7 +177,7 @@ def view_message(explanation: Any, request: ViewRequest) -> tuple[dict[str, Any]
     """The ``view`` reply (content, buffers) for one request; see the module docstring.
     The shape is first :func:`capped` so the message stays within :data:`VIEW_BYTES`."""
     request = capped(request)
-    pooled = pooled_heads(explanation, request)
+    pooled = requested_pooled_patterns(explanation, request)
     first = pooled[0]
     row_edges = np.asarray(first.row_edges, dtype=np.int64)
     col_edges = np.asarray(first.col_edges, dtype=np.int64)

@@ -15,12 +15,12 @@ drawn by ``js/src/lib/qk_panel.ts``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from llmasos_widgets.tracing import kv_head, soft_cap, visible
 from llmasos_widgets.widgets._base import tensor_payload
 
 
@@ -90,18 +90,18 @@ def qk_breakdown(explanation: Any, layer: int, head: int, query: int, key: int) 
         if not 0 <= position < n:
             raise ValueError(f"{name}={position} is out of range: positions are 0..{n - 1}")
     spec = explanation.specs[layer]
-    kv_head = head // spec.n_kv_groups
+    kv = kv_head(head, spec)
     q = explanation.queries[layer][head, query].detach().to("cpu", torch.float64).numpy()
-    k = explanation.keys[layer][kv_head, key].detach().to("cpu", torch.float64).numpy()
+    k = explanation.keys[layer][kv, key].detach().to("cpu", torch.float64).numpy()
     products = q * k * spec.scaling
     score = float(products.sum())
-    logit = score if spec.softcap is None else math.tanh(score / spec.softcap) * spec.softcap
-    masked = key > query or (spec.sliding_window is not None and query - key >= spec.sliding_window)
+    logit = soft_cap(score, spec)
+    masked = not visible(query, key, spec)
     weight = 0.0 if masked else float(explanation.attention(layer, head)[query, key])
     return QKBreakdown(
         layer=int(layer),
         head=int(head),
-        kv_head=int(kv_head),
+        kv_head=int(kv),
         query=int(query),
         key=int(key),
         q=q.astype(np.float32),
@@ -119,8 +119,8 @@ def qk_message(
 ) -> dict[str, Any]:
     """The ``qk`` trait value: ``{}`` without a cell or layer, else per head the score, weight
     and a float32 ``[head, 3, head_dim]`` payload of ``q``, ``k`` and ``q·k·scaling``."""
-    if len(cell) != 2 or layer < 0 or not hasattr(explanation, "queries"):
-        return {}  # nothing clicked, no layer, or a source without captured q/k
+    if len(cell) != 2 or layer < 0:
+        return {}  # nothing clicked, or no layer
     query, key = (int(v) for v in cell)
     shown = list(heads) or list(range(explanation.n_heads))
     parts = [qk_breakdown(explanation, layer, head, query, key) for head in shown]

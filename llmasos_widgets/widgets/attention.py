@@ -9,10 +9,9 @@ Front end: ``js/src/attention.ts`` (built to ``static/attention.js``). What trav
   rendered view asks): ``{"type": "pattern", layer, head, n_tokens, layout, encoding}`` with
   buffers ``[row_scale float32, levels uint8]`` — see :func:`encode_pattern`;
 * on request while a token is hovered (custom message): ``{"type": "flow", request_id,
-  n_layers, n_heads}`` with one float32 ``[layer, head]`` buffer of :func:`attention_flow`
-  values for the heads whose patterns the browser does not have. Skipped (NaN) above
-  ``flow_budget``, because every head's ``[T, T]`` pattern must be computed for it -- unless
-  ``tracing._pooled.flow_values`` computes it block by block;
+  n_layers, n_heads}`` with one float32 ``[layer, head]`` buffer of hover-flow values for
+  the heads whose patterns the browser does not have (``views.flow_values``, block by block
+  from q/k at any T);
 * on request of the pattern view (custom message): ``request_view`` -> ``view``, the visible
   region pooled at the view's pixel resolution (``widgets/_pattern_views.py``). Whole
   ``pattern`` messages are sent only up to ``full_pattern_limit`` tokens.
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from llmasos_widgets.views import flow_values
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -76,37 +76,6 @@ def _resolve_explanation(source: Any, text: str | None, tokenizer: Any) -> Any:
     from llmasos_widgets.models import as_explainable
 
     return as_explainable(source, tokenizer).explain(text, saliency=False)
-
-
-def attention_flow(
-    pattern: np.ndarray, focus: Sequence[int], others: Sequence[int], direction: str
-) -> float:
-    """How much one head moves attention between ``focus`` tokens and ``others``.
-
-    Mirror of ``attentionFlow`` in ``js/src/lib/pattern.ts``:
-      from: mean over queries q in focus of sum over keys k in others of A[q, k]
-      to:   mean over queries q in others of sum over keys k in focus of A[q, k]
-    Empty ``others`` means every token except the first (the usual attention sink) and q
-    itself ("from"), or every non-focus query at or after the first focus token ("to").
-    """
-    n = pattern.shape[0]
-    if not focus:
-        return float("nan")
-    if direction == "from":
-        rows = pattern[list(focus)].astype(np.float64)
-        if others:
-            return float(rows[:, list(others)].sum(axis=1).mean())
-        totals = rows[:, 1:].sum(axis=1) - np.where(
-            np.asarray(focus) > 0, rows[np.arange(len(focus)), list(focus)], 0.0
-        )
-        return float(totals.mean())
-    if direction != "to":
-        raise ValueError(f"direction must be 'from' or 'to', got {direction!r}")
-    focus_set = set(focus)
-    queries = list(others) or [q for q in range(min(focus), n) if q not in focus_set]
-    if not queries:
-        return float("nan")
-    return float(pattern[np.ix_(queries, list(focus))].astype(np.float64).sum(axis=1).mean())
 
 
 class AttentionWidget(SelectionWidget):
@@ -185,10 +154,6 @@ class AttentionWidget(SelectionWidget):
     qk = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: the query·key breakdown of ``selected_cell`` for the selected layer's
     heads ({} = none), drawn by ``js/src/lib/qk_panel.ts``; see ``widgets/_qk.py``."""
-
-    flow_budget = traitlets.Int(2**26)
-    """int, default 2**26: largest layers·heads·T² for which the kernel computes the hover
-    flow of heads whose patterns the browser lacks (it costs every head's pattern)."""
 
     def __init__(
         self,
@@ -352,33 +317,8 @@ class AttentionWidget(SelectionWidget):
     def flow_values(
         self, focus: Sequence[int], others: Sequence[int], direction: str
     ) -> np.ndarray:
-        """``[layer, head]`` float32 :func:`attention_flow` per head (NaN above flow_budget)."""
-        n_layers, n_heads, n = self._dims["layers"], self._dims["heads"], self._dims["tokens"]
-        for t in (*focus, *others):
-            if not 0 <= t < n:
-                raise ValueError(f"token {t} is out of range (valid: 0..{n - 1})")
-        blockwise = _blockwise_flow()
-        if blockwise is not None and hasattr(self.explanation, "queries"):
-            # tracing/_pooled.py: block by block from q/k, at any T
-            result = blockwise(self.explanation, list(focus), list(others), direction)
-            return np.asarray(result, dtype=np.float32).reshape(n_layers, n_heads)
-        values = np.full((n_layers, n_heads), np.nan, dtype=np.float32)
-        if n_layers * n_heads * n * n > self.flow_budget:
-            return values
-        for layer in range(n_layers):
-            for head, pattern in enumerate(self._layer_patterns(layer)):
-                values[layer, head] = attention_flow(pattern, focus, others, direction)
-        return values
-
-    def _layer_patterns(self, layer: int) -> list[np.ndarray]:
-        """All heads of a layer; one batched call when the Explanation offers it."""
-        batched = getattr(self.explanation, "layer_attention", None)
-        if batched is not None:
-            result = batched(layer)  # Explanation.layer_attention: torch [head, query, key]
-            if hasattr(result, "detach"):
-                result = result.detach().cpu().numpy()
-            return list(np.asarray(result))
-        return [np.asarray(self.explanation.attention(layer, h)) for h in range(self.n_heads)]
+        """``[layer, head]`` float32 hover flow of every head (``views.flow_values``)."""
+        return flow_values(self.explanation, list(focus), list(others), direction)
 
     def _send_flow(self, content: dict[str, Any]) -> None:
         values = self.flow_values(
@@ -426,15 +366,6 @@ def _sparse_kinds(kinds: Sequence[str]) -> list[str]:
     those are fewer than half (usually a BOS token or none), else the full list."""
     odd = [f"{i}:{kind}" for i, kind in enumerate(kinds) if kind != "text"]
     return odd if 2 * len(odd) < len(kinds) else list(kinds)
-
-
-def _blockwise_flow() -> Any:
-    """``tracing._pooled.flow_values`` once it exists (another module's work in progress)."""
-    try:
-        from llmasos_widgets.tracing import _pooled
-    except ImportError:
-        return None
-    return getattr(_pooled, "flow_values", None)
 
 
 def _summary_array(name: str, values: Any, n_layers: int, n_heads: int) -> np.ndarray:

@@ -107,7 +107,8 @@ def test_keep_gpu_keeps_captures_on_the_card_and_cpu_in_host_memory() -> None:
 
 
 def test_saved_row_normalisers_make_a_loaded_first_view_one_pass(bundled, tmp_path) -> None:
-    from llmasos_widgets.tracing._pooled import TileStats, pooled_view
+    from llmasos_widgets.tracing import TileStats
+    from llmasos_widgets.views import pooled_view
 
     explanation = explain(bundled, TEXT, saliency=False)
     # explain's exact summaries leave every row's log-sum-exp known

@@ -17,8 +17,7 @@ from llmasos_widgets.explanation._sinks import (
     AttentionSinks,
     received_attention,
 )
-from llmasos_widgets.tracing import AttentionSpec, attention_pattern
-from llmasos_widgets.tracing._pooled import row_statistics
+from llmasos_widgets.tracing import AttentionSpec, attention_pattern, row_statistics
 
 SPECS = (
     AttentionSpec(scaling=0.3, n_kv_groups=2),

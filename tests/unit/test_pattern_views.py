@@ -1,6 +1,6 @@
 """AttentionWidget's level-of-detail views (``request_view`` -> ``view``) without a model.
 
-The pooled computation itself is ``Explanation.pooled_attention`` (tracing/_pooled.py, tested
+The pooled computation itself is ``Explanation.pooled_attention`` (llmasos_widgets/views/, tested
 there); here a stand-in pools the exact pattern so that the message -- edges, values, argmax
 offsets, head averaging, encoding -- can be checked against known answers.
 """

@@ -9,16 +9,14 @@ import torch
 
 from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.explanation._lens import LensRows
-from llmasos_widgets.tracing import AttentionSpec, attention_pattern
-from llmasos_widgets.tracing._pooled import (
-    TileStats,
+from llmasos_widgets.tracing import AttentionSpec, TileStats, attention_pattern, row_statistics
+from llmasos_widgets.views import (
     block_edges,
     flow_values,
-    pooled_heads,
+    pooled_patterns_from_qk,
     pooled_view,
-    row_statistics,
 )
-from llmasos_widgets.widgets.attention import attention_flow
+from tests._attention_flow import attention_flow
 
 
 def synthetic_explanation(
@@ -82,7 +80,7 @@ def test_pooled_values_equal_pooling_of_the_exact_pattern(name, n_tokens, reduce
         )
         # shapes that do not divide the region; small tiles split blocks into pieces
         for shape, tile_cells in (((5, 7), heads * 60), ((3, 2), heads * 16), ((64, 64), 10**6)):
-            pooled = pooled_heads(
+            pooled = pooled_patterns_from_qk(
                 q, k, spec, torch.arange(heads), lse,
                 rows=rows, cols=cols, shape=shape, reduce=reduce, tile_cells=tile_cells,
             )  # fmt: skip
@@ -245,11 +243,11 @@ def test_one_pass_views_equal_two_pass_views_and_fill_the_normalisers(name, redu
         # 2-3 rows per chunk: blocks of 13 rows are pooled from pieces
         for shape, tile_cells in (((5, 7), 200), ((64, 64), 10**6)):
             kept: list[torch.Tensor] = []
-            one_pass = pooled_heads(
+            one_pass = pooled_patterns_from_qk(
                 q, k, spec, torch.arange(heads), None, rows=rows, cols=cols, shape=shape,
                 reduce=reduce, tile_cells=tile_cells, normalised=kept,
             )  # fmt: skip
-            two_pass = pooled_heads(
+            two_pass = pooled_patterns_from_qk(
                 q, k, spec, torch.arange(heads), lse, rows=rows, cols=cols, shape=shape,
                 reduce=reduce, tile_cells=tile_cells,
             )  # fmt: skip
@@ -322,7 +320,7 @@ def test_one_pass_views_with_scores_beyond_60_shift_each_row(reduce) -> None:
     q[1] = -q[1]  # and a head whose rows are mostly very negative
     exact = attention_pattern(q, k, spec).numpy()
     assert np.abs(torch.einsum("htd,hsd->hts", q, k).numpy()).max() > 200
-    pooled = pooled_heads(
+    pooled = pooled_patterns_from_qk(
         q, k, spec, torch.arange(2), None, rows=(0, 50), cols=(0, 50), shape=(7, 5), reduce=reduce
     )
     for head, view in enumerate(pooled):

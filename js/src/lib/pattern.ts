@@ -1,6 +1,6 @@
 // Pure computations on quantized attention patterns (QuantizedPattern, lib/buffers.ts):
-// row extraction, averaging over heads, attention flow between token sets, top-k keys and
-// max-pooled downsampling for the matrix canvas. Nothing here touches the DOM.
+// row extraction, averaging over heads, attention flow between token sets and top-k keys.
+// Nothing here touches the DOM.
 
 import { type QuantizedPattern, rowOffset } from "./buffers";
 
@@ -59,8 +59,9 @@ export type FlowDirection = "from" | "to";
 
 /**
  * How much one head moves attention between the focus tokens and the rest — the grid's
- * "attention from brushed tokens" value. Mirrors `attention_flow()` in
- * llmasos_widgets/widgets/attention.py (kept identical so kernel and browser values agree).
+ * "attention from brushed tokens" value, on the patterns the browser holds. Python's
+ * `flow_values` (llmasos_widgets/views/_flow.py) is the reference: test/pattern.test.ts checks
+ * this against it on cases Python writes (test/fixtures/flow_cases.ts).
  *   from: mean over queries q in `focus` of sum over keys k in `others` of A[q, k]
  *   to:   mean over queries q in `others` (q >= some focus token) of sum over k in focus of A[q, k]
  * `others` empty means "every token except the first (the usual attention sink) and itself".
@@ -122,33 +123,6 @@ export function topK(values: ArrayLike<number>, k: number, minValue = 0): number
   return picked;
 }
 
-/**
- * Downsample the (head-averaged) [n, n] pattern to [size, size] cells by max-pooling, so a
- * sharp single-token attention never disappears at T = 4096 on a 512 px canvas.
- * Callers pass size <= n.
- */
-export function maxPool(patterns: readonly QuantizedPattern[], size: number): Float32Array {
-  const n = patterns[0]?.n ?? 0;
-  const out = new Float32Array(size * size);
-  if (n === 0) return out;
-  const cell = n / size;
-  const row = new Float32Array(n);
-  const causal = patterns.every((p) => p.lower);
-  for (let i = 0; i < n; i++) {
-    if (patterns.length === 1) readRow(patterns[0], i, row);
-    else meanRow(patterns, i, row);
-    const oy = Math.min(size - 1, Math.floor(i / cell)) * size;
-    const len = causal ? i + 1 : n;
-    for (let j = 0; j < len; j++) {
-      const v = row[j];
-      if (v === 0) continue;
-      const o = oy + Math.min(size - 1, Math.floor(j / cell));
-      if (v > out[o]) out[o] = v;
-    }
-  }
-  return out;
-}
-
 /** Attention into the `keys` tokens from every query, averaged over keys and heads: a value per query. */
 export function attentionToTokens(patterns: readonly QuantizedPattern[], keys: readonly number[], n: number): Float32Array {
   const out = new Float32Array(n);
@@ -160,27 +134,5 @@ export function attentionToTokens(patterns: readonly QuantizedPattern[], keys: r
   }
   const denom = patterns.length * keys.length;
   for (let i = 0; i < n; i++) out[i] /= denom;
-  return out;
-}
-
-// Per-head pooled images, computed once per decoded pattern object.
-const pooledCache = new WeakMap<QuantizedPattern, { size: number; pooled: Float32Array }>();
-
-/**
- * Downsampled view of several heads: the mean of each head's max-pooled image. Each head is
- * pooled once and cached, so selecting a whole layer at T = 4096 costs one pass per head
- * instead of one pass per head per arriving pattern. Exact mean whenever n <= size.
- */
-export function pooledMean(patterns: readonly QuantizedPattern[], size: number): Float32Array {
-  const out = new Float32Array(size * size);
-  for (const p of patterns) {
-    let entry = pooledCache.get(p);
-    if (!entry || entry.size !== size) {
-      entry = { size, pooled: maxPool([p], size) };
-      pooledCache.set(p, entry);
-    }
-    for (let i = 0; i < out.length; i++) out[i] += entry.pooled[i];
-  }
-  if (patterns.length > 1) for (let i = 0; i < out.length; i++) out[i] /= patterns.length;
   return out;
 }
