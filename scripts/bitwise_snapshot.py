@@ -79,9 +79,10 @@ def digest(obj: Any) -> str:
 
 
 def _widget_state(widget: Any) -> dict[str, Any]:
-    state = widget.get_state()
-    # the model id of linked widgets and the comm's layout ids differ run to run
-    return {k: v for k, v in state.items() if k not in ("layout", "_model_id", "tabbable")}
+    """The synced data; not the front-end bundle (``_esm``/``_css``), whose code may change, nor
+    the ids of the layout and comm, new each run."""
+    skip = ("_esm", "_css", "layout", "_model_id", "tabbable")
+    return {k: v for k, v in widget.get_state().items() if k not in skip}
 
 
 def _without_ids(html: str) -> str:
