@@ -364,7 +364,7 @@ def sinks_summary(explanation: Any) -> dict[str, Any]:
 
 
 def _elided_display(display: Sequence[str], tokens: Sequence[str]) -> list[str]:
-    """Wire form of ``display_tokens``: [] = the raw tokens (``js/src/lib/token_strip.ts``
+    """Wire form of ``display_tokens``: [] = the raw tokens (``js/src/lib/token_text.ts``
     ``shownTokens`` reads it back)."""
     return [] if list(display) == list(tokens) else list(display)
 

@@ -47,7 +47,7 @@ import {
   sameRegion,
   zoomAt,
 } from "./pattern_lod";
-import { type ShownToken, tokenLabel, tokenPieces } from "./token_strip";
+import { type ShownToken, tokenLabel, tokenPieces } from "./token_text";
 import { holdsSink, scaleMax } from "./sinks";
 
 export const SINK_COLOR = "#8e44ad";
