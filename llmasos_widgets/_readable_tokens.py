@@ -240,7 +240,7 @@ _MARKS = {" ": "\u2423", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d"}  # ␣ 
 def token_pieces(token: ShownToken) -> list[tuple[str, bool]]:
     """``(text, quiet)`` runs a token is drawn with: whitespace and control characters become
     quiet marks (``␣`` ``⏎`` ``⇥``, control pictures), a continuation a quiet ``◌``, an empty
-    token ``∅``. Mirror of ``tokenPieces`` in ``js/src/lib/token_strip.ts``."""
+    token ``∅``. Mirror of ``tokenPieces`` in ``js/src/lib/token_text.ts``."""
     if token.kind == "continuation":
         return [(CONTINUATION_MARK, True)]
     if not token.text:

@@ -2,10 +2,10 @@
 
 Results (``Explanation``) are plain data and import no view code: ``widgets`` registers how a
 notebook displays them (kind ``"mimebundle"``) and ``export`` how they become a standalone
-page (kind ``"html"``). :func:`render` imports the built-in provider of a kind on first use,
-so ``Explanation.to_html`` works without the user importing ``export`` first. Computed views
-bind the same way: ``views`` registers kind ``"pooled_attention"``
-(``Explanation.pooled_attention``).
+page (kind ``"html"``; ``probing`` registers its ``ProbeResult`` page itself). :func:`render`
+imports the built-in provider of a kind on first use, so ``Explanation.to_html`` works without
+the user importing ``export`` first. Computed views bind the same way: ``views`` registers kind
+``"pooled_attention"`` (``Explanation.pooled_attention``).
 """
 
 from __future__ import annotations

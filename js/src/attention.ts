@@ -43,12 +43,14 @@ import { type PatternMode, PatternView } from "./lib/pattern_view";
 import { type SelectionState, clickHead, clickLayer, debounce, focusTokens } from "./lib/selection";
 import { FLOW_RETRY_MS, FlowCache } from "./lib/flow_cache";
 import { attachFigureExport } from "./lib/figures";
-import { type MessageSpan, TokenStrip, shownTokens } from "./lib/token_strip";
+import { type MessageSpan, TokenStrip } from "./lib/token_strip";
+import { shownTokens } from "./lib/token_text";
 import { renderLegend, updateLegend } from "./lib/legend";
 import { type QkTrait, mountQkPanel } from "./lib/qk_panel";
-import { type PooledView, type ViewMessage, decodeViewMessage } from "./lib/pattern_lod";
-import { type ViewRequestSpec } from "./lib/pattern_view";
+import { type ViewMessage, type ViewRequestSpec, decodeViewMessage, viewRequestMessage } from "./lib/pattern_lod";
 import { type SinksTrait, makeSinkToggle, sinkNotes } from "./lib/sinks";
+import { FrameScheduler } from "./lib/redraw";
+import { StripRows } from "./lib/strip_rows";
 
 /** Traits of llmasos_widgets/widgets/attention.py (AttentionWidget), same names. */
 export interface AttentionModel extends SelectionState {
@@ -107,31 +109,24 @@ function state(model: Model): SelectionState {
   };
 }
 
+/** The views a redraw repaints (coalesced per frame, lib/redraw.ts). */
+type Part = "selection" | "patterns" | "hover" | "grid" | "strip";
 
-function render({ model, el }: RenderProps<AttentionModel>): () => void {
-  const root = document.createElement("div");
-  root.className = "llmw-attention";
-  root.dataset.testid = "attention-widget";
-  el.appendChild(root);
+type Listen = ReturnType<typeof listenerScope>["listen"];
 
-  const scale: ColorScale = getScale("viridis");
-  const tokenScale: ColorScale = getScale("blues");
-  const store = new PatternStore();
-  const kernelFlow = new FlowCache(); // bounded; lost replies are asked for again
-  const summaries = new Map<string, Float32Array>();
-  let patternsLoaded = 0;
-  let viewRequests = 0;
-  // strip colors above full_pattern_limit: one exact row (from) or column (to) of the kernel
-  const stripRequests = new Map<number, string>();
-  let stripRow: { key: string; values: Float32Array } | null = null;
-  let disposed = false;
-  const { cleanups, on, listen } = listenerScope(model);
-  cleanups.push(attachFigureExport(root, model)); // save buttons for [data-figure] views
-  const qkPanel = mountQkPanel(model, on); // q·k breakdown of the selected cell (lib/qk_panel.ts)
+/** The control row: grid metric, how several heads are drawn, hover direction, sink toggle. */
+interface Controls {
+  element: HTMLDivElement;
+  /** What the grid colors by (above the grid). */
+  caption: HTMLDivElement;
+  sinkToggle: ReturnType<typeof makeSinkToggle>;
+  /** Show the model's metric, pattern mode and flow direction. */
+  sync(): void;
+}
 
-  // --- controls -------------------------------------------------------------------------
-  const controls = document.createElement("div");
-  controls.className = "llmw-controls";
+function mountControls(model: Model, listen: Listen): Controls {
+  const element = document.createElement("div");
+  element.className = "llmw-controls";
   const metric = makeSelect("metric-select", "grid color:", [
     ...SUMMARY_METRICS.map((m): [string, string] => [m, m.replace("_", " ")]),
     [BRUSHED_METRIC, "attention from brushed tokens"],
@@ -144,10 +139,10 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     ["from", "attention from token"],
     ["to", "attention to token"],
   ]);
-  controls.append(metric.wrap, mode.wrap, direction.wrap);
+  element.append(metric.wrap, mode.wrap, direction.wrap);
   // attention sinks: out of the pattern's color scale (capped at the top color), never hidden
   const sinkToggle = makeSinkToggle("exclude-sinks", "take the pattern's color scale over the keys that are not attention sinks (exclude_sinks_from_scale)");
-  controls.append(sinkToggle.wrap);
+  element.append(sinkToggle.wrap);
   listen(sinkToggle.input, "change", () => {
     model.set("exclude_sinks_from_scale", sinkToggle.input.checked);
     model.save_changes();
@@ -167,367 +162,386 @@ function render({ model, el }: RenderProps<AttentionModel>): () => void {
     model.set("flow_direction", direction.select.value as FlowDirection);
     model.save_changes();
   });
-
-  // --- views ----------------------------------------------------------------------------
-  const saveHover = debounce(() => model.save_changes(), HOVER_SAVE_MS);
-  cleanups.push(() => saveHover.flush());
-  const setHover = (t: number): void => {
-    if (model.get("hovered_token") === t) return;
-    model.set("hovered_token", t); // change event updates every view synchronously
-    saveHover();
+  const sync = (): void => {
+    metric.select.value = model.get("metric");
+    mode.select.value = model.get("pattern_mode");
+    direction.select.value = model.get("flow_direction");
   };
-  const setHeads = (layer: number, heads: number[]): void => {
-    model.set("selected_layer", layer);
-    model.set("selected_heads", heads);
-    model.save_changes();
-  };
+  return { element, caption, sinkToggle, sync };
+}
 
-  let strip: TokenStrip;
-  let grid: GridView;
-  let patternView: PatternView;
-  const body = document.createElement("div");
-  body.className = "llmw-body";
-  const gridLegendHost = document.createElement("div");
-  const gridLegend = renderLegend(gridLegendHost, { label: "head summary", units: "", min: 0, max: 1, scale: "sequential", colors: scale });
-  const fullPatterns = (): boolean => (model.get("tokens") ?? []).length <= (model.get("full_pattern_limit") ?? Infinity);
+/** One rendered AttentionWidget: its views, the patterns it holds and its kernel requests. */
+class AttentionView {
+  private readonly root = document.createElement("div");
+  private readonly scale: ColorScale = getScale("viridis");
+  private readonly tokenScale: ColorScale = getScale("blues");
+  private readonly store = new PatternStore();
+  private readonly kernelFlow = new FlowCache(); // bounded; lost replies are asked for again
+  private readonly summaries = new Map<string, Float32Array>();
+  private readonly scope: ReturnType<typeof listenerScope>;
+  private readonly qkPanel: HTMLElement;
+  private readonly controls: Controls;
+  private readonly body = document.createElement("div");
+  private readonly gridLegendHost = document.createElement("div");
+  private readonly gridLegend: HTMLElement;
+  private readonly redraw = new FrameScheduler<Part>((parts) => this.draw(parts));
+  private readonly stripRows: StripRows;
+  private readonly saveHover = debounce(() => this.model.save_changes(), HOVER_SAVE_MS);
+  private readonly requestFlow = debounce((query: FlowQuery) => this.sendFlowRequest(query), FLOW_REQUEST_MS);
+  private readonly fillLayerHeads = debounce(() => this.showAllHeadsOfLayer(), LAYER_FILL_MS);
+  private strip!: TokenStrip;
+  private grid!: GridView;
+  private patternView!: PatternView;
+  private patternsLoaded = 0;
+  private viewRequests = 0;
+  private flowRetry = 0;
+  private disposed = false;
 
-  const sendViewRequest = (spec: ViewRequestSpec): number => {
-    viewRequests += 1;
-    const { region } = spec;
-    model.send({
-      type: "request_view",
-      request_id: viewRequests,
-      layer: spec.layer,
-      heads: spec.heads,
-      rows: [region.q0, region.q1],
-      cols: [region.k0, region.k1],
-      shape: spec.shape,
-      combine: spec.combine,
-      reduce: spec.reduce,
+  constructor(private readonly model: Model, el: HTMLElement) {
+    this.root.className = "llmw-attention";
+    this.root.dataset.testid = "attention-widget";
+    el.appendChild(this.root);
+    this.scope = listenerScope(model);
+    const { cleanups, on, listen } = this.scope;
+    cleanups.push(attachFigureExport(this.root, model)); // save buttons for [data-figure] views
+    this.qkPanel = mountQkPanel(model, on); // q·k breakdown of the selected cell (lib/qk_panel.ts)
+    this.controls = mountControls(model, listen);
+    cleanups.push(() => this.saveHover.flush());
+    this.body.className = "llmw-body";
+    this.gridLegend = renderLegend(this.gridLegendHost, { label: "head summary", units: "", min: 0, max: 1, scale: "sequential", colors: this.scale });
+    this.stripRows = new StripRows(
+      {
+        nTokens: () => model.get("tokens").length,
+        direction: () => model.get("flow_direction"),
+        requestView: (spec) => this.sendViewRequest(spec),
+        disposed: () => this.disposed,
+        onRow: () => this.redraw.schedule("strip"),
+      },
+      FLOW_REQUEST_MS,
+    );
+    cleanups.push(() => {
+      this.requestFlow.cancel();
+      window.clearTimeout(this.flowRetry);
     });
-    return viewRequests;
-  };
+    cleanups.push(() => this.stripRows.cancel());
+    cleanups.push(() => this.redraw.cancel());
+    const onCustom = (msg: { type?: string; request_id?: number }, buffers: DataView[]): void => this.receive(msg, buffers);
+    model.on("msg:custom", onCustom);
+    cleanups.push(() => model.off("msg:custom", onCustom));
+    cleanups.push(() => this.fillLayerHeads.cancel());
+    this.watchTraits();
 
-  const build = (): void => {
-    strip?.destroy();
-    grid?.destroy();
-    patternView?.destroy();
+    this.build();
+    this.applySinks();
+    this.decodeSummaries();
+    // first paint synchronously, so the view is complete when render returns
+    this.refreshSelection();
+    this.refreshPatterns();
+    this.refreshGrid();
+    this.refreshStrip();
+    this.requestMissingPatterns(); // a new view has an empty cache; the kernel only pushes on change
+  }
+
+  destroy(): void {
+    this.disposed = true;
+    this.scope.cleanups.splice(0).forEach((fn) => fn());
+    this.strip.destroy();
+    this.grid.destroy();
+    this.patternView.destroy();
+    this.root.remove();
+  }
+
+  private state(): SelectionState {
+    return state(this.model);
+  }
+
+  private fullPatterns(): boolean {
+    return (this.model.get("tokens") ?? []).length <= (this.model.get("full_pattern_limit") ?? Infinity);
+  }
+
+  // --- writes to the model ------------------------------------------------------------------
+
+  private setHover(t: number): void {
+    if (this.model.get("hovered_token") === t) return;
+    this.model.set("hovered_token", t); // change event updates every view synchronously
+    this.saveHover();
+  }
+
+  private setHeads(layer: number, heads: number[]): void {
+    this.model.set("selected_layer", layer);
+    this.model.set("selected_heads", heads);
+    this.model.save_changes();
+  }
+
+  /** A layer chosen without heads (from Python or a linked probe/saliency widget) shows all
+   * of its heads, as clicking its label does (debounced: see watchTraits). */
+  private showAllHeadsOfLayer(): void {
+    const layer = this.model.get("selected_layer");
+    if (this.disposed || layer < 0 || this.model.get("selected_heads").length > 0) return;
+    const next = clickLayer(layer, this.model.get("n_heads"));
+    this.setHeads(next.layer, next.heads);
+  }
+
+  // --- the views, rebuilt when the tokens change ---------------------------------------------
+
+  private build(): void {
+    const model = this.model;
+    this.strip?.destroy();
+    this.grid?.destroy();
+    this.patternView?.destroy();
     const tokens = shownTokens(model.get("tokens") ?? [], model.get("display_tokens"), model.get("token_kinds"));
-    strip = new TokenStrip(tokens, {
-      onHover: setHover,
+    this.strip = new TokenStrip(tokens, {
+      onHover: (t) => this.setHover(t),
       onSelect: (selected) => {
         model.set("selected_tokens", selected);
         model.save_changes();
       },
     });
-    grid = new GridView(model.get("n_layers"), model.get("n_heads"), scale, {
+    this.grid = new GridView(model.get("n_layers"), model.get("n_heads"), this.scale, {
       onHeadClick: (layer, head, mods) => {
-        const s = state(model);
+        const s = this.state();
         const next = clickHead({ layer: s.selected_layer, heads: s.selected_heads }, layer, head, mods);
-        setHeads(next.layer, next.heads);
+        this.setHeads(next.layer, next.heads);
       },
       onLayerClick: (layer) => {
         const next = clickLayer(layer, model.get("n_heads"));
-        setHeads(next.layer, next.heads);
+        this.setHeads(next.layer, next.heads);
       },
     });
-    patternView = new PatternView(tokens, scale, {
-      onHover: setHover,
-      requestView: (spec: ViewRequestSpec) => sendViewRequest(spec),
+    this.patternView = new PatternView(tokens, this.scale, {
+      onHover: (t) => this.setHover(t),
+      requestView: (spec: ViewRequestSpec) => this.sendViewRequest(spec),
       onSelectCell: (cell) => {
         model.set("selected_cell", cell);
         model.save_changes();
       },
     });
-    patternView.setSelectedCell(model.get("selected_cell") ?? []);
+    this.patternView.setSelectedCell(model.get("selected_cell") ?? []);
     const gridColumn = document.createElement("div");
     gridColumn.className = "llmw-grid-column";
-    gridColumn.append(caption, grid.element, gridLegendHost);
-    body.replaceChildren(gridColumn, patternView.element);
-    strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
-    strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
-    strip.setMessages(model.get("message_spans"));
-    root.replaceChildren(controls, strip.element, body, qkPanel);
-  };
+    gridColumn.append(this.controls.caption, this.grid.element, this.gridLegendHost);
+    this.body.replaceChildren(gridColumn, this.patternView.element);
+    this.strip.setLinkedTokens(model.get("linked_tokens") ?? -1);
+    this.strip.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities"));
+    this.strip.setMessages(model.get("message_spans"));
+    this.root.replaceChildren(this.controls.element, this.strip.element, this.body, this.qkPanel);
+  }
 
-  const decodeSummaries = (): void => {
-    summaries.clear();
-    const payloads = model.get("head_summaries") ?? {};
-    for (const [name, payload] of Object.entries(payloads)) summaries.set(name, decodeTensor(payload).data as Float32Array);
-  };
+  private decodeSummaries(): void {
+    this.summaries.clear();
+    const payloads = this.model.get("head_summaries") ?? {};
+    for (const [name, payload] of Object.entries(payloads)) this.summaries.set(name, decodeTensor(payload).data as Float32Array);
+  }
 
-  // --- data flow --------------------------------------------------------------------------
-  const selectedKeys = (): Set<string> => {
-    const s = state(model);
-    return new Set(s.selected_heads.map((h) => headKey(s.selected_layer, h)));
-  };
+  private applySinks(): void {
+    const notes = sinkNotes(this.model.get("attention_sinks"));
+    const exclude = this.model.get("exclude_sinks_from_scale") ?? false;
+    this.controls.sinkToggle.input.checked = exclude;
+    this.root.dataset.sinks = [...notes.keys()].join(",");
+    this.strip?.setSinks(notes);
+    this.patternView?.setSinks(notes, exclude);
+  }
 
-  const requestMissingPatterns = (): void => {
-    const s = state(model);
-    const missing = s.selected_heads.filter((h) => !store.has(s.selected_layer, h));
-    if (s.selected_layer >= 0 && missing.length > 0 && fullPatterns()) {
-      model.send({ type: "request_patterns", layer: s.selected_layer, heads: missing });
+  // --- requests to the kernel ---------------------------------------------------------------
+
+  private sendViewRequest(spec: ViewRequestSpec): number {
+    this.viewRequests += 1;
+    this.model.send(viewRequestMessage(this.viewRequests, spec));
+    return this.viewRequests;
+  }
+
+  private requestMissingPatterns(): void {
+    const s = this.state();
+    const missing = s.selected_heads.filter((h) => !this.store.has(s.selected_layer, h));
+    if (s.selected_layer >= 0 && missing.length > 0 && this.fullPatterns()) {
+      this.model.send({ type: "request_patterns", layer: s.selected_layer, heads: missing });
     }
-  };
+  }
 
-  const requestFlow = debounce((query: FlowQuery) => {
-    const id = kernelFlow.request(flowKey(query), performance.now());
+  private sendFlowRequest(query: FlowQuery): void {
+    const id = this.kernelFlow.request(flowKey(query), performance.now());
     if (id === null) return;
-    model.send({ type: "request_flow", request_id: id, ...query });
+    this.model.send({ type: "request_flow", request_id: id, ...query });
     // nothing else asks again if this reply is lost: look again once it may be asked again
-    window.clearTimeout(flowRetry);
-    flowRetry = window.setTimeout(() => schedule("grid"), FLOW_RETRY_MS + 1);
-  }, FLOW_REQUEST_MS);
-  let flowRetry = 0;
-  cleanups.push(() => {
-    requestFlow.cancel();
-    window.clearTimeout(flowRetry);
-  });
+    window.clearTimeout(this.flowRetry);
+    this.flowRetry = window.setTimeout(() => this.redraw.schedule("grid"), FLOW_RETRY_MS + 1);
+  }
 
-  const refreshGrid = (): void => {
-    const s = state(model);
-    const query = flowQuery(s, model.get("flow_direction"));
-    const nLayers = model.get("n_layers");
-    const nHeads = model.get("n_heads");
-    if (query) {
-      const result = flowValues(query, nLayers, nHeads, store, kernelFlow.get(flowKey(query)));
-      if (result.missing > 0) requestFlow(query);
-      let vmax = 0;
-      for (const v of result.values) if (v > vmax) vmax = v;
-      grid.setValues(normalize(result.values, { min: 0, max: vmax || 1 }), result.values);
-      caption.textContent = result.label;
-      updateLegend(gridLegend, { label: "attention flow of the brushed tokens", units: "attention weight", min: 0, max: vmax || 1, scale: "sequential", colors: scale });
-      return;
-    }
-    const values = summaries.get(s.metric);
-    if (values) {
-      const domain = finiteDomain(values);
-      grid.setValues(normalize(values, domain), values);
-      const note = (model.get("summary_notes") ?? {})[s.metric];
-      caption.textContent = `head summary: ${s.metric.replace("_", " ")}${note ? ` (${note})` : ""}`;
-      const [label, units] = SUMMARY_UNITS[s.metric] ?? [s.metric.replace("_", " "), ""];
-      updateLegend(gridLegend, { label, units, min: domain.min, max: domain.max, scale: "sequential", colors: scale, note });
-    } else {
-      grid.setValues(new Float32Array(nLayers * nHeads).fill(NaN), new Float32Array(nLayers * nHeads).fill(NaN));
-      caption.textContent = s.metric === BRUSHED_METRIC ? "brush tokens in the text to color heads" : `no summary '${s.metric}'`;
-    }
-  };
+  // --- replies from the kernel --------------------------------------------------------------
 
-  /** Token strip colors: attention from (or to) the focus tokens under the selected heads. */
-  const refreshStrip = (): void => {
-    const s = state(model);
-    const focus = focusTokens(s);
-    const patterns = s.selected_layer >= 0 ? store.getMany(s.selected_layer, s.selected_heads) : [];
-    if (!fullPatterns()) {
-      refreshStripFromKernel(s, focus);
-      return;
-    }
-    if (focus.length === 0 || patterns.length === 0) {
-      strip.setValues(null, tokenScale);
-      return;
-    }
-    const n = model.get("tokens").length;
-    const values =
-      model.get("flow_direction") === "to" ? attentionToTokens(patterns, focus, n) : attentionFromTokens(patterns, focus, n);
-    paintStrip(values);
-  };
-
-  const paintStrip = (values: Float32Array): void => {
-    let vmax = 0;
-    for (const v of values) if (v > vmax) vmax = v;
-    strip.setValues(values.map((v) => attentionToUnit(v, vmax)), tokenScale);
-  };
-
-  /** Above full_pattern_limit: one focus token's exact row (from) or column (to), asked for. */
-  const stripKey = (s: SelectionState, t: number): string => `${s.selected_layer}|${s.selected_heads.join(",")}|${t}|${model.get("flow_direction")}`;
-  const requestStripRow = debounce((s: SelectionState, t: number) => {
-    const key = stripKey(s, t);
-    if (disposed || stripRow?.key === key || [...stripRequests.values()].includes(key)) return;
-    const n = model.get("tokens").length;
-    const from = model.get("flow_direction") !== "to";
-    viewRequests += 1;
-    stripRequests.set(viewRequests, key);
-    model.send({
-      type: "request_view",
-      request_id: viewRequests,
-      layer: s.selected_layer,
-      heads: s.selected_heads,
-      rows: from ? [t, t + 1] : [t, n],
-      cols: from ? [0, n] : [t, t + 1],
-      shape: from ? [1, n] : [n - t, 1],
-      combine: "mean",
-      reduce: "max",
-    });
-  }, FLOW_REQUEST_MS);
-  cleanups.push(() => requestStripRow.cancel());
-  const refreshStripFromKernel = (s: SelectionState, focus: number[]): void => {
-    if (focus.length !== 1 || s.selected_layer < 0 || s.selected_heads.length === 0) {
-      strip.setValues(null, tokenScale);
-      return;
-    }
-    if (stripRow && stripRow.key === stripKey(s, focus[0])) paintStrip(stripRow.values);
-    else requestStripRow(s, focus[0]);
-  };
-  const receiveStripView = (view: PooledView, key: string): void => {
-    const n = model.get("tokens").length;
-    const values = new Float32Array(n);
-    if (view.nRows === 1) values.set(view.values.subarray(0, Math.min(n, view.nCols)), view.region.k0);
-    else values.set(view.values.subarray(0, view.nRows), view.region.q0);
-    stripRow = { key, values };
-    schedule("strip");
-  };
-
-  const refreshPatterns = (): void => {
-    const s = state(model);
-    const patterns = s.selected_layer >= 0 ? store.getMany(s.selected_layer, s.selected_heads) : [];
-    patternView.show(s.selected_layer, s.selected_heads, patterns, model.get("pattern_mode"));
-  };
-
-  const refreshSelection = (): void => {
-    const s = state(model);
-    grid.setSelection(s.selected_layer, s.selected_heads);
-    strip.setSelected(s.selected_tokens);
-    metric.select.value = s.metric;
-    mode.select.value = model.get("pattern_mode");
-    direction.select.value = model.get("flow_direction");
-  };
-
-  // Redraws are coalesced into one animation frame: a burst of hovers or arriving patterns
-  // costs one redraw per frame, not one per event.
-  type Part = "selection" | "patterns" | "hover" | "grid" | "strip";
-  const dirty = new Set<Part>();
-  let frame: ReturnType<typeof setTimeout> | number | undefined;
-  const nextFrame = (cb: () => void): number | ReturnType<typeof setTimeout> =>
-    typeof requestAnimationFrame === "function" ? requestAnimationFrame(cb) : setTimeout(cb, 16);
-  const flush = (): void => {
-    frame = undefined;
-    if (disposed) return;
-    const parts = new Set(dirty);
-    dirty.clear();
-    if (parts.has("selection")) refreshSelection();
-    if (parts.has("hover")) patternView.setHovered(model.get("hovered_token"));
-    if (parts.has("patterns")) refreshPatterns();
-    if (parts.has("grid")) refreshGrid();
-    if (parts.has("strip")) refreshStrip();
-  };
-  const schedule = (...parts: Part[]): void => {
-    parts.forEach((part) => dirty.add(part));
-    if (frame === undefined) frame = nextFrame(flush);
-  };
-  cleanups.push(() => {
-    if (frame === undefined) return;
-    if (typeof cancelAnimationFrame === "function" && typeof frame === "number") cancelAnimationFrame(frame);
-    else clearTimeout(frame as ReturnType<typeof setTimeout>);
-  });
-  const refreshAll = (): void => schedule("selection", "patterns", "grid", "strip");
-
-  const onCustom = (msg: { type?: string; request_id?: number }, buffers: DataView[]): void => {
+  private receive(msg: { type?: string; request_id?: number }, buffers: DataView[]): void {
     if (msg.type === "pattern") {
       decodePatternMessage(msg as PatternMessage, buffers)
         .then((p) => {
-          if (disposed) return;
-          const evicted = store.put(p, selectedKeys());
-          if (evicted.length > 0) model.send({ type: "evicted", heads: evicted });
-          patternsLoaded += 1;
-          root.dataset.patternsLoaded = String(patternsLoaded);
-          const s = state(model);
-          if (p.layer === s.selected_layer && s.selected_heads.includes(p.head)) schedule("patterns");
-          schedule("grid", "strip");
+          if (this.disposed) return;
+          const evicted = this.store.put(p, this.selectedKeys());
+          if (evicted.length > 0) this.model.send({ type: "evicted", heads: evicted });
+          this.patternsLoaded += 1;
+          this.root.dataset.patternsLoaded = String(this.patternsLoaded);
+          const s = this.state();
+          if (p.layer === s.selected_layer && s.selected_heads.includes(p.head)) this.redraw.schedule("patterns");
+          this.redraw.schedule("grid", "strip");
         })
         .catch((err: unknown) => console.error("llmasos-widgets: bad pattern message", err));
     } else if (msg.type === "view" && msg.request_id !== undefined) {
       const id = msg.request_id;
       decodeViewMessage(msg as ViewMessage, buffers)
         .then((view) => {
-          if (disposed) return;
-          const key = stripRequests.get(id);
-          stripRequests.delete(id);
-          if (key !== undefined) receiveStripView(view, key);
-          else patternView.receiveView(view);
-          root.dataset.viewsLoaded = String(Number(root.dataset.viewsLoaded ?? 0) + 1);
+          if (this.disposed) return;
+          if (!this.stripRows.receive(id, view)) this.patternView.receiveView(view);
+          this.root.dataset.viewsLoaded = String(Number(this.root.dataset.viewsLoaded ?? 0) + 1);
         })
         .catch((err: unknown) => console.error("llmasos-widgets: bad view message", err));
     } else if (msg.type === "flow" && msg.request_id !== undefined) {
       if (buffers.length !== 1) return;
-      const shape = [model.get("n_layers"), model.get("n_heads")];
+      const shape = [this.model.get("n_layers"), this.model.get("n_heads")];
       const values = decodeTensor({ view: buffers[0], dtype: "float32", shape }).data as Float32Array;
-      if (kernelFlow.resolve(msg.request_id, values)) schedule("grid");
+      if (this.kernelFlow.resolve(msg.request_id, values)) this.redraw.schedule("grid");
     }
-  };
-  model.on("msg:custom", onCustom);
-  cleanups.push(() => model.off("msg:custom", onCustom));
+  }
 
-  // --- trait changes (from Python, linked widgets, or this view) ---------------------------
-  for (const name of ["tokens", "display_tokens", "token_kinds"]) {
-    on(`change:${name}`, () => {
-      build();
-      refreshAll();
+  private selectedKeys(): Set<string> {
+    const s = this.state();
+    return new Set(s.selected_heads.map((h) => headKey(s.selected_layer, h)));
+  }
+
+  // --- redraws --------------------------------------------------------------------------------
+
+  private draw(parts: ReadonlySet<Part>): void {
+    if (this.disposed) return;
+    if (parts.has("selection")) this.refreshSelection();
+    if (parts.has("hover")) this.patternView.setHovered(this.model.get("hovered_token"));
+    if (parts.has("patterns")) this.refreshPatterns();
+    if (parts.has("grid")) this.refreshGrid();
+    if (parts.has("strip")) this.refreshStrip();
+  }
+
+  private refreshSelection(): void {
+    const s = this.state();
+    this.grid.setSelection(s.selected_layer, s.selected_heads);
+    this.strip.setSelected(s.selected_tokens);
+    this.controls.sync();
+  }
+
+  private refreshPatterns(): void {
+    const s = this.state();
+    const patterns = s.selected_layer >= 0 ? this.store.getMany(s.selected_layer, s.selected_heads) : [];
+    this.patternView.show(s.selected_layer, s.selected_heads, patterns, this.model.get("pattern_mode"));
+  }
+
+  /** The layer × head grid: the brushed tokens' attention flow, or a head summary. */
+  private refreshGrid(): void {
+    const model = this.model;
+    const s = this.state();
+    const query = flowQuery(s, model.get("flow_direction"));
+    const nLayers = model.get("n_layers");
+    const nHeads = model.get("n_heads");
+    if (query) {
+      const result = flowValues(query, nLayers, nHeads, this.store, this.kernelFlow.get(flowKey(query)));
+      if (result.missing > 0) this.requestFlow(query);
+      let vmax = 0;
+      for (const v of result.values) if (v > vmax) vmax = v;
+      this.grid.setValues(normalize(result.values, { min: 0, max: vmax || 1 }), result.values);
+      this.controls.caption.textContent = result.label;
+      updateLegend(this.gridLegend, { label: "attention flow of the brushed tokens", units: "attention weight", min: 0, max: vmax || 1, scale: "sequential", colors: this.scale });
+      return;
+    }
+    const values = this.summaries.get(s.metric);
+    if (values) {
+      const domain = finiteDomain(values);
+      this.grid.setValues(normalize(values, domain), values);
+      const note = (model.get("summary_notes") ?? {})[s.metric];
+      this.controls.caption.textContent = `head summary: ${s.metric.replace("_", " ")}${note ? ` (${note})` : ""}`;
+      const [label, units] = SUMMARY_UNITS[s.metric] ?? [s.metric.replace("_", " "), ""];
+      updateLegend(this.gridLegend, { label, units, min: domain.min, max: domain.max, scale: "sequential", colors: this.scale, note });
+    } else {
+      this.grid.setValues(new Float32Array(nLayers * nHeads).fill(NaN), new Float32Array(nLayers * nHeads).fill(NaN));
+      this.controls.caption.textContent = s.metric === BRUSHED_METRIC ? "brush tokens in the text to color heads" : `no summary '${s.metric}'`;
+    }
+  }
+
+  /** Token strip colors: attention from (or to) the focus tokens under the selected heads. */
+  private refreshStrip(): void {
+    const s = this.state();
+    const focus = focusTokens(s);
+    const patterns = s.selected_layer >= 0 ? this.store.getMany(s.selected_layer, s.selected_heads) : [];
+    if (!this.fullPatterns()) {
+      this.refreshStripFromKernel(s, focus);
+      return;
+    }
+    if (focus.length === 0 || patterns.length === 0) {
+      this.strip.setValues(null, this.tokenScale);
+      return;
+    }
+    const n = this.model.get("tokens").length;
+    const values =
+      this.model.get("flow_direction") === "to" ? attentionToTokens(patterns, focus, n) : attentionFromTokens(patterns, focus, n);
+    this.paintStrip(values);
+  }
+
+  /** Above full_pattern_limit: one focus token's exact row or column (lib/strip_rows.ts). */
+  private refreshStripFromKernel(s: SelectionState, focus: number[]): void {
+    if (focus.length !== 1 || s.selected_layer < 0 || s.selected_heads.length === 0) {
+      this.strip.setValues(null, this.tokenScale);
+      return;
+    }
+    const values = this.stripRows.values(s, focus[0]);
+    if (values) this.paintStrip(values);
+  }
+
+  private paintStrip(values: Float32Array): void {
+    let vmax = 0;
+    for (const v of values) if (v > vmax) vmax = v;
+    this.strip.setValues(values.map((v) => attentionToUnit(v, vmax)), this.tokenScale);
+  }
+
+  // --- trait changes (from Python, linked widgets, or this view) -------------------------------
+
+  private watchTraits(): void {
+    const { model, redraw } = this;
+    const { on } = this.scope;
+    const refreshAll = (): void => redraw.schedule("selection", "patterns", "grid", "strip");
+    for (const name of ["tokens", "display_tokens", "token_kinds"]) {
+      on(`change:${name}`, () => {
+        this.build();
+        refreshAll();
+      });
+    }
+    on("change:head_summaries", () => {
+      this.decodeSummaries();
+      redraw.schedule("grid");
     });
+    // "layer, then heads" set from Python in one cell arrives whole before heads are filled in
+    on("change:selected_layer", () => {
+      redraw.schedule("selection", "patterns", "strip");
+      this.fillLayerHeads();
+    });
+    on("change:selected_heads", () => redraw.schedule("selection", "patterns", "strip"));
+    on("change:linked_tokens", () => this.strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
+    on("change:message_spans", () => this.strip?.setMessages(model.get("message_spans")));
+    for (const name of ["prompt_length", "token_probabilities"]) {
+      on(`change:${name}`, () => this.strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
+    }
+    on("change:selected_cell", () => this.patternView.setSelectedCell(model.get("selected_cell") ?? []));
+    on("change:summary_notes", () => redraw.schedule("grid"));
+    on("change:selected_tokens", () => redraw.schedule("selection", "grid", "strip"));
+    on("change:hovered_token", () => {
+      this.strip.setHovered(model.get("hovered_token")); // cheap, immediate feedback
+      redraw.schedule("hover", "grid", "strip");
+    });
+    for (const name of ["metric", "pattern_mode", "flow_direction"]) {
+      on(`change:${name}`, () => redraw.schedule("selection", "patterns", "grid", "strip"));
+    }
+    // registered after build's listeners: a rebuilt strip and pattern view get the marks too
+    for (const name of ["tokens", "display_tokens", "token_kinds", "attention_sinks", "exclude_sinks_from_scale"]) {
+      on(`change:${name}`, () => this.applySinks());
+    }
   }
-  on("change:head_summaries", () => {
-    decodeSummaries();
-    schedule("grid");
-  });
-  // A layer chosen without heads (from Python or a linked probe/saliency widget) shows all of
-  // its heads, as clicking its label does. Debounced, so "layer, then heads" set from Python
-  // in one cell arrives whole before anything is filled in.
-  const fillLayerHeads = debounce(() => {
-    const layer = model.get("selected_layer");
-    if (disposed || layer < 0 || model.get("selected_heads").length > 0) return;
-    const next = clickLayer(layer, model.get("n_heads"));
-    setHeads(next.layer, next.heads);
-  }, LAYER_FILL_MS);
-  cleanups.push(() => fillLayerHeads.cancel());
-  on("change:selected_layer", () => {
-    schedule("selection", "patterns", "strip");
-    fillLayerHeads();
-  });
-  on("change:selected_heads", () => schedule("selection", "patterns", "strip"));
-  on("change:linked_tokens", () => strip?.setLinkedTokens(model.get("linked_tokens") ?? -1));
-  on("change:message_spans", () => strip?.setMessages(model.get("message_spans")));
-  for (const name of ["prompt_length", "token_probabilities"]) {
-    on(`change:${name}`, () => strip?.setGeneration(model.get("prompt_length") ?? -1, model.get("token_probabilities")));
-  }
-  on("change:selected_cell", () => patternView.setSelectedCell(model.get("selected_cell") ?? []));
-  on("change:summary_notes", () => schedule("grid"));
-  on("change:selected_tokens", () => schedule("selection", "grid", "strip"));
-  on("change:hovered_token", () => {
-    strip.setHovered(model.get("hovered_token")); // cheap, immediate feedback
-    schedule("hover", "grid", "strip");
-  });
-  for (const name of ["metric", "pattern_mode", "flow_direction"]) {
-    on(`change:${name}`, () => schedule("selection", "patterns", "grid", "strip"));
-  }
+}
 
-  const applySinks = (): void => {
-    const notes = sinkNotes(model.get("attention_sinks"));
-    const exclude = model.get("exclude_sinks_from_scale") ?? false;
-    sinkToggle.input.checked = exclude;
-    root.dataset.sinks = [...notes.keys()].join(",");
-    strip?.setSinks(notes);
-    patternView?.setSinks(notes, exclude);
-  };
-  // registered after build's listeners: a rebuilt strip and pattern view get the marks too
-  for (const name of ["tokens", "display_tokens", "token_kinds", "attention_sinks", "exclude_sinks_from_scale"]) on(`change:${name}`, applySinks);
-
-  build();
-  applySinks();
-  decodeSummaries();
-  // first paint synchronously, so the view is complete when render returns
-  refreshSelection();
-  refreshPatterns();
-  refreshGrid();
-  refreshStrip();
-  requestMissingPatterns(); // a new view has an empty cache; the kernel only pushes on change
-
-  return () => {
-    disposed = true;
-    cleanups.splice(0).forEach((fn) => fn());
-    strip.destroy();
-    grid.destroy();
-    patternView.destroy();
-    root.remove();
-  };
+function render({ model, el }: RenderProps<AttentionModel>): () => void {
+  const view = new AttentionView(model, el);
+  return () => view.destroy();
 }
 
 export default { render };

@@ -31,7 +31,8 @@ import { type SaliencyMatrixModel, mountSaliencyMatrix } from "./lib/saliency_ma
 import { activeRow, formatScore, rowUnits, siteLabel, siteToSelectedLayer } from "./lib/saliency_scale";
 import { type SelectionState, debounce } from "./lib/selection";
 import { type SinksTrait, makeSinkToggle, saliencySinkNote, sinkNotes } from "./lib/sinks";
-import { type MessageSpan, type ShownToken, TokenStrip, shownTokens, tokenLabel } from "./lib/token_strip";
+import { type MessageSpan, TokenStrip } from "./lib/token_strip";
+import { type ShownToken, shownTokens, tokenLabel } from "./lib/token_text";
 
 /** Traits of llmasos_widgets/widgets/saliency.py (SaliencyWidget), same names. */
 export interface SaliencyModel extends SelectionState {

@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { rowUnits } from "../src/lib/saliency_scale";
 import { holdsSink, saliencySinkNote, scaleMax, sinkNotes } from "../src/lib/sinks";
-import { TokenStrip, shownTokens } from "../src/lib/token_strip";
+import { TokenStrip } from "../src/lib/token_strip";
+import { shownTokens } from "../src/lib/token_text";
 
 const HOSTILE = "<img/src=x/onerror=alert(1)>";
 

@@ -2,7 +2,8 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { getScale } from "../src/lib/colors";
 import { truncatePieces } from "../src/lib/pattern_view";
-import { CONTINUATION_MARK, TokenStrip, UNLINKED_NOTE, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_strip";
+import { TokenStrip, UNLINKED_NOTE } from "../src/lib/token_strip";
+import { CONTINUATION_MARK, shownTokens, tokenLabel, tokenPieces, tokenTitle } from "../src/lib/token_text";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
 

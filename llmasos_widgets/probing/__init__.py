@@ -7,6 +7,7 @@
   for the bundled model; :class:`ProbeDataset` holds your own.
 """
 
+from llmasos_widgets._views import register_view
 from llmasos_widgets.probing._activations import activations
 from llmasos_widgets.probing._datasets import (
     ProbeDataset,
@@ -14,10 +15,14 @@ from llmasos_widgets.probing._datasets import (
     part_of_speech_dataset,
     subject_number_dataset,
 )
+from llmasos_widgets.probing._html import write_probe_html
 from llmasos_widgets.probing._probe import control_labels, probe, probe_activations
 from llmasos_widgets.probing._result import ProbeResult
 from llmasos_widgets.probing._store import Activations
 from llmasos_widgets.probing._trainer import LinearProbe, fit_linear_probe
+
+# ProbeResult.to_html's page, shown through the view registry as every result's is
+register_view("html", ProbeResult, write_probe_html)
 
 __all__ = [
     "Activations",

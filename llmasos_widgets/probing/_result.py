@@ -120,10 +120,12 @@ class ProbeResult:
         return pd.DataFrame(columns).set_index("layer")
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:
-        """A standalone Bokeh HTML page of the accuracy-by-layer plot (no CDN; inline JS)."""
-        from llmasos_widgets.probing._html import write_probe_html
+        """A standalone Bokeh HTML page of the accuracy-by-layer plot (no CDN; inline JS): the
+        ``"html"`` view registered by ``llmasos_widgets.probing``; returns the path."""
+        from llmasos_widgets._views import render
 
-        return write_probe_html(self, Path(path))
+        written: Path = render("html", self, Path(path))
+        return written
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a safetensors file; :meth:`load` restores an identical result."""

@@ -1,4 +1,5 @@
-"""Shared base of the anywidget classes: the selection traits and binary payload helpers.
+"""Shared base of the anywidget classes: the selection and token traits, what a widget drops
+when closed, how a widget's source becomes an Explanation, and binary payload helpers.
 
 The TypeScript half of the selection is ``js/src/lib/selection.ts`` (``SelectionState``),
 with the same trait names. Tensors travel as binary buffers, never JSON float lists:
@@ -9,8 +10,9 @@ trait payloads are ``{"view": memoryview, "dtype": str, "shape": [...]}`` (decod
 from __future__ import annotations
 
 import pathlib
+import types
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anywidget
@@ -26,14 +28,27 @@ SELECTION_TRAITS = ("selected_layer", "selected_heads", "selected_tokens", "hove
 
 _PAYLOAD_DTYPES = ("float32", "uint8")
 
+_NO_DIMENSIONS: Mapping[str, int | None] = types.MappingProxyType(
+    {"layers": None, "heads": None, "tokens": None}
+)
+
+_EXPLANATION_ATTRIBUTES = ("tokens", "n_layers", "n_heads", "attention", "head_summaries")
+
 
 class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
     """Base for widgets that share the layer / head / token selection.
 
-    Subclasses report their dimensions through ``_dimensions()`` so the traits are validated
-    against the data they show; ``None`` for a dimension the widget does not have.
-    Every view can be saved as an image: ``save_figure`` (``_figures.py``).
+    Subclasses set ``self._dims`` (the sizes ``_dimensions()`` reports, ``None`` for a
+    dimension the widget does not have) before ``super().__init__``: the trait validators
+    check the selection against the data shown. Every view can be saved as an image:
+    ``save_figure`` (``_figures.py``).
     """
+
+    _dims: Mapping[str, int | None] = _NO_DIMENSIONS
+
+    _dropped_on_close: tuple[str, ...] = ()
+    """Attributes holding what the view shows (a model, an Explanation, a result), set to
+    ``None`` by :meth:`close`."""
 
     selected_layer = traitlets.Int(-1).tag(sync=True)
     """int, default -1: the selected layer (-1 = none)."""
@@ -80,9 +95,17 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
         self.prompt_length = int(generation.prompt_length)
         self.token_probabilities = [float(p) for p in generation.token_probabilities]
 
+    def close(self) -> None:
+        # anywidget keeps every instance reachable (its file-watch signal holds ``self``), so
+        # drop what the view holds here: a closed widget must not pin a model, an Explanation
+        # (q/k, possibly GBs at long T), probe weights or maps in memory.
+        for name in self._dropped_on_close:
+            setattr(self, name, None)
+        super().close()
+
     def _dimensions(self) -> dict[str, int | None]:
         """Sizes to validate against: ``{"layers": L, "heads": H, "tokens": T}``."""
-        return {"layers": None, "heads": None, "tokens": None}
+        return dict(self._dims)
 
     def _valid_metrics(self) -> Sequence[str] | None:
         return None
@@ -124,29 +147,76 @@ class SelectionWidget(FigureExportMixin, anywidget.AnyWidget):
         return value
 
 
+class TokensWidget(SelectionWidget):
+    """A :class:`SelectionWidget` that shows a text's tokens; :meth:`_show_tokens` sets them.
+
+    The token strips of the front end read the three traits through
+    ``js/src/lib/token_text.ts`` (``shownTokens``).
+    """
+
+    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: the tokens exactly as the tokenizer split them (raw strings)."""
+
+    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: each token as a reader reads it (decoded text, real whitespace,
+    "" for a continuation; shown as text); see ``llmasos_widgets._readable_tokens.show_tokens``."""
+
+    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
+    """list[str], read-only: per token "text", "special", "continuation" (later bytes of a
+    character shown on an earlier token) or "bytes" (bytes that form no character)."""
+
+    def _show_tokens(self, tokens: Sequence[str], style: Any) -> None:
+        """Set ``tokens`` and their readable ``display_tokens`` / ``token_kinds`` in ``style``
+        (a :class:`~llmasos_widgets._readable_tokens.TokenStyle`; ``None``: raw strings)."""
+        self.set_trait("tokens", list(tokens))
+        for name, values in display_traits(tokens, style).items():
+            self.set_trait(name, values)
+
+
 class ResultWidget(SelectionWidget):
     """A :class:`SelectionWidget` that shows one result object (``result``).
 
-    Subclasses set ``self._result`` and ``self._dims`` (the sizes ``_dimensions`` reports)
-    before ``super().__init__``: the trait validators read the dimensions.
+    Subclasses set ``self._result`` and ``self._dims`` before ``super().__init__``.
     """
 
     _result: Any
-    _dims: dict[str, int | None]
+    _dropped_on_close = ("_result",)
 
     @property
     def result(self) -> Any:
         """The result shown (read-only; ``None`` after :meth:`close`)."""
         return self._result
 
-    def close(self) -> None:
-        # anywidget keeps every instance reachable (its file-watch signal holds ``self``), so
-        # drop the result here: a closed widget must not pin probe weights or maps in memory.
-        self._result = None
-        super().close()
 
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
+def resolve_explanation(source: Any, text: str | None, tokenizer: Any, *, widget: str) -> Any:
+    """What ``widget(source, text, tokenizer=...)`` shows: an Explanation as is; otherwise
+    ``text`` explained by the model (imports kept lazy)."""
+    if all(hasattr(source, name) for name in _EXPLANATION_ATTRIBUTES):
+        if text is not None or tokenizer is not None:
+            raise TypeError(
+                f"{widget} got an Explanation plus text/tokenizer; pass the Explanation "
+                "alone, or a model with the text"
+            )
+        return source
+    if text is None:
+        raise TypeError(f"{widget}(model, text): text is required when passing a model")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if hasattr(source, "explain"):
+        if tokenizer is not None:
+            raise TypeError(
+                "tokenizer= is only for a bare transformers model, not an ExplainableModel"
+            )
+        return source.explain(text, saliency=False)
+    if tokenizer is None:
+        raise TypeError(
+            f"{widget} got a {type(source).__name__} without tokenizer=; pass an "
+            "Explanation, an ExplainableModel (load_model(...)), or a transformers model "
+            "with tokenizer=tok"
+        )
+    from llmasos_widgets.models import as_explainable
+
+    return as_explainable(source, tokenizer).explain(text, saliency=False)
 
 
 def display_traits(tokens: Sequence[str], style: Any) -> dict[str, list[str]]:

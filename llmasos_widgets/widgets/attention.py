@@ -29,9 +29,9 @@ import traitlets
 from llmasos_widgets.views import flow_values
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
-    SelectionWidget,
-    display_traits,
+    TokensWidget,
     encode_pattern,
+    resolve_explanation,
     tensor_payload,
 )
 from llmasos_widgets.widgets._pattern_views import ViewCache, ViewRequest
@@ -41,44 +41,7 @@ log = logging.getLogger(__name__)
 BRUSHED_METRIC = "brushed"
 """Grid metric computed in the browser: attention flow of the brushed tokens per head."""
 
-_EXPLANATION_ATTRIBUTES = ("tokens", "n_layers", "n_heads", "attention", "head_summaries")
-
-
-def _is_explanation(obj: object) -> bool:
-    return all(hasattr(obj, name) for name in _EXPLANATION_ATTRIBUTES)
-
-
-def _resolve_explanation(source: Any, text: str | None, tokenizer: Any) -> Any:
-    """An Explanation as is; otherwise explain ``text`` with the model (imports kept lazy)."""
-    if _is_explanation(source):
-        if text is not None or tokenizer is not None:
-            raise TypeError(
-                "AttentionWidget got an Explanation plus text/tokenizer; pass the Explanation "
-                "alone, or a model with the text"
-            )
-        return source
-    if text is None:
-        raise TypeError("AttentionWidget(model, text): text is required when passing a model")
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    if hasattr(source, "explain"):
-        if tokenizer is not None:
-            raise TypeError(
-                "tokenizer= is only for a bare transformers model, not an ExplainableModel"
-            )
-        return source.explain(text, saliency=False)
-    if tokenizer is None:
-        raise TypeError(
-            f"AttentionWidget got a {type(source).__name__} without tokenizer=; pass an "
-            "Explanation, an ExplainableModel (load_model(...)), or a transformers model "
-            "with tokenizer=tok"
-        )
-    from llmasos_widgets.models import as_explainable
-
-    return as_explainable(source, tokenizer).explain(text, saliency=False)
-
-
-class AttentionWidget(SelectionWidget):
+class AttentionWidget(TokensWidget):
     """Attention of every head on one text: token strip, layer × head grid, pattern view.
 
     ``AttentionWidget(explanation)``, ``AttentionWidget(model, text)`` with an
@@ -88,9 +51,7 @@ class AttentionWidget(SelectionWidget):
 
     _esm = STATIC_DIR / "attention.js"
     _css = STATIC_DIR / "attention.css"
-
-    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the tokens exactly as the tokenizer split them (raw strings)."""
+    _dropped_on_close = ("_explanation",)
 
     display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(
         sync=True, to_json=lambda value, widget: _elided_display(value, widget.tokens)
@@ -163,7 +124,7 @@ class AttentionWidget(SelectionWidget):
         tokenizer: Any = None,
         **kwargs: Any,
     ) -> None:
-        explanation = _resolve_explanation(source, text, tokenizer)
+        explanation = resolve_explanation(source, text, tokenizer, widget="AttentionWidget")
         tokens = [str(t) for t in explanation.tokens]
         n_layers, n_heads = int(explanation.n_layers), int(explanation.n_heads)
         summaries = {
@@ -172,16 +133,12 @@ class AttentionWidget(SelectionWidget):
         }
         # Validators read these, so they exist before the traits are initialised.
         self._explanation = explanation
-        self._dims = {"layers": n_layers, "heads": n_heads, "tokens": len(tokens)}
+        self._dims: dict[str, int] = {"layers": n_layers, "heads": n_heads, "tokens": len(tokens)}
         self._summary_names = tuple(summaries)
         self._sent: set[tuple[int, int]] = set()
         self._views = ViewCache()
         super().__init__(**kwargs)
-        self.set_trait("tokens", tokens)
-        for name, values in display_traits(
-            tokens, getattr(explanation, "token_style", None)
-        ).items():
-            self.set_trait(name, values)
+        self._show_tokens(tokens, getattr(explanation, "token_style", None))
         self.set_trait("n_layers", n_layers)
         self.set_trait("n_heads", n_heads)
         self.set_trait("head_summaries", summaries)
@@ -200,21 +157,12 @@ class AttentionWidget(SelectionWidget):
         return self._explanation
 
     def close(self) -> None:
-        """Close the widget and drop the Explanation.
-
-        anywidget keeps every instance reachable from its ``_esm`` file watcher (hot reload),
-        so the widget object may outlive ``close()``; the Explanation (queries/keys, possibly
-        GBs at long T) must not.
-        """
+        """Close the widget and drop the Explanation and the views made of it."""
         super().close()
-        self._explanation = None
         self._sent = set()
         views = getattr(self, "_views", None)  # absent when __init__ failed early
         if views is not None:
             views.clear()
-
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
 
     def _valid_metrics(self) -> Sequence[str]:
         return (*self._summary_names, BRUSHED_METRIC)
@@ -356,7 +304,7 @@ def sinks_summary(explanation: Any) -> dict[str, Any]:
 
 
 def _elided_display(display: Sequence[str], tokens: Sequence[str]) -> list[str]:
-    """Wire form of ``display_tokens``: [] = the raw tokens (``js/src/lib/token_strip.ts``
+    """Wire form of ``display_tokens``: [] = the raw tokens (``js/src/lib/token_text.ts``
     ``shownTokens`` reads it back)."""
     return [] if list(display) == list(tokens) else list(display)
 

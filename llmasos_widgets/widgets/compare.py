@@ -23,7 +23,7 @@ import traitlets
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
-    display_traits,
+    TokensWidget,
     tensor_payload,
 )
 from llmasos_widgets.widgets._selection import Selection
@@ -34,7 +34,7 @@ def _payload(array: np.ndarray | None) -> dict[str, Any]:
     return {} if array is None else tensor_payload(np.asarray(array, dtype=np.float32))
 
 
-class CompareDifferenceWidget(SelectionWidget):
+class CompareDifferenceWidget(TokensWidget):
     """Head summaries of A, B and B - A, attention moved, saliency and logit-lens difference.
 
     Built from a :class:`~llmasos_widgets.comparison.Comparison`; usually shown inside a
@@ -42,15 +42,6 @@ class CompareDifferenceWidget(SelectionWidget):
     """
 
     _esm = STATIC_DIR / "compare.js"
-
-    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the tokens exactly as the tokenizer split them (raw strings)."""
-
-    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: each token as a reader reads it (shown as text)."""
-
-    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: "text", "special", "continuation" or "bytes" per token."""
 
     n_layers = traitlets.Int(0, read_only=True).tag(sync=True)
     """int, read-only: decoder layers (the lens and saliency have ``n_layers + 1`` sites)."""
@@ -109,9 +100,7 @@ class CompareDifferenceWidget(SelectionWidget):
         self.comparison = comparison
         a, b = comparison.a, comparison.b
         with self.hold_trait_notifications():
-            self.set_trait("tokens", tokens)
-            for name, values in display_traits(tokens, getattr(a, "token_style", None)).items():
-                self.set_trait(name, values)
+            self._show_tokens(tokens, getattr(a, "token_style", None))
             self.set_trait("n_layers", self._dims["layers"])
             self.set_trait("n_heads", self._dims["heads"])
             self.set_trait("model_names", [str(a.model_name), str(b.model_name)])
@@ -125,9 +114,6 @@ class CompareDifferenceWidget(SelectionWidget):
             self.set_trait("lens_difference", _payload(comparison.lens_target_difference))
             self.set_trait("lens_distance", _payload(comparison.lens_distance))
             self.set_trait("target_token", str(comparison.target_token))
-
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
 
     def _valid_metrics(self) -> Sequence[str]:
         return self._summary_names

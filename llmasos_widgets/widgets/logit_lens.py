@@ -23,13 +23,14 @@ from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.tracing._anatomy import site_name
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
-    SelectionWidget,
+    TokensWidget,
     display_traits,
+    resolve_explanation,
     tensor_payload,
 )
 
 
-class LogitLensWidget(SelectionWidget):
+class LogitLensWidget(TokensWidget):
     """The logit lens of one text, linked to layer and token selection.
 
     ``LogitLensWidget(explanation)`` or ``LogitLensWidget(model, text)`` (an
@@ -37,15 +38,7 @@ class LogitLensWidget(SelectionWidget):
     """
 
     _esm = STATIC_DIR / "logit_lens.js"
-
-    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the input tokens exactly as the tokenizer split them (raw)."""
-
-    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: each input token as a reader reads it."""
-
-    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: "text", "special", "continuation" or "bytes" per input token."""
+    _dropped_on_close = ("_explanation",)
 
     site_names = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
     """list[str], read-only: row labels, ``emb``, ``after L0``, ... (one per residual site)."""
@@ -65,9 +58,7 @@ class LogitLensWidget(SelectionWidget):
     def __init__(
         self, source: Any, text: str | None = None, *, tokenizer: Any = None, **kwargs: Any
     ) -> None:
-        from llmasos_widgets.widgets.attention import _resolve_explanation
-
-        explanation = _resolve_explanation(source, text, tokenizer)
+        explanation = resolve_explanation(source, text, tokenizer, widget="LogitLensWidget")
         tokens = [str(t) for t in explanation.tokens]
         n_layers = int(explanation.n_layers)
         probs = np.asarray(explanation.lens_probs, dtype=np.float32)
@@ -76,7 +67,7 @@ class LogitLensWidget(SelectionWidget):
                 f"the explanation's lens_probs has shape {probs.shape}; expected "
                 f"({n_layers + 1}, {len(tokens)}) -- one row per residual site"
             )
-        self._dims: dict[str, int | None] = {
+        self._dims = {
             "layers": n_layers,
             "heads": None,
             "tokens": len(tokens),
@@ -84,9 +75,7 @@ class LogitLensWidget(SelectionWidget):
         self._explanation: Any = explanation
         super().__init__(**kwargs)
         style = getattr(explanation, "token_style", None)
-        self.set_trait("tokens", tokens)
-        for name, values in display_traits(tokens, style).items():
-            self.set_trait(name, values)
+        self._show_tokens(tokens, style)
         self.set_trait("n_layers", n_layers)
         self.set_trait("site_names", [site_name(site) for site in range(n_layers + 1)])
         self.set_trait("lens_tokens", [_readable(row, style) for row in explanation.lens_tokens])
@@ -97,18 +86,10 @@ class LogitLensWidget(SelectionWidget):
         """The Explanation shown (read-only)."""
         return self._explanation
 
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
-
     @staticmethod
     def site_of_layer(selected_layer: int) -> int:
         """The row (residual site) a ``selected_layer`` highlights: -1 -> ``emb`` (0)."""
         return selected_layer + 1
-
-    def close(self) -> None:
-        """Close the view and drop the Explanation."""
-        super().close()
-        self._explanation = None
 
 
 def _readable(row: Any, style: Any) -> list[str]:

@@ -38,18 +38,13 @@ import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
 from llmasos_widgets.widgets import _faithfulness
-from llmasos_widgets.widgets._base import (
-    STATIC_DIR,
-    SelectionWidget,
-    display_traits,
-    tensor_payload,
-)
+from llmasos_widgets.widgets._base import STATIC_DIR, TokensWidget, tensor_payload
 from llmasos_widgets.widgets._generation_saliency import GenerationSaliencyMixin
 
 _PROGRESS_INTERVAL_S = 0.1  # progress trait updates at most this often (each one is a message)
 
 
-class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
+class SaliencyWidget(GenerationSaliencyMixin, TokensWidget):
     """Gradient saliency of one next-token target, by token and by layer.
 
     ``SaliencyWidget(model, text, target=" are")``; ``model`` is an ``ExplainableModel`` or a
@@ -64,17 +59,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
 
     _esm = STATIC_DIR / "saliency.js"
     _css = STATIC_DIR / "saliency.css"
-
-    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the input tokens exactly as the tokenizer split them (raw)."""
-
-    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: each token as a reader reads it (decoded text, real whitespace,
-    "" for a continuation); see ``llmasos_widgets._readable_tokens.show_tokens``."""
-
-    token_kinds = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: per token "text", "special", "continuation" (later bytes of a
-    character shown on an earlier token) or "bytes" (bytes that form no character)."""
+    _dropped_on_close = ("_model",)  # so the model can be collected
 
     sites = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
     """list[int], read-only: residual site of each heatmap row (0 = embeddings)."""
@@ -175,7 +160,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         n_tokens = int(self._input_ids.shape[1])
         n_layers = len(_layers_of(explainable.hf_model))
         # Validators read these, so they exist before the traits are initialised.
-        self._dims: dict[str, int | None] = {"layers": n_layers, "heads": None, "tokens": n_tokens}
+        self._dims = {"layers": n_layers, "heads": None, "tokens": n_tokens}
         tok = explainable.tokenizer
         self._baselines = tuple(
             b for b in BASELINES if b == "zero" or getattr(tok, f"{b}_token_id", None) is not None
@@ -190,10 +175,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
         self._baseline_follows_method = False  # set below, once the traits hold their values
         self._following = False
         super().__init__(**kwargs)
-        tokens = list(explainable.tokens(self._input_ids))
-        self.set_trait("tokens", tokens)
-        for name, values in display_traits(tokens, TokenStyle.of(tok)).items():
-            self.set_trait(name, values)
+        self._show_tokens(list(explainable.tokens(self._input_ids)), TokenStyle.of(tok))
         self.set_trait("method_options", list(self._methods))
         self.set_trait("baseline_options", list(self._baselines))
         with self.hold_trait_notifications():
@@ -213,9 +195,6 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
     def saliency(self) -> Any:
         """The :class:`~llmasos_widgets.attribution.Saliency` shown (read-only)."""
         return self._saliency
-
-    def _dimensions(self) -> dict[str, int | None]:
-        return dict(self._dims)
 
     def _valid_metrics(self) -> Sequence[str] | None:
         return None
@@ -345,11 +324,6 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
             self.set_trait("faithfulness", {})  # a new map has not been tested
             self.set_trait("progress", 1.0)
             self.set_trait("status", "ready")
-
-    def close(self) -> None:
-        """Close the view and drop the model reference (so the model can be collected)."""
-        self._model = None
-        super().close()
 
 
 def _sinks_summary(explainable: Any, ids: torch.Tensor, source: Any) -> dict[str, Any]:

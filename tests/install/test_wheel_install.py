@@ -1,7 +1,7 @@
 """The package a user installs: the built wheel in a fresh venv, away from the checkout.
 
-The wheel is built from this checkout (``python -m build --wheel``: hatchling and the
-hatch-jupyter-builder hook, which keeps the committed bundle), then installed the way the README
+The wheel is built from a clean clone of this checkout's HEAD (``distributions`` in
+``conftest.py``: committed files only), then installed the way the README
 says -- ``torch==2.13.0`` first, then the wheel with its ``demo`` extra from the package
 registries -- into a new venv with no Node and no repo on ``sys.path``, used from a temp
 directory. There it imports, loads the bundled model, explains, runs the console script, and
@@ -35,13 +35,13 @@ from tests.browser._jupyter import (
     wait_for_widget,
     write_notebook,
 )
+from tests.install._distributions import Distributions
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIR = REPO_ROOT / "test-output" / "install"
 TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")  # as scripts/setup.sh and the README
-BUILD_S = 600
 INSTALL_S = 1800  # torch and JupyterLab's dependencies from the pip cache: 2-6 min
 RUN_S = 300
 TEXT = "the keys to the cabinet"
@@ -75,14 +75,8 @@ def run(command: list[str], *, timeout: float, **kwargs: Any) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO_ROOT)],
-        timeout=BUILD_S,
-    )
-    (built,) = out.glob("llmasos_widgets-*.whl")
-    return built
+def wheel(distributions: Distributions) -> Path:
+    return distributions.wheel
 
 
 @pytest.fixture(scope="module")

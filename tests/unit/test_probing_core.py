@@ -287,6 +287,17 @@ def test_result_to_html_is_standalone(tmp_path: Path):
     json.loads(doc[doc.index(">") + 1 : doc.index("</script>")])
 
 
+def test_result_to_html_is_the_registered_html_view(tmp_path: Path, monkeypatch):
+    from llmasos_widgets import _views
+
+    written = []
+    monkeypatch.setitem(
+        _views._VIEWS, ("html", ProbeResult), lambda result, path: written.append(path) or path
+    )
+    assert make_result().to_html(tmp_path / "probe.html") == tmp_path / "probe.html"
+    assert written == [tmp_path / "probe.html"]
+
+
 def test_activations_open_refuses_incomplete_directory(tmp_path: Path):
     (tmp_path / "shard-00000").mkdir()
     with pytest.raises(FileNotFoundError, match="did not finish"):

@@ -11,7 +11,7 @@
 import { type QuantizedPattern } from "./buffers";
 import { setupCanvas } from "./heatmap";
 import { meanRow, readRow, topK } from "./pattern";
-import { type ShownToken, type TokenPiece, tokenPieces } from "./token_strip";
+import { type ShownToken, type TokenPiece, tokenPieces } from "./token_text";
 
 const LINE_ROWS = 36;
 const LINE_ROW_PX = 16;

@@ -13,6 +13,34 @@ export interface Region {
   k1: number;
 }
 
+/** What a view asks the kernel for: the selected heads of a layer over `region`, pooled to
+ * `shape` blocks (each head apart or their mean), a block's value its cells' max or sum. */
+export interface ViewRequestSpec {
+  layer: number;
+  heads: number[];
+  region: Region;
+  shape: [number, number];
+  combine: "mean" | "each";
+  reduce: "max" | "sum";
+}
+
+/** The `request_view` message (Python: widgets/_pattern_views.py `ViewRequest.parse`), built
+ * here only; the kernel's `view` reply carries `request_id` back. */
+export function viewRequestMessage(requestId: number, spec: ViewRequestSpec): Record<string, unknown> {
+  const { region } = spec;
+  return {
+    type: "request_view",
+    request_id: requestId,
+    layer: spec.layer,
+    heads: spec.heads,
+    rows: [region.q0, region.q1],
+    cols: [region.k0, region.k1],
+    shape: spec.shape,
+    combine: spec.combine,
+    reduce: spec.reduce,
+  };
+}
+
 /** Smallest span a zoom reaches: a few cells, each then wide enough for its token label. */
 export const MIN_SPAN = 4;
 

@@ -35,6 +35,7 @@ import {
   type CellInfo,
   type PooledView,
   type Region,
+  type ViewRequestSpec,
   blockAtPixel,
   cellInfo,
   dragRegion,
@@ -47,7 +48,7 @@ import {
   sameRegion,
   zoomAt,
 } from "./pattern_lod";
-import { type ShownToken, tokenLabel, tokenPieces } from "./token_strip";
+import { type ShownToken, tokenLabel, tokenPieces } from "./token_text";
 import { holdsSink, scaleMax } from "./sinks";
 
 export const SINK_COLOR = "#8e44ad";
@@ -63,15 +64,6 @@ const LABEL_MIN_PX = 12;
 const WHEEL_FACTOR = 1.5;
 const BUTTON_FACTOR = 2;
 const REQUEST_TIMEOUT_MS = 4000;
-
-export interface ViewRequestSpec {
-  layer: number;
-  heads: number[];
-  region: Region;
-  shape: [number, number];
-  combine: "mean" | "each";
-  reduce: "max" | "sum";
-}
 
 export interface PatternViewCallbacks {
   /** Pointer over query t of a matrix or token t of the line view (-1 on leave). */

@@ -18,7 +18,7 @@ import { heatmapFrame } from "./dom";
 import type { ColorScale } from "./colors";
 import { drawMatrix, setupCanvas } from "./heatmap";
 import { activeRow, formatScore, rowUnits, siteLabel } from "./saliency_scale";
-import { type ShownToken, tokenLabel } from "./token_strip";
+import { type ShownToken, tokenLabel } from "./token_text";
 
 /** The traits this view reads and writes (same names as the Python traits). */
 export interface SaliencyMatrixModel {
