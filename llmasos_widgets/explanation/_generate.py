@@ -5,7 +5,7 @@ with the scores it chose each token from. Everything else is read afterwards fro
 sequence at once, given as token ids (never re-tokenized from text): attention, summaries and
 lens from one forward (``explain``), which causality makes equal to the per-step patterns
 (tests/integration/test_generate.py), and the target-side saliency matrix from batched passes
-(``attribution/_generation.py``).
+(``attribution/_saliency_matrix.py``).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def generate(
     explanation = explain(explainable, sequence, saliency=False, top_k=top_k, seed=seed)
     matrix = None
     if saliency_method is not None:
-        from llmasos_widgets.attribution._generation import attribute_generation
+        from llmasos_widgets.attribution._saliency_matrix import attribute_generation
 
         matrix = attribute_generation(explainable, sequence, prompt_length, method=saliency_method)
     settings = {
