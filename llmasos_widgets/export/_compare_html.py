@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.export._html import (
+from llmasos_widgets.export._explanation_html import (
     _CSS,
     _diverging,
     _head_table,

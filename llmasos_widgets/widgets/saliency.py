@@ -37,7 +37,7 @@ import torch
 import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
-from llmasos_widgets.widgets import _faithfulness
+from llmasos_widgets.widgets import _saliency_faithfulness as _faithfulness
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,
@@ -140,7 +140,7 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
     faithfulness = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: deletion/insertion test of the map shown and a one-line comparison of
     the methods ({} until the view's "faithfulness" button or :meth:`compute_faithfulness`
-    asks; cleared when a new map is shown). Layout: ``widgets/_faithfulness.py``."""
+    asks; cleared when a new map is shown). Layout: ``widgets/_saliency_faithfulness.py``."""
 
     def __init__(
         self,
