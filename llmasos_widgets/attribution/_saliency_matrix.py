@@ -32,7 +32,7 @@ from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._residual import recomputed_in_backward
 from llmasos_widgets.attribution._saliency import Saliency, _check_array, _check_record_format
 from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
+from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_label
 
 FORMAT = "llmasos-generation-saliency"
 FORMAT_VERSION = 1
@@ -136,7 +136,7 @@ class SaliencyMatrix:
 
     @property
     def site_names(self) -> tuple[str, ...]:
-        return tuple(site_name(int(site)) for site in self.sites)
+        return tuple(site_label(int(site)) for site in self.sites)
 
     # -- serialisation (inside an explanation file) -------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

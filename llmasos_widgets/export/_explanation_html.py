@@ -29,7 +29,7 @@ from llmasos_widgets.export._chat_html import messages_section
 from llmasos_widgets.export._faithfulness_html import faithfulness_html
 from llmasos_widgets.export._report_figures import figure_script, figures_section, pattern_canvas
 from llmasos_widgets.export._generation_html import generation_section
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing._anatomy import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation
@@ -264,7 +264,7 @@ def _saliency_section(explanation: Explanation) -> str:
             f"{v:.2g}</td>"
             for i, v in enumerate(row)
         )
-        label = site_name(int(saliency.layers[row_index]))  # residual site: emb, after L0, ..
+        label = site_label(int(saliency.layers[row_index]))  # residual site: emb, after L0, ..
         rows.append(f"<tr><th>{label}</th>{cells}</tr>")
     facts = [
         f"method <b>{html.escape(saliency.method)}</b>",
