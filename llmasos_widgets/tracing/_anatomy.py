@@ -51,7 +51,7 @@ HeadsReplacer = Callable[[torch.Tensor], torch.Tensor]
 
 
 def site_label(site: int) -> str:
-    """Label of residual site ``site`` for views and messages: ``emb`` (0) or ``after L{site-1}``."""
+    """Label of residual site ``site`` in views and messages: ``emb`` (0) or ``after L{site-1}``."""
     if site < 0:
         raise ValueError(f"residual sites are 0 (emb) or more, got {site}")
     return "emb" if site == 0 else f"after L{site - 1}"
