@@ -33,7 +33,7 @@ from llmasos_widgets.attribution._saliency import (
     ConvergenceWarning,
     Saliency,
 )
-from llmasos_widgets.attribution._targets import (
+from llmasos_widgets.targets import (
     Contrast,
     NextToken,
     Predicted,

@@ -15,7 +15,7 @@ from llmasos_widgets.attribution._methods import AttributionContext, Attribution
 from llmasos_widgets.attribution._progress import progress_reporter
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
-from llmasos_widgets.attribution._targets import (
+from llmasos_widgets.targets import (
     ResolvedTarget,
     TargetFromOwnPass,
     TargetLike,

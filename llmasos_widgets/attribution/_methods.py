@@ -30,7 +30,7 @@ import torch
 
 from llmasos_widgets._gather import stack_on
 from llmasos_widgets.attribution._residual import ResidualRunner
-from llmasos_widgets.attribution._targets import ResolvedTarget, TargetFromOwnPass
+from llmasos_widgets.targets import ResolvedTarget, TargetFromOwnPass
 
 ADAPTIVE = "adaptive"
 INTEGRATION_RULES = (

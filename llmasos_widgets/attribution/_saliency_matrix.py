@@ -31,7 +31,7 @@ from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._residual import recomputed_in_backward
 from llmasos_widgets.attribution._saliency import Saliency, _check_array, _check_record_format
-from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
+from llmasos_widgets.targets import NextToken, ResolvedTarget
 from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_label
 
 FORMAT = "llmasos-generation-saliency"

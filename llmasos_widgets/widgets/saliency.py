@@ -162,8 +162,8 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
             as_target,
             available_methods,
         )
-        from llmasos_widgets.attribution._targets import resolve_position
         from llmasos_widgets.models import as_explainable
+        from llmasos_widgets.targets import resolve_position
 
         explainable = as_explainable(model, tokenizer)
         self._model: Any = explainable
