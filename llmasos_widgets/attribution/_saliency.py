@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 FORMAT = "llmasos-saliency"
 FORMAT_VERSION = 1

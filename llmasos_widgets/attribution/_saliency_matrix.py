@@ -32,7 +32,7 @@ from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._residual import recomputed_in_backward
 from llmasos_widgets.attribution._saliency import Saliency, _check_array, _check_record_format
 from llmasos_widgets.targets import NextToken, ResolvedTarget
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_label
+from llmasos_widgets.tracing import anatomy, eval_mode, site_label
 
 FORMAT = "llmasos-generation-saliency"
 FORMAT_VERSION = 1
@@ -201,7 +201,7 @@ def attribute_generation(
         _RECOMPUTE_ABOVE,
         _activation_bytes,
         _baseline_embeddings,
-        _input_ids,
+        as_input_ids,
         attribute,
         default_baseline,
     )
@@ -213,7 +213,7 @@ def attribute_generation(
     attribution_method = get_method(method)
     if isinstance(token_ids, np.ndarray):  # e.g. Explanation.token_ids
         token_ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
-    ids = _input_ids(explainable, token_ids, truncate=False)
+    ids = as_input_ids(explainable, token_ids, truncate=False)
     n_tokens = int(ids.shape[1])
     if not 1 <= prompt_length < n_tokens:
         raise ValueError(

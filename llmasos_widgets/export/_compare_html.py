@@ -20,7 +20,7 @@ from llmasos_widgets.export._explanation_html import (
     _sequential,
     write_report,
 )
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 _MAX_COLUMNS = 48
 

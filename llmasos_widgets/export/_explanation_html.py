@@ -29,7 +29,7 @@ from llmasos_widgets.export._chat_html import messages_section
 from llmasos_widgets.export._faithfulness_html import faithfulness_html
 from llmasos_widgets.export._generation_html import generation_section
 from llmasos_widgets.export._report_figures import figure_script, figures_section, pattern_canvas
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation

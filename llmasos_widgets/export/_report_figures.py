@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation

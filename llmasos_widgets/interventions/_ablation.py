@@ -27,7 +27,7 @@ from llmasos_widgets.interventions._runs import (
     group_by_length,
 )
 from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
+from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode
 
 AblationMode = Literal["zero", "mean"]
 MODES = ("zero", "mean")

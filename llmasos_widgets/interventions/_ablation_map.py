@@ -21,7 +21,7 @@ from llmasos_widgets.interventions._ablation import (
 )
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.targets import TargetLike
-from llmasos_widgets.tracing._anatomy import eval_mode
+from llmasos_widgets.tracing import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,7 +29,7 @@ from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
 from llmasos_widgets.interventions._runs import chunks, forward_logits
 from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode, site_label
+from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode, site_label
 
 # A cell: ("residual", site, position) or ("head", layer, head)
 Cell = tuple[str, int, int]

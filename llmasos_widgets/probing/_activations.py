@@ -18,7 +18,7 @@ from llmasos_widgets.probing._store import (
     open_shard,
     prepare_directory,
 )
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_label
+from llmasos_widgets.tracing import anatomy, eval_mode, site_label
 
 Positions = int | Sequence[int] | Literal["last", "all"]
 Layers = int | Sequence[int] | Literal["all"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 FORMAT = "llmasos-probe-result"
 VERSION = 1

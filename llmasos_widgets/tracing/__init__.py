@@ -7,6 +7,7 @@ tr.attention(layer, batch=0)   # float32 [head, query, key], exact
 ```
 """
 
+from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, decoder_layers, eval_mode, site_label
 from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
 from llmasos_widgets.tracing._support import (
     SUPPORTED_ARCHITECTURES,
@@ -17,11 +18,16 @@ from llmasos_widgets.tracing._trace import ForwardCapture, Trace, trace
 
 __all__ = [
     "SUPPORTED_ARCHITECTURES",
+    "Anatomy",
     "AttentionSpec",
     "ForwardCapture",
     "Trace",
     "UnsupportedArchitectureError",
+    "anatomy",
     "attention_pattern",
     "check_supported",
+    "decoder_layers",
+    "eval_mode",
+    "site_label",
     "trace",
 ]

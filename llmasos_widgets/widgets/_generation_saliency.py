@@ -58,7 +58,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
             return False
         self._set_generation(source)  # type: ignore[attr-defined]
         if self._matrix is None:  # generated without saliency: compute it for the method
-            from llmasos_widgets.attribution._saliency_matrix import attribute_generation
+            from llmasos_widgets.attribution import attribute_generation
 
             self._matrix = attribute_generation(
                 self._model,  # type: ignore[attr-defined]
@@ -112,7 +112,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         if self.generated_token < 0:
             return False
         if self._matrix is None or self._matrix.method != self.method:  # type: ignore[attr-defined]
-            from llmasos_widgets.attribution._saliency_matrix import attribute_generation
+            from llmasos_widgets.attribution import attribute_generation
 
             self.set_trait("status", f"computing {self.method.replace('_', ' ')} …")  # type: ignore[attr-defined]
             self._matrix = attribute_generation(

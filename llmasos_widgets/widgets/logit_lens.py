@@ -20,7 +20,7 @@ import numpy as np
 import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     SelectionWidget,

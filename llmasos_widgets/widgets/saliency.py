@@ -309,12 +309,11 @@ class SaliencyWidget(GenerationSaliencyMixin, SelectionWidget):
     def _work_label(self) -> str:
         """The method, and for one that runs many passes the work estimate of attribute's
         progress bar (sites × steps × passes)."""
-        from llmasos_widgets.attribution import get_method
-        from llmasos_widgets.attribution._attribute import _resolve_sites
+        from llmasos_widgets.attribution import get_method, resolve_sites
 
         method = get_method(self.method)
         layers = method.default_layers if self._layers is None else self._layers
-        n_sites = len(_resolve_sites(layers, int(self._dims["layers"] or 0) + 1))
+        n_sites = len(resolve_sites(layers, int(self._dims["layers"] or 0) + 1))
         units, label = method.work(n_sites, self.target_position + 1, self.n_steps, "adaptive")
         name = self.method.replace("_", " ")
         return name if units == 1 else f"{name} ({label.split(': ', 1)[1]})"
@@ -359,13 +358,13 @@ def _sinks_summary(explainable: Any, ids: torch.Tensor, source: Any) -> dict[str
         from llmasos_widgets.widgets.attention import sinks_summary
 
         return sinks_summary(source)
-    from llmasos_widgets.explanation._sinks import measure_sinks
+    from llmasos_widgets.explanation import measure_sinks
 
     return measure_sinks(explainable, ids).summary()
 
 
 def _layers_of(hf_model: Any) -> Any:
-    from llmasos_widgets.tracing._anatomy import decoder_layers
+    from llmasos_widgets.tracing import decoder_layers
 
     return decoder_layers(hf_model)
 
