@@ -7,14 +7,22 @@ from llmasos_widgets.models._errors import (
 )
 from llmasos_widgets.models._loading import ExplainableModel, as_explainable, load_model
 from llmasos_widgets.models._names import BUNDLED_MODELS, SHORT_NAMES
+from llmasos_widgets.models._support import (
+    SUPPORTED_ARCHITECTURES,
+    UnsupportedArchitectureError,
+    check_supported,
+)
 
 __all__ = [
     "BUNDLED_MODELS",
     "SHORT_NAMES",
+    "SUPPORTED_ARCHITECTURES",
     "ExplainableModel",
     "GatedModelError",
     "ModelNotFoundError",
+    "UnsupportedArchitectureError",
     "UnsupportedCheckpointError",
     "as_explainable",
+    "check_supported",
     "load_model",
 ]

@@ -35,6 +35,7 @@ from llmasos_widgets.models._options import (
     hub_options,
     no_safetensors_error,
 )
+from llmasos_widgets.models._support import check_model_type, check_supported
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -59,8 +60,6 @@ class ExplainableModel:
         copy_tokens: list[str] | None = None,
         weights_note: str | None = None,
     ) -> None:
-        from llmasos_widgets.tracing import check_supported
-
         check_supported(hf_model)
         check_not_quantized(hf_model)
         self.hf_model = hf_model
@@ -383,18 +382,12 @@ def _check_config(source: str, located: dict[str, Any]) -> None:
     (for a hub id this downloads config.json only)."""
     from transformers import AutoConfig
 
-    from llmasos_widgets.tracing import SUPPORTED_ARCHITECTURES, UnsupportedArchitectureError
-
     try:
         config = AutoConfig.from_pretrained(source, **located)
     except (OSError, ValueError) as error:
         if os.path.isdir(source):
             raise ModelNotFoundError(f"{source!r} has no readable config.json: {error}") from error
         raise
-    if config.model_type not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedArchitectureError(
-            f"model type {config.model_type!r} is not supported; supported types: "
-            f"{', '.join(sorted(SUPPORTED_ARCHITECTURES))}"
-        )
+    check_model_type(config.model_type)
     if not located.get("gguf_file"):  # a GGUF file is dequantized to float as it loads
         check_not_quantized(config)

@@ -7,13 +7,13 @@ tr.attention(layer, batch=0)   # float32 [head, query, key], exact
 ```
 """
 
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, decoder_layers, eval_mode, site_label
-from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
-from llmasos_widgets.tracing._support import (
+from llmasos_widgets.models import (  # re-exported: trace refuses what models refuses
     SUPPORTED_ARCHITECTURES,
     UnsupportedArchitectureError,
     check_supported,
 )
+from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, decoder_layers, eval_mode, site_label
+from llmasos_widgets.tracing._patterns import AttentionSpec, attention_pattern
 from llmasos_widgets.tracing._trace import ForwardCapture, Trace, trace
 
 __all__ = [

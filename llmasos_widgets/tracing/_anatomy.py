@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from llmasos_widgets._hooks import HookSet
+from llmasos_widgets.models import UnsupportedArchitectureError
 from llmasos_widgets.tracing._interface import CaptureFn, capturing_attention
-from llmasos_widgets.tracing._support import UnsupportedArchitectureError
 
 # hidden [batch, token, hidden] of one site -> None
 SiteReader = Callable[[torch.Tensor], None]
