@@ -1,5 +1,6 @@
 """Loading models for explanation: ``load_model`` and the ``ExplainableModel`` wrapper."""
 
+from llmasos_widgets.models._analyses import register_analysis
 from llmasos_widgets.models._errors import (
     GatedModelError,
     ModelNotFoundError,
@@ -25,4 +26,5 @@ __all__ = [
     "as_explainable",
     "check_supported",
     "load_model",
+    "register_analysis",
 ]

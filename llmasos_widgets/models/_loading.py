@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from llmasos_widgets.models._analyses import analysis
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
 from llmasos_widgets.models._errors import ModelNotFoundError
 from llmasos_widgets.models._gguf import (
@@ -137,9 +138,7 @@ class ExplainableModel:
 
         See :func:`llmasos_widgets.explanation.explain` for the options.
         """
-        from llmasos_widgets.explanation import explain
-
-        return explain(self, text, messages=messages, **kwargs)
+        return analysis("explain")(self, text, messages=messages, **kwargs)
 
     def generate(
         self,
@@ -154,9 +153,7 @@ class ExplainableModel:
         """Generate after ``prompt`` (greedy unless ``do_sample=True``) and explain prompt +
         completion; ``messages=[...]`` instead of ``prompt``: a chat model writes the assistant
         turn. See :func:`llmasos_widgets.explanation.generate` for the options."""
-        from llmasos_widgets.explanation import generate
-
-        return generate(
+        return analysis("generate")(
             self,
             prompt,
             max_new_tokens,
