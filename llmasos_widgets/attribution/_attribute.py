@@ -192,7 +192,7 @@ def attribute(
     scores = np.zeros((len(sites), n_tokens), dtype=np.float32)
     scores[:, : target_position + 1] = result.scores.detach().cpu().numpy()
     delta = result.convergence_delta
-    is_ig = attribution_method.name == "integrated_gradients"
+    integrates = attribution_method.integrates
     saliency = Saliency(
         scores=scores,
         layers=np.asarray(sites, dtype=np.int64),
@@ -209,8 +209,8 @@ def attribute(
         f_x=f_x,
         f_baseline=f_baseline,
         convergence_delta=None if delta is None else delta.cpu().numpy().astype(np.float32),
-        n_steps=n_steps if is_ig else None,
-        integration=integration if is_ig else None,
+        n_steps=n_steps if integrates else None,
+        integration=integration if integrates else None,
     )
     if saliency.convergence_warning:
         warnings.warn(
