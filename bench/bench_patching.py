@@ -45,7 +45,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import llmasos_widgets as lw
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/_tokenizers.py, tests/_naive_patching.py
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/: tokenizers, naive patching
 
 from llmasos_widgets.interventions import (
     CopyingAccuracy,
