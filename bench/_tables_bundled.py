@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from _tables_format import Sources, number, percent, site_name, table
+from _tables_format import Sources, number, percent, site_label, table
 
 BUNDLED_MODEL = "tests/integration/test_bundled_model.py"
 SALIENCY = "tests/integration/test_saliency_bundled.py"
@@ -76,18 +76,18 @@ def known_answers(sources: Sources) -> str:
         ],
         [
             "probe for subject number at the last prompt token",
-            f"best site is the last one ({site_name(subject['sites'][-1])}); there test "
+            f"best site is the last one ({site_label(subject['sites'][-1])}); there test "
             f"accuracy ≥ {const(PROBING, 'BEST_TEST_ACCURACY_MIN')} and selectivity ≥ "
             f"{const(PROBING, 'BEST_SELECTIVITY_MIN')} "
             f"({const(PROBING, 'SUBJECT_NUMBER_PROMPTS')} prompts)",
-            f"best {site_name(subject['sites'][best])}: test accuracy "
+            f"best {site_label(subject['sites'][best])}: test accuracy "
             f"{subject['test_accuracy'][best]:.3f}, selectivity "
             f"{subject['selectivity'][best]:.3f} (bench_bundled.json)",
         ],
         [
             "probe on random labels",
             "held-out accuracy within 3σ of chance (site "
-            f"{site_name(const(PROBING, 'RANDOM_LABELS_SITE'))})",
+            f"{site_label(const(PROBING, 'RANDOM_LABELS_SITE'))})",
             f"{min(noise):.3f}–{max(noise):.3f} at every site (bench_bundled.json)",
         ],
     ]
@@ -155,7 +155,7 @@ def ig_completeness(sources: Sources) -> str:
             table(
                 [
                     "baseline, rule",
-                    *(site_name(s) for s in sites),
+                    *(site_label(s) for s in sites),
                     "subject > attractor",
                 ],
                 rows,
@@ -171,7 +171,7 @@ def _probe_rows(p: dict[str, Any]) -> list[list[str]]:
         selectivity = p["selectivity"]
         rows.append(
             [
-                site_name(site),
+                site_label(site),
                 f"{p['train_accuracy'][i]:.3f}",
                 f"{p['test_accuracy'][i]:.3f}",
                 "-" if control is None else f"{control[i]:.3f}",
@@ -199,11 +199,11 @@ def probing_bundled(sources: Sources) -> str:
             "",
             table(header, _probe_rows(subject), "lrrrrr"),
             "",
-            f"Selectivity {site_name(split['rows'][0]['sites'][0])} over split seeds "
+            f"Selectivity {site_label(split['rows'][0]['sites'][0])} over split seeds "
             f"{split_seeds} ({split['texts']} prompts): {split_text}.",
             "",
             f"**Regularization** ({sweep['texts']} prompts, "
-            f"{site_name(sweep['rows'][0]['sites'][0])}):",
+            f"{site_label(sweep['rows'][0]['sites'][0])}):",
             "",
             table(
                 ["`l2`", *(f"{r['l2']:g}" for r in sweep["rows"])],
@@ -221,7 +221,7 @@ def probing_bundled(sources: Sources) -> str:
             f"**Random labels** on the same {noise['texts']} activations "
             f"({noise['n_test']} test rows): held-out accuracy "
             + ", ".join(
-                f"{site_name(s)} {a:.3f}"
+                f"{site_label(s)} {a:.3f}"
                 for s, a in zip(noise["sites"], noise["test_accuracy"], strict=True)
             )
             + f"; the 3σ binomial band is 0.5 ± {3 * (0.25 / noise['n_test']) ** 0.5:.3f}.",

@@ -116,7 +116,7 @@ def percent(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%"
 
 
-def site_name(site: int) -> str:
+def site_label(site: int) -> str:
     """Residual site ``i``: ``emb`` for the embeddings, else the output of layer ``L{i-1}``."""
     return "emb" if site == 0 else f"after L{site - 1}"
 

@@ -42,7 +42,7 @@ def patching(sources: Sources) -> str:
             f"{cfg['device']}, median of {cfg['reps']} interleaved runs. Batched = "
             f"`activation_patching(..., batch_size={cfg['batch_size']})`: one patched run per "
             "batch row, cells whose clean and corrupted activations are equal not run (rows "
-            "run); naive = one batch-1 forward per cell (`interventions/_naive.py`). Ratios "
+            "run); naive = one batch-1 forward per cell (`tests/_naive_patching.py`). Ratios "
             "are batched / naive; max abs diff compares the two maps' raw target values.",
             "",
             table(

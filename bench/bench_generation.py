@@ -43,7 +43,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     import llmasos_widgets as lw
 
 from llmasos_widgets.attribution import NextToken, attribute
-from llmasos_widgets.attribution._generation import attribute_generation
+from llmasos_widgets.attribution._saliency_matrix import attribute_generation
 from llmasos_widgets.explanation._generate import induction_peaks
 from llmasos_widgets.models import as_explainable
 

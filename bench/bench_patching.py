@@ -5,7 +5,7 @@ Side by side in one process, interleaved (batched, naive, batched, ...), median 
 
 * ``batched``: ``activation_patching`` (every patched cell one row of a batch of up to
   ``batch_size`` rows; cells whose clean and corrupted activations are equal are not run);
-* ``naive``: ``interventions/_naive.py``, one batch-1 forward per cell (TransformerLens's
+* ``naive``: ``tests/_naive_patching.py``, one batch-1 forward per cell (TransformerLens's
   ``generic_activation_patch`` loop), clean and corrupted runs separately.
 
 Both compute the full residual ``[site, position]`` map and the ``[layer, head]`` map for the
@@ -45,7 +45,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import llmasos_widgets as lw
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/_tokenizers.py
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/: tokenizers, naive patching
 
 from llmasos_widgets.interventions import (
     CopyingAccuracy,
@@ -53,8 +53,8 @@ from llmasos_widgets.interventions import (
     activation_patching,
     agreement_twins,
 )
-from llmasos_widgets.interventions._naive import naive_patching
 from llmasos_widgets.language import copy_examples
+from tests._naive_patching import naive_patching
 
 BATCH_SIZE = 64
 # random-init cases: (layers, heads, kv heads, hidden, T)

@@ -139,7 +139,7 @@ class ExplainMagics(Magics):
             raise UsageError(f"%explain: --store needs a variable name, got {args.store!r}")
         model = self._model(name, args)
 
-        from llmasos_widgets.explanation._explain import resolve_saliency_method
+        from llmasos_widgets.explanation import resolve_saliency_method
         from llmasos_widgets.widgets import AttentionWidget, SaliencyWidget, link_selection
 
         explanation = model.explain(text, saliency=False, truncate=args.truncate)

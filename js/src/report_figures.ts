@@ -1,4 +1,4 @@
-// Figures of the standalone HTML report (Python half: llmasos_widgets/export/_figures.py, which
+// Figures of the standalone HTML report (Python half: llmasos_widgets/export/_report_figures.py, which
 // inlines this bundle). Each canvas[data-report-matrix] carries its raw values (base64, row-major
 // [rows, cols], float32 or uint8 meaning value/255) and is painted with the widgets' own code: the head grid as the
 // attention widget colors it (normalize + viridis), the saliency map as the saliency widget does

@@ -10,8 +10,10 @@ Methods (see :data:`METHODS`): ``gradient`` (default), ``input_x_gradient``,
 from llmasos_widgets.attribution._attribute import (
     BASELINES,
     DEFAULT_N_STEPS,
+    as_input_ids,
     attribute,
     default_baseline,
+    resolve_sites,
 )
 from llmasos_widgets.attribution._faithfulness import (
     Faithfulness,
@@ -28,12 +30,14 @@ from llmasos_widgets.attribution._methods import (
     get_method,
     register_method,
 )
+from llmasos_widgets.attribution._progress import ProgressBar
 from llmasos_widgets.attribution._saliency import (
     CONVERGENCE_TOLERANCE,
     ConvergenceWarning,
     Saliency,
 )
-from llmasos_widgets.attribution._targets import (
+from llmasos_widgets.attribution._saliency_matrix import SaliencyMatrix, attribute_generation
+from llmasos_widgets.targets import (
     Contrast,
     NextToken,
     Predicted,
@@ -42,7 +46,7 @@ from llmasos_widgets.attribution._targets import (
     resolve_target,
     resolve_token,
 )
-from llmasos_widgets.tracing._anatomy import decoder_layers
+from llmasos_widgets.tracing import decoder_layers
 
 __all__ = [
     "BASELINES",
@@ -57,10 +61,14 @@ __all__ = [
     "FaithfulnessComparison",
     "NextToken",
     "Predicted",
+    "ProgressBar",
     "ResolvedTarget",
     "Saliency",
+    "SaliencyMatrix",
+    "as_input_ids",
     "as_target",
     "attribute",
+    "attribute_generation",
     "available_methods",
     "compare_faithfulness",
     "decoder_layers",
@@ -68,6 +76,7 @@ __all__ = [
     "faithfulness",
     "get_method",
     "register_method",
+    "resolve_sites",
     "resolve_target",
     "resolve_token",
     "with_faithfulness",

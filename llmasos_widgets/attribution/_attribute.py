@@ -15,14 +15,14 @@ from llmasos_widgets.attribution._methods import AttributionContext, Attribution
 from llmasos_widgets.attribution._progress import progress_reporter
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
-from llmasos_widgets.attribution._targets import (
+from llmasos_widgets.targets import (
     ResolvedTarget,
     TargetFromOwnPass,
     TargetLike,
     resolve_position,
     resolve_target,
 )
-from llmasos_widgets.tracing._anatomy import decoder_layers, eval_mode
+from llmasos_widgets.tracing import decoder_layers, eval_mode
 
 BASELINES = ("zero", "pad", "unk")
 """Named baselines; a tensor of input embeddings is accepted too."""
@@ -107,7 +107,7 @@ def attribute(
 
     explainable = as_explainable(model, tokenizer)
     attribution_method = get_method(method)
-    input_ids = _input_ids(explainable, text, truncate=truncate)
+    input_ids = as_input_ids(explainable, text, truncate=truncate)
     n_tokens = int(input_ids.shape[1])
     target_position = resolve_position(position, n_tokens)
     if internal_batch_size is not None and (
@@ -128,7 +128,7 @@ def attribute(
             > _RECOMPUTE_ABOVE,
             offload=any(p.device.type == "cuda" for p in hf_model.parameters()),
         )
-        sites = _resolve_sites(
+        sites = resolve_sites(
             attribution_method.default_layers if layers is None else layers, runner.n_sites
         )
         embeds = runner.embed()
@@ -192,7 +192,7 @@ def attribute(
     scores = np.zeros((len(sites), n_tokens), dtype=np.float32)
     scores[:, : target_position + 1] = result.scores.detach().cpu().numpy()
     delta = result.convergence_delta
-    is_ig = attribution_method.name == "integrated_gradients"
+    integrates = attribution_method.integrates
     saliency = Saliency(
         scores=scores,
         layers=np.asarray(sites, dtype=np.int64),
@@ -209,8 +209,8 @@ def attribute(
         f_x=f_x,
         f_baseline=f_baseline,
         convergence_delta=None if delta is None else delta.cpu().numpy().astype(np.float32),
-        n_steps=n_steps if is_ig else None,
-        integration=integration if is_ig else None,
+        n_steps=n_steps if integrates else None,
+        integration=integration if integrates else None,
     )
     if saliency.convergence_warning:
         warnings.warn(
@@ -243,7 +243,7 @@ def default_baseline(method: str | AttributionMethod, tokenizer: Any) -> str:
     return "zero"
 
 
-def _input_ids(explainable: Any, text: str | torch.Tensor, *, truncate: bool) -> torch.Tensor:
+def as_input_ids(explainable: Any, text: str | torch.Tensor, *, truncate: bool) -> torch.Tensor:
     if isinstance(text, torch.Tensor):
         ids = text.reshape(1, -1) if text.ndim == 1 else text
         if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] == 0:
@@ -254,7 +254,7 @@ def _input_ids(explainable: Any, text: str | torch.Tensor, *, truncate: bool) ->
     return explainable.encode(text, truncate=truncate)
 
 
-def _resolve_sites(layers: str | int | Iterable[int], n_sites: int) -> list[int]:
+def resolve_sites(layers: str | int | Iterable[int], n_sites: int) -> list[int]:
     """Residual sites 0..n_sites-1 from the ``layers`` argument, ascending and distinct."""
     if isinstance(layers, str):
         named = {"all": list(range(n_sites)), "embeddings": [0]}

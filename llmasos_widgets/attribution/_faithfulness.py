@@ -47,8 +47,8 @@ import torch
 from llmasos_widgets.attribution._attribute import _bos_mask, attribute, default_baseline
 from llmasos_widgets.attribution._residual import ResidualRunner
 from llmasos_widgets.attribution._saliency import ConvergenceWarning, Saliency
-from llmasos_widgets.attribution._targets import ResolvedTarget, TargetLike
-from llmasos_widgets.tracing._anatomy import eval_mode
+from llmasos_widgets.targets import ResolvedTarget, TargetLike
+from llmasos_widgets.tracing import eval_mode
 
 DEFAULT_N_RANDOM = 16
 """Random orders averaged for the reference curves."""

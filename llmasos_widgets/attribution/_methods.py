@@ -23,14 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
 from llmasos_widgets._gather import stack_on
 from llmasos_widgets.attribution._residual import ResidualRunner
-from llmasos_widgets.attribution._targets import ResolvedTarget, TargetFromOwnPass
+from llmasos_widgets.targets import ResolvedTarget, TargetFromOwnPass
 
 ADAPTIVE = "adaptive"
 INTEGRATION_RULES = (
@@ -169,6 +169,12 @@ class AttributionMethod(ABC):
     # target is then resolved from that pass's logits (``TargetFromOwnPass``), and
     # ``attribute`` runs no no-grad forward first (``context.f_x`` is NaN, not read)
     target_in_own_pass: ClassVar[bool] = False
+    # True where ``n_steps`` and ``integration`` shape the result (the Saliency records them)
+    integrates: ClassVar[bool] = False
+    # how ``attribute_generation`` scores every generated token at once: "gradient" (one
+    # backward of the sequence replicated per target, see GradientMethod), "occlusion" (one
+    # occluded forward per token scores all targets), or None (one ``attribute`` per target)
+    generation_batch: ClassVar[Literal["gradient", "occlusion"] | None] = None
 
     def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
         """The work of one call, known before it starts: ``(units, label)``. Progress is
@@ -230,33 +236,47 @@ def _chunks(total: int, size: int) -> list[slice]:
     return [slice(start, min(start + even, total)) for start in range(0, total, even)]
 
 
-@register_method
-class Gradient(AttributionMethod):
-    """L2 norm of the target's gradient at each token (unsigned: how sensitive, not which way)."""
+class GradientMethod(AttributionMethod):
+    """A method whose whole work is one backward of the input: each token's score reduces its
+    activation ``x`` and gradient ``g`` at a site over hidden (:meth:`token_scores`).
+    ``attribute_generation`` runs it for every generated token in one replicated batch."""
 
-    name = "gradient"
-    signed = False
     target_in_own_pass = True
+    generation_batch = "gradient"
 
-    def attribute(self, context: AttributionContext) -> SiteScores:
-        _, grads = context.runner.gradients(context.embeds, context.sites, context.target)
-        context.report(1, 1)
-        rows = [grads[site].float().norm(dim=-1) for site in context.sites]
-        return SiteScores(stack_on(rows, "cpu"))
-
-
-@register_method
-class InputXGradient(AttributionMethod):
-    """``Σ_hidden x ⊙ ∂f/∂x`` per token: a first-order estimate of each token's contribution."""
-
-    name = "input_x_gradient"
-    target_in_own_pass = True
+    @staticmethod
+    @abstractmethod
+    def token_scores(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+        """``[..., token, hidden]`` activation and gradient at a site -> ``[..., token]``."""
 
     def attribute(self, context: AttributionContext) -> SiteScores:
         acts, grads = context.runner.gradients(context.embeds, context.sites, context.target)
         context.report(1, 1)
-        rows = [(acts[s].float() * grads[s].float()).sum(dim=-1) for s in context.sites]
+        rows = [self.token_scores(acts[s], grads[s]) for s in context.sites]
         return SiteScores(stack_on(rows, "cpu"))
+
+
+@register_method
+class Gradient(GradientMethod):
+    """L2 norm of the target's gradient at each token (unsigned: how sensitive, not which way)."""
+
+    name = "gradient"
+    signed = False
+
+    @staticmethod
+    def token_scores(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+        return gradient.float().norm(dim=-1)
+
+
+@register_method
+class InputXGradient(GradientMethod):
+    """``Σ_hidden x ⊙ ∂f/∂x`` per token: a first-order estimate of each token's contribution."""
+
+    name = "input_x_gradient"
+
+    @staticmethod
+    def token_scores(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+        return (activation.float() * gradient.float()).sum(dim=-1)
 
 
 @register_method
@@ -284,6 +304,7 @@ class IntegratedGradients(AttributionMethod):
     # model with 50-64 steps (docs/saliency.md, tests/integration/test_ig_convergence.py).
     default_baseline = "pad"
     default_layers = "embeddings"
+    integrates = True
 
     def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
         # per site: the n_steps + 1 points of the forward-only probe (adaptive rule; its
@@ -391,6 +412,7 @@ class Occlusion(AttributionMethod):
     name = "occlusion"
     needs_baseline = True
     default_layers = "embeddings"
+    generation_batch = "occlusion"
 
     def work(self, n_sites: int, n_tokens: int, n_steps: int, integration: str) -> tuple[int, str]:
         return n_sites * n_tokens, (

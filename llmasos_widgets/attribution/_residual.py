@@ -29,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.tracing._anatomy import anatomy
+from llmasos_widgets.tracing import anatomy
 
 
 @contextmanager

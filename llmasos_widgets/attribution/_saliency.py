@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 FORMAT = "llmasos-saliency"
 FORMAT_VERSION = 1
@@ -149,7 +149,7 @@ class Saliency:
     @property
     def site_names(self) -> tuple[str, ...]:
         """``emb``, ``after L0``, ... for each row, as the views label them."""
-        return tuple(site_name(int(site)) for site in self.layers)
+        return tuple(site_label(int(site)) for site in self.layers)
 
     @property
     def n_tokens(self) -> int:
@@ -187,7 +187,7 @@ class Saliency:
         if failing.size == 0:
             return ""
         worst = float(np.where(np.isnan(relative), np.inf, relative)[failing].max())
-        sites = ", ".join(site_name(int(self.layers[row])) for row in failing)
+        sites = ", ".join(site_label(int(self.layers[row])) for row in failing)
         steps = self.n_steps or 0
         advice = [f"more steps (n_steps={max(4 * steps, 200)}, now {steps})"]
         if self.baseline != "pad":

@@ -10,7 +10,7 @@ import torch
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.comparison._comparison import Comparison, token_mismatch
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode
+from llmasos_widgets.tracing import anatomy, eval_mode
 
 LENS_CHUNK_BYTES = 64 * 2**20
 """float32 logits of one model computed at once when the two lenses are compared."""

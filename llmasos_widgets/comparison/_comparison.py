@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.attribution import Saliency
@@ -255,7 +255,7 @@ class Comparison:
         lines = [repr(self)]
         heads = ", ".join(f"L{layer}.H{h} {d:.2f}" for layer, h, d in self.changed_heads(k=3))
         lines.append(f"  heads whose attention moved most: {heads}")
-        sites = ", ".join(f"{site_name(s)} @{t} {d:.2f}" for s, t, d in self.changed_sites(k=3))
+        sites = ", ".join(f"{site_label(s)} @{t} {d:.2f}" for s, t, d in self.changed_sites(k=3))
         lines.append(f"  logit-lens cells that moved most (site @token): {sites}")
         return "\n".join(lines)
 

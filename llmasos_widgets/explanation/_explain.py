@@ -10,7 +10,7 @@ import torch
 from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle
-from llmasos_widgets.attribution._progress import ProgressBar
+from llmasos_widgets.attribution import ProgressBar
 from llmasos_widgets.explanation import _summaries
 from llmasos_widgets.explanation._chat import chat_input
 from llmasos_widgets.explanation._disk import DiskStore, check_keep
@@ -18,8 +18,7 @@ from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
 from llmasos_widgets.explanation._row_summaries import row_summaries
 from llmasos_widgets.explanation._sinks import SINK_THRESHOLD
-from llmasos_widgets.tracing import attention_pattern, trace
-from llmasos_widgets.tracing._anatomy import decoder_layers
+from llmasos_widgets.tracing import attention_pattern, decoder_layers, trace
 
 if TYPE_CHECKING:
     from llmasos_widgets.models import ExplainableModel
@@ -103,13 +102,13 @@ def explain(
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     # token ids ([token] or [1, token]) are taken as they are: a generated sequence must not
     # be re-tokenized from its text (explanation/_generate.py)
-    from llmasos_widgets.attribution._attribute import _input_ids
+    from llmasos_widgets.attribution import as_input_ids
 
     # a conversation: apply_chat_template's ids, taken as they are (explanation/_chat.py)
     text, message_spans = chat_input(
         explainable, text, messages, add_generation_prompt=False, truncate=truncate
     )
-    ids = _input_ids(explainable, text, truncate=truncate)
+    ids = as_input_ids(explainable, text, truncate=truncate)
     hf_model = explainable.hf_model
     devices = _layer_devices(hf_model)
     keep = _resolve_keep(keep, offload, devices)

@@ -5,7 +5,7 @@ with the scores it chose each token from. Everything else is read afterwards fro
 sequence at once, given as token ids (never re-tokenized from text): attention, summaries and
 lens from one forward (``explain``), which causality makes equal to the per-step patterns
 (tests/integration/test_generate.py), and the target-side saliency matrix from batched passes
-(``attribution/_generation.py``).
+(``attribution/_saliency_matrix.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from llmasos_widgets.explanation._chat import chat_input, generated_span
 from llmasos_widgets.explanation._explain import explain
 from llmasos_widgets.explanation._generation import Generation
 from llmasos_widgets.explanation._lens import LENS_CHUNK_BYTES
-from llmasos_widgets.tracing._anatomy import anatomy
+from llmasos_widgets.tracing import anatomy
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation._explanation import Explanation
@@ -94,7 +94,7 @@ def generate(
     explanation = explain(explainable, sequence, saliency=False, top_k=top_k, seed=seed)
     matrix = None
     if saliency_method is not None:
-        from llmasos_widgets.attribution._generation import attribute_generation
+        from llmasos_widgets.attribution import attribute_generation
 
         matrix = attribute_generation(explainable, sequence, prompt_length, method=saliency_method)
     settings = {
@@ -226,7 +226,7 @@ def induction_peaks(
     """Generate the second half of ``n`` held-out copy sequences of ``length`` words (the
     prompt is the first half plus the first repeated word) and measure :class:`InductionPeaks`
     at residual ``site`` (0 = embeddings)."""
-    from llmasos_widgets.language._copying import copy_examples
+    from llmasos_widgets.language import copy_examples
     from llmasos_widgets.models import as_explainable
 
     explainable = as_explainable(model)

@@ -11,7 +11,7 @@ import numpy as np
 from llmasos_widgets._readable_tokens import TokenStyle, show_tokens, token_label
 
 if TYPE_CHECKING:
-    from llmasos_widgets.attribution._generation import SaliencyMatrix
+    from llmasos_widgets.attribution import SaliencyMatrix
 
 
 def _array(name: str, value: Any, dtype: type, shape: tuple[int, ...]) -> None:
@@ -105,7 +105,7 @@ class Generation:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Generation:
         saliency = None
         if meta["saliency"] is not None:
-            from llmasos_widgets.attribution._generation import SaliencyMatrix
+            from llmasos_widgets.attribution import SaliencyMatrix
 
             saliency = SaliencyMatrix.from_arrays(
                 {

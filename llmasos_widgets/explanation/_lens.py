@@ -26,7 +26,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy
+from llmasos_widgets.tracing import Anatomy, anatomy
 
 LENS_CHUNK_BYTES = 64 * 2**20
 """float32 logits computed at once: 130 tokens of a 128k vocabulary."""

@@ -334,8 +334,7 @@ def measure_sinks(explainable: Any, ids: torch.Tensor, *, seed: int = 0) -> Atte
     SaliencyWidget's text): one traced forward pass, then the summaries' row pass."""
     from llmasos_widgets._gather import execution_device
     from llmasos_widgets.explanation._row_summaries import row_summaries
-    from llmasos_widgets.tracing import trace
-    from llmasos_widgets.tracing._anatomy import decoder_layers
+    from llmasos_widgets.tracing import decoder_layers, trace
 
     hf_model = explainable.hf_model
     devices = tuple(execution_device(layer) for layer in decoder_layers(hf_model))

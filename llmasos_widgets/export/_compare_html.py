@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.export._html import (
+from llmasos_widgets.export._explanation_html import (
     _CSS,
     _diverging,
     _head_table,
     _sequential,
     write_report,
 )
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 _MAX_COLUMNS = 48
 
@@ -64,7 +64,7 @@ def _lens_section(comparison: Any) -> str:
             f"title='TV {comparison.lens_distance[site, i]:.3f}'>{diff[site, i]:+.2f}</td>"
             for i in range(start, comparison.n_tokens)
         )
-        rows.append(f"<tr><th>{site_name(site)}</th>{cells}</tr>")
+        rows.append(f"<tr><th>{site_label(site)}</th>{cells}</tr>")
     target = html.escape(repr(comparison.target_token))
     return (
         f"<h2>Logit lens: B − A probability of {target} as the next token</h2>"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from llmasos_widgets._readable_tokens import TokenStyle, show_token, show_tokens, token_label
-from llmasos_widgets.export._figures import matrix_canvas
+from llmasos_widgets.export._report_figures import matrix_canvas
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation

@@ -13,9 +13,9 @@ call returns; the model's train/eval flags are restored. Guide: ``docs/intervent
 
 from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
 from llmasos_widgets.interventions._ablation_map import AblationMap, ablation_map
+from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
-from llmasos_widgets.interventions._targets import CopyingAccuracy
 
 __all__ = [
     "MODES",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
+from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._runs import (
     Head,
     as_texts,
@@ -26,8 +26,8 @@ from llmasos_widgets.interventions._runs import (
     forward_logits,
     group_by_length,
 )
-from llmasos_widgets.interventions._targets import CopyingAccuracy
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
+from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
+from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode
 
 AblationMode = Literal["zero", "mean"]
 MODES = ("zero", "mean")

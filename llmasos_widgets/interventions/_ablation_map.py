@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.attribution._targets import TargetLike
 from llmasos_widgets.interventions._ablation import (
     MODES,
     AblationMode,
@@ -20,8 +19,9 @@ from llmasos_widgets.interventions._ablation import (
     _fills,
     _writer,
 )
-from llmasos_widgets.interventions._targets import CopyingAccuracy
-from llmasos_widgets.tracing._anatomy import eval_mode
+from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
+from llmasos_widgets.targets import TargetLike
+from llmasos_widgets.tracing import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,9 +27,9 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
-from llmasos_widgets.attribution._targets import TargetLike, resolve_position, resolve_target
 from llmasos_widgets.interventions._runs import chunks, forward_logits
-from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode, site_name
+from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
+from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode, site_label
 
 # A cell: ("residual", site, position) or ("head", layer, head)
 Cell = tuple[str, int, int]
@@ -119,7 +119,7 @@ class PatchingResult:
 
     @property
     def site_names(self) -> tuple[str, ...]:
-        return tuple(site_name(int(site)) for site in self.sites)
+        return tuple(site_label(int(site)) for site in self.sites)
 
     @property
     def differing_positions(self) -> tuple[int, ...]:
@@ -155,7 +155,7 @@ class PatchingResult:
         if residual is not None:
             site, position = np.unravel_index(int(np.argmax(residual)), residual.shape)
             parts.append(
-                f"; best residual cell {site_name(int(site))} @ {position} "
+                f"; best residual cell {site_label(int(site))} @ {position} "
                 f"({self.shown_clean_tokens[position]!r}): {residual[site, position]:.3f}"
             )
         heads = self.heads

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from llmasos_widgets.tracing._anatomy import Anatomy
+from llmasos_widgets.tracing import Anatomy
 
 Head = tuple[int, int]
 

@@ -1,5 +1,6 @@
 """Loading models for explanation: ``load_model`` and the ``ExplainableModel`` wrapper."""
 
+from llmasos_widgets.models._analyses import register_analysis
 from llmasos_widgets.models._errors import (
     GatedModelError,
     ModelNotFoundError,
@@ -7,14 +8,23 @@ from llmasos_widgets.models._errors import (
 )
 from llmasos_widgets.models._loading import ExplainableModel, as_explainable, load_model
 from llmasos_widgets.models._names import BUNDLED_MODELS, SHORT_NAMES
+from llmasos_widgets.models._support import (
+    SUPPORTED_ARCHITECTURES,
+    UnsupportedArchitectureError,
+    check_supported,
+)
 
 __all__ = [
     "BUNDLED_MODELS",
     "SHORT_NAMES",
+    "SUPPORTED_ARCHITECTURES",
     "ExplainableModel",
     "GatedModelError",
     "ModelNotFoundError",
+    "UnsupportedArchitectureError",
     "UnsupportedCheckpointError",
     "as_explainable",
+    "check_supported",
     "load_model",
+    "register_analysis",
 ]

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from llmasos_widgets.models._support import UnsupportedArchitectureError
+
 GGUF_SUFFIX = ".gguf"
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2", "gemma2")
@@ -131,8 +133,6 @@ def _metadata_scalars(path: str | os.PathLike[str]) -> dict[str, object] | None:
 def check_gguf_file(path: str | os.PathLike[str]) -> str:
     """Refuse a GGUF file of an architecture we do not trace, before dequantizing it; return
     what an explanation's metadata says of its weights (``"dequantized from GGUF Q4_1"``)."""
-    from llmasos_widgets.tracing import UnsupportedArchitectureError
-
     architecture, quantization = gguf_header(path)
     if architecture not in GGUF_ARCHITECTURES:
         raise UnsupportedArchitectureError(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from llmasos_widgets.models._analyses import analysis
 from llmasos_widgets.models._devices import resolve_device, resolve_dtype
 from llmasos_widgets.models._errors import ModelNotFoundError
 from llmasos_widgets.models._gguf import (
@@ -35,6 +36,7 @@ from llmasos_widgets.models._options import (
     hub_options,
     no_safetensors_error,
 )
+from llmasos_widgets.models._support import check_model_type, check_supported
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -59,8 +61,6 @@ class ExplainableModel:
         copy_tokens: list[str] | None = None,
         weights_note: str | None = None,
     ) -> None:
-        from llmasos_widgets.tracing import check_supported
-
         check_supported(hf_model)
         check_not_quantized(hf_model)
         self.hf_model = hf_model
@@ -138,9 +138,7 @@ class ExplainableModel:
 
         See :func:`llmasos_widgets.explanation.explain` for the options.
         """
-        from llmasos_widgets.explanation import explain
-
-        return explain(self, text, messages=messages, **kwargs)
+        return analysis("explain")(self, text, messages=messages, **kwargs)
 
     def generate(
         self,
@@ -155,9 +153,7 @@ class ExplainableModel:
         """Generate after ``prompt`` (greedy unless ``do_sample=True``) and explain prompt +
         completion; ``messages=[...]`` instead of ``prompt``: a chat model writes the assistant
         turn. See :func:`llmasos_widgets.explanation.generate` for the options."""
-        from llmasos_widgets.explanation import generate
-
-        return generate(
+        return analysis("generate")(
             self,
             prompt,
             max_new_tokens,
@@ -383,18 +379,12 @@ def _check_config(source: str, located: dict[str, Any]) -> None:
     (for a hub id this downloads config.json only)."""
     from transformers import AutoConfig
 
-    from llmasos_widgets.tracing import SUPPORTED_ARCHITECTURES, UnsupportedArchitectureError
-
     try:
         config = AutoConfig.from_pretrained(source, **located)
     except (OSError, ValueError) as error:
         if os.path.isdir(source):
             raise ModelNotFoundError(f"{source!r} has no readable config.json: {error}") from error
         raise
-    if config.model_type not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedArchitectureError(
-            f"model type {config.model_type!r} is not supported; supported types: "
-            f"{', '.join(sorted(SUPPORTED_ARCHITECTURES))}"
-        )
+    check_model_type(config.model_type)
     if not located.get("gguf_file"):  # a GGUF file is dequantized to float as it loads
         check_not_quantized(config)

@@ -18,7 +18,7 @@ from llmasos_widgets.probing._store import (
     open_shard,
     prepare_directory,
 )
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
+from llmasos_widgets.tracing import anatomy, eval_mode, site_label
 
 Positions = int | Sequence[int] | Literal["last", "all"]
 Layers = int | Sequence[int] | Literal["all"]
@@ -66,7 +66,7 @@ def resolve_layers(layers: Layers, n_layers: int) -> list[int]:
         if not 0 <= layer <= n_layers:
             raise ValueError(
                 f"unknown layer {layer}: this model has residual sites 0 (emb) to "
-                f"{n_layers} ({site_name(n_layers)}, the output of the last decoder layer)"
+                f"{n_layers} ({site_label(n_layers)}, the output of the last decoder layer)"
             )
     return sorted({int(layer) for layer in requested})
 

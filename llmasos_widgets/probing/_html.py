@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.probing._result import ProbeResult
@@ -48,13 +48,13 @@ def write_probe_html(result: ProbeResult, path: Path) -> Path:
         tools="pan,box_zoom,reset,save",
     )
     plot.xaxis.ticker = layers
-    plot.xaxis.major_label_overrides = {layer: site_name(layer) for layer in layers}
+    plot.xaxis.major_label_overrides = {layer: site_label(layer) for layer in layers}
     items = []
     for name, values in series.items():
         source = ColumnDataSource(
             {
                 "layer": layers,
-                "site": [site_name(layer) for layer in layers],
+                "site": [site_label(layer) for layer in layers],
                 "value": values,
                 "series": [name] * len(layers),
             }

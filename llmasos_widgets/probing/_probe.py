@@ -14,7 +14,7 @@ from llmasos_widgets.probing._datasets import as_probe_dataset
 from llmasos_widgets.probing._result import ProbeResult
 from llmasos_widgets.probing._store import Activations
 from llmasos_widgets.probing._trainer import fit_linear_probe
-from llmasos_widgets.tracing._anatomy import decoder_layers
+from llmasos_widgets.tracing import decoder_layers
 
 # Offsets the control task's generator from the split's, so the two draws are independent.
 _CONTROL_STREAM = 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 FORMAT = "llmasos-probe-result"
 VERSION = 1
@@ -99,7 +99,7 @@ class ProbeResult:
     @property
     def best_layer(self) -> int:
         """The residual site with the highest held-out accuracy (the shallowest on ties);
-        ``site_name(best_layer)`` names it (``after L2``)."""
+        ``site_label(best_layer)`` names it (``after L2``)."""
         return int(self.layers[int(np.argmax(self.test_accuracy))])
 
     def to_frame(self) -> Any:
@@ -201,7 +201,7 @@ class ProbeResult:
             control = f", control {self.control_accuracy[best]:.3f}"
         return (
             f"ProbeResult({len(self.layers)} sites, {len(self.labels)} labels, "
-            f"best site {site_name(self.best_layer)}: "
+            f"best site {site_label(self.best_layer)}: "
             f"test {self.test_accuracy[best]:.3f}{control}, "
             f"majority {self.majority_baseline:.3f}; n_train={self.n_train}, "
             f"n_test={self.n_test})"

@@ -10,6 +10,12 @@ The attention arithmetic on captured q/k (scores, the mask rule, soft-capping, g
 heads, row normalisers) is here too, so every later layer computes it the same way.
 """
 
+from llmasos_widgets.models import (  # re-exported: trace refuses what models refuses
+    SUPPORTED_ARCHITECTURES,
+    UnsupportedArchitectureError,
+    check_supported,
+)
+from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, decoder_layers, eval_mode, site_label
 from llmasos_widgets.tracing._attention_arithmetic import (
     AttentionSpec,
     all_visible,
@@ -32,16 +38,12 @@ from llmasos_widgets.tracing._row_statistics import (
     row_statistics,
     tile_lengths,
 )
-from llmasos_widgets.tracing._support import (
-    SUPPORTED_ARCHITECTURES,
-    UnsupportedArchitectureError,
-    check_supported,
-)
 from llmasos_widgets.tracing._trace import ForwardCapture, Trace, trace
 
 __all__ = [
     "SUPPORTED_ARCHITECTURES",
     "TILE_CELLS",
+    "Anatomy",
     "AttentionSpec",
     "ForwardCapture",
     "RowChunkReader",
@@ -50,15 +52,19 @@ __all__ = [
     "Trace",
     "UnsupportedArchitectureError",
     "all_visible",
+    "anatomy",
     "attention_pattern",
     "cell_weights",
     "check_supported",
+    "decoder_layers",
+    "eval_mode",
     "first_visible_key",
     "kv_head",
     "mask_invisible_",
     "paired_weights",
     "row_statistics",
     "scaled_scores",
+    "site_label",
     "soft_cap",
     "soft_cap_",
     "tile_lengths",

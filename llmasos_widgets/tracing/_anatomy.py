@@ -16,7 +16,7 @@ i     ``after L{i-1}``  the output of decoder layer ``L{i-1}``
 n     ``after L{n-1}``  the last layer's output, *before* the final norm
 ====  ============  ==========================================================
 
-:func:`site_name` gives these names; ``Saliency.layers``, ``Activations.layers`` and
+:func:`site_label` gives these names; ``Saliency.layers``, ``Activations.layers`` and
 ``ProbeResult.layers`` hold site indices, and every view and doc labels them this way.
 
 Hooks go through :func:`~llmasos_widgets._hooks.borrowed_hooks`: :meth:`Anatomy.read_site`
@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from llmasos_widgets._hooks import HookSet
+from llmasos_widgets.models import UnsupportedArchitectureError
 from llmasos_widgets.tracing._interface import CaptureFn, capturing_attention
-from llmasos_widgets.tracing._support import UnsupportedArchitectureError
 
 # hidden [batch, token, hidden] of one site -> None
 SiteReader = Callable[[torch.Tensor], None]
@@ -50,8 +50,8 @@ HeadsReader = Callable[[torch.Tensor], None]
 HeadsReplacer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def site_name(site: int) -> str:
-    """Short name of residual site ``site``: ``emb`` (0) or ``after L{site-1}``."""
+def site_label(site: int) -> str:
+    """Label of residual site ``site`` in views and messages: ``emb`` (0) or ``after L{site-1}``."""
     if site < 0:
         raise ValueError(f"residual sites are 0 (emb) or more, got {site}")
     return "emb" if site == 0 else f"after L{site - 1}"
@@ -155,7 +155,7 @@ class Anatomy:
         if isinstance(site, bool) or not 0 <= site <= self.n_layers:
             raise ValueError(
                 f"unknown residual site {site!r}: this model has sites 0 (emb) to "
-                f"{self.n_layers} ({site_name(self.n_layers)})"
+                f"{self.n_layers} ({site_label(self.n_layers)})"
             )
         return int(site)
 

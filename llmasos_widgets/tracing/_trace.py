@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.models import check_supported
 from llmasos_widgets.tracing._anatomy import Anatomy, anatomy, eval_mode
 from llmasos_widgets.tracing._attention_arithmetic import (
     AttentionSpec,
     attention_pattern,
     kv_head,
 )
-from llmasos_widgets.tracing._support import check_supported
 
 # The recorders of the traces opened in this thread / asyncio context. Hooks are global state
 # on the model, so a forward pass from another thread reaches them too; they record only when

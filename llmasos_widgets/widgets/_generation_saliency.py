@@ -7,7 +7,7 @@ active site), and ``generated_token`` (a position ``>= prompt_length``) picks th
 today's ``[site, token]`` map. Clicking a generated token in the strip, or a row of the matrix,
 sets it. Clicking a prompt token keeps its old meaning (explain the prediction after it,
 recomputed) and clears ``generated_token``. Changing ``method`` recomputes the whole matrix
-(batched, ``attribution/_generation.py``).
+(batched, ``attribution/_saliency_matrix.py``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
             return False
         self._set_generation(source)  # type: ignore[attr-defined]
         if self._matrix is None:  # generated without saliency: compute it for the method
-            from llmasos_widgets.attribution._generation import attribute_generation
+            from llmasos_widgets.attribution import attribute_generation
 
             self._matrix = attribute_generation(
                 self._model,  # type: ignore[attr-defined]
@@ -112,7 +112,7 @@ class GenerationSaliencyMixin(traitlets.HasTraits):
         if self.generated_token < 0:
             return False
         if self._matrix is None or self._matrix.method != self.method:  # type: ignore[attr-defined]
-            from llmasos_widgets.attribution._generation import attribute_generation
+            from llmasos_widgets.attribution import attribute_generation
 
             self.set_trait("status", f"computing {self.method.replace('_', ' ')} …")  # type: ignore[attr-defined]
             self._matrix = attribute_generation(

@@ -1,7 +1,7 @@
 """LogitLensWidget: what each residual site would predict, as a ``[site, token]`` grid.
 
 Front end: ``js/src/logit_lens.ts`` (built to ``static/logit_lens.js``). Row ``r`` is residual
-site ``r`` (``emb``, ``after L0``, ..., named by ``site_name``); column ``t`` is token ``t``; a
+site ``r`` (``emb``, ``after L0``, ..., named by ``site_label``); column ``t`` is token ``t``; a
 cell shows the top-1 next token that the model's own head (final norm + unembedding) reads off
 that site after that token, as text, shaded by its probability. The data is the
 Explanation's ``lens_token_ids`` / ``lens_probs`` (``explanation/_lens.py``).
@@ -20,7 +20,7 @@ import numpy as np
 import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     TokensWidget,
@@ -77,7 +77,7 @@ class LogitLensWidget(TokensWidget):
         style = getattr(explanation, "token_style", None)
         self._show_tokens(tokens, style)
         self.set_trait("n_layers", n_layers)
-        self.set_trait("site_names", [site_name(site) for site in range(n_layers + 1)])
+        self.set_trait("site_names", [site_label(site) for site in range(n_layers + 1)])
         self.set_trait("lens_tokens", [_readable(row, style) for row in explanation.lens_tokens])
         self.set_trait("lens_probs", tensor_payload(probs))
 

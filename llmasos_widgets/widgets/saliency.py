@@ -37,7 +37,7 @@ import torch
 import traitlets
 
 from llmasos_widgets._readable_tokens import TokenStyle, readable_quoted
-from llmasos_widgets.widgets import _faithfulness
+from llmasos_widgets.widgets import _saliency_faithfulness as _faithfulness
 from llmasos_widgets.widgets._base import STATIC_DIR, TokensWidget, tensor_payload
 from llmasos_widgets.widgets._generation_saliency import GenerationSaliencyMixin
 
@@ -125,7 +125,7 @@ class SaliencyWidget(GenerationSaliencyMixin, TokensWidget):
     faithfulness = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: deletion/insertion test of the map shown and a one-line comparison of
     the methods ({} until the view's "faithfulness" button or :meth:`compute_faithfulness`
-    asks; cleared when a new map is shown). Layout: ``widgets/_faithfulness.py``."""
+    asks; cleared when a new map is shown). Layout: ``widgets/_saliency_faithfulness.py``."""
 
     def __init__(
         self,
@@ -147,8 +147,8 @@ class SaliencyWidget(GenerationSaliencyMixin, TokensWidget):
             as_target,
             available_methods,
         )
-        from llmasos_widgets.attribution._targets import resolve_position
         from llmasos_widgets.models import as_explainable
+        from llmasos_widgets.targets import resolve_position
 
         explainable = as_explainable(model, tokenizer)
         self._model: Any = explainable
@@ -288,12 +288,11 @@ class SaliencyWidget(GenerationSaliencyMixin, TokensWidget):
     def _work_label(self) -> str:
         """The method, and for one that runs many passes the work estimate of attribute's
         progress bar (sites × steps × passes)."""
-        from llmasos_widgets.attribution import get_method
-        from llmasos_widgets.attribution._attribute import _resolve_sites
+        from llmasos_widgets.attribution import get_method, resolve_sites
 
         method = get_method(self.method)
         layers = method.default_layers if self._layers is None else self._layers
-        n_sites = len(_resolve_sites(layers, int(self._dims["layers"] or 0) + 1))
+        n_sites = len(resolve_sites(layers, int(self._dims["layers"] or 0) + 1))
         units, label = method.work(n_sites, self.target_position + 1, self.n_steps, "adaptive")
         name = self.method.replace("_", " ")
         return name if units == 1 else f"{name} ({label.split(': ', 1)[1]})"
@@ -333,13 +332,13 @@ def _sinks_summary(explainable: Any, ids: torch.Tensor, source: Any) -> dict[str
         from llmasos_widgets.widgets.attention import sinks_summary
 
         return sinks_summary(source)
-    from llmasos_widgets.explanation._sinks import measure_sinks
+    from llmasos_widgets.explanation import measure_sinks
 
     return measure_sinks(explainable, ids).summary()
 
 
 def _layers_of(hf_model: Any) -> Any:
-    from llmasos_widgets.tracing._anatomy import decoder_layers
+    from llmasos_widgets.tracing import decoder_layers
 
     return decoder_layers(hf_model)
 

@@ -15,7 +15,7 @@ from llmasos_widgets.explanation import explain
 from llmasos_widgets.models import as_explainable
 from llmasos_widgets.probing import activations
 from llmasos_widgets.tracing import trace
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
+from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_label
 from tests.conftest import random_llama, word_tokenizer
 
 TEXT = "w1 w5 w7 w3 w1 w5"
@@ -189,7 +189,7 @@ def test_an_attention_call_that_bypasses_the_capture_names_layer_and_backend() -
 def test_sites_are_read_and_replaced_by_name() -> None:
     hf_model, ids = random_llama(), _ids(TEXT)
     parts = anatomy(hf_model)
-    assert [site_name(site) for site in range(parts.n_sites)] == ["emb", "after L0", "after L1"]
+    assert [site_label(site) for site in range(parts.n_sites)] == ["emb", "after L0", "after L1"]
     assert parts.attention_path(1) == "model.layers.1.self_attn"
     reference, _ = _traced(hf_model, ids)
     read: dict[int, torch.Tensor] = {}

@@ -21,7 +21,7 @@ from llmasos_widgets.attribution import (
     attribute,
     available_methods,
 )
-from llmasos_widgets.attribution._generation import attribute_generation
+from llmasos_widgets.attribution._saliency_matrix import attribute_generation
 from llmasos_widgets.explanation import Explanation, ExplanationFileError
 from llmasos_widgets.explanation._generate import induction_peaks
 from llmasos_widgets.tracing import trace
@@ -194,7 +194,9 @@ def test_recomputed_layers_give_the_same_matrix(bundled, monkeypatch) -> None:
         return original(layers)
 
     monkeypatch.setattr(_attribute, "_RECOMPUTE_ABOVE", 0)
-    monkeypatch.setattr("llmasos_widgets.attribution._generation.recomputed_in_backward", counted)
+    monkeypatch.setattr(
+        "llmasos_widgets.attribution._saliency_matrix.recomputed_in_backward", counted
+    )
     recomputed = attribute_generation(bundled, ids, 3, method="input_x_gradient")
     assert entered == [3]
     np.testing.assert_allclose(recomputed.scores, kept.scores, rtol=1e-6, atol=1e-8)

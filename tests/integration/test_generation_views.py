@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import llmasos_widgets as lw
-from llmasos_widgets.attribution._generation import attribute_generation
+from llmasos_widgets.attribution._saliency_matrix import attribute_generation
 
 PROMPT = "coins box cabinet doors foot child dog pens coins"
 NEW = 5

@@ -18,7 +18,7 @@ from llmasos_widgets.interventions import (
     ablation_map,
     activation_patching,
 )
-from llmasos_widgets.interventions._naive import naive_patching
+from tests._naive_patching import naive_patching
 
 CLEAN = "w1 w2 w3 w4 w5 w6"
 CORRUPTED = "w1 w2 w9 w4 w5 w6"

@@ -11,7 +11,7 @@ from llmasos_widgets.widgets import (
     AttentionWidget,
     LogitLensWidget,
     SaliencyWidget,
-    _faithfulness,
+    _saliency_faithfulness,
     link_selection,
 )
 
@@ -51,7 +51,7 @@ def test_logit_lens_links_layer_and_tokens_with_attention(explanation) -> None:
 def test_faithfulness_button_sets_the_score_python_computes(bundled) -> None:
     widget = SaliencyWidget(bundled, TEXT)
     assert widget.faithfulness == {}
-    _faithfulness.on_message(widget, {"type": "faithfulness"}, [])  # what the button sends
+    _saliency_faithfulness.on_message(widget, {"type": "faithfulness"}, [])  # what the button sends
     value = widget.faithfulness
     assert value["status"] == "ready" and value["method"] == "gradient"
     expected = faithfulness(bundled, widget.saliency)

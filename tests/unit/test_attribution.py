@@ -23,7 +23,7 @@ from llmasos_widgets.attribution._methods import (
     composite_gausslegendre,
     quadrature,
 )
-from llmasos_widgets.attribution._targets import resolve_position
+from llmasos_widgets.targets import resolve_position
 
 
 def test_the_four_methods_are_registered_under_their_names() -> None:

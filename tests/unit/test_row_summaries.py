@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from llmasos_widgets.explanation import _summaries
 from llmasos_widgets.explanation._row_summaries import (
     EXACT_ROWS_CPU,
     SAMPLE_ROWS,
@@ -15,6 +14,7 @@ from llmasos_widgets.explanation._row_summaries import (
     summary_rows,
 )
 from llmasos_widgets.tracing import AttentionSpec, attention_pattern
+from tests import _summary_oracles as oracles
 
 SPECS = (
     AttentionSpec(scaling=0.3, n_kv_groups=2),
@@ -32,9 +32,9 @@ def layers(n_tokens: int, seed: int):
 
 def exact_by_pattern(queries, keys, name: str) -> np.ndarray:
     fn = {
-        "entropy": _summaries.entropy,
-        "previous_token": _summaries.previous_token,
-        "first_token": _summaries.first_token,
+        "entropy": oracles.entropy,
+        "previous_token": oracles.previous_token,
+        "first_token": oracles.first_token,
     }[name]
     return np.stack(
         [

@@ -1,4 +1,4 @@
-// Faithfulness panel of the SaliencyWidget (kernel side: llmasos_widgets/widgets/_faithfulness.py).
+// Faithfulness panel of the SaliencyWidget (kernel side: llmasos_widgets/widgets/_saliency_faithfulness.py).
 // A "faithfulness" button asks the kernel to test the map shown: deletion and insertion curves
 // of the map's order against random orders (SVG, exportable: data-figure="faithfulness"), the
 // score, and a one-line comparison of every method on this input. All text is set as text.

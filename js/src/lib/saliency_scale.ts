@@ -55,7 +55,7 @@ export function formatScore(v: number): string {
 }
 
 /** Residual site name, as everywhere in the package (llmasos_widgets/tracing/_anatomy.py
- * site_name): "emb" for the embeddings, else "after L<l>" for the output of decoder layer L<l>
+ * site_label): "emb" for the embeddings, else "after L<l>" for the output of decoder layer L<l>
  * (0-based, as in AttentionWidget). Sites and layers are never named alike. */
 export function siteLabel(site: number): string {
   return site === 0 ? "emb" : `after L${siteToSelectedLayer(site)}`;

@@ -1,8 +1,8 @@
 """Standalone HTML report of an :class:`Explanation`: one file, no network, no external assets.
 
 Every token string goes through :func:`html.escape` (tokens are data, never markup); the only
-script is the inlined figure module (``export/_figures.py``): it paints the figures from base64
-data with the widgets' own code and adds their save buttons. Tokens
+script is the inlined figure module (``export/_report_figures.py``): it paints the figures from
+base64 data with the widgets' own code and adds their save buttons. Tokens
 are shown as readers read them (``llmasos_widgets._readable_tokens``: decoded text, quiet
 whitespace marks, characters joined across byte pieces, specials marked); each token's
 tooltip keeps its raw string.
@@ -26,10 +26,10 @@ from llmasos_widgets._readable_tokens import (
     token_pieces,
 )
 from llmasos_widgets.export._chat_html import messages_section
-from llmasos_widgets.export._faithfulness import faithfulness_html
-from llmasos_widgets.export._figures import figure_script, figures_section, pattern_canvas
+from llmasos_widgets.export._faithfulness_html import faithfulness_html
 from llmasos_widgets.export._generation_html import generation_section
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.export._report_figures import figure_script, figures_section, pattern_canvas
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation
@@ -264,7 +264,7 @@ def _saliency_section(explanation: Explanation) -> str:
             f"{v:.2g}</td>"
             for i, v in enumerate(row)
         )
-        label = site_name(int(saliency.layers[row_index]))  # residual site: emb, after L0, ..
+        label = site_label(int(saliency.layers[row_index]))  # residual site: emb, after L0, ..
         rows.append(f"<tr><th>{label}</th>{cells}</tr>")
     facts = [
         f"method <b>{html.escape(saliency.method)}</b>",

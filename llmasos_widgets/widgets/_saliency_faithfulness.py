@@ -28,7 +28,7 @@ MESSAGE_TYPE = "faithfulness"
 
 def faithfulness_trait(widget: Any) -> dict[str, Any]:
     """Compute the trait value for the map ``widget`` shows (see the module docstring)."""
-    from llmasos_widgets.attribution._faithfulness import compare_faithfulness
+    from llmasos_widgets.attribution import compare_faithfulness
 
     saliency = widget.saliency
     if saliency is None or widget._model is None:

@@ -1,6 +1,6 @@
 """What an intervention measures: a token target at one position, or an accuracy over texts.
 
-Token targets are those of :mod:`llmasos_widgets.attribution` (``" are"`` = log p of a token,
+Token targets are those of :mod:`llmasos_widgets.targets` (``" are"`` = log p of a token,
 ``(" are", " is")`` = logit difference, ``None`` = the model's own prediction), bound to ids
 on the run without intervention so the intervened run is scored on the *same* tokens.
 :class:`CopyingAccuracy` scores whole sequences: top-1 accuracy on the second half of a

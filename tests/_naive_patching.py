@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
-from llmasos_widgets.attribution._targets import TargetLike, resolve_target
 from llmasos_widgets.interventions._runs import forward_logits
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode
+from llmasos_widgets.targets import TargetLike, resolve_target
+from llmasos_widgets.tracing import anatomy, eval_mode
 
 
 def naive_patching(

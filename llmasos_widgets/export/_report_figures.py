@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from llmasos_widgets.tracing._anatomy import site_name
+from llmasos_widgets.tracing import site_label
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation
@@ -89,7 +89,7 @@ def figures_section(explanation: Explanation) -> str:
         scores = np.asarray(saliency.scores, dtype=np.float32)
         rows, cols = scores.shape
         cell = max(4, min(28, _MAX_SALIENCY_WIDTH_PX // max(cols, 1)))  # as js/src/saliency.ts
-        sites = ", ".join(site_name(int(layer)) for layer in saliency.layers)
+        sites = ", ".join(site_label(int(layer)) for layer in saliency.layers)
         figures.append(
             f"<figure><figcaption>saliency map ({html.escape(saliency.method)})"
             f"<br><span class='muted'>rows: {html.escape(sites)}; columns: tokens; "

@@ -1,4 +1,6 @@
-"""Which architectures tracing understands, and the error for the rest."""
+"""Which architectures tracing understands, and the error for the rest: the one check that
+``load_model`` (on a checkpoint's config, before loading weights), ``ExplainableModel`` and
+``trace`` share."""
 
 from __future__ import annotations
 
@@ -24,6 +26,16 @@ class UnsupportedArchitectureError(ValueError):
     """The model is not one whose attention tracing reconstructs exactly."""
 
 
+def check_model_type(model_type: str) -> None:
+    """Raise :class:`UnsupportedArchitectureError` unless ``model_type`` (a config's
+    ``model_type``) is one of :data:`SUPPORTED_ARCHITECTURES`."""
+    if model_type not in SUPPORTED_ARCHITECTURES:
+        supported = ", ".join(sorted(SUPPORTED_ARCHITECTURES))
+        raise UnsupportedArchitectureError(
+            f"model_type {model_type!r} is not supported; supported model types: {supported}"
+        )
+
+
 def check_supported(model: Any) -> None:
     """Raise unless ``model`` is a transformers model of a supported architecture.
 
@@ -39,11 +51,7 @@ def check_supported(model: Any) -> None:
             f"expected a transformers PreTrainedModel, got {type(model).__name__}; "
             "pass the Hugging Face model (e.g. ExplainableModel.hf_model)"
         )
-    if model_type not in SUPPORTED_ARCHITECTURES:
-        supported = ", ".join(sorted(SUPPORTED_ARCHITECTURES))
-        raise UnsupportedArchitectureError(
-            f"model_type {model_type!r} is not supported; supported model types: {supported}"
-        )
+    check_model_type(model_type)
     backend = getattr(config, "_attn_implementation", None)
     if model_type == "gemma2" and backend not in _SOFTCAP_BACKENDS:
         raise UnsupportedArchitectureError(

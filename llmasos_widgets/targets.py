@@ -1,4 +1,5 @@
-"""What an attribution explains: a scalar read off the next-token logits at one position.
+"""Token targets: a scalar read off the next-token logits at one position -- what an
+attribution explains and what an intervention measures (both import it from here).
 
 Three kinds of target, each a small frozen dataclass:
 

@@ -6,23 +6,24 @@ for a token -- to every earlier token (prompt and earlier generated tokens), at 
 site. Row ``i`` equals ``attribute(model, ids, target=NextToken(g_i), position=p_i - 1,
 method=...)`` for the generated token ``g_i`` at position ``p_i`` (tested for every method).
 
-Batching (what makes N rows cost well under N calls, bench/bench_generation.py):
+Batching (what makes N rows cost well under N calls, bench/bench_generation.py), chosen by
+the method's ``generation_batch``:
 
-* ``gradient`` and ``input_x_gradient``: the sequence is replicated in a batch, batch row
-  ``b`` reads its own target at its own position; one forward and one backward of the batch
-  give every row's gradients at every site (batch rows do not mix, so row ``b``'s gradient is
-  that of its own target alone).
-* ``occlusion``: one occluded forward (token ``t`` replaced by the baseline at a site) changes
+* ``"gradient"`` (every ``GradientMethod``: ``gradient``, ``input_x_gradient``): the
+  sequence is replicated in a batch, batch row ``b`` reads its own target at its own
+  position; one forward and one backward of the batch give every row's gradients at every
+  site (batch rows do not mix, so row ``b``'s gradient is that of its own target alone).
+* ``"occlusion"``: one occluded forward (token ``t`` replaced by the baseline at a site) changes
   every target after ``t`` at once, so ``T`` occluded forwards give all rows, not ``N·T``.
-* any other registered method (``integrated_gradients``, whose adaptive nodes depend on each
-  target's path) runs one ``attribute()`` per row: exact, but not faster.
+* ``None`` (``integrated_gradients``, whose adaptive nodes depend on each target's path, and
+  any method that sets no batching): one ``attribute()`` per row, exact but not faster.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -31,13 +32,14 @@ from llmasos_widgets._gather import execution_device, stack_on
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.attribution._residual import recomputed_in_backward
 from llmasos_widgets.attribution._saliency import Saliency, _check_array, _check_record_format
-from llmasos_widgets.attribution._targets import NextToken, ResolvedTarget
-from llmasos_widgets.tracing._anatomy import anatomy, eval_mode, site_name
+from llmasos_widgets.targets import NextToken, ResolvedTarget
+from llmasos_widgets.tracing import anatomy, eval_mode, site_label
+
+if TYPE_CHECKING:
+    from llmasos_widgets.attribution._methods import GradientMethod
 
 FORMAT = "llmasos-generation-saliency"
 FORMAT_VERSION = 1
-BATCHED_METHODS = ("gradient", "input_x_gradient", "occlusion")
-"""Methods computed for all generated tokens at once; others run one call per token."""
 # Activation memory one batch of replicated sequences may keep for the backward pass.
 _BATCH_MEMORY_BUDGET = 2 << 30
 
@@ -136,7 +138,7 @@ class SaliencyMatrix:
 
     @property
     def site_names(self) -> tuple[str, ...]:
-        return tuple(site_name(int(site)) for site in self.sites)
+        return tuple(site_label(int(site)) for site in self.sites)
 
     # -- serialisation (inside an explanation file) -------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -201,7 +203,7 @@ def attribute_generation(
         _RECOMPUTE_ABOVE,
         _activation_bytes,
         _baseline_embeddings,
-        _input_ids,
+        as_input_ids,
         attribute,
         default_baseline,
     )
@@ -213,7 +215,7 @@ def attribute_generation(
     attribution_method = get_method(method)
     if isinstance(token_ids, np.ndarray):  # e.g. Explanation.token_ids
         token_ids = torch.from_numpy(np.asarray(token_ids, dtype=np.int64))
-    ids = _input_ids(explainable, token_ids, truncate=False)
+    ids = as_input_ids(explainable, token_ids, truncate=False)
     n_tokens = int(ids.shape[1])
     if not 1 <= prompt_length < n_tokens:
         raise ValueError(
@@ -226,7 +228,7 @@ def attribute_generation(
     flat_ids = ids[0].cpu().numpy().astype(np.int64)
     name = attribution_method.name
 
-    if name not in BATCHED_METHODS:
+    if attribution_method.generation_batch is None:
         rows = [
             attribute(
                 explainable,
@@ -260,7 +262,7 @@ def attribute_generation(
     with torch.inference_mode(False), eval_mode(hf_model):
         runner = ResidualRunner(hf_model, ids)
         embeds = runner.embed()
-        if name == "occlusion":
+        if attribution_method.generation_batch == "occlusion":
             chosen = baseline or default_baseline(attribution_method, explainable.tokenizer)
             baseline_embeds, baseline_name = _baseline_embeddings(
                 chosen, runner, explainable.tokenizer, n_tokens
@@ -275,7 +277,15 @@ def attribute_generation(
             # layer is recomputed in the backward (same numbers, ~1/3 more time)
             recompute = per_row > _RECOMPUTE_ABOVE
             scores, f_x = _gradient_rows(
-                parts, hf_model, embeds, sites, positions, generated, rows_per_pass, name, recompute
+                parts,
+                hf_model,
+                embeds,
+                sites,
+                positions,
+                generated,
+                rows_per_pass,
+                cast("GradientMethod", attribution_method),  # generation_batch == "gradient"
+                recompute,
             )
             baseline_name, f_baseline = "", None
     return SaliencyMatrix(
@@ -313,7 +323,7 @@ def _gradient_rows(
     positions: torch.Tensor,
     generated: torch.Tensor,
     rows_per_pass: int,
-    method: str,
+    method: GradientMethod,
     recompute: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Replicated-batch forward + backward: ``[generated, site, token]`` and ``[generated]``."""
@@ -345,12 +355,10 @@ def _gradient_rows(
             hf_model(inputs_embeds=leaf, use_cache=False, logits_to_keep=1)
             values = _target_logprobs(parts, last["h"], chunk_positions, generated[chunk])
             grads = torch.autograd.grad(values.sum(), [live[site] for site in sites])
-        per_site = []
-        for site, grad in zip(sites, grads, strict=True):
-            if method == "gradient":
-                per_site.append(grad.float().norm(dim=-1))
-            else:
-                per_site.append((live[site].detach().float() * grad.float()).sum(dim=-1))
+        per_site = [
+            method.token_scores(live[site].detach(), grad)
+            for site, grad in zip(sites, grads, strict=True)
+        ]
         block = stack_on(per_site, "cpu").permute(1, 0, 2).numpy()  # [row, site, kept]
         for offset, position in enumerate(chunk_positions.tolist()):
             scores[start + offset, :, : position + 1] = block[offset, :, : position + 1]

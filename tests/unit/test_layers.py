@@ -1,0 +1,206 @@
+"""The package's layers and the seams between its subpackages, read from every import.
+
+* A module imports another subpackage only through its ``__init__``
+  (``from llmasos_widgets.tracing import anatomy``), never one of its ``_private`` modules:
+  the leading underscore means private to the subpackage.
+* Each layer imports only what lies beneath it (:data:`LAYERS`, bottom to top). What lies
+  above binds itself from above instead: ``widgets`` and ``export`` register views in
+  ``_views.py``, ``explanation`` registers ``ExplainableModel.explain``/``.generate`` in
+  ``models/_analyses.py``; both import their provider by name on first use.
+
+Every ``import`` counts, also inside functions. Imports under ``if TYPE_CHECKING:`` do not:
+they only name types for annotations (``ExplainableModel.explain -> Explanation``) and never
+run.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "llmasos_widgets"
+ROOT = PACKAGE.name
+
+# Bottom to top. A name is a subpackage or a top-level module of llmasos_widgets; the root
+# package itself (its lazy re-exports) is the top layer.
+LAYERS: list[set[str]] = [
+    {"_hooks", "_gather", "_views", "_readable_tokens"},  # shared helpers, private to the package
+    {"language"},
+    {"models"},
+    {"tracing"},
+    {"targets"},
+    {"attribution"},
+    {"interventions"},
+    {"probing"},
+    {"explanation"},
+    {"comparison"},
+    {"views"},  # view computation for widgets and reports: above explanation
+    {"widgets"},
+    {"export"},
+    {"cli", "_magics", "demo", "__main__", ""},  # "": the root package
+]
+
+
+def _module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    """Import nodes inside ``if TYPE_CHECKING:`` blocks."""
+    hidden: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                for child in node.body:
+                    hidden.update(ast.walk(child))
+    return hidden
+
+
+def imports(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
+    """``(line, module)`` for every module ``path`` imports at run time; ``from a import b``
+    yields ``a.b`` (``b`` may be a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _type_checking_only(tree)
+    here = _module_name(path, package).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if node in hidden:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the importing package
+                anchor = here[: len(here) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _owner(module: str) -> str | None:
+    """The layer name of a module of the package (subpackage or top-level module)."""
+    parts = module.split(".")
+    if parts[0] != ROOT:
+        return None
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _layer(name: str) -> int:
+    for index, names in enumerate(LAYERS):
+        if name in names:
+            return index
+    raise AssertionError(f"{name!r} is in no layer: place it in tests/unit/test_layers.py LAYERS")
+
+
+def private_reach_ins(path: Path, package: Path = PACKAGE) -> list[str]:
+    """Imports of another subpackage's ``_private`` module (or private name) by ``path``."""
+    me = _owner(_module_name(path, package))
+    found = []
+    for line, module in imports(path, package):
+        owner = _owner(module)
+        parts = module.split(".")
+        if owner is None or owner == me or len(parts) < 3 or not (package / owner).is_dir():
+            continue
+        if any(part.startswith("_") for part in parts[2:]):
+            found.append(f"{path.name}:{line}: {module}")
+    return found
+
+
+def upward_imports(path: Path, package: Path = PACKAGE) -> list[str]:
+    """Imports by ``path`` of a module in a higher layer than its own."""
+    me = _owner(_module_name(path, package))
+    assert me is not None
+    found = []
+    for line, module in imports(path, package):
+        owner = _owner(module)
+        if owner is None:
+            continue
+        if owner not in {"", *(n for names in LAYERS for n in names)} and not (
+            (package / owner).is_dir() or (package / f"{owner}.py").is_file()
+        ):
+            owner = ""  # ``from llmasos_widgets import load_model``: the root package
+        if _layer(owner) > _layer(me):
+            found.append(f"{path.name}:{line}: {me or ROOT} imports {module}")
+    return found
+
+
+def _package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_subpackage_and_top_level_module_has_a_layer() -> None:
+    names = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    names |= {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    for name in sorted(names):
+        _layer(name)
+
+
+def test_subpackages_import_each_other_only_through_their_init() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}: {hit}"
+        for path in _package_files()
+        for hit in private_reach_ins(path)
+    ]
+    assert offenders == []
+
+
+def test_no_layer_imports_one_above_it() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}: {hit}"
+        for path in _package_files()
+        for hit in upward_imports(path)
+    ]
+    assert offenders == []
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    """A copy of the package's shape with modules planted in it."""
+    package = tmp_path / ROOT
+    for name in ("models", "tracing", "explanation"):
+        (package / name).mkdir(parents=True)
+        (package / name / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    return package
+
+
+def test_the_checks_catch_what_they_forbid(planted: Path) -> None:
+    module = planted / "explanation" / "_planted.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from llmasos_widgets.tracing import anatomy  # the seam: fine\n"
+        "from llmasos_widgets.explanation._lens import x  # its own subpackage: fine\n"
+        "from llmasos_widgets._hooks import borrowed_hooks  # shared helper: fine\n"
+        "from llmasos_widgets.tracing._anatomy import site_label\n"
+        "import llmasos_widgets.tracing._anatomy as parts\n"
+        "def later():\n"
+        "    from llmasos_widgets.tracing import _anatomy\n"
+        "    from llmasos_widgets.widgets import AttentionWidget\n"
+        "if TYPE_CHECKING:\n"
+        "    from llmasos_widgets.widgets._base import ResultWidget  # annotations only\n"
+    )
+    assert private_reach_ins(module, planted) == [
+        "_planted.py:5: llmasos_widgets.tracing._anatomy.site_label",
+        "_planted.py:6: llmasos_widgets.tracing._anatomy",
+        "_planted.py:8: llmasos_widgets.tracing._anatomy",
+    ]
+    assert upward_imports(module, planted) == [
+        "_planted.py:9: explanation imports llmasos_widgets.widgets.AttentionWidget"
+    ]
+    below = planted / "models" / "_loading.py"
+    below.write_text(
+        "def explain(self):\n"
+        "    from llmasos_widgets.explanation import explain  # models reaching up\n"
+        "    from llmasos_widgets import load_model  # the root package is the top layer\n"
+    )
+    assert upward_imports(below, planted) == [
+        "_loading.py:2: models imports llmasos_widgets.explanation.explain",
+        "_loading.py:3: models imports llmasos_widgets.load_model",
+    ]
