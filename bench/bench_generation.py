@@ -10,7 +10,7 @@ ratio batched / separate is the figure (target ≤ 0.5). Two models: the bundled
 and a random-init LLaMA-shaped model (4 layers, hidden 512, 8 heads / 2 kv heads), where the
 model's arithmetic rather than Python overhead dominates.
 
-Known answer: ``induction_peaks`` (explanation/_generate.py) over held-out copy sequences --
+Known answer: ``induction_peaks`` (tests/_induction_peaks.py) over held-out copy sequences --
 the fraction of generated steps whose saliency row peaks on the earlier copy of the
 generated token, at the embeddings (the matrix the view shows) and after L0.
 
@@ -44,8 +44,10 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 from llmasos_widgets.attribution import NextToken, attribute
 from llmasos_widgets.attribution._saliency_matrix import attribute_generation
-from llmasos_widgets.explanation._generate import induction_peaks
 from llmasos_widgets.models import as_explainable
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/: the known-answer measure
+from tests._induction_peaks import induction_peaks
 
 N_GENERATED = 32
 PROMPT_TOKENS = 32

@@ -307,29 +307,3 @@ def encode_pattern(pattern: np.ndarray) -> tuple[dict[str, Any], list[bytes]]:
         "encoding": "deflate" if use_deflate else "raw",
     }
     return meta, [row_scale.astype("<f4").tobytes(), deflated if use_deflate else raw]
-
-
-def decode_pattern(
-    meta: dict[str, Any], buffers: Sequence[bytes | memoryview]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_pattern`: ``(row_scale [T], levels uint8 [T, T])``.
-
-    Used by tests and benchmarks to check exactly what the browser receives.
-    """
-    n = int(meta["n_tokens"])
-    row_scale = np.frombuffer(bytes(buffers[0]), dtype="<f4")
-    data = bytes(buffers[1])
-    if meta["encoding"] == "deflate":
-        data = zlib.decompress(data)
-    flat = np.frombuffer(data, dtype=np.uint8)
-    levels = np.zeros((n, n), dtype=np.uint8)
-    if meta["layout"] == "lower":
-        levels[np.tril_indices(n)] = flat
-    else:
-        levels[:] = flat.reshape(n, n)
-    return row_scale, levels
-
-
-def dequantize(row_scale: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Weights as the browser computes them: ``levels * row_scale / 255``."""
-    return levels.astype(np.float32) * (row_scale[:, None] / np.float32(255.0))

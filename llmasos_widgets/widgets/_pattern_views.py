@@ -30,7 +30,6 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -248,9 +247,7 @@ class ViewCache:
         return (request.layer, request.heads, request.rows, request.cols, request.shape,
                 request.reduce, request.combine)  # fmt: skip
 
-    def reply(
-        self, explanation: Any, request: ViewRequest
-    ) -> tuple[dict[str, Any], list[bytes]]:
+    def reply(self, explanation: Any, request: ViewRequest) -> tuple[dict[str, Any], list[bytes]]:
         """:func:`view_message` of ``request``, from the cache when the same view was sent."""
         key = self.key(request)
         with self._lock:
@@ -273,35 +270,3 @@ class ViewCache:
 
     def __len__(self) -> int:
         return len(self._replies)
-
-
-@dataclass(frozen=True)
-class DecodedView:
-    """What the browser decodes from a ``view`` message (tests and benchmarks)."""
-
-    values: np.ndarray
-    row_edges: np.ndarray
-    col_edges: np.ndarray
-    arg_query: np.ndarray | None
-    arg_key: np.ndarray | None
-
-
-def decode_view(content: dict[str, Any], buffers: Sequence[bytes | memoryview]) -> DecodedView:
-    """Inverse of :func:`view_message`; argmax offsets back to absolute positions (-1 = empty)."""
-    raw = [
-        zlib.decompress(bytes(b)) if enc == "deflate" else bytes(b)
-        for b, enc in zip(buffers, content["encodings"], strict=True)
-    ]
-    panels, rows, cols = content["n_panels"], content["n_rows"], content["n_cols"]
-    values = np.frombuffer(raw[0], dtype="<f4").reshape(panels, rows, cols)
-    row_edges = np.frombuffer(raw[1], dtype="<i4").astype(np.int64)
-    col_edges = np.frombuffer(raw[2], dtype="<i4").astype(np.int64)
-    arg_q = arg_k = None
-    if len(raw) == 5:
-        dtype = np.dtype(content["arg_dtype"]).newbyteorder("<")
-        empty = np.iinfo(dtype).max
-        q_off = np.frombuffer(raw[3], dtype=dtype).reshape(panels, rows, cols).astype(np.int64)
-        k_off = np.frombuffer(raw[4], dtype=dtype).reshape(panels, rows, cols).astype(np.int64)
-        arg_q = np.where(q_off == empty, -1, q_off + row_edges[:-1, None])
-        arg_k = np.where(k_off == empty, -1, k_off + col_edges[None, :-1])
-    return DecodedView(values, row_edges, col_edges, arg_q, arg_k)

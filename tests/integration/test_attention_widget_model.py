@@ -9,7 +9,7 @@ import weakref
 import numpy as np
 
 from llmasos_widgets.widgets import AttentionWidget
-from llmasos_widgets.widgets._base import decode_pattern, dequantize
+from tests._wire import decode_pattern, dequantize
 from tests.conftest import random_llama, word_tokenizer
 
 TEXT = "w1 w2 w3 w4 w5 w1 w2 w3"

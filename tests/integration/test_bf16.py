@@ -24,7 +24,7 @@ from llmasos_widgets.attribution._saliency import CONVERGENCE_TOLERANCE
 from llmasos_widgets.language import agreement_examples
 from llmasos_widgets.tracing import trace
 from llmasos_widgets.widgets import AttentionWidget, SaliencyWidget
-from llmasos_widgets.widgets._base import decode_pattern, dequantize
+from tests._wire import decode_pattern, dequantize
 
 # ---- patterns rebuilt from bf16 q/k -------------------------------------------------------
 

@@ -23,8 +23,8 @@ from llmasos_widgets.attribution import (
 )
 from llmasos_widgets.attribution._saliency_matrix import attribute_generation
 from llmasos_widgets.explanation import Explanation, ExplanationFileError
-from llmasos_widgets.explanation._generate import induction_peaks
 from llmasos_widgets.tracing import trace
+from tests._induction_peaks import induction_peaks
 
 PROMPT = "coins box cabinet doors foot child dog pens coins"
 NEW = 6

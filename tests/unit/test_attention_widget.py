@@ -15,12 +15,11 @@ from ipywidgets.widgets.widget import _remove_buffers
 from llmasos_widgets.widgets import AttentionWidget, Selection, link_selection
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
-    decode_pattern,
-    dequantize,
     quantize_rows,
     tensor_payload,
 )
 from tests._attention_flow import attention_flow
+from tests._wire import decode_pattern, dequantize
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

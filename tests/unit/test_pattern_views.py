@@ -20,10 +20,10 @@ from llmasos_widgets.widgets._pattern_views import (
     PANELS_BYTES,
     VIEW_BYTES,
     ViewRequest,
-    decode_view,
     view_message,
 )
 from tests._long_context import planted_explanation
+from tests._wire import decode_view
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def test_long_text_sends_no_whole_pattern_and_the_view_is_the_pooled_pattern(
     assert sent == [] and exp.full_calls == 0  # above full_pattern_limit: no [T, T]
     assert w.summary_notes == exp.summary_notes
     ask(w, rows=[0, 600], cols=[0, 600], shape=[100, 100])
-    (content, buffers), = sent
+    ((content, buffers),) = sent
     view = decode_view(content, buffers)
     assert exp.full_calls == 0
     assert (content["n_rows"], content["n_cols"], content["exact"]) == (100, 100, False)
@@ -133,7 +133,7 @@ def test_zoomed_to_single_cells_the_view_is_exact_and_carries_no_argmax(sent: li
     exp = LongExplanation(600)
     w = AttentionWidget(exp)
     ask(w, rows=[590, 600], cols=[0, 12], shape=[360, 360])
-    (content, buffers), = sent
+    ((content, buffers),) = sent
     view = decode_view(content, buffers)
     assert content["exact"] and len(buffers) == 3 and view.arg_query is None
     np.testing.assert_array_equal(view.values[0], exp.exact(1, 2)[590:600, 0:12])
@@ -212,7 +212,7 @@ def test_a_whole_layer_side_by_side_stays_within_4_mb(sent: list[Any]) -> None:
     exp = LongExplanation(600, n_heads=32)
     w = AttentionWidget(exp)
     ask(w, heads=list(range(32)), combine="each", rows=[0, 600], cols=[0, 600], shape=[200, 200])
-    (content, buffers), = sent
+    ((content, buffers),) = sent
     assert content["n_panels"] == 32 and content["n_rows"] < 200
     assert message_bytes(content, buffers) <= PANELS_BYTES == 4_000_000
 
