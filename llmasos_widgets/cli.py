@@ -16,9 +16,6 @@ from typing import Any, TextIO
 PROG = "llmasos-widgets"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
-# The registered saliency methods, named here so --help does not import torch;
-# tests/integration/test_cli.py checks the list against attribution.available_methods().
-SALIENCY_METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "occlusion")
 # explain's default (llmasos_widgets.explanation._explain.SALIENCY_METHOD; a test checks they
 # agree), repeated so that `--help` needs no torch import
 SALIENCY_METHOD = "auto"  # occlusion up to 64 tokens, gradient beyond (docs/saliency.md)
@@ -63,8 +60,9 @@ def add_explain_options(parser: argparse.ArgumentParser) -> None:
         "--method",
         default=SALIENCY_METHOD,
         metavar="NAME",
-        help=f"saliency method: {', '.join(SALIENCY_METHODS)}, or auto (default: occlusion up "
-        "to 64 tokens, gradient beyond)",
+        help="saliency method: auto (default: occlusion up to 64 tokens, gradient beyond) or a "
+        "name from llmasos_widgets.attribution.available_methods(); an unknown name is refused "
+        "with the list",
     )
     parser.add_argument(
         "--no-saliency", action="store_true", help="skip saliency (attention and predictions only)"
