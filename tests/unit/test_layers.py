@@ -15,12 +15,12 @@ run.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "llmasos_widgets"
+from scripts.architecture import PACKAGE, imports, module_name, owner
+
 ROOT = PACKAGE.name
 
 # Bottom to top. A name is a subpackage or a top-level module of llmasos_widgets; the root
@@ -43,55 +43,6 @@ LAYERS: list[set[str]] = [
 ]
 
 
-def _module_name(path: Path, package: Path = PACKAGE) -> str:
-    parts = path.relative_to(package.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
-    """Import nodes inside ``if TYPE_CHECKING:`` blocks."""
-    hidden: set[ast.AST] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If):
-            test = node.test
-            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
-            if name == "TYPE_CHECKING":
-                for child in node.body:
-                    hidden.update(ast.walk(child))
-    return hidden
-
-
-def imports(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
-    """``(line, module)`` for every module ``path`` imports at run time; ``from a import b``
-    yields ``a.b`` (``b`` may be a module)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    hidden = _type_checking_only(tree)
-    here = _module_name(path, package).split(".")
-    if path.name != "__init__.py":
-        here = here[:-1]
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if node in hidden:
-            continue
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolve against the importing package
-                anchor = here[: len(here) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
-    return found
-
-
-def _owner(module: str) -> str | None:
-    """The layer name of a module of the package (subpackage or top-level module)."""
-    parts = module.split(".")
-    if parts[0] != ROOT:
-        return None
-    return parts[1] if len(parts) > 1 else ""
-
-
 def _layer(name: str) -> int:
     for index, names in enumerate(LAYERS):
         if name in names:
@@ -101,32 +52,32 @@ def _layer(name: str) -> int:
 
 def private_reach_ins(path: Path, package: Path = PACKAGE) -> list[str]:
     """Imports of another subpackage's ``_private`` module (or private name) by ``path``."""
-    me = _owner(_module_name(path, package))
+    me = owner(module_name(path, package))
     found = []
     for line, module in imports(path, package):
-        owner = _owner(module)
+        part = owner(module)
         parts = module.split(".")
-        if owner is None or owner == me or len(parts) < 3 or not (package / owner).is_dir():
+        if part is None or part == me or len(parts) < 3 or not (package / part).is_dir():
             continue
-        if any(part.startswith("_") for part in parts[2:]):
+        if any(name.startswith("_") for name in parts[2:]):
             found.append(f"{path.name}:{line}: {module}")
     return found
 
 
 def upward_imports(path: Path, package: Path = PACKAGE) -> list[str]:
     """Imports by ``path`` of a module in a higher layer than its own."""
-    me = _owner(_module_name(path, package))
+    me = owner(module_name(path, package))
     assert me is not None
     found = []
     for line, module in imports(path, package):
-        owner = _owner(module)
-        if owner is None:
+        part = owner(module)
+        if part is None:
             continue
-        if owner not in {"", *(n for names in LAYERS for n in names)} and not (
-            (package / owner).is_dir() or (package / f"{owner}.py").is_file()
+        if part not in {"", *(n for names in LAYERS for n in names)} and not (
+            (package / part).is_dir() or (package / f"{part}.py").is_file()
         ):
-            owner = ""  # ``from llmasos_widgets import load_model``: the root package
-        if _layer(owner) > _layer(me):
+            part = ""  # ``from llmasos_widgets import load_model``: the root package
+        if _layer(part) > _layer(me):
             found.append(f"{path.name}:{line}: {me or ROOT} imports {module}")
     return found
 
