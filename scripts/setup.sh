@@ -3,7 +3,8 @@
 # torch is installed first and pinned: a bare `torch` requirement would pull a multi-GB CUDA
 # build; 2.13.0 is the CPU wheel these machines carry (any torch >= 2.4 works with the package).
 # A second run with nothing changed (pyproject.toml, this script, TORCH_SPEC, the checkout's
-# place) returns at once: pip's no-op resolve of every extra took ~15 s, on every test run.
+# place) returns at once: pip's no-op resolve of every extra took 12 s of CPU (29 s of wall time
+# on 2 busy cores) on every test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
