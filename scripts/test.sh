@@ -65,7 +65,7 @@ if [[ "$TIER" == fast ]]; then
 fi
 if [[ "$TIER" == slow ]]; then
   stage pytest
-  pytest_tier -q -p no:cacheprovider --slow-tier -m slow_tier --durations=0 "$@"
+  pytest_tier -q -p no:cacheprovider --slow-tier -m slow_tier --durations=0 tests "$@"
   exit
 fi
 
