@@ -36,6 +36,7 @@ import _tables_long_context  # noqa: E402
 import _tables_long_context_kernel  # noqa: E402
 import _tables_patching  # noqa: E402
 import _tables_real_model  # noqa: E402
+import _tables_test_durations  # noqa: E402
 from _tables_format import Sources  # noqa: E402
 
 MODEL_DIR = ROOT / "llmasos_widgets" / "models" / "tiny-llama"
@@ -54,6 +55,7 @@ RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_generation.RENDERERS,
     **_tables_patching.RENDERERS,
     **_tables_real_model.RENDERERS,
+    **_tables_test_durations.RENDERERS,
     **_tables_long_context.RENDERERS,
     **_tables_long_context_kernel.RENDERERS,
 }

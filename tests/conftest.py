@@ -11,6 +11,25 @@ import torch
 WORDS = [f"w{i}" for i in range(60)]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow-tier",
+        action="store_true",
+        help="also run the tests marked slow_tier (`bash scripts/test.sh --slow` runs only them)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tier is skipped unless asked for: each of its tests repeats, at a larger size, a
+    test the whole suite runs (its docstring names which)."""
+    if config.getoption("--slow-tier"):
+        return
+    skip = pytest.mark.skip(reason="slow tier: run with `bash scripts/test.sh --slow`")
+    for item in items:
+        if "slow_tier" in item.keywords:
+            item.add_marker(skip)
+
+
 def word_tokenizer(words: list[str] = WORDS):
     """A word-level fast tokenizer that prepends <bos>, like the bundled model's."""
     from tests._tokenizers import WORD_SPECIALS, word_level_tokenizer

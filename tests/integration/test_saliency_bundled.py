@@ -57,6 +57,7 @@ def test_subject_majority_on_a_large_held_out_set(bundled) -> None:
     assert _subject_share(bundled, SLOW_SET, seed=2024) >= SUBJECT_MAJORITY
 
 
+@pytest.mark.slow  # 12 prompts x 50 steps: ~6 s; the fast tier has test_ig_convergence's
 def test_integrated_gradients_converge_on_agreement_prompts(bundled) -> None:
     relative = []
     for example in agreement_examples(12, seed=5, split="test"):
