@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -30,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _results import RESULTS, cpu_name  # noqa: E402
+from _results import RESULTS, environment  # noqa: E402
 
 OUTPUT = ROOT / "test-output"
 TOP = 20
@@ -106,23 +104,16 @@ def durations(tier: str, output: Path = OUTPUT) -> dict[str, Any]:
     if tier == "whole" and "oldest_transformers" in run["stages_s"]:
         tests += test_times(oldest, prefix="[oldest transformers] ")
     tests.sort(key=lambda row: -row["seconds"])
-    import torch
-    import transformers
-
+    # the machine of this run; its date and load are the test run's, not this script's
+    machine = environment()
+    machine.update(
+        date_utc=started_utc(summary(junit)["timestamp"]),
+        load_average_start=run["load_average_start"],
+        load_average_end=run["load_average_end"],
+    )
     return {
         "benchmark": f"test_durations_{tier}",
-        "environment": {
-            "date_utc": started_utc(summary(junit)["timestamp"]),
-            "platform": platform.platform(),
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "load_average_start": run["load_average_start"],
-            "load_average_end": run["load_average_end"],
-        },
+        "environment": machine,
         "config": {"command": COMMANDS[tier], "tier": tier},
         "exit_status": run["exit_status"],
         "wall_s": run["wall_s"],
