@@ -55,7 +55,14 @@ def long_context_browser(sources: Sources) -> str:
     previous = result.get("previous") or {}
     lod = [(f"level of detail, before ({previous.get('date_utc', '')[11:16]} UTC)", r)
            for r in previous.get("rows", [])]  # fmt: skip
-    lod += [(f"level of detail, now ({_threads(r)})", r) for r in result["rows"]]
+    cpu = result["environment"]["cpu"]
+    lod += [(f"level of detail, {cpu} ({_threads(r)})", r) for r in result["rows"]]
+    others = result.get("other_cpus", [])
+    lod += [
+        (f"level of detail, {run['environment']['cpu']} ({_threads(r)})", r)
+        for run in others
+        for r in run["rows"]
+    ]
     rows += [
         [
             name,
@@ -93,15 +100,26 @@ def long_context_browser(sources: Sources) -> str:
         table(header, rows, "llrrrrrrr"),
         "",
     ]
-    for r in result["rows"]:
+    runs = [(result["environment"], r) for r in result["rows"]]
+    runs += [(run["environment"], r) for run in others for r in run["rows"]]
+    for environment, r in runs:
         verdict = r["verdict"]
         lines.append(
-            f"- At ({r['layers']}, {r['heads']}, {r['tokens']}), {_threads(r)}: "
-            + "; ".join(
-                f"{TARGET_NAMES[k]}: {met(v == 'met')}" for k, v in verdict.items()
-            )
+            f"- {environment['cpu']}, {environment['date_utc'][:10]}, load "
+            f"{environment['load_average_start'][0]}; at ({r['layers']}, {r['heads']}, "
+            f"{r['tokens']}), {_threads(r)}: "
+            + "; ".join(f"{TARGET_NAMES[k]}: {met(v == 'met')}" for k, v in verdict.items())
             + "."
         )
+        samples = r.get("select_samples")
+        if samples:
+            each = ", ".join(f"{x['ms']:.0f}" for x in samples)
+            lines.append(
+                f"  Select: the median of {len(samples)} heads, each selected cold ({each} ms; "
+                "the first is the process's first view)."
+            )
+        else:
+            lines.append("  Select: one head, selected once.")
         trip = r.get("select_trip_ms")
         if trip:
             lines.append(

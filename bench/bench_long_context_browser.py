@@ -6,10 +6,12 @@ cost of a view does not depend on which layer it is):
 
   * first render: ``render()`` -> first frame painted (grid, virtualised strip, legends), and
     its bytes (widget state as ipywidgets serializes it + the JS/CSS bundle);
-  * select a head -> painted: the selection traits set; the view sends ``request_view``, the
-    live Python widget answers (``AttentionWidget._handle_custom_msg``, through Playwright's
-    ``expose_function``: no Jupyter, but the real Python code and the real bytes), the reply is
-    decoded and painted. Reported whole, and split into the kernel's compute and the rest;
+  * select a head -> painted (the median over ``--selects`` heads, each one's row normalisers
+    not known yet, the first kept beside it): the selection traits set; the view sends
+    ``request_view``, the live Python widget answers (``AttentionWidget._handle_custom_msg``,
+    through Playwright's ``expose_function``: no Jupyter, but the real Python code and the
+    real bytes), the reply is decoded and painted. Reported whole, and split into the
+    kernel's compute and the rest;
   * zoom -> detail painted: the zoom-in button clicked -> the new region's view painted;
   * hover work p95: HOVERS pointerover events on token spans of the strip (each token scrolled
     into view first, not timed); work = handler + the frame's update, as in
@@ -64,6 +66,8 @@ TARGETS = {
     "first_render_bytes": 1_000_000,
     "view_bytes": 512_000,
 }
+FIRST_HEAD = 3
+"""Selects go to heads 3, 4, ... of the middle layer (head 3 holds the planted cell)."""
 LATENCY_AT_TOKENS = 8192
 """Issue 11 sets select/zoom/hover latency targets at (32, 32, 8192); bytes at any T <= 32k."""
 KERNEL = "one pass (normalisers and pooled values from the same scores)"
@@ -92,6 +96,20 @@ def previous_figures() -> dict[str, Any] | None:
         "torch_threads": old["environment"]["torch_threads"],
         "rows": old["rows"],
     }
+
+
+def other_cpus(cpu: str) -> list[dict[str, Any]]:
+    """The committed runs on other CPUs, carried over: each CPU's figures stay side by side
+    (the targets are met on one and not the other; see bench/RESULTS.md)."""
+    path = _results.RESULTS / f"{NAME}.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    runs = [run for run in old.get("other_cpus", []) if run["environment"]["cpu"] != cpu]
+    if old["environment"]["cpu"] != cpu:
+        runs.append({k: old[k] for k in ("environment", "config", "rows")})
+    return runs
+
 
 # The static harness of bench_widget_browser.py (FakeModel, firstRender, quantile), with a
 # model whose `send` reaches the live Python widget and whose replies arrive as msg:custom.
@@ -138,11 +156,12 @@ async function untilLoaded(previous) {
   return afterPaint();
 }
 async function selectHead(layer, head) {
+  const previous = matrix()?.dataset.loadedRequest;
   await painted();
   const t0 = performance.now();
   liveModel.set("selected_layer", layer);
   liveModel.set("selected_heads", [head]);
-  const t1 = await untilLoaded(undefined);
+  const t1 = await untilLoaded(previous);
   return { ms: t1 - t0, exact: matrix().dataset.exact, rows: matrix().dataset.nRows, trip: lastView(t0) };
 }
 async function zoomIn() {
@@ -216,7 +235,12 @@ class Kernel:
 
 
 def run(
-    page: Any, server: Files, kernels: dict[str, Kernel], n_tokens: int, hovers: int
+    page: Any,
+    server: Files,
+    kernels: dict[str, Kernel],
+    n_tokens: int,
+    hovers: int,
+    selects: int,
 ) -> dict[str, Any]:
     n_layers = n_heads = 32
     explanation = planted_explanation(
@@ -232,9 +256,15 @@ def run(
     page.wait_for_function("window.live !== undefined")
     page.evaluate("p => live.load(p)", prefix)
     render = page.evaluate("() => live.render()")
-    select = page.evaluate("([l, h]) => live.selectHead(l, h)", [n_layers // 2, 3])
-    select_kernel = kernel.log[-1]["kernel_ms"]
-    select_bytes = kernel.log[-1]["bytes"]
+    # each select is another head, whose row normalisers are not known yet (the cold path a
+    # click takes after explain's sampled summaries); one sample is at the mercy of the
+    # machine's noise, so the figure is the median and the first is kept beside it
+    picks = []
+    for head in range(FIRST_HEAD, FIRST_HEAD + selects):
+        select = page.evaluate("([l, h]) => live.selectHead(l, h)", [n_layers // 2, head])
+        picks.append((select, kernel.log[-1]))
+    select, select_log = sorted(picks, key=lambda pick: pick[0]["ms"])[len(picks) // 2]
+    select_bytes = select_log["bytes"]
     zoom = page.evaluate("() => live.zoomIn()")
     zoom_kernel = kernel.log[-1]["kernel_ms"]
     zoom_bytes = kernel.log[-1]["bytes"]
@@ -264,7 +294,11 @@ def run(
         "first_render_ms": round(render["ms"], 1),
         "strip_spans_at_first_render": render["strip_spans"],
         "select_head_ms": round(select["ms"], 1),
-        "select_kernel_ms": select_kernel,
+        "select_kernel_ms": select_log["kernel_ms"],
+        "select_samples": [
+            {"head": h, "ms": round(pick["ms"], 1), "kernel_ms": log["kernel_ms"]}
+            for h, (pick, log) in enumerate(picks, start=FIRST_HEAD)
+        ],
         # when the view was asked and its reply reached the page, ms after the click
         "select_trip_ms": select["trip"],
         "view_bytes": select_bytes,
@@ -349,6 +383,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", default=[8192])
     parser.add_argument("--hovers", type=int, default=40)
     parser.add_argument(
+        "--selects", type=int, default=7,
+        help="heads selected one after the other (each cold); the median is the figure",
+    )  # fmt: skip
+    parser.add_argument(
         "--threads", type=int, nargs="+", default=[0],
         help="torch thread counts to run with, one after the other (0: torch's default)",
     )  # fmt: skip
@@ -378,7 +416,7 @@ def main() -> None:
             torch.set_num_threads(threads or default_threads)
             for n_tokens in args.tokens:
                 print(f"(32, 32, {n_tokens}), {torch.get_num_threads()} threads ...", flush=True)
-                row = run(page, server, kernels, n_tokens, args.hovers)
+                row = run(page, server, kernels, n_tokens, args.hovers, args.selects)
                 rows.append({**row, "torch_threads": torch.get_num_threads()})
         torch.set_num_threads(default_threads)
         browser.close()
@@ -394,10 +432,17 @@ def main() -> None:
         config={
             "tokens": args.tokens,
             "hovers": args.hovers,
+            "selects": args.selects,
             "kernel": KERNEL,
             "torch_threads": [t or default_threads for t in args.threads],
         },
-        figures={"targets": TARGETS, "rows": rows, "today": before, "previous": previous},
+        figures={
+            "targets": TARGETS,
+            "rows": rows,
+            "today": before,
+            "previous": previous,
+            "other_cpus": other_cpus(env["cpu"]),
+        },
         out=args.out,
         results=args.results,
     )
