@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from llmasos_widgets.explanation import Explanation
-from llmasos_widgets.tracing import TILE_CELLS, TileStats
+from llmasos_widgets.tracing import TileStats
 from llmasos_widgets.views._pooled_pattern import REDUCTIONS, PooledPattern, check_region
-from llmasos_widgets.views._pooling import pooled_patterns_from_qk
+from llmasos_widgets.views._pooling import VIEW_TILE_CELLS, pooled_patterns_from_qk
 
 
 def pooled_view(
@@ -20,7 +20,7 @@ def pooled_view(
     cols: tuple[int, int] | None = None,
     shape: tuple[int, int] = (512, 512),
     reduce: str = "max",
-    tile_cells: int = TILE_CELLS,
+    tile_cells: int = VIEW_TILE_CELLS,
     stats: TileStats | None = None,
 ) -> list[PooledPattern]:
     """Pooled patterns of ``heads`` of ``layer`` of an Explanation (see

@@ -48,7 +48,7 @@ const CHAR_PX = 7.3; // 12 px monospace, when text cannot be measured (jsdom)
 const TOKEN_EXTRA_PX = 8 + 2; // padding + border
 const GAP_PX = 2;
 const PAD_PX = 4;
-const OVERSCAN_LINES = 6;
+const OVERSCAN_LINES = 2;
 const DEFAULT_WIDTH = 800;
 const DEFAULT_VIEW_PX = 132;
 const OVERVIEW_PX = 14;
@@ -142,6 +142,7 @@ export class TokenStrip {
   private readonly widths: Float32Array;
   private starts: Int32Array = new Int32Array(0);
   private layoutWidth = 0;
+  private scrollerWidth = 0; // see overviewWidth
   private rendered: [number, number] = [0, 0]; // token range [first, last) in the DOM
   private spans = new Map<number, HTMLSpanElement>();
   private selected = new Set<number>();
@@ -193,6 +194,7 @@ export class TokenStrip {
     });
     if (typeof ResizeObserver === "function") {
       const observer = new ResizeObserver(() => {
+        this.scrollerWidth = this.scroller.clientWidth;
         if (Math.abs(this.availableWidth() - this.layoutWidth) > 1) this.layout();
         else this.renderWindow();
       });
@@ -211,9 +213,12 @@ export class TokenStrip {
     return (w > 0 ? w : DEFAULT_WIDTH) - 2 * PAD_PX - 14; // room for a scroll bar
   }
 
+  /** The scroller's width, kept by the ResizeObserver: every hover redraws the overview, and
+   * reading clientWidth after the hover's class change forced a style and layout pass in the
+   * handler (the largest single cost of a hover at long context). */
   private overviewWidth(): number {
-    const w = this.scroller.clientWidth;
-    return w > 0 ? w : DEFAULT_WIDTH;
+    if (this.scrollerWidth <= 0) this.scrollerWidth = this.scroller.clientWidth;
+    return this.scrollerWidth > 0 ? this.scrollerWidth : DEFAULT_WIDTH;
   }
 
   /** Lines from the token widths at the current width; keeps the first visible token in view. */
