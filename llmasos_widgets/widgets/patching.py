@@ -22,6 +22,7 @@ import traitlets
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     ResultWidget,
+    TokensWidget,
     display_traits,
     tensor_payload,
 )
@@ -32,7 +33,7 @@ def site_to_selected_layer(site: int) -> int:
     return site - 1
 
 
-class PatchingWidget(ResultWidget):
+class PatchingWidget(ResultWidget, TokensWidget):
     """Activation patching at a glance (``PatchingWidget(activation_patching(...))``).
 
     Shows the residual ``[site, position]`` map and the head ``[layer, head]`` map as
@@ -42,12 +43,6 @@ class PatchingWidget(ResultWidget):
     """
 
     _esm = STATIC_DIR / "patching.js"
-
-    tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the clean prompt's tokens (token linking uses these)."""
-
-    display_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
-    """list[str], read-only: the clean tokens as readers read them (shown as text)."""
 
     corrupted_tokens = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
     """list[str], read-only: the corrupted prompt's tokens, shown as text."""
@@ -109,13 +104,10 @@ class PatchingWidget(ResultWidget):
             self._show_ablation(result)
 
     def _show_patching(self, result: Any) -> None:
-        self.set_trait("tokens", list(result.clean_tokens))
-        for name, tokens in (
-            ("display_tokens", result.clean_tokens),
-            ("corrupted_tokens", result.corrupted_tokens),
-        ):
-            style = getattr(result, "token_style", None)
-            self.set_trait(name, display_traits(tokens, style)["display_tokens"])
+        style = getattr(result, "token_style", None)
+        self._show_tokens(result.clean_tokens, style)  # token linking uses the clean prompt's
+        corrupted = display_traits(result.corrupted_tokens, style)["display_tokens"]
+        self.set_trait("corrupted_tokens", corrupted)
         self.set_trait("differing", list(result.differing_positions))
         self.set_trait("site_names", list(result.site_names))
         for name, values in (("residual", result.residual), ("heads", result.heads)):
