@@ -30,7 +30,6 @@ from llmasos_widgets.tracing import (
 )
 from llmasos_widgets.views._pooled_pattern import REDUCTIONS, PooledPattern, block_edges
 
-
 VIEW_TILE_CELLS = TILE_CELLS // 2
 """Cells in one row chunk of a view's scores. Half the tracing tile: a view makes several
 passes over each chunk (mask, normalisers, block max), and with 8 MB chunks instead of 16 a
