@@ -2,14 +2,16 @@
 // Also shows an ablation map (one head ablated at a time): the head map alone, no prompts.
 // Two heatmaps of activation patching -- residual [site, position] and heads [layer, head],
 // normalised so the clean run is 1 and the corrupted run 0 -- with a legend, the target and
-// both prompts side by side (differing tokens marked). Clicking a cell writes the shared
+// both prompts side by side (differing tokens marked). Also shows a direct logit attribution:
+// components x token and heads at the target token, one text, and the selected head's
+// contribution at every token as the text's colors. Clicking a cell writes the shared
 // selection (lib/patching_map.ts: clickCell), which link_selection carries to other widgets;
 // a selection made elsewhere is outlined here. Token strings are set as text, never HTML.
 //
 // Stable DOM hooks for browser tests:
-//   div.llmw-patching[data-testid="patching-widget"][data-selected-layer][data-selected-heads][data-selected-tokens]
+//   div.llmw-patching[data-testid="patching-widget"][data-selected-layer][data-selected-heads][data-selected-tokens][data-colored-head]
 //     div[data-testid="patching-target"]                      target, clean and corrupted values
-//     div[data-testid="prompt-clean"|"prompt-corrupted"] > span[data-testid="clean-token-<i>"|"corrupted-token-<i>"][data-diff]
+//     div[data-testid="prompt-clean"|"prompt-corrupted"] > span[data-testid="clean-token-<i>"|"corrupted-token-<i>"][data-diff][data-contribution]
 //     canvas[data-testid="residual-map"|"head-map"][data-figure][data-rows][data-cols][data-cell-width][data-cell-height]
 //     div.llmw-legend[data-testid="legend"]                   lib/legend.ts
 
@@ -38,6 +40,9 @@ export interface PatchingModel extends SelectionState {
   target_position: number;
   caption: string;
   head_title: string;
+  residual_title: string;
+  residual_layers: number[];
+  head_positions: TensorPayload | Record<string, never>;
   legend: { label?: string; units?: string; note?: string };
 }
 
@@ -68,6 +73,18 @@ function hasData(p: TensorPayload | Record<string, never>): p is TensorPayload {
   return "shape" in p && Array.isArray((p as TensorPayload).shape);
 }
 
+/** Head `heads[0]` of `layer` in a `[layer, head, position]` payload, when exactly one head
+ * is selected and the payload has it. */
+function headRow(payload: TensorPayload | Record<string, never>, layer: number, heads: readonly number[]): Float32Array | null {
+  if (!hasData(payload) || heads.length !== 1 || layer < 0) return null;
+  const [nLayers, nHeads, nTokens] = payload.shape;
+  const head = heads[0];
+  if (layer >= nLayers || head < 0 || head >= nHeads) return null;
+  const data = decodeTensor(payload).data as Float32Array;
+  const start = (layer * nHeads + head) * nTokens;
+  return data.subarray(start, start + nTokens);
+}
+
 function render({ model, el }: RenderProps<PatchingModel>): () => void {
   const root = document.createElement("div");
   root.className = "llmw-patching";
@@ -89,7 +106,7 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
     const rect = { x: 0, y: 0, width: view.cols * view.cw, height: view.rows * CELL_HEIGHT };
     drawMatrix(ctx, toUnit(view.values, view.limit), view.rows, view.cols, getScale("diverging"), rect);
     const state = { selected_layer: model.get("selected_layer"), selected_heads: model.get("selected_heads"), selected_tokens: model.get("selected_tokens") };
-    outlineCells(ctx, selectedCells(view.kind, view.rows, view.cols, state), view.cw, CELL_HEIGHT, SELECTED);
+    outlineCells(ctx, selectedCells(view.kind, view.rows, view.cols, state, model.get("residual_layers") ?? []), view.cw, CELL_HEIGHT, SELECTED);
   };
 
   const highlight = (): void => {
@@ -101,13 +118,39 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
     for (const span of root.querySelectorAll<HTMLElement>("[data-token-index]")) {
       span.style.outline = tokens.has(Number(span.dataset.tokenIndex)) ? `2px solid ${SELECTED}` : "";
     }
+    colorByHead();
   };
 
-  const prompt = (name: "clean" | "corrupted", tokens: string[], differing: Set<number>): HTMLElement => {
+  // direct logit attribution: the selected head's contribution at every token, as the text's
+  // background (the same diverging scale); no color when no single head is selected
+  const colorByHead = (): void => {
+    const payload = model.get("head_positions");
+    const spans = root.querySelectorAll<HTMLElement>('[data-testid^="clean-token-"]');
+    const [layer, heads] = [model.get("selected_layer"), model.get("selected_heads")];
+    const row = headRow(payload, layer, heads);
+    root.dataset.coloredHead = row ? `${layer},${heads[0]}` : "";
+    const limit = row ? symmetricLimit(row) : 1;
+    const colors = getScale("diverging");
+    spans.forEach((span, i) => {
+      const base = span.dataset.diff === "true" ? "#fde2b8" : "#f3f3f3";
+      if (!row || i >= row.length) {
+        span.style.background = base;
+        delete span.dataset.contribution;
+        return;
+      }
+      const unit = Math.max(0, Math.min(1, (row[i] / limit + 1) / 2));
+      const k = Math.round(unit * 255) * 3;
+      span.style.background = `rgb(${colors.lut[k]}, ${colors.lut[k + 1]}, ${colors.lut[k + 2]})`;
+      span.dataset.contribution = formatScore(row[i]);
+      span.title = `position ${i}: L${layer}H${heads[0]} contributes ${formatScore(row[i])}`;
+    });
+  };
+
+  const prompt = (name: "clean" | "corrupted", tokens: string[], differing: Set<number>, label = `${name}:`): HTMLElement => {
     const row = document.createElement("div");
     row.dataset.testid = `prompt-${name}`;
     row.style.cssText = "display:flex;flex-wrap:wrap;gap:3px;align-items:baseline";
-    row.appendChild(text("span", `${name}:`, "width:70px;color:#555"));
+    row.appendChild(text("span", label, "width:70px;color:#555"));
     tokens.forEach((token, i) => {
       const span = text("span", token, "padding:1px 3px;border-radius:3px;cursor:pointer;background:#f3f3f3");
       span.dataset.testid = `${name}-token-${i}`;
@@ -139,7 +182,7 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
     const cell = (e: MouseEvent): [number, number] | null => cellAt(e, view.rows, view.cols, view.cw, CELL_HEIGHT);
     listen(canvas, "click", (e) => {
       const hit = cell(e as MouseEvent);
-      if (hit) write({ ...clickCell(view.kind, hit[0], hit[1]) });
+      if (hit) write({ ...clickCell(view.kind, hit[0], hit[1], model.get("residual_layers") ?? []) });
     });
     listen(canvas, "mousemove", (e) => {
       const hit = cell(e as MouseEvent);
@@ -163,7 +206,9 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
     header.dataset.testid = "patching-target";
     const prompts = document.createElement("div");
     prompts.style.cssText = "display:flex;flex-direction:column;gap:3px";
-    prompts.append(prompt("clean", model.get("display_tokens"), differing), prompt("corrupted", model.get("corrupted_tokens"), differing));
+    const corrupted = model.get("corrupted_tokens");
+    if (corrupted.length > 0) prompts.append(prompt("clean", model.get("display_tokens"), differing), prompt("corrupted", corrupted, differing));
+    else prompts.append(prompt("clean", model.get("display_tokens"), differing, "text:")); // one text (logit attribution)
     const children: HTMLElement[] = model.get("tokens").length > 0 ? [header, prompts] : [header];
     const residual = model.get("residual");
     const heads = model.get("heads");
@@ -174,7 +219,7 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
       const [rows, cols] = decoded[0].shape;
       const view: MapView = { kind: "residual", canvas: document.createElement("canvas"), values: decoded[0].data as Float32Array, rows, cols, cw: cellWidth(cols, MAX_MAP_WIDTH), limit, rowLabels: model.get("site_names"), colLabels: tokens };
       maps.push(view);
-      children.push(mapBlock(view, "residual stream: site × token (click: that layer and token)", "site", "token"));
+      children.push(mapBlock(view, model.get("residual_title") || "residual stream: site × token (click: that layer and token)", "site", "token"));
     }
     if (decoded[1]) {
       const [rows, cols] = decoded[1].shape;
@@ -196,7 +241,7 @@ function render({ model, el }: RenderProps<PatchingModel>): () => void {
   };
 
   build();
-  for (const name of ["residual", "heads", "display_tokens", "corrupted_tokens", "caption", "legend"]) on(`change:${name}`, build);
+  for (const name of ["residual", "heads", "display_tokens", "corrupted_tokens", "caption", "legend", "residual_title", "residual_layers", "head_positions"]) on(`change:${name}`, build);
   for (const name of ["selected_layer", "selected_heads", "selected_tokens"]) on(`change:${name}`, highlight);
 
   return () => {

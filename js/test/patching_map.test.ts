@@ -21,6 +21,15 @@ describe("patching map rules", () => {
     expect(selectedCells("heads", 3, 4, { ...state, selected_layer: -1 })).toEqual([]);
   });
 
+  it("maps a logit-attribution component row to its layer (emb, L0 attn, L0 MLP, L1 attn, ...)", () => {
+    const rowLayers = [-1, 0, 0, 1, 1];
+    expect(clickCell("residual", 0, 2, rowLayers)).toEqual({ selected_layer: -1, selected_tokens: [2] });
+    expect(clickCell("residual", 4, 3, rowLayers)).toEqual({ selected_layer: 1, selected_tokens: [3] });
+    const state = { selected_layer: 1, selected_heads: [], selected_tokens: [3] };
+    expect(selectedCells("residual", 5, 6, state, rowLayers)).toEqual([[3, 3], [4, 3]]); // attn and MLP rows
+    expect(selectedCells("residual", 5, 6, { ...state, selected_layer: -1 }, rowLayers)).toEqual([[0, 3]]);
+  });
+
   it("fits wide maps by narrowing cells, never below 4 px", () => {
     expect(cellWidth(6, 720)).toBe(36);
     expect(cellWidth(100, 720)).toBe(7);

@@ -6,6 +6,8 @@
 * :func:`activation_patching` -> :class:`PatchingResult`: ``[site, position]`` and
   ``[layer, head]`` maps of how much of the clean behaviour each patched activation restores
   in the corrupted run, computed many patched runs per forward pass.
+* :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
+  embeddings' direct contribution to a target logit through the frozen final norm (one pass).
 
 Every hook goes through the capture layer (``tracing/_anatomy.py``) and is given back when the
 call returns; the model's train/eval flags are restored. Guide: ``docs/interventions.md``.
@@ -14,6 +16,7 @@ call returns; the model's train/eval flags are restored. Guide: ``docs/intervent
 from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
 from llmasos_widgets.interventions._ablation_map import AblationMap, ablation_map
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
+from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
 
@@ -22,9 +25,11 @@ __all__ = [
     "AblationMap",
     "AblationResult",
     "CopyingAccuracy",
+    "LogitAttribution",
     "PatchingResult",
     "ablate_heads",
     "ablation_map",
     "activation_patching",
     "agreement_twins",
+    "logit_attribution",
 ]

@@ -14,6 +14,8 @@ import torch
 
 # Below this, a feature is treated as constant (standardizing it would divide by ~0).
 _MIN_STD = 1e-6
+
+
 @dataclass(frozen=True)
 class LinearProbe:
     """``logits = features @ weight.T + bias`` on raw (unstandardized) activations."""

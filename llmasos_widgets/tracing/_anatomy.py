@@ -169,6 +169,20 @@ class Anatomy:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
         return logits
 
+    def read_final_norm(
+        self, hooks: HookSet, read: Callable[[torch.Tensor, torch.Tensor], None]
+    ) -> None:
+        """Call ``read(residual, normed)`` with the final norm's input and output ``[batch,
+        token, hidden]`` each forward (the same tensor twice for a model without one)."""
+        if self.final_norm is None:
+            self.read_site(hooks, self.n_layers, lambda hidden: read(hidden, hidden))
+            return
+
+        def read_norm(_m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            read(args[0], output)
+
+        hooks.forward(self.final_norm, read_norm)
+
     def read_site(self, hooks: HookSet, site: int, read: SiteReader) -> None:
         """Call ``read(hidden)`` with site ``site``'s ``[batch, token, hidden]`` each forward."""
         site = self.check_site(site)
@@ -216,6 +230,33 @@ class Anatomy:
             )
         projection = self.attentions[layer].get_submodule("o_proj")
         return projection
+
+    def read_mlp(self, hooks: HookSet, layer: int, read: SiteReader) -> None:
+        """Call ``read(output)`` with layer ``layer``'s MLP output ``[batch, token, hidden]``
+        (what the layer adds to the residual stream after attention) each forward."""
+        self.check_direct_residual(layer)
+
+        def read_output(_m: nn.Module, _args: Any, output: Any) -> None:
+            read(output)
+
+        hooks.forward(self.layers[layer].get_submodule("mlp"), read_output)
+
+    def check_direct_residual(self, layer: int) -> None:
+        """Raise unless layer ``layer`` adds its attention output (``o_proj``'s) and its MLP
+        output to the residual stream as they are: ``x + attn(norm(x))``, then ``+ mlp(...)``
+        (LLaMA, Mistral, Qwen). Gemma 2/3 and OLMo 2 normalise both outputs first, so a head's
+        output is not what reaches the residual stream."""
+        self.output_projection(layer)  # checks the index
+        decoder_layer = self.layers[layer]
+        names = {name for name, _ in decoder_layer.named_children()}
+        post_norms = sorted(names & {"pre_feedforward_layernorm", "post_feedforward_layernorm"})
+        if post_norms or "mlp" not in names or "input_layernorm" not in names:
+            why = f"it has {', '.join(post_norms)}" if post_norms else "its parts differ"
+            raise UnsupportedArchitectureError(
+                f"{type(decoder_layer).__name__} does not add its attention and MLP outputs to "
+                f"the residual stream unnormalised ({why}); direct attribution to heads and "
+                "MLPs needs the LLaMA layout (x + attn(norm(x)), then + mlp(norm(x)))"
+            )
 
     def n_heads(self, layer: int = 0) -> int:
         """Query heads of layer ``layer`` (the width of its head outputs)."""

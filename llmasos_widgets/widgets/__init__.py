@@ -38,10 +38,10 @@ _register_comparison()
 
 
 def _register_patching() -> None:
-    """A PatchingResult or AblationMap in a notebook: its PatchingWidget."""
-    from llmasos_widgets.interventions import AblationMap, PatchingResult
+    """A PatchingResult, LogitAttribution or AblationMap in a notebook: its PatchingWidget."""
+    from llmasos_widgets.interventions import AblationMap, LogitAttribution, PatchingResult
 
-    for shown in (PatchingResult, AblationMap):
+    for shown in (PatchingResult, LogitAttribution, AblationMap):
         register_view(
             "mimebundle",
             shown,

@@ -114,9 +114,7 @@ def qk_breakdown(explanation: Any, layer: int, head: int, query: int, key: int) 
     )
 
 
-def qk_message(
-    explanation: Any, layer: int, heads: list[int], cell: list[int]
-) -> dict[str, Any]:
+def qk_message(explanation: Any, layer: int, heads: list[int], cell: list[int]) -> dict[str, Any]:
     """The ``qk`` trait value: ``{}`` without a cell or layer, else per head the score, weight
     and a float32 ``[head, 3, head_dim]`` payload of ``q``, ``k`` and ``q·k·scaling``."""
     if len(cell) != 2 or layer < 0:

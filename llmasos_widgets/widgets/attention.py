@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 BRUSHED_METRIC = "brushed"
 """Grid metric computed in the browser: attention flow of the brushed tokens per head."""
 
+
 class AttentionWidget(TokensWidget):
     """Attention of every head on one text: token strip, layer × head grid, pattern view.
 

@@ -43,9 +43,7 @@ class LogitLensWidget(TokensWidget):
     site_names = traitlets.List(traitlets.Unicode(), read_only=True).tag(sync=True)
     """list[str], read-only: row labels, ``emb``, ``after L0``, ... (one per residual site)."""
 
-    lens_tokens = traitlets.List(traitlets.List(traitlets.Unicode()), read_only=True).tag(
-        sync=True
-    )
+    lens_tokens = traitlets.List(traitlets.List(traitlets.Unicode()), read_only=True).tag(sync=True)
     """list[list[str]], read-only: ``[site][token]`` top-1 next token, readable text (shown as
     text, never markup)."""
 

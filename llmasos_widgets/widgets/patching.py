@@ -77,19 +77,34 @@ class PatchingWidget(ResultWidget, TokensWidget):
     head_title = traitlets.Unicode("", read_only=True).tag(sync=True)
     """str, read-only: title of the head map."""
 
+    residual_title = traitlets.Unicode("", read_only=True).tag(sync=True)
+    """str, read-only: title of the residual map ("" = the patching one)."""
+
+    residual_layers = traitlets.List(traitlets.Int(), read_only=True).tag(sync=True)
+    """list[int], read-only: the layer each residual-map row selects on a click ([] = the site
+    rule, ``site - 1``; a logit attribution's components: ``emb`` -1, ``L{i} attn``/``MLP`` i)."""
+
+    head_positions = traitlets.Dict(read_only=True).tag(sync=True)
+    """dict, read-only: float32 ``[layer, head, position]`` payload of a logit attribution (the
+    selected head's contribution at every token colors the text), or ``{}``."""
+
     legend = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: ``{"label", "units", "note"}`` of the color legend."""
 
     def __init__(self, result: Any, **kwargs: Any) -> None:
-        from llmasos_widgets.interventions import AblationMap, PatchingResult
+        from llmasos_widgets.interventions import AblationMap, LogitAttribution, PatchingResult
 
-        if not isinstance(result, PatchingResult | AblationMap):
+        if not isinstance(result, PatchingResult | AblationMap | LogitAttribution):
             raise TypeError(
-                "PatchingWidget takes a PatchingResult (llmasos_widgets.activation_patching) "
-                f"or an AblationMap (interventions.ablation_map), got {type(result).__name__}"
+                "PatchingWidget takes a PatchingResult (llmasos_widgets.activation_patching), "
+                "a LogitAttribution (llmasos_widgets.logit_attribution) or an AblationMap "
+                f"(interventions.ablation_map), got {type(result).__name__}"
             )
-        patching = isinstance(result, PatchingResult)
-        n_tokens = len(result.clean_tokens) if isinstance(result, PatchingResult) else None
+        n_tokens = None
+        if isinstance(result, PatchingResult):
+            n_tokens = len(result.clean_tokens)
+        elif isinstance(result, LogitAttribution):
+            n_tokens = len(result.tokens)
         # validators read these, so they exist before the traits are initialised
         self._dims = {
             "layers": result.n_layers,
@@ -98,8 +113,10 @@ class PatchingWidget(ResultWidget, TokensWidget):
         }
         self._result = result
         super().__init__(**kwargs)
-        if patching:
+        if isinstance(result, PatchingResult):
             self._show_patching(result)
+        elif isinstance(result, LogitAttribution):
+            self._show_logit_attribution(result)
         else:
             self._show_ablation(result)
 
@@ -132,6 +149,38 @@ class PatchingWidget(ResultWidget, TokensWidget):
             },
         )
 
+    def _show_logit_attribution(self, result: Any) -> None:
+        self._show_tokens(result.tokens, result.token_style)
+        self.set_trait("site_names", list(result.component_names))
+        self.set_trait("residual_layers", list(result.component_layers))
+        self.set_trait("residual", tensor_payload(result.component_map))
+        self.set_trait("heads", tensor_payload(result.head_map))
+        self.set_trait("head_positions", tensor_payload(result.heads))
+        self.set_trait("target", result.target)
+        self.set_trait("clean_value", float(result.logits[result.position]))
+        self.set_trait("target_position", int(result.position))
+        self.set_trait(
+            "caption",
+            f"direct logit attribution of {result.target} (the model's value "
+            f"{float(result.logits[result.position]):.3f}): each part's direct contribution "
+            "through the final norm, its scale frozen; each token's column adds up to that "
+            "token's logit",
+        )
+        self.set_trait("residual_title", "components × token (click: that layer and token)")
+        self.set_trait(
+            "head_title",
+            f"heads at token {result.position}: layer × head (click: a head colors the text "
+            "by its contribution at every token)",
+        )
+        self.set_trait(
+            "legend",
+            {
+                "label": "direct contribution",
+                "units": "logit",
+                "note": "> 0 raises the target, < 0 lowers it",
+            },
+        )
+
     def _show_ablation(self, result: Any) -> None:
         self.set_trait("heads", tensor_payload(result.change))
         self.set_trait("target", result.target)
@@ -157,9 +206,11 @@ class PatchingWidget(ResultWidget, TokensWidget):
         self.selected_heads = [head]
 
     def select_residual(self, site: int, position: int) -> None:
-        """Select residual-map cell ``(site, position)`` as a click on it does."""
+        """Select residual-map cell ``(site, position)`` as a click on it does (for a logit
+        attribution, ``site`` is the component row)."""
         n_sites = len(self.site_names)
         if not 0 <= site < n_sites:
             raise ValueError(f"site {site} is out of range: use 0..{n_sites - 1}")
-        self.selected_layer = site_to_selected_layer(site)
+        layers = self.residual_layers
+        self.selected_layer = layers[site] if layers else site_to_selected_layer(site)
         self.selected_tokens = [position]

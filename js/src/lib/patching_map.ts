@@ -36,10 +36,16 @@ export interface CellSelection {
   selected_tokens?: number[];
 }
 
+/** The decoder layer a residual-map row stands for: `rowLayers[row]` when the map says
+ * (direct logit attribution: emb, L0 attn, L0 MLP, ...), else the site rule. */
+export function rowLayer(row: number, rowLayers: readonly number[] = []): number {
+  return rowLayers.length > 0 ? (rowLayers[row] ?? -1) : siteToSelectedLayer(row);
+}
+
 /** What a click on a map cell selects. */
-export function clickCell(map: "residual" | "heads", row: number, col: number): CellSelection {
+export function clickCell(map: "residual" | "heads", row: number, col: number, rowLayers: readonly number[] = []): CellSelection {
   if (map === "heads") return { selected_layer: row, selected_heads: [col] };
-  return { selected_layer: siteToSelectedLayer(row), selected_tokens: [col] };
+  return { selected_layer: rowLayer(row, rowLayers), selected_tokens: [col] };
 }
 
 /** Cells of a map to outline for the current selection ([row, col] pairs). */
@@ -48,15 +54,19 @@ export function selectedCells(
   rows: number,
   cols: number,
   state: { selected_layer: number; selected_heads: readonly number[]; selected_tokens: readonly number[] },
+  rowLayers: readonly number[] = [],
 ): [number, number][] {
   if (map === "heads") {
     if (state.selected_layer < 0 || state.selected_layer >= rows) return [];
     return state.selected_heads.filter((h) => h >= 0 && h < cols).map((h): [number, number] => [state.selected_layer, h]);
   }
-  const row = state.selected_layer + 1; // -1 (none or emb) -> emb row: only tokens mark it
+  // the rows of the selected layer (-1, none or emb: the emb row); only tokens mark them
   const tokens = state.selected_tokens.filter((t) => t >= 0 && t < cols);
-  if (row < 0 || row >= rows) return [];
-  return tokens.map((t): [number, number] => [row, t]);
+  const cells: [number, number][] = [];
+  for (let row = 0; row < rows; row++) {
+    if (rowLayer(row, rowLayers) === state.selected_layer) for (const t of tokens) cells.push([row, t]);
+  }
+  return cells;
 }
 
 /** "+0.98" style value text for tooltips. */
