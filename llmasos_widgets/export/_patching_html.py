@@ -60,11 +60,13 @@ def patching_html(result: Any) -> str:
     differing = set(result.differing_positions)
     maps = [m for m in (result.residual, result.heads) if m is not None]
     limit = max([1.0, *(float(np.nanmax(np.abs(m))) for m in maps)])
+    method = getattr(result, "method", None)  # attribution patching: an estimate
+    title = f"Estimate by {method}" if method else "Activation patching"
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>Activation patching: {html.escape(result.target)}</title>",
+        f"<title>{html.escape(title)}: {html.escape(result.target)}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        "<h1>Activation patching</h1>",
+        f"<h1>{html.escape(title)}</h1>",
         f"<p>metric: (patched − corrupted) / (clean − corrupted) of "
         f"<code>{html.escape(result.target)}</code>; clean = {result.clean_value:.3f} (1), "
         f"corrupted = {result.corrupted_value:.3f} (0). Colors from −{limit:.2f} (blue) "

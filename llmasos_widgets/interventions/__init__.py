@@ -6,6 +6,9 @@
 * :func:`activation_patching` -> :class:`PatchingResult`: ``[site, position]`` and
   ``[layer, head]`` maps of how much of the clean behaviour each patched activation restores
   in the corrupted run, computed many patched runs per forward pass.
+* :func:`attribution_patching` -> :class:`AttributionPatchingResult`: the same maps estimated
+  to first order from one gradient (two forwards and a backward for every cell);
+  ``.verify(k)`` patches the top cells exactly.
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
   embeddings' direct contribution to a target logit through the frozen final norm (one pass).
 
@@ -15,6 +18,11 @@ call returns; the model's train/eval flags are restored. Guide: ``docs/intervent
 
 from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
 from llmasos_widgets.interventions._ablation_map import AblationMap, ablation_map
+from llmasos_widgets.interventions._attribution_patching import (
+    AttributionPatchingResult,
+    PatchingCheck,
+    attribution_patching,
+)
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
@@ -24,12 +32,15 @@ __all__ = [
     "MODES",
     "AblationMap",
     "AblationResult",
+    "AttributionPatchingResult",
     "CopyingAccuracy",
     "LogitAttribution",
+    "PatchingCheck",
     "PatchingResult",
     "ablate_heads",
     "ablation_map",
     "activation_patching",
     "agreement_twins",
+    "attribution_patching",
     "logit_attribution",
 ]

@@ -192,15 +192,9 @@ def activation_patching(
 
     explainable = as_explainable(model, tokenizer)
     hf_model = explainable.hf_model
-    clean_ids, corrupted_ids = explainable.encode(clean), explainable.encode(corrupted)
-    clean_tokens = explainable.tokens(clean_ids)
-    corrupted_tokens = explainable.tokens(corrupted_ids)
-    if clean_ids.shape != corrupted_ids.shape:
-        raise ValueError(
-            f"clean and corrupted prompts must have the same number of tokens: clean has "
-            f"{clean_ids.shape[1]} {clean_tokens}, corrupted has {corrupted_ids.shape[1]} "
-            f"{corrupted_tokens}; change words one for one"
-        )
+    clean_ids, corrupted_ids, clean_tokens, corrupted_tokens = encode_pair(
+        explainable, clean, corrupted
+    )
     if not residual and not heads:
         raise ValueError("nothing to patch: residual=False and heads=False")
     if batch_size < 1:
@@ -215,7 +209,7 @@ def activation_patching(
         with borrowed_hooks() as hooks:
             store.record(hooks)
             logits = forward_logits(hf_model, both, keep=1)[:, 0]
-        bound = _bind(target, explainable.tokenizer, at, logits)
+        bound = bind_pair_target(target, explainable.tokenizer, at, logits)
         clean_value, corrupted_value = (float(v) for v in bound(logits))
         if clean_value == corrupted_value:
             raise ValueError(
@@ -263,7 +257,25 @@ def activation_patching(
     )
 
 
-def _bind(target: TargetLike, tokenizer: Any, position: int, logits: torch.Tensor) -> Any:
+def encode_pair(
+    explainable: Any, clean: str, corrupted: str
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """Both prompts' ids ``[1, T]`` and tokens; ValueError unless they have equal length."""
+    clean_ids, corrupted_ids = explainable.encode(clean), explainable.encode(corrupted)
+    clean_tokens = explainable.tokens(clean_ids)
+    corrupted_tokens = explainable.tokens(corrupted_ids)
+    if clean_ids.shape != corrupted_ids.shape:
+        raise ValueError(
+            f"clean and corrupted prompts must have the same number of tokens: clean has "
+            f"{clean_ids.shape[1]} {clean_tokens}, corrupted has {corrupted_ids.shape[1]} "
+            f"{corrupted_tokens}; change words one for one"
+        )
+    return clean_ids, corrupted_ids, clean_tokens, corrupted_tokens
+
+
+def bind_pair_target(
+    target: TargetLike, tokenizer: Any, position: int, logits: torch.Tensor
+) -> Any:
     """The target bound to ids; ``None``: clean's prediction minus corrupted's prediction."""
     if target is None:
         clean_top, corrupted_top = (int(i) for i in logits.argmax(dim=-1))

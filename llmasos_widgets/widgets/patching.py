@@ -134,9 +134,11 @@ class PatchingWidget(ResultWidget, TokensWidget):
         self.set_trait("clean_value", float(result.clean_value))
         self.set_trait("corrupted_value", float(result.corrupted_value))
         self.set_trait("target_position", int(result.target_position))
+        method = getattr(result, "method", None)  # an estimate says so (attribution patching)
         self.set_trait(
             "caption",
-            f"metric: (patched − corrupted) / (clean − corrupted) of {result.target}; "
+            (f"estimate by {method}, first order: " if method else "")
+            + f"metric: (patched − corrupted) / (clean − corrupted) of {result.target}; "
             f"clean = {result.clean_value:.3f} (1), corrupted = {result.corrupted_value:.3f} (0)",
         )
         self.set_trait("head_title", "head outputs at every position: layer × head (click: head)")
