@@ -9,6 +9,8 @@
 * :func:`attribution_patching` -> :class:`AttributionPatchingResult`: the same maps estimated
   to first order from one gradient (two forwards and a backward for every cell);
   ``.verify(k)`` patches the top cells exactly.
+* :func:`path_patching` -> :class:`PathPatchingResult`: the effect of sender heads that
+  reaches the target only through chosen receivers (later heads' q/k/v, or the logits).
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
   embeddings' direct contribution to a target logit through the frozen final norm (one pass).
 
@@ -27,6 +29,7 @@ from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
+from llmasos_widgets.interventions._path_patching import PathPatchingResult, path_patching
 
 __all__ = [
     "MODES",
@@ -37,10 +40,12 @@ __all__ = [
     "LogitAttribution",
     "PatchingCheck",
     "PatchingResult",
+    "PathPatchingResult",
     "ablate_heads",
     "ablation_map",
     "activation_patching",
     "agreement_twins",
     "attribution_patching",
     "logit_attribution",
+    "path_patching",
 ]

@@ -241,6 +241,21 @@ class Anatomy:
 
         hooks.forward(self.layers[layer].get_submodule("mlp"), read_output)
 
+    def attention_projection(self, layer: int, which: str) -> nn.Module:
+        """Layer ``layer``'s query, key or value projection (``which``: ``"q"``, ``"k"``,
+        ``"v"``): input the normed residual ``[batch, token, hidden]``, output ``[batch, token,
+        heads * head_dim]``, head-major (key and value heads: ``config.num_key_value_heads``)."""
+        if which not in ("q", "k", "v"):
+            raise ValueError(f"which must be 'q', 'k' or 'v', got {which!r}")
+        self.output_projection(layer)  # checks the index
+        try:
+            return self.attentions[layer].get_submodule(f"{which}_proj")
+        except AttributeError as error:
+            raise UnsupportedArchitectureError(
+                f"{type(self.attentions[layer]).__name__} has no separate {which}_proj (fused "
+                "projections are not supported for path patching)"
+            ) from error
+
     def check_direct_residual(self, layer: int) -> None:
         """Raise unless layer ``layer`` adds its attention output (``o_proj``'s) and its MLP
         output to the residual stream as they are: ``x + attn(norm(x))``, then ``+ mlp(...)``
