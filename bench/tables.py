@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import _tables_attribution_patching  # noqa: E402
 import _tables_bench  # noqa: E402
 import _tables_bundled  # noqa: E402
 import _tables_defaults  # noqa: E402
@@ -54,6 +55,7 @@ RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_faithfulness.RENDERERS,
     **_tables_generation.RENDERERS,
     **_tables_patching.RENDERERS,
+    **_tables_attribution_patching.RENDERERS,
     **_tables_real_model.RENDERERS,
     **_tables_test_durations.RENDERERS,
     **_tables_long_context.RENDERERS,

@@ -113,8 +113,8 @@ def _slice(parts: Anatomy, layer: int, head: int, which: str) -> slice:
     """The columns of head ``head``'s query (or its key/value head's key/value)."""
     dim = parts.head_dim(layer)
     if which != "q":
-        width = parts.attention_projection(layer, which).out_features
-        n_kv = int(width) // dim  # type: ignore[call-overload]
+        width = getattr(parts.attention_projection(layer, which), "out_features")  # noqa: B009
+        n_kv = int(width) // dim
         head = head // (parts.n_heads(layer) // n_kv)
     return slice(head * dim, (head + 1) * dim)
 

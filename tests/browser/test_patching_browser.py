@@ -98,3 +98,53 @@ def test_clicking_patching_cells_selects_heads_layers_and_tokens_in_the_attentio
         view.screenshot(path=str(output_dir / "patching_widget.png"))
     finally:
         kernel.close()
+
+
+DLA_CELL = """\
+from llmasos_widgets import PatchingWidget, load_model, logit_attribution
+
+model = load_model("tiny-llama", device="cpu")
+dla = logit_attribution(model, "the keys near the cabinet", target=(" are", " is"))
+view = PatchingWidget(dla)
+display(view)
+"""
+
+
+def test_a_logit_attribution_colors_the_text_by_the_clicked_head(
+    jupyter_server: JupyterServer, page: Any
+) -> None:
+    """One text, no corrupted row; clicking head-map cell (L2, H3) selects it and colors each
+    token by that head's contribution there (the values the kernel holds, as the tooltip text)."""
+    from playwright.sync_api import expect
+
+    name = "logit_attribution.ipynb"
+    write_notebook(jupyter_server.root_dir, name, [DLA_CELL])
+    kernel_id = open_notebook_and_run_all(page, jupyter_server, f"/lab/tree/{name}")
+    view = wait_for_widget(page, jupyter_server, "patching-widget")
+    kernel = KernelClient.connect(jupyter_server, kernel_id)
+    try:
+        expect(view.get_by_test_id("prompt-corrupted")).to_have_count(0, timeout=STEP_MS)
+        expect(view.get_by_test_id("prompt-clean")).to_contain_text("text:")
+        expect(view).to_have_attribute("data-colored-head", "")
+        click_cell(view, "head-map", 2, 3)
+        kernel.wait_for(
+            "[view.selected_layer, view.selected_heads]",
+            lambda v: v == [2, [3]],
+            what="selection after clicking head-map cell (L2, H3)",
+        )
+        expect(view).to_have_attribute("data-colored-head", "2,3", timeout=STEP_MS)
+        values = kernel.evaluate("[float(v) for v in dla.heads[2, 3]]")
+        for i, value in enumerate(values):
+            shown = f"{'+' if value >= 0 else ''}{value:.3f}"
+            expect(view.get_by_test_id(f"clean-token-{i}")).to_have_attribute(
+                "data-contribution", shown
+            )
+        # a residual (component) row selects its layer: row 6 is "L2 MLP"
+        click_cell(view, "residual-map", 6, 1)
+        kernel.wait_for(
+            "[view.selected_layer, view.selected_tokens]",
+            lambda v: v == [2, [1]],
+            what="selection after clicking component row L2 MLP, token 1",
+        )
+    finally:
+        kernel.close()
