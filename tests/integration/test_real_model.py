@@ -31,7 +31,13 @@ import torch
 
 from llmasos_widgets import AttentionWidget, SaliencyWidget
 from llmasos_widgets._readable_tokens import byte_decoder, show_tokens
-from llmasos_widgets.interventions import CopyingAccuracy, ablate_heads, activation_patching
+from llmasos_widgets.interventions import (
+    CopyingAccuracy,
+    ablate_heads,
+    activation_patching,
+    attribution_patching,
+    logit_attribution,
+)
 
 pytestmark = pytest.mark.real_model
 
@@ -219,6 +225,37 @@ def test_patching_the_subject_moves_rome_to_paris_at_early_sites(real_model) -> 
     assert 22 <= handoff <= 26, (result.site_names[handoff], residual[:, SUBJECT + 1])
     assert residual[handoff, SUBJECT] < 0.5
     assert residual[-1, SUBJECT + 1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_attribution_patching_ranks_like_exact_patching_on_the_real_model(real_model) -> None:
+    """Measured (France -> Italy, logit(Paris) - logit(Rome)): Spearman 0.991 over the 270
+    head cells and 0.954 over the residual cells, the exact top-10 heads all in the
+    estimate's top 10; the subject column estimated at 0.78-1.18 where exact patching gives
+    1.00-1.02 (emb to after L22)."""
+    target = (" Paris", " Rome")
+    estimate = attribution_patching(real_model, FRANCE, ITALY, target=target)
+    exact = activation_patching(real_model, FRANCE, ITALY, target=target)
+    assert estimate.heads is not None and exact.heads is not None
+    assert estimate.residual is not None and exact.residual is not None
+
+    def spearman(a: np.ndarray, b: np.ndarray) -> float:
+        ranks = [np.argsort(np.argsort(x.ravel(), kind="stable"), kind="stable") for x in (a, b)]
+        return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+    assert spearman(estimate.heads, exact.heads) >= 0.95
+    assert spearman(estimate.residual, exact.residual) >= 0.9
+    top = [set(np.argsort(-np.abs(m.ravel()))[:10]) for m in (estimate.heads, exact.heads)]
+    assert len(top[0] & top[1]) >= 8
+    subject = estimate.residual[list(EARLY_SITES), SUBJECT]
+    assert np.all((subject > 0.6) & (subject < 1.4)), subject
+
+
+def test_direct_logit_attribution_adds_up_on_the_real_model(real_model) -> None:
+    result = logit_attribution(real_model, FRANCE, target=(" Paris", " Rome"))
+    assert result.n_layers == 30 and result.n_heads == 9
+    bound = 1e-4 * (1 + np.abs(result.logits))  # float32 over ~300 terms of size ~1
+    assert np.all(np.abs(result.unexplained) <= bound), result.unexplained
+    assert result.logits[-1] > 5  # logit(Paris) - logit(Rome) after "is": 7.31 measured
 
 
 # ---- logit lens ---------------------------------------------------------------------------
