@@ -66,4 +66,59 @@ def attribution_patching(sources: Sources) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS: dict[str, Callable[[Sources], str]] = {"attribution-patching": attribution_patching}
+def methods(sources: Sources) -> str:
+    """Which causal method when: cost and agreement, from the committed benches."""
+    patching = sources.result("bench_patching")
+    atp = sources.result("bench_attribution_patching")
+    widest = max(patching["rows"], key=lambda r: r["naive_passes"])
+    small, wide = atp["rows"][0], atp["rows"][-1]
+    rows = [
+        [
+            "`activation_patching`",
+            "the total effect of each residual cell and head (exact)",
+            f"{widest['batched_passes']} batched passes for {widest['naive_passes']} cells "
+            f"({widest['n_layers']} layers x {widest['n_heads']} heads, T = "
+            f"{widest['n_tokens']}); {small['exact_forward_equivalents']:.0f} forward-pass "
+            f"equivalents at {small['layers']} x {small['heads']} heads, T = {small['tokens']}",
+            "the reference",
+        ],
+        [
+            "`attribution_patching`",
+            "the same maps, first-order estimate; confirm the top cells with `.verify(k)`",
+            f"{small['atp_forward_equivalents']:.1f} forward-pass equivalents at "
+            f"{small['layers']} x {small['heads']} heads, {wide['atp_forward_equivalents']:.1f} "
+            "at Llama-3.1-8B width",
+            f"heads Spearman {small['head_spearman']:.3f} / {wide['head_spearman']:.3f} "
+            "(random models); too small where attention saturates",
+        ],
+        [
+            "`path_patching`",
+            "one sender -> receiver path (q, k, v or logits)",
+            "4 forward passes per path",
+            "exact for the path it defines",
+        ],
+        [
+            "`logit_attribution`",
+            "each head's and MLP's direct share of a logit (norm scale frozen)",
+            "1 forward pass",
+            "adds up to the logit to float rounding",
+        ],
+    ]
+    return (
+        "\n".join(
+            [
+                "Costs and agreements from `bench/results/bench_patching.json` and "
+                "`bench/results/bench_attribution_patching.json` (their runs: bench/RESULTS.md and "
+                "the cost table above).",
+                "",
+                table(["method", "answers", "cost", "agreement with exact patching"], rows, "llll"),
+            ]
+        )
+        + "\n"
+    )
+
+
+RENDERERS: dict[str, Callable[[Sources], str]] = {
+    "attribution-patching": attribution_patching,
+    "interventions-methods": methods,
+}
