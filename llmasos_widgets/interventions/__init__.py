@@ -29,7 +29,12 @@ from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
-from llmasos_widgets.interventions._path_patching import PathPatchingResult, path_patching
+from llmasos_widgets.interventions._path_patching import (
+    PathPatchingMap,
+    PathPatchingResult,
+    path_patching,
+    path_patching_map,
+)
 
 __all__ = [
     "MODES",
@@ -40,6 +45,7 @@ __all__ = [
     "LogitAttribution",
     "PatchingCheck",
     "PatchingResult",
+    "PathPatchingMap",
     "PathPatchingResult",
     "ablate_heads",
     "ablation_map",
@@ -48,4 +54,5 @@ __all__ = [
     "attribution_patching",
     "logit_attribution",
     "path_patching",
+    "path_patching_map",
 ]

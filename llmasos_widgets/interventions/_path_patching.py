@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
@@ -75,6 +76,44 @@ class PathPatchingResult:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PathPatchingMap:
+    """The senders' effect through each later head's query, key or value alone (``which``),
+    as a ``[layer, head]`` map; shown by the PatchingWidget."""
+
+    clean_text: str
+    corrupted_text: str
+    target: str
+    senders: tuple[tuple[int, int], ...]
+    which: str
+    """``"q"``, ``"k"`` or ``"v"``: the receivers' input patched."""
+    clean_value: float
+    corrupted_value: float
+    total_value: float
+    values: np.ndarray
+    """float32 ``[layer, head]``: the target through that head's input alone; NaN for the
+    layers up to the first sender's, which cannot receive."""
+    n_layers: int
+    n_heads: int
+
+    @property
+    def effect(self) -> np.ndarray:
+        """float32 ``[layer, head]``, normalised: 0 = none, 1 = the whole clean - corrupted
+        difference."""
+        span = self.clean_value - self.corrupted_value
+        return ((self.values - self.corrupted_value) / span).astype(np.float32)
+
+    @property
+    def total_effect(self) -> float:
+        return (self.total_value - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook: the PatchingWidget (a view registered by ``widgets``)."""
+        from llmasos_widgets._views import render
+
+        return render("mimebundle", self, **kwargs)
+
+
 def _check(parts: Anatomy, senders: Sequence[Any], receivers: Any) -> tuple[Any, Any]:
     n_heads = parts.n_heads()
     checked_senders = []
@@ -119,6 +158,99 @@ def _slice(parts: Anatomy, layer: int, head: int, which: str) -> slice:
     return slice(head * dim, (head + 1) * dim)
 
 
+@dataclass
+class _FrozenRuns:
+    """Runs 1 and 2, shared by every receiver: the bound target, the clean, corrupted and
+    every-path values, the frozen run's value, and each layer's attention input in it."""
+
+    parts: Anatomy
+    hf_model: Any
+    corrupted_ids: torch.Tensor
+    bound: Any
+    clean_value: float
+    corrupted_value: float
+    total_value: float
+    frozen_value: float
+    inputs: dict[int, torch.Tensor]
+
+    def through(self, receivers: Sequence[Receiver]) -> float:
+        """Run 3: the target with only ``receivers``' q/k/v from the frozen run's inputs."""
+        parts = self.parts
+        sources = [
+            (
+                parts.attention_projection(layer, which),
+                _slice(parts, layer, head, which),
+                parts.attention_projection(layer, which)(self.inputs[layer]),
+            )
+            for layer, head, which in receivers
+        ]
+        with borrowed_hooks() as hooks:
+            for projection, columns, source in sources:
+                hooks.forward(projection, _columns_replacer(columns, source[..., columns]))
+            logits = forward_logits(self.hf_model, self.corrupted_ids, keep=1)[:, 0]
+        return float(self.bound(logits)[0])
+
+
+def _frozen_runs(
+    explainable: Any,
+    clean: str,
+    corrupted: str,
+    senders: tuple[tuple[int, int], ...],
+    target: TargetLike,
+    position: int,
+) -> _FrozenRuns:
+    hf_model = explainable.hf_model
+    clean_ids, corrupted_ids, _, _ = encode_pair(explainable, clean, corrupted)
+    at = resolve_position(position, int(clean_ids.shape[1]))
+    both = torch.cat([clean_ids, corrupted_ids])[:, : at + 1]
+    parts = anatomy(hf_model)
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in senders:
+        by_layer.setdefault(layer, []).append(head)
+    # 1. every head's output on both prompts
+    outputs: dict[int, torch.Tensor] = {}
+    with borrowed_hooks() as hooks:
+        for layer in range(parts.n_layers):
+            parts.read_heads(hooks, layer, _keeper(outputs, layer))
+        logits = forward_logits(hf_model, both, keep=1)[:, 0]
+    bound = bind_pair_target(target, explainable.tokenizer, at, logits)
+    clean_value, corrupted_value = (float(v) for v in bound(logits))
+    if clean_value == corrupted_value:
+        raise ValueError(
+            f"the target {bound.description} is {clean_value:.4g} on both prompts: "
+            "patching cannot move it"
+        )
+
+    def senders_clean(layer: int, frozen: bool) -> Any:
+        def replace(current: torch.Tensor) -> torch.Tensor:
+            out = (outputs[layer][1:] if frozen else current).clone()
+            for head in by_layer.get(layer, []):
+                out[:, :, head] = outputs[layer][0, :, head]
+            return out
+
+        return replace
+
+    def value(logits: torch.Tensor) -> float:
+        return float(bound(logits[:, 0])[0])
+
+    # every path: the senders clean, nothing frozen
+    with borrowed_hooks() as hooks:
+        for layer in by_layer:
+            parts.replace_heads(hooks, layer, senders_clean(layer, frozen=False))
+        total_value = value(forward_logits(hf_model, both[1:], keep=1))
+    # 2. the senders clean, every other head frozen at its corrupted output
+    inputs: dict[int, torch.Tensor] = {}
+    with borrowed_hooks() as hooks:
+        for layer in range(parts.n_layers):
+            parts.replace_heads(hooks, layer, senders_clean(layer, frozen=True))
+            hooks.forward_pre(parts.attention_projection(layer, "q"), _input_keeper(inputs, layer))
+        frozen_value = value(forward_logits(hf_model, both[1:], keep=1))
+    return _FrozenRuns(
+        parts, hf_model, both[1:], bound, clean_value, corrupted_value, total_value,
+        frozen_value, inputs,
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def path_patching(
     model: Any,
@@ -138,82 +270,69 @@ def path_patching(
     from llmasos_widgets.models import as_explainable
 
     explainable = as_explainable(model, tokenizer)
-    hf_model = explainable.hf_model
-    clean_ids, corrupted_ids, _, _ = encode_pair(explainable, clean, corrupted)
-    at = resolve_position(position, int(clean_ids.shape[1]))
-    both = torch.cat([clean_ids, corrupted_ids])[:, : at + 1]
-    corrupted_only = both[1:]
-    parts = anatomy(hf_model)
+    parts = anatomy(explainable.hf_model)
     senders_checked, receivers_checked = _check(parts, senders, receivers)
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in senders_checked:
-        by_layer.setdefault(layer, []).append(head)
-    with eval_mode(hf_model):
-        # 1. every head's output on both prompts
-        outputs: dict[int, torch.Tensor] = {}
-        with borrowed_hooks() as hooks:
-            for layer in range(parts.n_layers):
-                parts.read_heads(hooks, layer, _keeper(outputs, layer))
-            logits = forward_logits(hf_model, both, keep=1)[:, 0]
-        bound = bind_pair_target(target, explainable.tokenizer, at, logits)
-        clean_value, corrupted_value = (float(v) for v in bound(logits))
-        if clean_value == corrupted_value:
-            raise ValueError(
-                f"the target {bound.description} is {clean_value:.4g} on both prompts: "
-                "patching cannot move it"
-            )
-
-        def senders_clean(layer: int, frozen: bool) -> Any:
-            def replace(current: torch.Tensor) -> torch.Tensor:
-                base = outputs[layer][1:] if frozen else current
-                out = base.clone()
-                for head in by_layer.get(layer, []):
-                    out[:, :, head] = outputs[layer][0, :, head]
-                return out
-
-            return replace
-
-        # every path: the senders clean, nothing frozen
-        with borrowed_hooks() as hooks:
-            for layer in by_layer:
-                parts.replace_heads(hooks, layer, senders_clean(layer, frozen=False))
-            total_value = float(bound(forward_logits(hf_model, corrupted_only, keep=1)[:, 0])[0])
-        # 2. the senders clean, every other head frozen at its corrupted output
-        inputs: dict[int, torch.Tensor] = {}
-        with borrowed_hooks() as hooks:
-            for layer in range(parts.n_layers):
-                parts.replace_heads(hooks, layer, senders_clean(layer, frozen=True))
-            if not isinstance(receivers_checked, str):
-                for layer in {layer for layer, _, _ in receivers_checked}:
-                    hooks.forward_pre(
-                        parts.attention_projection(layer, "q"), _input_keeper(inputs, layer)
-                    )
-            frozen_value = float(bound(forward_logits(hf_model, corrupted_only, keep=1)[:, 0])[0])
-        path_value = frozen_value
-        if not isinstance(receivers_checked, str):
-            # 3. only the receivers' q/k/v from run 2's attention inputs
-            sources = [
-                (
-                    parts.attention_projection(layer, which),
-                    _slice(parts, layer, head, which),
-                    parts.attention_projection(layer, which)(inputs[layer]),
-                )
-                for layer, head, which in receivers_checked
-            ]
-            with borrowed_hooks() as hooks:
-                for projection, columns, source in sources:
-                    hooks.forward(projection, _columns_replacer(columns, source[..., columns]))
-                path_value = float(bound(forward_logits(hf_model, corrupted_only, keep=1)[:, 0])[0])
+    with eval_mode(explainable.hf_model):
+        runs = _frozen_runs(explainable, clean, corrupted, senders_checked, target, position)
+        path_value = (
+            runs.frozen_value
+            if isinstance(receivers_checked, str)
+            else runs.through(receivers_checked)
+        )
     return PathPatchingResult(
         clean_text=clean,
         corrupted_text=corrupted,
-        target=bound.description,
+        target=runs.bound.description,
         senders=senders_checked,
         receivers=receivers_checked,
-        clean_value=clean_value,
-        corrupted_value=corrupted_value,
+        clean_value=runs.clean_value,
+        corrupted_value=runs.corrupted_value,
         path_value=path_value,
-        total_value=total_value,
+        total_value=runs.total_value,
+    )
+
+
+@torch.no_grad()
+def path_patching_map(
+    model: Any,
+    clean: str,
+    corrupted: str,
+    *,
+    senders: Sequence[tuple[int, int]],
+    which: str = "k",
+    target: TargetLike = None,
+    position: int = -1,
+    tokenizer: Any = None,
+) -> PathPatchingMap:
+    """:func:`path_patching` with each later head alone as the receiver (its ``which`` input):
+    where the senders' effect arrives. Three forward passes, then one per receiving head."""
+    from llmasos_widgets.models import as_explainable
+
+    explainable = as_explainable(model, tokenizer)
+    parts = anatomy(explainable.hf_model)
+    senders_checked, _ = _check(parts, senders, "logits")
+    if which not in ("q", "k", "v"):
+        raise ValueError(f"which must be 'q', 'k' or 'v', got {which!r}")
+    first = min(layer for layer, _ in senders_checked)
+    n_heads = parts.n_heads()
+    values = np.full((parts.n_layers, n_heads), np.nan, np.float32)
+    with eval_mode(explainable.hf_model):
+        runs = _frozen_runs(explainable, clean, corrupted, senders_checked, target, position)
+        for layer in range(first + 1, parts.n_layers):
+            for head in range(n_heads):
+                values[layer, head] = runs.through([(layer, head, which)])
+    return PathPatchingMap(
+        clean_text=clean,
+        corrupted_text=corrupted,
+        target=runs.bound.description,
+        senders=senders_checked,
+        which=which,
+        clean_value=runs.clean_value,
+        corrupted_value=runs.corrupted_value,
+        total_value=runs.total_value,
+        values=values,
+        n_layers=parts.n_layers,
+        n_heads=n_heads,
     )
 
 

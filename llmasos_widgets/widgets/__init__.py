@@ -38,10 +38,16 @@ _register_comparison()
 
 
 def _register_patching() -> None:
-    """A PatchingResult, LogitAttribution or AblationMap in a notebook: its PatchingWidget."""
-    from llmasos_widgets.interventions import AblationMap, LogitAttribution, PatchingResult
+    """A patching result, logit attribution, path map or ablation map in a notebook: its
+    PatchingWidget."""
+    from llmasos_widgets.interventions import (
+        AblationMap,
+        LogitAttribution,
+        PatchingResult,
+        PathPatchingMap,
+    )
 
-    for shown in (PatchingResult, LogitAttribution, AblationMap):
+    for shown in (PatchingResult, LogitAttribution, PathPatchingMap, AblationMap):
         register_view(
             "mimebundle",
             shown,

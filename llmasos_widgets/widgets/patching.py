@@ -92,12 +92,20 @@ class PatchingWidget(ResultWidget, TokensWidget):
     """dict, read-only: ``{"label", "units", "note"}`` of the color legend."""
 
     def __init__(self, result: Any, **kwargs: Any) -> None:
-        from llmasos_widgets.interventions import AblationMap, LogitAttribution, PatchingResult
+        from llmasos_widgets.interventions import (
+            AblationMap,
+            LogitAttribution,
+            PatchingResult,
+            PathPatchingMap,
+        )
 
-        if not isinstance(result, PatchingResult | AblationMap | LogitAttribution):
+        if not isinstance(
+            result, PatchingResult | AblationMap | LogitAttribution | PathPatchingMap
+        ):
             raise TypeError(
                 "PatchingWidget takes a PatchingResult (llmasos_widgets.activation_patching), "
-                "a LogitAttribution (llmasos_widgets.logit_attribution) or an AblationMap "
+                "a LogitAttribution (llmasos_widgets.logit_attribution), a PathPatchingMap "
+                "(interventions.path_patching_map) or an AblationMap "
                 f"(interventions.ablation_map), got {type(result).__name__}"
             )
         n_tokens = None
@@ -117,6 +125,8 @@ class PatchingWidget(ResultWidget, TokensWidget):
             self._show_patching(result)
         elif isinstance(result, LogitAttribution):
             self._show_logit_attribution(result)
+        elif isinstance(result, PathPatchingMap):
+            self._show_path_map(result)
         else:
             self._show_ablation(result)
 
@@ -180,6 +190,29 @@ class PatchingWidget(ResultWidget, TokensWidget):
                 "label": "direct contribution",
                 "units": "logit",
                 "note": "> 0 raises the target, < 0 lowers it",
+            },
+        )
+
+    def _show_path_map(self, result: Any) -> None:
+        senders = ", ".join(f"L{layer}H{head}" for layer, head in result.senders)
+        part = {"q": "query", "k": "key", "v": "value"}[result.which]
+        self.set_trait("heads", tensor_payload(result.effect))
+        self.set_trait("target", result.target)
+        self.set_trait("clean_value", float(result.clean_value))
+        self.set_trait("corrupted_value", float(result.corrupted_value))
+        self.set_trait(
+            "caption",
+            f"path patching: the effect of {senders} on {result.target} through each later "
+            f"head's {part} alone (every path together: {result.total_effect:.3f}); clean = "
+            f"{result.clean_value:.3f} (1), corrupted = {result.corrupted_value:.3f} (0)",
+        )
+        self.set_trait("head_title", f"receiving head ({part}): layer × head (click: that head)")
+        self.set_trait(
+            "legend",
+            {
+                "label": "effect through this head",
+                "units": "fraction of the clean − corrupted difference",
+                "note": "blank: layers that cannot receive (up to the senders')",
             },
         )
 
