@@ -8,7 +8,7 @@
   in the corrupted run, computed many patched runs per forward pass.
 * :func:`attribution_patching` -> :class:`AttributionPatchingResult`: the same maps estimated
   to first order from one gradient (two forwards and a backward for every cell);
-  ``.verify(k)`` patches the top cells exactly.
+  ``.verify(k)`` compares its top cells with exact patching.
 * :func:`path_patching` -> :class:`PathPatchingResult`: the effect of sender heads that
   reaches the target only through chosen receivers (later heads' q/k/v, or the logits).
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the

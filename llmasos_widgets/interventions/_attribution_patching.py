@@ -6,8 +6,8 @@ run, so one clean forward (for ``a'``), one corrupted forward and one backward g
 cell's estimate at once (Nanda 2023; Kramár et al. 2024), where exact patching runs one
 patched forward per cell. The estimate is exact where the target is linear in the patched
 activation and drifts where later nonlinearities (attention softmax, norms, the MLPs) bend the
-path between ``a`` and ``a'``: :meth:`AttributionPatchingResult.verify` patches the estimate's
-top cells exactly and reports how well the two agree.
+path between ``a`` and ``a'``: :meth:`AttributionPatchingResult.verify` compares the estimate's
+top cells with exact patching.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class AttributionPatchingResult(PatchingResult):
     _source: Any = field(default=None, repr=False, compare=False)
 
     def verify(self, k: int = 10) -> PatchingCheck:
-        """Patch the ``k`` residual cells and the ``k`` heads of largest estimated effect
-        exactly (``activation_patching``) and return both values per cell."""
+        """The ``k`` residual cells and ``k`` heads of largest estimated effect, with their
+        exact patching values beside the estimates. It runs ``activation_patching`` on every
+        cell (batched) and compares at those cells: it costs what exact patching costs."""
         source = self._source() if self._source is not None else None
         if source is None:
             raise RuntimeError("the model of this estimate is gone; run activation_patching")
@@ -162,7 +163,7 @@ def attribution_patching(
     Same arguments and result layout as ``activation_patching`` (residual ``[site, position]``
     and heads ``[layer, head]``, normalised so the clean run is 1 and the corrupted run 0);
     costs two forward passes and one backward for every cell together. The values are
-    estimates: ``result.verify(k)`` patches the top ``k`` cells exactly and compares.
+    estimates: ``result.verify(k)`` compares the top ``k`` cells with exact patching.
     """
     from llmasos_widgets.models import as_explainable
 
