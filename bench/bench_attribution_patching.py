@@ -37,48 +37,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _results
+from bench_patching import VOCAB_WORDS
+from bench_patching import _random_model as _model
+from bench_patching import _random_pair as _pair
 
 from llmasos_widgets.interventions import activation_patching, attribution_patching
 
 NAME = "bench_attribution_patching"
-VOCAB_WORDS = 200
 # (name, layers, heads, kv heads, hidden, intermediate, T)
 CASES = [
     ("4 layers x 32 heads", 4, 32, 8, 256, 1024, 64),
     ("Llama-3.1-8B width, 2 layers", 2, 32, 8, 4096, 14336, 16),
 ]
 TARGET_FORWARD_EQUIVALENTS = 3.0
-
-
-def _model(layers: int, heads: int, kv_heads: int, hidden: int, intermediate: int) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from llmasos_widgets.models import as_explainable
-    from tests._tokenizers import WORD_SPECIALS, word_level_tokenizer
-
-    words = [f"w{i}" for i in range(VOCAB_WORDS)]
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(WORD_SPECIALS) + len(words),
-        hidden_size=hidden,
-        intermediate_size=intermediate,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=256,
-        attn_implementation="sdpa",
-    )
-    model = LlamaForCausalLM(config).eval()
-    return as_explainable(model, word_level_tokenizer([*WORD_SPECIALS, *words], max_length=256))
-
-
-def _pair(n_tokens: int) -> tuple[str, str, tuple[str, str]]:
-    rng = np.random.default_rng(n_tokens)
-    words = [f"w{i}" for i in rng.choice(VOCAB_WORDS, size=n_tokens - 1)]
-    changed = list(words)
-    middle = len(words) // 2
-    changed[middle] = "w0" if words[middle] != "w0" else "w1"
-    return " ".join(words), " ".join(changed), ("w2", "w3")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -62,7 +62,9 @@ RANDOM_CASES = [(4, 8, 2, 128, 32), (4, 8, 2, 128, 64)]
 VOCAB_WORDS = 200
 
 
-def _random_model(layers: int, heads: int, kv_heads: int, hidden: int) -> Any:
+def _random_model(
+    layers: int, heads: int, kv_heads: int, hidden: int, intermediate: int | None = None
+) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from llmasos_widgets.models import as_explainable
@@ -73,7 +75,7 @@ def _random_model(layers: int, heads: int, kv_heads: int, hidden: int) -> Any:
     config = LlamaConfig(
         vocab_size=len(WORD_SPECIALS) + len(words),
         hidden_size=hidden,
-        intermediate_size=4 * hidden,
+        intermediate_size=intermediate or 4 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,

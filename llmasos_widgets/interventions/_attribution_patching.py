@@ -122,6 +122,8 @@ class _Activations:
         # (a detached head output would cut the attention path to the earlier sites)
         def leaf(hidden: torch.Tensor) -> torch.Tensor:
             self.embeddings = hidden.detach().requires_grad_(True)
+            if self.residual:
+                self.sites[0] = self.embeddings  # site 0 first: it runs before every layer
             return self.embeddings
 
         parts.replace_site(hooks, 0, leaf)
@@ -142,8 +144,6 @@ class _Activations:
                 parts.replace_heads(hooks, layer, keep_heads)
 
     def tensors(self) -> list[torch.Tensor]:
-        sites = {0: self.embeddings, **self.sites} if self.residual else {}
-        self.sites = dict(sorted(sites.items()))
         return [*self.sites.values(), *self.head_outputs.values()]
 
 
@@ -182,16 +182,11 @@ def attribution_patching(
     with eval_mode(hf_model), torch.enable_grad(), borrowed_hooks() as hooks:
         runs.record(hooks)
         logits = forward_logits(hf_model, both, keep=1)[:, 0]
-        bound = bind_pair_target(target, explainable.tokenizer, at, logits.detach())
-        values = bound(logits)
-        # d(corrupted target)/d(activations), row 1 only (no parameter .grad is touched)
-        grads = torch.autograd.grad(values[1], runs.tensors(), allow_unused=True)
-    clean_value, corrupted_value = (float(v) for v in values.detach())
-    if clean_value == corrupted_value:
-        raise ValueError(
-            f"the target {bound.description} is {clean_value:.4g} on both prompts: patching "
-            "cannot move it; pick a target the prompts disagree on"
+        bound, clean_value, corrupted_value = bind_pair_target(
+            target, explainable.tokenizer, at, logits.detach()
         )
+        # d(corrupted target)/d(activations), row 1 only (no parameter .grad is touched)
+        grads = torch.autograd.grad(bound(logits)[1], runs.tensors(), allow_unused=True)
     by_tensor = dict(zip(map(id, runs.tensors()), grads, strict=True))
 
     def first_order(activation: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

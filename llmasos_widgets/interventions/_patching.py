@@ -209,13 +209,9 @@ def activation_patching(
         with borrowed_hooks() as hooks:
             store.record(hooks)
             logits = forward_logits(hf_model, both, keep=1)[:, 0]
-        bound = bind_pair_target(target, explainable.tokenizer, at, logits)
-        clean_value, corrupted_value = (float(v) for v in bound(logits))
-        if clean_value == corrupted_value:
-            raise ValueError(
-                f"the target {bound.description} is {clean_value:.4g} on both prompts: patching "
-                "cannot move it; pick a target the prompts disagree on"
-            )
+        bound, clean_value, corrupted_value = bind_pair_target(
+            target, explainable.tokenizer, at, logits
+        )
         cells = store.cells(n_tokens=at + 1)
         values = {cell: corrupted_value for cell in store.no_op_cells(n_tokens=at + 1)}
         passes = 1
@@ -275,8 +271,10 @@ def encode_pair(
 
 def bind_pair_target(
     target: TargetLike, tokenizer: Any, position: int, logits: torch.Tensor
-) -> Any:
-    """The target bound to ids; ``None``: clean's prediction minus corrupted's prediction."""
+) -> tuple[Any, float, float]:
+    """The target bound to ids (``None``: clean's prediction minus corrupted's prediction) and
+    its values on the two rows of ``logits`` ``[clean, corrupted]``; ValueError when they are
+    equal (no patch can move it)."""
     if target is None:
         clean_top, corrupted_top = (int(i) for i in logits.argmax(dim=-1))
         if clean_top == corrupted_top:
@@ -286,7 +284,14 @@ def bind_pair_target(
                 "to say which logit difference to patch"
             )
         target = (clean_top, corrupted_top)
-    return resolve_target(target, tokenizer, position=position, logits_at_position=logits[0])
+    bound = resolve_target(target, tokenizer, position=position, logits_at_position=logits[0])
+    clean_value, corrupted_value = (float(v) for v in bound(logits))
+    if clean_value == corrupted_value:
+        raise ValueError(
+            f"the target {bound.description} is {clean_value:.4g} on both prompts: patching "
+            "cannot move it; pick a target the prompts disagree on"
+        )
+    return bound, clean_value, corrupted_value
 
 
 class _CleanStore:

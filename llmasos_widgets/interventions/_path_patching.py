@@ -213,13 +213,9 @@ def _frozen_runs(
         for layer in range(parts.n_layers):
             parts.read_heads(hooks, layer, _keeper(outputs, layer))
         logits = forward_logits(hf_model, both, keep=1)[:, 0]
-    bound = bind_pair_target(target, explainable.tokenizer, at, logits)
-    clean_value, corrupted_value = (float(v) for v in bound(logits))
-    if clean_value == corrupted_value:
-        raise ValueError(
-            f"the target {bound.description} is {clean_value:.4g} on both prompts: "
-            "patching cannot move it"
-        )
+    bound, clean_value, corrupted_value = bind_pair_target(
+        target, explainable.tokenizer, at, logits
+    )
 
     def senders_clean(layer: int, frozen: bool) -> Any:
         def replace(current: torch.Tensor) -> torch.Tensor:
