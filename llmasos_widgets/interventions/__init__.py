@@ -7,8 +7,8 @@
   ``[layer, head]`` maps of how much of the clean behaviour each patched activation restores
   in the corrupted run, computed many patched runs per forward pass.
 * :func:`attribution_patching` -> :class:`AttributionPatchingResult`: the same maps estimated
-  to first order from one gradient (two forwards and a backward for every cell);
-  ``.verify(k)`` compares its top cells with exact patching.
+  to first order from one gradient (two forwards and a backward for every cell), with AtP*'s
+  QK fix and GradDrop as options; ``.verify(k)`` patches its top cells exactly.
 * :func:`path_patching` -> :class:`PathPatchingResult`: the effect of sender heads that
   reaches the target only through chosen receivers (later heads' q/k/v, or the logits).
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
@@ -28,7 +28,11 @@ from llmasos_widgets.interventions._attribution_patching import (
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
-from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
+from llmasos_widgets.interventions._patching import (
+    HEAD_NODES,
+    PatchingResult,
+    activation_patching,
+)
 from llmasos_widgets.interventions._path_patching import (
     PathPatchingMap,
     PathPatchingResult,
@@ -37,6 +41,7 @@ from llmasos_widgets.interventions._path_patching import (
 )
 
 __all__ = [
+    "HEAD_NODES",
     "MODES",
     "AblationMap",
     "AblationResult",

@@ -5,7 +5,9 @@ Cells of the two maps:
 * residual ``[site, position]``: residual site ``site`` (``emb``, ``after L{i}``) at one token
   position takes the clean run's value;
 * heads ``[layer, head]``: one head's output (its slice before the output projection) takes
-  the clean run's value at every position.
+  the clean run's value at every position; with ``head_node="q"``, ``"k"`` or ``"v"`` its
+  query, key or value does instead (a key or value head is shared by the query heads of its
+  group under grouped-query attention: one patched run, the same score for each of them).
 
 Each cell's score is the target normalised between the two unpatched runs,
 ``(patched - corrupted) / (clean - corrupted)``: 1 = the patch restores the clean behaviour,
@@ -33,6 +35,15 @@ from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode, site_label
 
 # A cell: ("residual", site, position) or ("head", layer, head)
 Cell = tuple[str, int, int]
+
+HEAD_NODES = {"output": "outputs", "q": "queries", "k": "keys", "v": "values"}
+"""What a head cell patches (``head_node``): its output, or its query, key or value input."""
+
+
+def check_head_node(head_node: str) -> str:
+    if head_node not in HEAD_NODES:
+        raise ValueError(f"head_node must be one of {sorted(HEAD_NODES)}, got {head_node!r}")
+    return head_node
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +76,8 @@ class PatchingResult:
     token_style: TokenStyle | None = None
     """How the tokenizer writes its token strings, so views show them as readers read them
     (byte-level pieces joined into characters); ``None`` shows the raw strings."""
+    head_node: str = "output"
+    """What each head cell patched: ``"output"``, ``"q"``, ``"k"`` or ``"v"``."""
 
     @property
     def shown_clean_tokens(self) -> tuple[str, ...]:
@@ -77,6 +90,7 @@ class PatchingResult:
         return _shown(self.corrupted_tokens, self.token_style)
 
     def __post_init__(self) -> None:
+        check_head_node(self.head_node)
         n = len(self.clean_tokens)
         if len(self.corrupted_tokens) != n:
             raise ValueError(
@@ -178,6 +192,7 @@ def activation_patching(
     position: int = -1,
     residual: bool = True,
     heads: bool = True,
+    head_node: str = "output",
     batch_size: int = 64,
     tokenizer: Any = None,
 ) -> PatchingResult:
@@ -186,7 +201,8 @@ def activation_patching(
     ``target`` is read after token ``position`` (default: the last): ``(" are", " is")`` for
     a logit difference, a token for its log-probability, or ``None`` for the logit difference
     between the clean and the corrupted run's own predictions. The prompts must have the
-    same number of tokens. ``batch_size`` patched runs share one forward pass.
+    same number of tokens. ``head_node`` is what a head cell patches: its ``"output"``, or its
+    ``"q"``, ``"k"`` or ``"v"`` input. ``batch_size`` patched runs share one forward pass.
     """
     from llmasos_widgets.models import as_explainable
 
@@ -199,13 +215,14 @@ def activation_patching(
         raise ValueError("nothing to patch: residual=False and heads=False")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_head_node(head_node)
     n_tokens = int(clean_ids.shape[1])
     at = resolve_position(position, n_tokens)
     # causal attention: tokens after the target position cannot change it
     both = torch.cat([clean_ids, corrupted_ids])[:, : at + 1]
     parts = anatomy(hf_model)
     with torch.no_grad(), eval_mode(hf_model):
-        store = _CleanStore(parts, residual=residual, heads=heads)
+        store = CleanStore(parts, residual=residual, heads=heads, head_node=head_node)
         with borrowed_hooks() as hooks:
             store.record(hooks)
             logits = forward_logits(hf_model, both, keep=1)[:, 0]
@@ -214,14 +231,9 @@ def activation_patching(
         )
         cells = store.cells(n_tokens=at + 1)
         values = {cell: corrupted_value for cell in store.no_op_cells(n_tokens=at + 1)}
-        passes = 1
-        for chunk in chunks(cells, batch_size):
-            rows = both[1:].expand(len(chunk), -1)
-            with borrowed_hooks() as hooks:
-                store.patch(hooks, chunk)
-                patched = bound(forward_logits(hf_model, rows, keep=1)[:, 0])
-            passes += 1
-            values.update(zip(chunk, (float(v) for v in patched), strict=True))
+        patched, passes = patched_values(hf_model, store, both[1:], bound, cells, batch_size)
+        values.update(patched)
+        passes += 1
     n_heads = parts.n_heads()
     residual_values = head_values = None
     if residual:
@@ -233,7 +245,7 @@ def activation_patching(
         head_values = np.zeros((parts.n_layers, n_heads), np.float32)
         for (kind, layer, head), value in values.items():
             if kind == "head":
-                head_values[layer, head] = value
+                head_values[layer, store.group(layer, head)] = value
     return PatchingResult(
         clean_text=clean,
         corrupted_text=corrupted,
@@ -250,7 +262,66 @@ def activation_patching(
         token_style=TokenStyle.of(explainable.tokenizer),
         forward_passes=passes,
         metadata={"model": explainable.name, "batch_size": batch_size, "patched_runs": len(cells)},
+        head_node=head_node,
     )
+
+
+def patched_values(
+    hf_model: Any,
+    store: CleanStore,
+    corrupted_ids: torch.Tensor,
+    bound: Any,
+    cells: list[Cell],
+    batch_size: int,
+) -> tuple[dict[Cell, float], int]:
+    """The target with each of ``cells`` patched alone into the corrupted run (``[1, T]``),
+    ``batch_size`` cells per forward pass; returns the values and the passes run."""
+    values: dict[Cell, float] = {}
+    passes = 0
+    with torch.no_grad():
+        for chunk in chunks(cells, batch_size):
+            rows = corrupted_ids.expand(len(chunk), -1)
+            with borrowed_hooks() as hooks:
+                store.patch(hooks, chunk)
+                patched = bound(forward_logits(hf_model, rows, keep=1)[:, 0])
+            passes += 1
+            values.update(zip(chunk, (float(v) for v in patched), strict=True))
+    return values, passes
+
+
+def exact_cell_values(
+    model: Any,
+    tokenizer: Any,
+    clean: str,
+    corrupted: str,
+    *,
+    target: TargetLike,
+    position: int,
+    head_node: str,
+    cells: list[Cell],
+    batch_size: int = 64,
+) -> tuple[dict[Cell, float], int]:
+    """Exact patching of ``cells`` only (a head cell of a ``"k"``/``"v"`` map is the first
+    query head of its group); returns the raw target values and the forward passes run."""
+    from llmasos_widgets.models import as_explainable
+
+    explainable = as_explainable(model, tokenizer)
+    hf_model = explainable.hf_model
+    clean_ids, corrupted_ids, _, _ = encode_pair(explainable, clean, corrupted)
+    at = resolve_position(position, int(clean_ids.shape[1]))
+    both = torch.cat([clean_ids, corrupted_ids])[:, : at + 1]
+    kinds = {kind for kind, _, _ in cells}
+    parts = anatomy(hf_model)
+    with torch.no_grad(), eval_mode(hf_model):
+        store = CleanStore(
+            parts, residual="residual" in kinds, heads="head" in kinds, head_node=head_node
+        )
+        with borrowed_hooks() as hooks:
+            store.record(hooks)
+            logits = forward_logits(hf_model, both, keep=1)[:, 0]
+        bound, _, _ = bind_pair_target(target, explainable.tokenizer, at, logits)
+        values, passes = patched_values(hf_model, store, both[1:], bound, cells, batch_size)
+    return values, passes + 1
 
 
 def encode_pair(
@@ -294,16 +365,31 @@ def bind_pair_target(
     return bound, clean_value, corrupted_value
 
 
-class _CleanStore:
-    """The clean run's residual sites and head outputs (row 0 of the first batch), the
-    corrupted run's residual sites (row 1, to find no-op cells), and the patch hooks."""
+class CleanStore:
+    """The clean run's residual sites and head outputs (or q/k/v projections), from row 0 of
+    the first batch, the corrupted run's residual sites (row 1, to find no-op cells), and the
+    patch hooks."""
 
-    def __init__(self, parts: Anatomy, *, residual: bool, heads: bool) -> None:
+    def __init__(
+        self, parts: Anatomy, *, residual: bool, heads: bool, head_node: str = "output"
+    ) -> None:
         self.parts = parts
         self.residual = residual
         self.heads = heads
+        self.head_node = check_head_node(head_node)
         self.sites: dict[int, torch.Tensor] = {}  # site -> [2, token, hidden]
-        self.head_outputs: dict[int, torch.Tensor] = {}  # layer -> [token, head, dim] (clean)
+        # layer -> clean [token, head, dim] outputs, or the clean projection [token, width]
+        self.head_inputs: dict[int, torch.Tensor] = {}
+
+    def _step(self, layer: int) -> int:
+        """Query heads per head cell: 1, or a key/value head's group for ``"k"``/``"v"``."""
+        if self.head_node in ("output", "q"):
+            return 1
+        return self.parts.n_heads(layer) // self.parts.n_kv_heads(layer)
+
+    def group(self, layer: int, head: int) -> slice:
+        """The query heads the head cell of first head ``head`` stands for."""
+        return slice(head, head + self._step(layer))
 
     def record(self, hooks: Any) -> None:
         if self.residual:
@@ -313,13 +399,18 @@ class _CleanStore:
                     self.sites[site] = hidden.detach().clone()
 
                 self.parts.read_site(hooks, site, keep_site)
-        if self.heads:
-            for layer in range(self.parts.n_layers):
+        if not self.heads:
+            return
+        for layer in range(self.parts.n_layers):
 
-                def keep_heads(outputs: torch.Tensor, layer: int = layer) -> None:
-                    self.head_outputs[layer] = outputs[0].detach().clone()
+            def keep(outputs: torch.Tensor, layer: int = layer) -> None:
+                self.head_inputs[layer] = outputs[0].detach().clone()
 
-                self.parts.read_heads(hooks, layer, keep_heads)
+            if self.head_node == "output":
+                self.parts.read_heads(hooks, layer, keep)
+            else:
+                projection = self.parts.attention_projection(layer, self.head_node)
+                hooks.forward(projection, lambda _m, _a, output, keep=keep: keep(output))
 
     def _residual_cells(self, n_tokens: int) -> list[tuple[Cell, bool]]:
         """Every residual cell with whether patching it is a no-op (equal values)."""
@@ -335,13 +426,14 @@ class _CleanStore:
         ]
 
     def cells(self, n_tokens: int) -> list[Cell]:
-        """Cells to run: residual cells that can change something, then every head."""
+        """Cells to run: residual cells that can change something, then every head (the
+        first query head of each key/value group for ``"k"``/``"v"``)."""
         cells = [cell for cell, no_op in self._residual_cells(n_tokens) if not no_op]
         if self.heads:
             cells += [
                 ("head", layer, head)
                 for layer in range(self.parts.n_layers)
-                for head in range(self.parts.n_heads(layer))
+                for head in range(0, self.parts.n_heads(layer), self._step(layer))
             ]
         return cells
 
@@ -361,8 +453,25 @@ class _CleanStore:
             clean = self.sites[site][0]
             self.parts.replace_site(hooks, site, _site_patch(clean, rows, positions))
         for layer, (rows, heads) in by_layer.items():
-            clean = self.head_outputs[layer]
-            self.parts.replace_heads(hooks, layer, _head_patch(clean, rows, heads))
+            clean = self.head_inputs[layer]
+            if self.head_node == "output":
+                self.parts.replace_heads(hooks, layer, _head_patch(clean, rows, heads))
+                continue
+            columns = [self.parts.head_columns(layer, head, self.head_node) for head in heads]
+            projection = self.parts.attention_projection(layer, self.head_node)
+            hooks.forward(projection, _columns_patch(clean, rows, columns))
+
+
+def _columns_patch(clean: torch.Tensor, rows: list[int], columns: list[slice]) -> Any:
+    """``output[rows[k], :, columns[k]] = clean[:, columns[k]]`` (a projection's output)."""
+
+    def patch(_module: Any, _args: Any, output: torch.Tensor) -> torch.Tensor:
+        out = output.clone()
+        for row, cols in zip(rows, columns, strict=True):
+            out[row, :, cols] = clean[:, cols].to(out.device)
+        return out
+
+    return patch
 
 
 def _site_patch(clean: torch.Tensor, rows: list[int], positions: list[int]) -> Any:

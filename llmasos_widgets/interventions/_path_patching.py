@@ -148,16 +148,6 @@ def _check(parts: Anatomy, senders: Sequence[Any], receivers: Any) -> tuple[Any,
     return tuple(checked_senders), tuple(checked)
 
 
-def _slice(parts: Anatomy, layer: int, head: int, which: str) -> slice:
-    """The columns of head ``head``'s query (or its key/value head's key/value)."""
-    dim = parts.head_dim(layer)
-    if which != "q":
-        width = getattr(parts.attention_projection(layer, which), "out_features")  # noqa: B009
-        n_kv = int(width) // dim
-        head = head // (parts.n_heads(layer) // n_kv)
-    return slice(head * dim, (head + 1) * dim)
-
-
 @dataclass
 class _FrozenRuns:
     """Runs 1 and 2, shared by every receiver: the bound target, the clean, corrupted and
@@ -179,7 +169,7 @@ class _FrozenRuns:
         sources = [
             (
                 parts.attention_projection(layer, which),
-                _slice(parts, layer, head, which),
+                parts.head_columns(layer, head, which),
                 parts.attention_projection(layer, which)(self.inputs[layer]),
             )
             for layer, head, which in receivers

@@ -241,6 +241,19 @@ class Anatomy:
 
         hooks.forward(self.layers[layer].get_submodule("mlp"), read_output)
 
+    def replace_layer_outputs(
+        self, hooks: HookSet, layer: int, replace: Callable[[torch.Tensor], torch.Tensor]
+    ) -> None:
+        """Layer ``layer``'s attention output (``o_proj``'s) and its MLP output, what the layer
+        adds to the residual stream, become ``replace(output)`` each forward."""
+        self.check_direct_residual(layer)
+
+        def replace_output(_m: nn.Module, _args: Any, output: Any) -> Any:
+            return replace(output)
+
+        hooks.forward(self.output_projection(layer), replace_output)
+        hooks.forward(self.layers[layer].get_submodule("mlp"), replace_output)
+
     def attention_projection(self, layer: int, which: str) -> nn.Module:
         """Layer ``layer``'s query, key or value projection (``which``: ``"q"``, ``"k"``,
         ``"v"``): input the normed residual ``[batch, token, hidden]``, output ``[batch, token,
@@ -255,6 +268,21 @@ class Anatomy:
                 f"{type(self.attentions[layer]).__name__} has no separate {which}_proj (fused "
                 "projections are not supported for path patching)"
             ) from error
+
+    def n_kv_heads(self, layer: int = 0) -> int:
+        """Key/value heads of layer ``layer`` (fewer than :meth:`n_heads` under grouped-query
+        attention: query head ``h`` reads key/value head ``h // (n_heads // n_kv_heads)``)."""
+        width = getattr(self.attention_projection(layer, "k"), "out_features")  # noqa: B009
+        return int(width) // self.head_dim(layer)
+
+    def head_columns(self, layer: int, head: int, which: str) -> slice:
+        """The columns of query head ``head``'s query (``which="q"``), or of the key/value
+        head it reads (``"k"``, ``"v"``), in that projection's output."""
+        dim = self.head_dim(layer)
+        if which != "q":
+            self.attention_projection(layer, which)  # checks which
+            head = head // (self.n_heads(layer) // self.n_kv_heads(layer))
+        return slice(head * dim, (head + 1) * dim)
 
     def check_direct_residual(self, layer: int) -> None:
         """Raise unless layer ``layer`` adds its attention output (``o_proj``'s) and its MLP

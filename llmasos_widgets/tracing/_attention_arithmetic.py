@@ -17,8 +17,9 @@ attention does: the exact pattern), the tiled paths (:func:`scaled_scores`) scal
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -49,6 +50,22 @@ class AttentionSpec:
             raise ValueError(f"sliding_window must be None or >= 1, got {self.sliding_window!r}")
         if self.n_kv_groups < 1:
             raise ValueError(f"n_kv_groups must be >= 1, got {self.n_kv_groups!r}")
+
+    @classmethod
+    def of_call(
+        cls, query: torch.Tensor, key: torch.Tensor, kwargs: Mapping[str, Any]
+    ) -> AttentionSpec:
+        """The spec of one attention-interface call (queries ``[batch, head, query, d]``, keys
+        ``[batch, kv_head, key, d]``, its ``scaling``/``softcap``/``sliding_window`` keywords)."""
+        scaling, softcap, window = (
+            kwargs.get(name) for name in ("scaling", "softcap", "sliding_window")
+        )
+        return cls(
+            scaling=float(scaling) if scaling is not None else query.shape[-1] ** -0.5,
+            softcap=None if softcap is None else float(softcap),
+            sliding_window=None if window is None else int(window),
+            n_kv_groups=query.shape[1] // key.shape[1],
+        )
 
 
 Positions = TypeVar("Positions", int, torch.Tensor)

@@ -395,16 +395,9 @@ class _Recorder:
         current = self.current
         if current is None or not self.is_open_here():
             return
-        n_heads, n_kv_heads = query.shape[1], key.shape[1]
-        scaling = kwargs.get("scaling")
         current.queries_by_layer[layer] = self.store(query)
         self._store_keys(current, layer, key, n_queries=query.shape[2])
-        current.spec_by_layer[layer] = AttentionSpec(
-            scaling=float(scaling) if scaling is not None else query.shape[-1] ** -0.5,
-            softcap=_optional_float(kwargs.get("softcap")),
-            sliding_window=_optional_int(kwargs.get("sliding_window")),
-            n_kv_groups=n_heads // n_kv_heads,
-        )
+        current.spec_by_layer[layer] = AttentionSpec.of_call(query, key, kwargs)
 
     def _store_keys(
         self, current: ForwardCapture, layer: int, key: torch.Tensor, *, n_queries: int
@@ -453,14 +446,6 @@ def _past_length(bound: Mapping[str, Any]) -> int:
         if cache is not None and hasattr(cache, "get_seq_length"):
             return int(cache.get_seq_length())
     return 0
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from llmasos_widgets.interventions import HEAD_NODES
 from llmasos_widgets.widgets._base import (
     STATIC_DIR,
     ResultWidget,
@@ -26,6 +27,19 @@ from llmasos_widgets.widgets._base import (
     display_traits,
     tensor_payload,
 )
+
+
+def _grad_drop_note(result: Any) -> str:
+    """GradDrop's top heads, when the estimate has its scores (they rank; no sign)."""
+    scores = getattr(result, "grad_drop_heads", None)
+    if scores is None:
+        return ""
+    top = np.argsort(-scores, axis=None, kind="stable")[:5]
+    cells = ", ".join(
+        f"L{layer}H{head} {scores[layer, head]:.2f}"
+        for layer, head in zip(*np.unravel_index(top, scores.shape), strict=True)
+    )
+    return f"; GradDrop's top heads (|effect|, no sign): {cells}"
 
 
 def site_to_selected_layer(site: int) -> int:
@@ -149,9 +163,15 @@ class PatchingWidget(ResultWidget, TokensWidget):
             "caption",
             (f"estimate by {method}, first order: " if method else "")
             + f"metric: (patched − corrupted) / (clean − corrupted) of {result.target}; "
-            f"clean = {result.clean_value:.3f} (1), corrupted = {result.corrupted_value:.3f} (0)",
+            f"clean = {result.clean_value:.3f} (1), corrupted = {result.corrupted_value:.3f} (0)"
+            + _grad_drop_note(result),
         )
-        self.set_trait("head_title", "head outputs at every position: layer × head (click: head)")
+        shared = " (heads of one key/value head share a cell)" if result.head_node in "kv" else ""
+        self.set_trait(
+            "head_title",
+            f"head {HEAD_NODES[result.head_node]} at every position{shared}: layer × head "
+            "(click: head)",
+        )
         self.set_trait(
             "legend",
             {

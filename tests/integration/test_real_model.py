@@ -250,6 +250,30 @@ def test_attribution_patching_ranks_like_exact_patching_on_the_real_model(real_m
     assert np.all((subject > 0.6) & (subject < 1.4)), subject
 
 
+def test_the_qk_fix_ranks_key_heads_better_than_atp_on_the_real_model(real_model) -> None:
+    """Measured (France -> Italy), over the 90 key-head cells (30 layers x 3 key heads):
+    Spearman with exact patching 0.952 (AtP) vs 0.999 (QK fix); of the exact top 10, AtP
+    finds 8 and the QK fix 10. (Queries, not run here: 0.991 vs 0.9996, 7 vs 9 of 10.)"""
+    target = (" Paris", " Rome")
+    kwargs = {"target": target, "residual": False, "head_node": "k"}
+    exact = activation_patching(real_model, FRANCE, ITALY, **kwargs).heads
+    plain = attribution_patching(real_model, FRANCE, ITALY, **kwargs).heads
+    fixed = attribution_patching(real_model, FRANCE, ITALY, qk_fix=True, **kwargs).heads
+    assert exact is not None and plain is not None and fixed is not None
+    cells = [m[:, ::3] for m in (exact, plain, fixed)]  # one cell per key head
+
+    def spearman(a: np.ndarray, b: np.ndarray) -> float:
+        ranks = [np.argsort(np.argsort(x.ravel(), kind="stable"), kind="stable") for x in (a, b)]
+        return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+    def top(m: np.ndarray) -> set[int]:
+        return set(np.argsort(-np.abs(m.ravel()), kind="stable")[:10].tolist())
+
+    assert spearman(cells[2], cells[0]) >= 0.99
+    assert spearman(cells[2], cells[0]) > spearman(cells[1], cells[0])
+    assert len(top(cells[2]) & top(cells[0])) >= 9
+
+
 def test_direct_logit_attribution_adds_up_on_the_real_model(real_model) -> None:
     result = logit_attribution(real_model, FRANCE, target=(" Paris", " Rome"))
     assert result.n_layers == 30 and result.n_heads == 9
