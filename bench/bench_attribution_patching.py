@@ -14,6 +14,11 @@ exact top-10 heads the estimate puts in its top 10. Peak memory: each method run
 in a fresh process (the resident high-water mark, reset after the model is built, the model
 included) at the widest case (Linux).
 
+AtP* (``star`` rows, same cases): the key-head map by AtP, by AtP with the QK fix and by
+exact patching of the keys, and the head-output map's GradDrop scores (one backward pass per
+layer more), each timed against the same forward; agreement with exact patching as above
+(GradDrop: its top 10 against the exact output map's).
+
 Cases: 4 layers x 32 heads at T = 64 (the cost target: the head map in <= 3 forward-pass
 equivalents), and Llama-3.1-8B's width (hidden 4096, 32 heads, 8 kv heads, MLP 14336) with 2
 layers and a 200-word vocabulary at T = 16.
@@ -68,6 +73,73 @@ def _run(method: str, model: Any, clean: str, corrupted: str, target: Any) -> An
         return _forward(model, clean, corrupted)
     function = attribution_patching if method == "atp" else activation_patching
     return function(model, clean, corrupted, target=target)
+
+
+STAR_METHODS = {
+    "atp_keys": {"residual": False, "head_node": "k"},
+    "qk_fix_keys": {"residual": False, "head_node": "k", "qk_fix": True},
+    "grad_drop": {"grad_drop": True},
+}
+
+
+def _run_star(method: str, model: Any, clean: str, corrupted: str, target: Any) -> Any:
+    if method == "forward":
+        return _forward(model, clean, corrupted)
+    if method == "exact_keys":
+        return activation_patching(
+            model, clean, corrupted, target=target, residual=False, head_node="k"
+        )
+    return attribution_patching(model, clean, corrupted, target=target, **STAR_METHODS[method])
+
+
+def _top10(values: np.ndarray) -> set[int]:
+    return set(np.argsort(-np.abs(values.ravel()), kind="stable")[:10].tolist())
+
+
+def measure_star(case: tuple[Any, ...], reps: int) -> dict[str, Any]:
+    """AtP vs AtP* on one case: seconds, forward-pass equivalents, agreement."""
+    name, layers, heads, kv_heads, hidden, intermediate, n_tokens = case
+    model = _model(layers, heads, kv_heads, hidden, intermediate)
+    clean, corrupted, target = _pair(n_tokens)
+    methods = ["forward", "atp_keys", "qk_fix_keys", "exact_keys", "grad_drop"]
+    seconds: dict[str, list[float]] = {method: [] for method in methods}
+    results: dict[str, Any] = {}
+    _run_star("forward", model, clean, corrupted, target)  # warm-up
+    for _ in range(reps):
+        for method in methods:
+            start = time.perf_counter()
+            results[method] = _run_star(method, model, clean, corrupted, target)
+            seconds[method].append(time.perf_counter() - start)
+    median = {method: statistics.median(values) for method, values in seconds.items()}
+    exact_outputs = activation_patching(model, clean, corrupted, target=target).heads
+    step = heads // kv_heads  # one cell per key head
+    keys = {method: results[method].heads[:, ::step] for method in methods[1:4]}
+    row = {
+        "case": name,
+        "tokens": n_tokens,
+        **{f"{method}_s": median[method] for method in methods},
+        **{
+            f"{method}_forward_equivalents": median[method] / median["forward"]
+            for method in methods[1:]
+        },
+        "key_cells": int(keys["exact_keys"].size),
+        "atp_keys_spearman": _spearman(keys["atp_keys"], keys["exact_keys"]),
+        "qk_fix_keys_spearman": _spearman(keys["qk_fix_keys"], keys["exact_keys"]),
+        "atp_keys_top10": len(_top10(keys["atp_keys"]) & _top10(keys["exact_keys"])),
+        "qk_fix_keys_top10": len(_top10(keys["qk_fix_keys"]) & _top10(keys["exact_keys"])),
+        "atp_heads_top10": len(_top10(results["grad_drop"].heads) & _top10(exact_outputs)),
+        "grad_drop_heads_top10": len(
+            _top10(results["grad_drop"].grad_drop_heads) & _top10(exact_outputs)
+        ),
+    }
+    print(
+        f"{name:<30} keys rho AtP {row['atp_keys_spearman']:.3f} / QK fix "
+        f"{row['qk_fix_keys_spearman']:.3f} (top-10 {row['atp_keys_top10']} / "
+        f"{row['qk_fix_keys_top10']}); QK fix {row['qk_fix_keys_forward_equivalents']:.2f} fwd, "
+        f"GradDrop {row['grad_drop_forward_equivalents']:.2f} fwd (heads top-10 "
+        f"{row['atp_heads_top10']} -> {row['grad_drop_heads_top10']})"
+    )
+    return row
 
 
 def _status_mb(field: str) -> float:
@@ -151,6 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     environment = _results.environment()
     rows = [measure(case, args.reps) for case in CASES]
+    star = [measure_star(case, args.reps) for case in CASES]
     if not args.no_memory:
         memory = peak_memory(CASES[-1])
         rows[-1]["peak_rss_mb"] = memory
@@ -163,6 +236,7 @@ def main() -> None:
         config={"reps": args.reps, "device": "cpu", "dtype": "float32", "vocab_words": VOCAB_WORDS},
         figures={
             "rows": rows,
+            "star": star,
             "target_forward_equivalents": TARGET_FORWARD_EQUIVALENTS,
             "target_met": verdict,
         },
