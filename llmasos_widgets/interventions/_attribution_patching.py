@@ -21,6 +21,7 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle
+from llmasos_widgets.interventions._files import saved_kind
 from llmasos_widgets.interventions._patching import (
     PatchingResult,
     activation_patching,
@@ -53,6 +54,7 @@ class PatchingCheck:
         return float(np.abs(self.estimated - self.exact).max()) if len(self.cells) else 0.0
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
 class AttributionPatchingResult(PatchingResult):
     """:class:`PatchingResult` whose values are attribution patching's first-order estimates
@@ -61,13 +63,22 @@ class AttributionPatchingResult(PatchingResult):
     method: str = "attribution patching (AtP)"
     _source: Any = field(default=None, repr=False, compare=False)
 
-    def verify(self, k: int = 10) -> PatchingCheck:
+    def verify(self, k: int = 10, *, model: Any = None, tokenizer: Any = None) -> PatchingCheck:
         """The ``k`` residual cells and ``k`` heads of largest estimated effect, with their
         exact patching values beside the estimates. It runs ``activation_patching`` on every
-        cell (batched) and compares at those cells: it costs what exact patching costs."""
+        cell (batched) and compares at those cells: it costs what exact patching costs.
+
+        ``model`` (and ``tokenizer`` for a bare ``transformers`` model) is the one the estimate
+        was made with; needed only when it is no longer attached (a loaded estimate)."""
         source = self._source() if self._source is not None else None
+        if model is not None:
+            source = (model, tokenizer)
         if source is None:
-            raise RuntimeError("the model of this estimate is gone; run activation_patching")
+            raise RuntimeError(
+                "no model is attached to this estimate (it was loaded from a file, or its "
+                "model was garbage-collected): pass the model it was made with, "
+                "result.verify(k, model=model)"
+            )
         model, tokenizer = source
         exact = activation_patching(
             model,

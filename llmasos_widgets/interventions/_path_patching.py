@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.interventions._files import SavedResult, saved_kind
 from llmasos_widgets.interventions._patching import bind_pair_target, encode_pair
 from llmasos_widgets.interventions._runs import forward_logits
 from llmasos_widgets.targets import TargetLike, resolve_position
@@ -33,8 +34,9 @@ from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode
 Receiver = tuple[int, int, str]
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class PathPatchingResult:
+class PathPatchingResult(SavedResult):
     """Effect of ``senders`` on the target through ``receivers`` only."""
 
     clean_text: str
@@ -76,8 +78,9 @@ class PathPatchingResult:
         )
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class PathPatchingMap:
+class PathPatchingMap(SavedResult):
     """The senders' effect through each later head's query, key or value alone (``which``),
     as a ``[layer, head]`` map; shown by the PatchingWidget."""
 
