@@ -140,7 +140,7 @@ def _encode(value: Any, name: str) -> Any:
     if type(value).__name__ in _TARGETS and isinstance(value, tuple(_TARGETS.values())):
         return {"$target": [type(value).__name__, dataclasses.asdict(value)]}
     raise TypeError(
-        f"{name} is a {type(value).__name__}, which cannot be saved; use JSON values "
+        f"{name} is of type {type(value).__name__}, which cannot be saved; use JSON values "
         "(str, int, float, bool, None, lists, tuples, dicts with str keys)"
     )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,14 @@ class PathPatchingResult(SavedResult):
         """Of the senders through every path (activation patching of all senders together)."""
         return self._normalise(self.total_value)
 
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML page of the senders, receivers and both effects (the ``"html"`` view registered by
+        ``llmasos_widgets.export``); returns the path."""
+        from llmasos_widgets._views import render
+
+        written: Path = render("html", self, Path(path))
+        return written
+
     def __repr__(self) -> str:
         senders = ", ".join(f"L{layer}H{head}" for layer, head in self.senders)
         receivers = (
@@ -109,6 +118,14 @@ class PathPatchingMap(SavedResult):
     @property
     def total_effect(self) -> float:
         return (self.total_value - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML page of the ``[layer, head]`` map (the ``"html"`` view registered by
+        ``llmasos_widgets.export``); returns the path."""
+        from llmasos_widgets._views import render
+
+        written: Path = render("html", self, Path(path))
+        return written
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """In a notebook: the PatchingWidget (a view registered by ``widgets``)."""
