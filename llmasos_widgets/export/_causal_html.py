@@ -8,11 +8,11 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from llmasos_widgets.export._logit_attribution_html import logit_attribution_fragment
+from llmasos_widgets.export._patching_html import MAP_STYLE, patching_fragment
 from llmasos_widgets.export._path_patching_html import (
     path_patching_fragment,
     path_patching_map_fragment,
 )
-from llmasos_widgets.export._patching_html import MAP_STYLE, patching_fragment
 
 if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation

@@ -23,9 +23,7 @@ def _heads(heads: Any) -> str:
 def _receivers(receivers: Any) -> str:
     if isinstance(receivers, str):
         return "the logits (the residual stream straight to the unembedding)"
-    return ", ".join(
-        f"L{layer}H{head} {_INPUTS[which]}" for layer, head, which in receivers
-    )
+    return ", ".join(f"L{layer}H{head} {_INPUTS[which]}" for layer, head, which in receivers)
 
 
 def _pair(result: Any) -> str:

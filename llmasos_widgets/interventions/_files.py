@@ -84,7 +84,7 @@ def to_record(result: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``result`` as ``(arrays by field name, JSON-serialisable record)``; TypeError names a
     value that cannot be saved (before anything is written)."""
     kind = type(result).__name__
-    if _KINDS.get(kind) is not type(result):
+    if _KINDS.get(kind) is not type(result) or not dataclasses.is_dataclass(result):
         raise TypeError(f"{kind} is not a result type this package can save")
     arrays: dict[str, np.ndarray] = {}
     fields: dict[str, Any] = {}
@@ -137,7 +137,7 @@ def _encode(value: Any, name: str) -> Any:
         return {"$dict": {key: _encode(item, f"{name}[{key!r}]") for key, item in value.items()}}
     if isinstance(value, TokenStyle):
         return {"$TokenStyle": value.to_json()}
-    if type(value).__name__ in _TARGETS and isinstance(value, tuple(_TARGETS.values())):
+    if isinstance(value, (NextToken, Predicted, Contrast)):  # e.g. metadata["bound_target"]
         return {"$target": [type(value).__name__, dataclasses.asdict(value)]}
     raise TypeError(
         f"{name} is of type {type(value).__name__}, which cannot be saved; use JSON values "

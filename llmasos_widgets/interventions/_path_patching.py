@@ -67,8 +67,8 @@ class PathPatchingResult(SavedResult):
         return self._normalise(self.total_value)
 
     def to_html(self, path: str | Path) -> Path:
-        """Write a standalone HTML page of the senders, receivers and both effects (the ``"html"`` view registered by
-        ``llmasos_widgets.export``); returns the path."""
+        """Write a standalone HTML page of the senders, receivers and both effects (the
+        ``"html"`` view registered by ``llmasos_widgets.export``); returns the path."""
         from llmasos_widgets._views import render
 
         written: Path = render("html", self, Path(path))
@@ -120,8 +120,8 @@ class PathPatchingMap(SavedResult):
         return (self.total_value - self.corrupted_value) / (self.clean_value - self.corrupted_value)
 
     def to_html(self, path: str | Path) -> Path:
-        """Write a standalone HTML page of the ``[layer, head]`` map (the ``"html"`` view registered by
-        ``llmasos_widgets.export``); returns the path."""
+        """Write a standalone HTML page of the ``[layer, head]`` map (the ``"html"`` view
+        registered by ``llmasos_widgets.export``); returns the path."""
         from llmasos_widgets._views import render
 
         written: Path = render("html", self, Path(path))

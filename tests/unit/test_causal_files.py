@@ -178,7 +178,9 @@ def test_damaged_truncated_and_newer_files_are_refused(tmp_path: Path) -> None:
 def test_a_failed_save_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "result.safetensors"
     bad = patching(metadata={"model": object()})
-    with pytest.raises(TypeError, match=r"metadata\['model'\] is of type object, which cannot be saved"):
+    with pytest.raises(
+        TypeError, match=r"metadata\['model'\] is of type object, which cannot be saved"
+    ):
         bad.save(path)
     assert list(tmp_path.iterdir()) == []  # no file, no temporary
     patching().save(path)
