@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,9 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # beside it first, then moved into place: a failed write leaves the old file (which a
     # keep="disk" explanation may be mapping) as it was
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
     try:
         save_file(
             tensors,

@@ -38,13 +38,13 @@ def _pair(result: Any) -> str:
 def path_patching_fragment(result: Any, level: int = 1) -> str:
     """One path's effect beside the senders' total effect, under an ``<h{level}>`` title."""
     rows = [
-        ("through the receivers only (path effect)", result.effect, result.path_value),
-        ("through every path (total effect)", result.total_effect, result.total_value),
+        ("path", "through the receivers only (path effect)", result.effect, result.path_value),
+        ("total", "through every path (total effect)", result.total_effect, result.total_value),
     ]
     table = "".join(
-        f"<tr><th>{name}</th><td data-testid='path-effect'>{effect:+.3f}</td>"
+        f"<tr><th>{name}</th><td data-testid='{key}-effect'>{effect:+.3f}</td>"
         f"<td>{value:.4g}</td></tr>"
-        for name, effect, value in rows
+        for key, name, effect, value in rows
     )
     return (
         f"<h{level}>Path patching</h{level}>"

@@ -19,7 +19,7 @@ from llmasos_widgets.interventions import (
     agreement_twins,
     path_patching_map,
 )
-from tests.unit.test_causal_files import assert_same
+from tests._causal_results import assert_same
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,13 @@ def test_an_explanation_carries_its_causal_results(
         lw.Explanation.load(results["path"].save(tmp_path / "path.safetensors"))
     with pytest.raises(ValueError, match="is an Explanation file"):
         PatchingResult.load(tmp_path / "run.llmx")
+    # a result that cannot be saved: the old file stays, no temporary is left
+    bad = dataclasses.replace(results["exact"], metadata={"model": object()})
+    before = (tmp_path / "run.llmx").read_bytes()
+    with pytest.raises(TypeError, match="cannot be saved"):
+        explanation.attach(bad).save(tmp_path / "run.llmx")
+    assert (tmp_path / "run.llmx").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_the_report_has_a_section_per_result(
@@ -99,8 +106,9 @@ def test_the_report_has_a_section_per_result(
     assert "Estimate by attribution patching (AtP)" in estimate and "An estimate" in estimate
     assert f">{best:+.2f}</td>" in estimate  # the best head's score, as the map writes it
     assert "Activation patching" in exact and "An estimate" not in exact
-    assert f"{results['path'].effect:+.3f}" in path and "senders L0H3" in path
-    assert f"{results['path'].total_effect:+.3f}" in path
+    assert f"data-testid='path-effect'>{results['path'].effect:+.3f}<" in path
+    assert f"data-testid='total-effect'>{results['path'].total_effect:+.3f}<" in path
+    assert "senders L0H3 → receivers the logits" in path
     assert "Path patching map: through each head's key" in path_map
     assert "<td>—</td>" in path_map  # L0 and L1 cannot receive from an L1 sender
     assert f">{float(results['map'].effect[2, 1]):+.2f}</td>" in path_map
