@@ -63,6 +63,8 @@ def _feed(h: Any, obj: Any, depth: int = 0) -> None:
     elif dataclasses.is_dataclass(obj):
         h.update(type(obj).__name__.encode())
         for field in dataclasses.fields(obj):
+            if field.name == "causal_results" and not getattr(obj, field.name):
+                continue  # added later: an explanation with none hashes as it did before
             h.update(field.name.encode())
             _feed(h, getattr(obj, field.name), depth + 1)
     elif hasattr(obj, "__dict__") and not callable(obj):

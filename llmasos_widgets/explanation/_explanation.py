@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation._generation import Generation
     from llmasos_widgets.explanation._lens import LensRows
     from llmasos_widgets.explanation._sinks import AttentionSinks
+    from llmasos_widgets.interventions import SavedResult
     from llmasos_widgets.views import PooledPattern
 
 FORMAT = "llmasos-explanation"
@@ -94,6 +95,10 @@ class Explanation:
     the rule, and per key the weight each head gives it); ``.positions`` are the sinks.
     ``None`` when not measured (a file saved before sinks were detected):
     :meth:`find_attention_sinks` measures them then."""
+    causal_results: tuple[SavedResult, ...] = ()
+    """Causal tests carried along (:meth:`attach`): activation or attribution patching, path
+    patching, direct logit attribution; saved in the same file and shown in the report, one
+    section each, in this order."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -286,6 +291,27 @@ class Explanation:
             sinks = sinks_of_explanation(self, seed=int(seed) if isinstance(seed, int) else 0)
         return sinks.with_rule(threshold, min_share, min_queries)
 
+    # ---- causal results ----------------------------------------------------------------
+    def attach(self, *results: SavedResult) -> Explanation:
+        """A copy of this explanation that also carries ``results`` (after those already
+        attached): ``PatchingResult``, ``AttributionPatchingResult``, ``PathPatchingResult``,
+        ``PathPatchingMap`` or ``LogitAttribution``. :meth:`save` writes them into the same
+        file and :meth:`to_html` shows each as a section of the report. This explanation is
+        left as it is (it is frozen)."""
+        from llmasos_widgets.interventions import SavedResult
+
+        for result in results:
+            if not isinstance(result, SavedResult):
+                raise TypeError(
+                    f"attach() takes causal results (PatchingResult, AttributionPatchingResult, "
+                    f"PathPatchingResult, PathPatchingMap, LogitAttribution), got "
+                    f"{type(result).__name__}"
+                )
+        copy = dataclasses.replace(self, causal_results=(*self.causal_results, *results))
+        # same queries and keys: the row cache stays valid, so it is shared, not recomputed
+        object.__setattr__(copy, "row_normalisers", self.row_normalisers)
+        return copy
+
     # ---- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write a single safetensors file (arrays) with JSON metadata; returns the path."""
@@ -330,10 +356,11 @@ class Explanation:
             text = "".join(token.text for token in show_tokens(self.tokens, self.token_style))
         if len(text) > 60:
             text = text[:57] + "..."
+        causal = f", causal results={len(self.causal_results)}" if self.causal_results else ""
         return (
             f"Explanation({self.model_name!r}, tokens={self.n_tokens}, layers={self.n_layers}, "
-            f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}, "
-            f"text={text!r})"
+            f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}"
+            f"{causal}, text={text!r})"
         )
 
     def __str__(self) -> str:

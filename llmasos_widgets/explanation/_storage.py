@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from llmasos_widgets.explanation._explanation import (
     ExplanationFileError,
 )
 from llmasos_widgets.explanation._lens import LensRows
+from llmasos_widgets.interventions import from_record, to_record
 from llmasos_widgets.tracing import AttentionSpec
 
 if TYPE_CHECKING:
@@ -57,6 +60,11 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
     sinks = explanation.attention_sinks
     for name, array in ({} if sinks is None else sinks.to_arrays()).items():
         tensors[f"sinks.{name}"] = _tensor(array)
+    causal = []  # each result's arrays as "causal.<index>.<field>", the rest in its record
+    for index, result in enumerate(explanation.causal_results):
+        arrays, record = to_record(result)
+        tensors.update({f"causal.{index}.{name}": _tensor(a) for name, a in arrays.items()})
+        causal.append(record)
     header = {
         "model_name": explanation.model_name,
         "tokens": list(explanation.tokens),
@@ -71,13 +79,24 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "summary_notes": dict(explanation.summary_notes),
         "messages": [message.to_json() for message in explanation.messages],
         "attention_sinks": None if sinks is None else sinks.metadata(),
+        "causal_results": causal,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        tensors,
-        str(path),
-        metadata={"format": FORMAT, "version": FORMAT_VERSION, "header": json.dumps(header)},
-    )
+    # beside it first, then moved into place: a failed write leaves the old file (which a
+    # keep="disk" explanation may be mapping) as it was
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        save_file(
+            tensors,
+            str(temporary),
+            metadata={"format": FORMAT, "version": FORMAT_VERSION, "header": json.dumps(header)},
+        )
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -175,7 +194,21 @@ def _build(
         messages=_messages(header.get("messages")),  # absent in older files
         # absent in older files: None, and find_attention_sinks() measures them from q/k
         attention_sinks=_sinks(header.get("attention_sinks"), tensors),
+        causal_results=_causal(header.get("causal_results", []), tensors),  # absent in older
     )
+
+
+def _causal(records: list[dict[str, Any]], tensors: dict[str, torch.Tensor]) -> tuple[Any, ...]:
+    results = []
+    for index, record in enumerate(records):
+        prefix = f"causal.{index}."
+        arrays = {
+            name.removeprefix(prefix): value.numpy()
+            for name, value in tensors.items()
+            if name.startswith(prefix)
+        }
+        results.append(from_record(arrays, record, where=f"causal result {index}"))
+    return tuple(results)
 
 
 def _messages(meta: list[dict[str, Any]] | None) -> tuple[Any, ...]:

@@ -25,6 +25,7 @@ from llmasos_widgets._readable_tokens import (
     show_tokens,
     token_pieces,
 )
+from llmasos_widgets.export._causal_html import causal_sections
 from llmasos_widgets.export._chat_html import messages_section
 from llmasos_widgets.export._faithfulness_html import faithfulness_html
 from llmasos_widgets.export._generation_html import generation_section
@@ -70,6 +71,7 @@ def write_report(explanation: Explanation, path: Path) -> Path:
         figures_section(explanation),
         _patterns_section(explanation),
         _lens_section(explanation),
+        causal_sections(explanation),  # "" unless results are attached
     ]
     if explanation.saliency is not None:
         sections.insert(1, _saliency_section(explanation))

@@ -15,7 +15,9 @@
   embeddings' direct contribution to a target logit through the frozen final norm (one pass).
 
 Every hook goes through the capture layer (``tracing/_anatomy.py``) and is given back when the
-call returns; the model's train/eval flags are restored. Guide: ``docs/interventions.md``.
+call returns; the model's train/eval flags are restored. Each result has ``save(path)`` and
+``load(path)`` (``_files.py``), and ``Explanation.attach`` carries them into its file and report.
+Guide: ``docs/interventions.md``.
 """
 
 from llmasos_widgets.interventions._ablation import MODES, AblationResult, ablate_heads
@@ -26,6 +28,7 @@ from llmasos_widgets.interventions._attribution_patching import (
     attribution_patching,
 )
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
+from llmasos_widgets.interventions._files import SavedResult, from_record, to_record
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import (
@@ -52,12 +55,15 @@ __all__ = [
     "PatchingResult",
     "PathPatchingMap",
     "PathPatchingResult",
+    "SavedResult",
     "ablate_heads",
     "ablation_map",
     "activation_patching",
     "agreement_twins",
     "attribution_patching",
+    "from_record",
     "logit_attribution",
     "path_patching",
     "path_patching_map",
+    "to_record",
 ]

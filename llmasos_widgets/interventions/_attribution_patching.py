@@ -23,6 +23,7 @@ import torch
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle
 from llmasos_widgets.interventions._atp_star import GradDropGates, QKCapture
+from llmasos_widgets.interventions._files import saved_kind
 from llmasos_widgets.interventions._patching import (
     Cell,
     PatchingResult,
@@ -57,6 +58,7 @@ class PatchingCheck:
         return float(np.abs(self.estimated - self.exact).max()) if len(self.cells) else 0.0
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
 class AttributionPatchingResult(PatchingResult):
     """:class:`PatchingResult` whose values are attribution patching's first-order estimates
@@ -93,12 +95,23 @@ class AttributionPatchingResult(PatchingResult):
         values = self.residual if kind == "residual" else self.heads
         return None if values is None else np.abs(values)
 
-    def verify(self, k: int = 10, *, batch_size: int = 64) -> PatchingCheck:
+    def verify(
+        self, k: int = 10, *, model: Any = None, tokenizer: Any = None, batch_size: int = 64
+    ) -> PatchingCheck:
         """Exact activation patching of the ``k`` residual cells and ``k`` head cells that
-        rank highest (:meth:`ranking`), beside the estimates: ``2k`` patched runs, batched."""
+        rank highest (:meth:`ranking`), beside the estimates: ``2k`` patched runs, batched.
+
+        ``model`` (and ``tokenizer`` for a bare ``transformers`` model) is the one the estimate
+        was made with; needed only when it is no longer attached (a loaded estimate)."""
         source = self._source() if self._source is not None else None
+        if model is not None:
+            source = (model, tokenizer)
         if source is None:
-            raise RuntimeError("the model of this estimate is gone; run activation_patching")
+            raise RuntimeError(
+                "no model is attached to this estimate (it was loaded from a file, or its "
+                "model was garbage-collected): pass the model it was made with, "
+                "result.verify(k, model=model)"
+            )
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         model, tokenizer = source

@@ -26,6 +26,7 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
+from llmasos_widgets.interventions._files import SavedResult, saved_kind
 from llmasos_widgets.interventions._runs import forward_logits
 from llmasos_widgets.targets import (
     NextToken,
@@ -43,8 +44,9 @@ NORM_FIT_TOLERANCE = 1e-3
 also centres (LayerNorm) or mixes features misses it by far more, and is refused."""
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class LogitAttribution:
+class LogitAttribution(SavedResult):
     """Direct contributions to one target's logit at every position of one text.
 
     Every array's last axis is the token position; the target token's logit is read at every

@@ -29,6 +29,7 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
+from llmasos_widgets.interventions._files import SavedResult, saved_kind
 from llmasos_widgets.interventions._runs import chunks, forward_logits
 from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
 from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode, site_label
@@ -46,8 +47,9 @@ def check_head_node(head_node: str) -> str:
     return head_node
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class PatchingResult:
+class PatchingResult(SavedResult):
     """Activation patching of ``clean`` into ``corrupted`` (equal token length).
 
     Raw target values are kept (``residual_values``, ``head_values``); :attr:`residual` and

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
+from llmasos_widgets.interventions._files import SavedResult, saved_kind
 from llmasos_widgets.interventions._patching import bind_pair_target, encode_pair
 from llmasos_widgets.interventions._runs import forward_logits
 from llmasos_widgets.targets import TargetLike, resolve_position
@@ -33,8 +35,9 @@ from llmasos_widgets.tracing import Anatomy, anatomy, eval_mode
 Receiver = tuple[int, int, str]
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class PathPatchingResult:
+class PathPatchingResult(SavedResult):
     """Effect of ``senders`` on the target through ``receivers`` only."""
 
     clean_text: str
@@ -63,6 +66,14 @@ class PathPatchingResult:
         """Of the senders through every path (activation patching of all senders together)."""
         return self._normalise(self.total_value)
 
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML page of the senders, receivers and both effects (the
+        ``"html"`` view registered by ``llmasos_widgets.export``); returns the path."""
+        from llmasos_widgets._views import render
+
+        written: Path = render("html", self, Path(path))
+        return written
+
     def __repr__(self) -> str:
         senders = ", ".join(f"L{layer}H{head}" for layer, head in self.senders)
         receivers = (
@@ -76,8 +87,9 @@ class PathPatchingResult:
         )
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class PathPatchingMap:
+class PathPatchingMap(SavedResult):
     """The senders' effect through each later head's query, key or value alone (``which``),
     as a ``[layer, head]`` map; shown by the PatchingWidget."""
 
@@ -106,6 +118,14 @@ class PathPatchingMap:
     @property
     def total_effect(self) -> float:
         return (self.total_value - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a standalone HTML page of the ``[layer, head]`` map (the ``"html"`` view
+        registered by ``llmasos_widgets.export``); returns the path."""
+        from llmasos_widgets._views import render
+
+        written: Path = render("html", self, Path(path))
+        return written
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """In a notebook: the PatchingWidget (a view registered by ``widgets``)."""
