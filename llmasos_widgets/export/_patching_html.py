@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from llmasos_widgets.interventions import HEAD_NODES
+
 # control points of js/src/lib/colors.ts "diverging" (blue, white, red)
 _DIVERGING = np.array(
     [[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float
@@ -103,15 +105,22 @@ def patching_fragment(result: Any, level: int = 1) -> str:
             f"<{sub}>Residual stream: site × token</{sub}>",
             _map(result.residual, list(result.site_names), list(result.shown_clean_tokens), limit),
         ]
+    layers = [f"L{layer}" for layer in range(result.n_layers)]
+    heads = [f"H{head}" for head in range(result.n_heads)]
+    node = HEAD_NODES[result.head_node]
     if result.heads is not None:
+        shared = " (heads of one key/value head share a cell)" if result.head_node in "kv" else ""
         parts += [
-            f"<{sub}>Head outputs (every position): layer × head</{sub}>",
-            _map(
-                result.heads,
-                [f"L{layer}" for layer in range(result.n_layers)],
-                [f"H{head}" for head in range(result.n_heads)],
-                limit,
-            ),
+            f"<{sub}>Head {node} (every position){shared}: layer × head</{sub}>",
+            _map(result.heads, layers, heads, limit),
+        ]
+    drop = getattr(result, "grad_drop_heads", None)
+    if drop is not None:  # a ranking score: no sign, so it has its own scale
+        parts += [
+            f"<{sub}>GradDrop's score of head {node}: layer × head</{sub}>",
+            "<p>Mean over layers of |estimate| with that layer's gradient dropped, in units of "
+            "|clean − corrupted|; it ranks cells for <code>verify</code>, it has no sign.</p>",
+            _map(drop, layers, heads, max(1.0, float(np.nanmax(drop)))),
         ]
     parts.append(f"<p>{result.forward_passes} forward passes.</p>")
     return "".join(parts)

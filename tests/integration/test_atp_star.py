@@ -123,7 +123,7 @@ def test_grad_drop_scores_follow_their_definition() -> None:
     assert count_hooks(model) == 0
 
 
-def test_verify_patches_the_top_ranked_key_heads_only(bundled) -> None:
+def test_verify_patches_the_top_ranked_key_heads_only(bundled, tmp_path) -> None:
     clean, corrupted, target = copy_pairs(1)[0]
     estimate = lw.attribution_patching(
         bundled, clean, corrupted, target=target, head_node="k", qk_fix=True, grad_drop=True
@@ -142,6 +142,10 @@ def test_verify_patches_the_top_ranked_key_heads_only(bundled) -> None:
         assert value == pytest.approx(float(expected), abs=1e-5)
     widget = lw.PatchingWidget(estimate)
     assert "GradDrop's top heads" in widget.caption and "keys" in widget.head_title
+    page = estimate.to_html(tmp_path / "atp_star.html").read_text(encoding="utf-8")
+    assert "Estimate by AtP* (QK fix + GradDrop)" in page and "Head keys" in page
+    best = float(np.nanmax(estimate.grad_drop_heads))
+    assert "GradDrop's score of head keys" in page and f"{best:+.2f}" in page
 
 
 def test_bad_arguments_say_what_to_do(bundled) -> None:
