@@ -66,12 +66,60 @@ def attribution_patching(sources: Sources) -> str:
     return "\n".join(lines) + "\n"
 
 
+def atp_star(sources: Sources) -> str:
+    """AtP against AtP* (the QK fix, GradDrop) on the same cases."""
+    result = sources.result("bench_attribution_patching")
+    rows = [
+        [
+            r["case"],
+            f"{r['key_cells']}",
+            f"{r['atp_keys_spearman']:.3f} / {r['qk_fix_keys_spearman']:.3f}",
+            f"{r['atp_keys_top10']} / {r['qk_fix_keys_top10']}",
+            f"{r['atp_keys_forward_equivalents']:.1f} / {r['qk_fix_keys_forward_equivalents']:.1f}",
+            f"{r['exact_keys_forward_equivalents']:.1f}",
+            f"{r['atp_heads_top10']} / {r['grad_drop_heads_top10']}",
+            f"{r['grad_drop_forward_equivalents']:.1f}",
+        ]
+        for r in result["star"]
+    ]
+    return (
+        "\n".join(
+            [
+                run_line(result, COMMAND),
+                "",
+                "The same pairs and forward as the table above. Keys: the key-head map "
+                '(`head_node="k"`, one cell per key/value head) by AtP and by AtP with the QK '
+                "fix, against exact patching of the keys. GradDrop: how many of exact "
+                "patching's top-10 head outputs AtP's |estimate| and GradDrop's score each "
+                "put in their top 10. Costs in forward-pass equivalents.",
+                "",
+                table(
+                    [
+                        "case",
+                        "key cells",
+                        "keys ρ AtP / QK fix",
+                        "top 10 AtP / QK fix",
+                        "fwd AtP / QK fix",
+                        "fwd exact keys",
+                        "heads top 10 AtP / GradDrop",
+                        "fwd GradDrop",
+                    ],
+                    rows,
+                    "lrrrrrrr",
+                ),
+            ]
+        )
+        + "\n"
+    )
+
+
 def methods(sources: Sources) -> str:
     """Which causal method when: cost and agreement, from the committed benches."""
     patching = sources.result("bench_patching")
     atp = sources.result("bench_attribution_patching")
     widest = max(patching["rows"], key=lambda r: r["naive_passes"])
     small, wide = atp["rows"][0], atp["rows"][-1]
+    star_small, star_wide = atp["star"][0], atp["star"][-1]
     rows = [
         [
             "`activation_patching`",
@@ -90,6 +138,25 @@ def methods(sources: Sources) -> str:
             "at Llama-3.1-8B width",
             f"heads Spearman {small['head_spearman']:.3f} / {wide['head_spearman']:.3f} "
             "(random models); too small where attention saturates",
+        ],
+        [
+            '`attribution_patching(..., head_node="k", qk_fix=True)`',
+            "AtP* for queries and keys: each head's softmax recomputed exactly",
+            f"{star_small['qk_fix_keys_forward_equivalents']:.1f} / "
+            f"{star_wide['qk_fix_keys_forward_equivalents']:.1f} forward-pass equivalents",
+            f"keys Spearman {star_small['qk_fix_keys_spearman']:.3f} / "
+            f"{star_wide['qk_fix_keys_spearman']:.3f} (AtP {star_small['atp_keys_spearman']:.3f} "
+            f"/ {star_wide['atp_keys_spearman']:.3f})",
+        ],
+        [
+            "`attribution_patching(..., grad_drop=True)`",
+            "GradDrop's unsigned score, against cancellation; `verify` ranks by it",
+            f"{star_small['grad_drop_forward_equivalents']:.1f} / "
+            f"{star_wide['grad_drop_forward_equivalents']:.1f} forward-pass equivalents "
+            "(one backward pass per layer more)",
+            f"heads top 10: {star_small['grad_drop_heads_top10']} / "
+            f"{star_wide['grad_drop_heads_top10']} (AtP {star_small['atp_heads_top10']} / "
+            f"{star_wide['atp_heads_top10']})",
         ],
         [
             "`path_patching`",
@@ -120,5 +187,6 @@ def methods(sources: Sources) -> str:
 
 RENDERERS: dict[str, Callable[[Sources], str]] = {
     "attribution-patching": attribution_patching,
+    "attribution-patching-star": atp_star,
     "interventions-methods": methods,
 }
