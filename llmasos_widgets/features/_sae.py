@@ -67,10 +67,11 @@ class SparseAutoencoder(nn.Module):
         self.W_dec = nn.Parameter(torch.empty(d_sae, d_in))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         # JumpReLU's per-latent threshold; all zeros (= ReLU) for the other activations
+        self.threshold: torch.Tensor
         self.register_buffer("threshold", torch.zeros(d_sae))
         nn.init.kaiming_uniform_(self.W_dec)
-        with torch.no_grad():
-            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True)
+        with torch.no_grad():  # unit-norm decoder rows, encoder its transpose (a common start)
+            self.W_dec.copy_(self.W_dec / self.W_dec.norm(dim=1, keepdim=True))
             self.W_enc.copy_(self.W_dec.T)
 
     @property
