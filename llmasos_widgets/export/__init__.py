@@ -8,12 +8,18 @@ register_view("html", Explanation, write_report)
 
 
 def _register_patching() -> None:
+    from llmasos_widgets.export._counterfactuals_html import write_counterfactuals_report
     from llmasos_widgets.export._logit_attribution_html import write_logit_attribution_report
     from llmasos_widgets.export._patching_html import write_patching_report
-    from llmasos_widgets.interventions import LogitAttribution, PatchingResult
+    from llmasos_widgets.interventions import (
+        CounterfactualResult,
+        LogitAttribution,
+        PatchingResult,
+    )
 
     register_view("html", PatchingResult, write_patching_report)
     register_view("html", LogitAttribution, write_logit_attribution_report)
+    register_view("html", CounterfactualResult, write_counterfactuals_report)
 
 
 _register_patching()

@@ -13,6 +13,8 @@
   reaches the target only through chosen receivers (later heads' q/k/v, or the logits).
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
   embeddings' direct contribution to a target logit through the frozen final norm (one pass).
+* :func:`counterfactuals` -> :class:`CounterfactualResult`: one target on every fill of a
+  template (batched, or on Dask), its spread, and DLA + attribution patching for a few pairs.
 
 Every hook goes through the capture layer (``tracing/_anatomy.py``) and is given back when the
 call returns; the model's train/eval flags are restored. Guide: ``docs/interventions.md``.
@@ -26,6 +28,11 @@ from llmasos_widgets.interventions._attribution_patching import (
     attribution_patching,
 )
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
+from llmasos_widgets.interventions._counterfactual_result import (
+    CounterfactualPair,
+    CounterfactualResult,
+)
+from llmasos_widgets.interventions._counterfactuals import counterfactuals
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
 from llmasos_widgets.interventions._patching import PatchingResult, activation_patching
@@ -42,6 +49,8 @@ __all__ = [
     "AblationResult",
     "AttributionPatchingResult",
     "CopyingAccuracy",
+    "CounterfactualPair",
+    "CounterfactualResult",
     "LogitAttribution",
     "PatchingCheck",
     "PatchingResult",
@@ -52,6 +61,7 @@ __all__ = [
     "activation_patching",
     "agreement_twins",
     "attribution_patching",
+    "counterfactuals",
     "logit_attribution",
     "path_patching",
     "path_patching_map",

@@ -161,7 +161,7 @@ def _run_values(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(ids), unit="prompt", desc="counterfactuals", disable=not progress)
+    bar = tqdm(total=len(ids), unit="prompt", desc="counterfactuals") if progress else None
     try:
         if client is None:
             values = fill_values(
@@ -186,11 +186,13 @@ def _run_values(
         ]
         sizes = {future.key: len(ids[s : s + chunk_size]) for future, s in zip(futures, starts)}
         for future in distributed.as_completed(futures):
-            bar.update(sizes[future.key])
+            if bar is not None:
+                bar.update(sizes[future.key])
         chunks = client.gather(futures)  # in submission order
         return np.concatenate(chunks).astype(np.float32), {"chunks": len(futures)}
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _pairs_to_attribute(

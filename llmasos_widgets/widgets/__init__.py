@@ -57,6 +57,18 @@ def _register_patching() -> None:
 
 _register_patching()
 
+
+def _register_counterfactuals() -> None:
+    """Counterfactuals in a notebook: the page's tables (each pair's ``atp`` and ``dla_*``
+    results show in the PatchingWidget)."""
+    from llmasos_widgets.export._counterfactuals_html import counterfactuals_bundle
+    from llmasos_widgets.interventions import CounterfactualResult
+
+    register_view("mimebundle", CounterfactualResult, counterfactuals_bundle)
+
+
+_register_counterfactuals()
+
 __all__ = [
     "AttentionWidget",
     "CompareDifferenceWidget",
