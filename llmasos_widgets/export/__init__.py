@@ -8,7 +8,10 @@ register_view("html", Explanation, write_report)
 
 
 def _register_patching() -> None:
-    from llmasos_widgets.export._counterfactuals_html import write_counterfactuals_report
+    from llmasos_widgets.export._counterfactuals_html import (
+        counterfactuals_fragment,
+        write_counterfactuals_report,
+    )
     from llmasos_widgets.export._logit_attribution_html import write_logit_attribution_report
     from llmasos_widgets.export._patching_html import write_patching_report
     from llmasos_widgets.interventions import (
@@ -20,6 +23,7 @@ def _register_patching() -> None:
     register_view("html", PatchingResult, write_patching_report)
     register_view("html", LogitAttribution, write_logit_attribution_report)
     register_view("html", CounterfactualResult, write_counterfactuals_report)
+    register_view("html_fragment", CounterfactualResult, counterfactuals_fragment)
 
 
 _register_patching()

@@ -20,7 +20,9 @@ SHOWN_FILLS = 20
 def _ranking(result: Any) -> str:
     ranked = result.ranked()
     limit = max(1e-6, float(np.abs(result.values).max()))
-    shown = ranked if len(ranked) <= 2 * SHOWN_FILLS else ranked[:SHOWN_FILLS] + ranked[-SHOWN_FILLS:]
+    shown = (
+        ranked if len(ranked) <= 2 * SHOWN_FILLS else ranked[:SHOWN_FILLS] + ranked[-SHOWN_FILLS:]
+    )
     rows = []
     for k, (fill, value) in enumerate(shown):
         if len(ranked) > 2 * SHOWN_FILLS and k == SHOWN_FILLS:
@@ -46,8 +48,7 @@ def _pair(result: Any, pair: Any) -> str:
     title = f"{pair.clean} vs {pair.corrupted}"
     parts = [
         f"<h2>{html.escape(title)}: {pair.clean_value:+.3f} vs {pair.corrupted_value:+.3f}</h2>",
-        "<h3>Direct logit attribution (exact): contribution on the first minus on the second"
-        "</h3>",
+        "<h3>Direct logit attribution (exact): contribution on the first minus on the second</h3>",
         _map(components[:, None], list(pair.dla_clean.component_names), ["difference"], limit),
         _map(diff, layers, heads, limit),
     ]
@@ -64,9 +65,11 @@ def _pair(result: Any, pair: Any) -> str:
 
 
 def counterfactuals_fragment(result: Any) -> str:
-    """The tables, without the page around them (the notebook view)."""
+    """The tables in a ``<div>`` with their style, without the page around them (the
+    notebook view)."""
     spread = ", ".join(f"{name} {value:+.3f}" for name, value in result.spread.items())
     parts = [
+        f"<div><style>{_STYLE}</style>",
         f"<h1>Counterfactuals: {html.escape(result.template)}</h1>",
         f"<p><code>{html.escape(result.target)}</code> ({html.escape(result.score)}) on "
         f"{len(result.fills)} fills of {html.escape(', '.join(result.slots))}: {spread}.</p>",
@@ -74,6 +77,7 @@ def counterfactuals_fragment(result: Any) -> str:
         "it is not a measure of harm in use.</p>",
         _ranking(result),
         *(_pair(result, pair) for pair in result.pairs),
+        "</div>",
     ]
     return "".join(parts)
 
@@ -83,7 +87,7 @@ def counterfactuals_html(result: Any) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>Counterfactuals: {html.escape(result.template)}</title>"
-        f"<style>{_STYLE}</style></head><body>{counterfactuals_fragment(result)}</body></html>"
+        f"</head><body>{counterfactuals_fragment(result)}</body></html>"
     )
 
 
@@ -92,11 +96,3 @@ def write_counterfactuals_report(result: Any, path: Path) -> Path:
     path = Path(path)
     path.write_text(counterfactuals_html(result), encoding="utf-8")
     return path
-
-
-def counterfactuals_bundle(result: Any, **_: Any) -> dict[str, str]:
-    """The notebook's mime bundle: the fragment (styled) and the repr as plain text."""
-    return {
-        "text/html": f"<div><style>{_STYLE}</style>{counterfactuals_fragment(result)}</div>",
-        "text/plain": repr(result),
-    }

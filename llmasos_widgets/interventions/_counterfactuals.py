@@ -179,12 +179,20 @@ def _run_values(
         starts = range(0, len(ids), chunk_size)
         futures = [
             client.submit(
-                chunk_values, reference, ids[s : s + chunk_size],
-                positions[s : s + chunk_size].tolist(), bound, batch_size, pure=False,
-            )  # fmt: skip
+                chunk_values,
+                reference,
+                ids[s : s + chunk_size],
+                positions[s : s + chunk_size].tolist(),
+                bound,
+                batch_size,
+                pure=False,
+            )
             for s in starts
         ]
-        sizes = {future.key: len(ids[s : s + chunk_size]) for future, s in zip(futures, starts)}
+        sizes = {
+            future.key: len(ids[s : s + chunk_size])
+            for future, s in zip(futures, starts, strict=True)
+        }
         for future in distributed.as_completed(futures):
             if bar is not None:
                 bar.update(sizes[future.key])

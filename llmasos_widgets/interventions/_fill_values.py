@@ -19,7 +19,9 @@ from llmasos_widgets.targets import ResolvedTarget
 from llmasos_widgets.tracing import eval_mode
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any]:
+def _left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """input_ids, attention_mask and position_ids ``[batch, token]``, real tokens at the end."""
     width = max(len(ids) for ids in rows)
     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
@@ -28,7 +30,7 @@ def _left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any
         input_ids[b, width - len(ids) :] = ids
         mask[b, width - len(ids) :] = 1
     positions = np.maximum(mask.cumsum(axis=1) - 1, 0)  # RoPE counts real tokens only
-    return tuple(torch.from_numpy(a) for a in (input_ids, mask, positions))
+    return torch.from_numpy(input_ids), torch.from_numpy(mask), torch.from_numpy(positions)
 
 
 def fill_values(

@@ -31,6 +31,7 @@ from llmasos_widgets.probing._store import (
     shard_dir_name,
 )
 
+
 def _chunk_activations(
     model_or_plugin: Any,
     texts: list[str],

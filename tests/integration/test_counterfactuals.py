@@ -64,16 +64,23 @@ def test_the_planted_effect_flips_sign_with_number_and_arises_in_layer_2(bundled
     check = pair.atp.verify(k=3)
     heads = [(a, b) for kind, a, b in check.cells if kind == "head"]
     assert heads[0][0] == 2
-    assert all(e > 0 for (kind, *_), e in zip(check.cells, check.exact, strict=True) if kind == "head")
+    assert all(
+        e > 0 for (kind, *_), e in zip(check.cells, check.exact, strict=True) if kind == "head"
+    )
 
 
 def test_batched_values_equal_one_prompt_at_a_time(bundled) -> None:
     fills = ["keys", "key", "old keys", "big old key", "dark red old doors", "cup"]
     results = [
         lw.counterfactuals(
-            bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=size, attribute=None,
+            bundled,
+            TEMPLATE,
+            fills,
+            target=AGREEMENT,
+            batch_size=size,
+            attribute=None,
             progress=False,
-        )  # fmt: skip
+        )
         for size in (1, 4, 64)
     ]
     direct = np.array([direct_value(bundled, TEMPLATE.format(noun=f)) for f in fills])
@@ -123,9 +130,7 @@ def test_the_views_show_values_and_maps_with_every_string_escaped(bundled, tmp_p
     assert lw.PatchingWidget(result.pairs[0].dla_clean).heads["shape"] == [3, 4]
 
 
-def test_the_progress_bar_counts_every_prompt_and_progress_false_shows_none(
-    bundled, bars
-) -> None:
+def test_the_progress_bar_counts_every_prompt_and_progress_false_shows_none(bundled, bars) -> None:
     fills = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]  # 1280
     result = lw.counterfactuals(bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=256)
     (bar,) = bars
