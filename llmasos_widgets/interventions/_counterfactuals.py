@@ -247,13 +247,11 @@ def _attribute_pair(
         for prompt, at in ((clean_prompt, clean_at), (corrupted_prompt, corrupted_at))
     ]
     atp, skipped = None, None
-    if dla[0].tokens.__len__() != dla[1].tokens.__len__():
+    if len(dla[0].tokens) != len(dla[1].tokens):  # equal counts: equal read-out positions
         skipped = (
             f"{pair[0]!r} makes {len(dla[0].tokens)} tokens and {pair[1]!r} "
             f"{len(dla[1].tokens)}: patching needs prompts of equal token count"
         )
-    elif clean_at != corrupted_at:
-        skipped = "the target is read at different positions"
     else:
         try:
             atp = attribution_patching(
