@@ -61,7 +61,9 @@ def fill_values(
                 input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                 use_cache=False, logits_to_keep=keep,
             ).logits[:, -keep:]  # fmt: skip
-            picked = logits[torch.arange(len(batch)), torch.tensor([keep - b for b in back])]
+            rows_index = torch.arange(len(batch), device=logits.device)
+            columns = torch.tensor([keep - b for b in back], device=logits.device)
+            picked = logits[rows_index, columns]
             out[batch] = target(picked).cpu().numpy()
             if bar is not None:
                 bar.update(len(batch))
