@@ -217,3 +217,23 @@ def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled) -> None:
         assert [(p.clean, p.corrupted) for p in result.pairs] == [
             (p.clean, p.corrupted) for p in local.pairs
         ]
+
+
+def test_a_transformers_model_with_its_tokenizer_and_a_gqa_random_model() -> None:
+    from tests.conftest import random_llama, word_tokenizer
+
+    model, tokenizer = random_llama(layers=2, heads=4, kv_heads=2, seed=1), word_tokenizer()
+    fills = ["w3", "w4", "w5 w6", "w7 w8 w9"]
+    result = lw.counterfactuals(
+        model, "w1 {x} w2", fills, target=(" w10", " w11"), tokenizer=tokenizer,
+        attribute=[("w3", "w4"), ("w3", "w5 w6")], batch_size=3, progress=False,
+    )  # fmt: skip
+    ids = [tokenizer(f"w1 {fill} w2", return_tensors="pt").input_ids for fill in fills]
+    w10, w11 = tokenizer.convert_tokens_to_ids(["w10", "w11"])
+    with torch.no_grad():
+        direct = [float(d[w10] - d[w11]) for d in (model(input_ids=i).logits[0, -1] for i in ids)]
+    np.testing.assert_allclose(result.values, direct, rtol=0, atol=BATCH_TOLERANCE)
+    same_length, other_length = result.pairs
+    assert same_length.atp is not None and other_length.atp is None
+    gap = same_length.clean_value - same_length.corrupted_value
+    assert float(same_length.component_difference.sum()) == pytest.approx(gap, abs=1e-4)
