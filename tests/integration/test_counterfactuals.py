@@ -185,8 +185,28 @@ def test_zipped_slots_fill_together(bundled) -> None:
     assert result.values[0] > 0 > result.values[1]
 
 
+@pytest.mark.slow
+@pytest.mark.slow_tier
+def test_ten_thousand_fills_run_in_batches_with_one_bar_and_one_attributed_pair(
+    bundled, bars
+) -> None:
+    """test_the_progress_bar_counts_every_prompt_and_progress_false_shows_none at 10,240 fills
+    (~3 s on a quiet machine, 10-20 s on a busy one): every prompt counted, DLA and patching
+    for the extremes only, and the values equal those of another batch size."""
+    fills = [f"{a} {b} {noun}" for a in ADJECTIVES[:8] for b in ADJECTIVES for noun in NOUNS]
+    result = lw.counterfactuals(bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=512)
+    (bar,) = bars
+    assert bar.total == bar.n == len(fills) == 10_240 and len(bar.updates) == 20
+    assert len(result.pairs) == 1 and result.pairs[0].atp is not None
+    other = lw.counterfactuals(
+        bundled, TEMPLATE, fills[::97], target=AGREEMENT, batch_size=7, attribute=None,
+        progress=False,
+    )  # fmt: skip
+    np.testing.assert_allclose(other.values, result.values[::97], rtol=0, atol=BATCH_TOLERANCE)
+
+
 @pytest.mark.slow  # two worker processes start in ~20 s on 2 CPU cores
-def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled) -> None:
+def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled, bars) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
 
@@ -194,6 +214,7 @@ def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled) -> None:
     local = lw.counterfactuals(
         bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=32, progress=False
     )
+    assert bars == []
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -202,8 +223,9 @@ def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled) -> None:
     ):
         scattered = lw.counterfactuals(
             bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=client,
-            progress=False,
         )  # fmt: skip
+        (bar,) = bars  # counts prompts as the workers' chunks come back
+        assert bar.total == bar.n == len(fills) and len(bar.updates) == 4 and bar.closed
         loaded_by_workers = lw.counterfactuals(
             "tiny-llama", TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=client,
             progress=False, load_kwargs={"device": "cpu"}, chunk_size=100,
