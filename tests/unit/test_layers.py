@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"_hooks", "_gather", "_views", "_readable_tokens"},  # shared helpers, private to the package
     {"language"},
     {"models"},
+    {"_distributed"},  # model replicas on Dask workers (loads models there): probing, interventions
     {"tracing"},
     {"targets"},
     {"attribution"},
