@@ -25,6 +25,7 @@ from llmasos_widgets.interventions._counterfactual_result import (
 from llmasos_widgets.interventions._fill_values import chunk_values, fill_values
 from llmasos_widgets.interventions._logit_attribution import logit_attribution
 from llmasos_widgets.targets import Predicted, ResolvedTarget, TargetLike, as_target, resolve_target
+from llmasos_widgets.tracing import anatomy
 
 _TOKENIZE_CHUNK = 4096
 _SEPARATOR = " | "
@@ -134,8 +135,11 @@ def _bind(target: TargetLike, explainable: Any, position: int) -> tuple[Resolved
             "counterfactuals compare one target across fills: pass target=' he' (a token's "
             "log-probability) or target=(' he', ' she') (a logit difference)"
         )
-    head = explainable.hf_model.get_output_embeddings()
-    vocab = int(head.weight.shape[0]) if head is not None else explainable.config.vocab_size
+    # the ids are checked against the logits' width (the LM head's rows; the config's count
+    # when the model has no head the capture layer knows)
+    head = anatomy(explainable.hf_model).unembedding
+    weight = getattr(head, "weight", None)
+    vocab = int(weight.shape[0]) if weight is not None else explainable.config.vocab_size
     bound = resolve_target(
         spec, explainable.tokenizer, position=position, logits_at_position=torch.zeros(vocab)
     )
