@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from llmasos_widgets import attribute as attribute
     from llmasos_widgets import compare as compare
     from llmasos_widgets import compare_faithfulness as compare_faithfulness
+    from llmasos_widgets import counterfactuals as counterfactuals
     from llmasos_widgets import explain as explain
     from llmasos_widgets import faithfulness as faithfulness
     from llmasos_widgets import generate as generate

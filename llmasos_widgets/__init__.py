@@ -37,6 +37,7 @@ _EXPORTS = {
     "logit_attribution": "llmasos_widgets.interventions",
     "attribution_patching": "llmasos_widgets.interventions",
     "path_patching": "llmasos_widgets.interventions",
+    "counterfactuals": "llmasos_widgets.interventions",
     "PatchingWidget": "llmasos_widgets.widgets",
     "compare": "llmasos_widgets.comparison",
     "Comparison": "llmasos_widgets.comparison",
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.interventions import attribution_patching as attribution_patching
+    from llmasos_widgets.interventions import counterfactuals as counterfactuals
     from llmasos_widgets.interventions import logit_attribution as logit_attribution
     from llmasos_widgets.interventions import path_patching as path_patching
     from llmasos_widgets.models import ExplainableModel as ExplainableModel

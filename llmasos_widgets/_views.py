@@ -2,7 +2,9 @@
 
 Results (``Explanation``) are plain data and import no view code: ``widgets`` registers how a
 notebook displays them (kind ``"mimebundle"``) and ``export`` how they become a standalone
-page (kind ``"html"``; ``probing`` registers its ``ProbeResult`` page itself). :func:`render`
+page (kind ``"html"``; ``probing`` registers its ``ProbeResult`` page itself) or the body of
+one (kind ``"html_fragment"``, which a notebook view can show without ``widgets`` importing
+``export``). :func:`render`
 imports the built-in provider of a kind on first use, so ``Explanation.to_html`` works without
 the user importing ``export`` first. Computed views bind the same way: ``views`` registers kind
 ``"pooled_attention"`` (``Explanation.pooled_attention``).
@@ -18,6 +20,7 @@ from typing import Any
 _BUILTIN_PROVIDERS: dict[str, str] = {
     "mimebundle": "llmasos_widgets.widgets",
     "html": "llmasos_widgets.export",
+    "html_fragment": "llmasos_widgets.export",
     "pooled_attention": "llmasos_widgets.views",
 }
 

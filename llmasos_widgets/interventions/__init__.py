@@ -13,6 +13,8 @@
   reaches the target only through chosen receivers (later heads' q/k/v, or the logits).
 * :func:`logit_attribution` -> :class:`LogitAttribution`: each head's, MLP's and the
   embeddings' direct contribution to a target logit through the frozen final norm (one pass).
+* :func:`counterfactuals` -> :class:`CounterfactualResult`: one target on every fill of a
+  template (batched, or on Dask), its spread, and DLA + attribution patching for a few pairs.
 
 Every hook goes through the capture layer (``tracing/_anatomy.py``) and is given back when the
 call returns; the model's train/eval flags are restored. Each result has ``save(path)`` and
@@ -28,6 +30,11 @@ from llmasos_widgets.interventions._attribution_patching import (
     attribution_patching,
 )
 from llmasos_widgets.interventions._copying_accuracy import CopyingAccuracy
+from llmasos_widgets.interventions._counterfactual_result import (
+    CounterfactualPair,
+    CounterfactualResult,
+)
+from llmasos_widgets.interventions._counterfactuals import counterfactuals
 from llmasos_widgets.interventions._files import SavedResult, from_record, to_record
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution, logit_attribution
 from llmasos_widgets.interventions._pairs import agreement_twins
@@ -50,6 +57,8 @@ __all__ = [
     "AblationResult",
     "AttributionPatchingResult",
     "CopyingAccuracy",
+    "CounterfactualPair",
+    "CounterfactualResult",
     "LogitAttribution",
     "PatchingCheck",
     "PatchingResult",
@@ -61,6 +70,7 @@ __all__ = [
     "activation_patching",
     "agreement_twins",
     "attribution_patching",
+    "counterfactuals",
     "from_record",
     "logit_attribution",
     "path_patching",

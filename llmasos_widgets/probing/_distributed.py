@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from llmasos_widgets._distributed import (
+    import_distributed,
+    model_reference,
+    n_workers,
+    worker_model,
+)
 from llmasos_widgets.probing._activations import Layers, Positions, check_texts
 from llmasos_widgets.probing._store import (
     Activations,
@@ -25,38 +30,6 @@ from llmasos_widgets.probing._store import (
     prepare_directory,
     shard_dir_name,
 )
-
-_PLUGIN_PREFIX = "llmasos-model-"
-
-
-def _import_distributed() -> Any:
-    try:
-        import distributed
-    except ImportError as error:
-        raise ImportError(
-            "activations(..., client=...) needs Dask: pip install 'llmasos-widgets[dask]'"
-        ) from error
-    return distributed
-
-
-def _model_replica_plugin(source: str, load_kwargs: dict[str, Any]) -> Any:
-    """A WorkerPlugin that loads ``load_model(source)`` once per worker, at registration."""
-    distributed = _import_distributed()
-
-    plugin_base: Any = distributed.WorkerPlugin
-
-    class ModelReplica(plugin_base):
-        name = _PLUGIN_PREFIX + uuid.uuid5(uuid.NAMESPACE_URL, source).hex
-
-        def __init__(self) -> None:
-            self.model: Any = None
-
-        def setup(self, worker: Any) -> None:
-            from llmasos_widgets.models import load_model
-
-            self.model = load_model(source, **load_kwargs)
-
-    return ModelReplica()
 
 
 def _chunk_activations(
@@ -71,12 +44,7 @@ def _chunk_activations(
     """Runs on a worker: the local code path on one chunk of texts."""
     from llmasos_widgets.probing._activations import activations
 
-    model = model_or_plugin
-    if isinstance(model_or_plugin, str):  # the name of a ModelReplica plugin on this worker
-        from distributed import get_worker
-
-        plugin: Any = get_worker().plugins[model_or_plugin]
-        model = plugin.model
+    model = worker_model(model_or_plugin)
     return activations(
         model, texts, layers=layers, positions=positions, batch_size=batch_size,
         out=chunk_dir, padding_side=padding_side, progress=False,
@@ -108,11 +76,10 @@ def distributed_activations(
             one shard written there by its worker. ``None`` gathers everything in memory.
         Other arguments are as in :func:`activations`; the result equals the local one.
     """
-    _import_distributed()
+    import_distributed("activations(..., client=...)")
     texts = check_texts(texts)
     if chunk_size is None:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        chunk_size = min(4096, -(-len(texts) // (2 * n_workers)))
+        chunk_size = min(4096, -(-len(texts) // (2 * n_workers(client))))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     per_text = not isinstance(positions, (str, int, np.integer))
@@ -129,12 +96,7 @@ def distributed_activations(
         for s in starts
     ]
 
-    if isinstance(model, (str, os.PathLike)):
-        plugin = _model_replica_plugin(str(model), dict(load_kwargs or {}))
-        client.register_plugin(plugin)
-        model_ref: Any = plugin.name
-    else:
-        model_ref = client.scatter(model, broadcast=True, hash=False)  # fresh key per call
+    model_ref = model_reference(client, model, load_kwargs)
 
     directory = prepare_directory(out) if out is not None else None
     parts_dir = directory / "chunks" if directory is not None else None

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from llmasos_widgets._views import register_view
+from llmasos_widgets._views import register_view, render
 from llmasos_widgets.explanation import Explanation
 from llmasos_widgets.widgets._figures import FigureRequest, FigureUnavailableError
 from llmasos_widgets.widgets._qk import QKBreakdown, qk_breakdown
@@ -56,6 +56,21 @@ def _register_patching() -> None:
 
 
 _register_patching()
+
+
+def _counterfactuals_bundle(result: Any, **_: Any) -> dict[str, str]:
+    """Counterfactuals in a notebook: the page's tables (export's ``"html_fragment"`` view)
+    and the repr; each pair's ``atp`` and ``dla_*`` results show in the PatchingWidget."""
+    return {"text/html": render("html_fragment", result), "text/plain": repr(result)}
+
+
+def _register_counterfactuals() -> None:
+    from llmasos_widgets.interventions import CounterfactualResult
+
+    register_view("mimebundle", CounterfactualResult, _counterfactuals_bundle)
+
+
+_register_counterfactuals()
 
 __all__ = [
     "AttentionWidget",

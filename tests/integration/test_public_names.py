@@ -38,6 +38,7 @@ EXPECTED_KINDS = {
     "attribution_patching": "function",
     "path_patching": "function",
     "logit_attribution": "function",
+    "counterfactuals": "function",
     "PatchingWidget": "class",
     "compare": "function",
     "Comparison": "class",

@@ -29,11 +29,13 @@ LAYERS: list[set[str]] = [
     {"_hooks", "_gather", "_views", "_readable_tokens"},  # shared helpers, private to the package
     {"language"},
     {"models"},
+    {"_distributed"},  # model replicas on Dask workers (loads models there): probing, interventions
     {"tracing"},
     {"targets"},
     {"attribution"},
     {"interventions"},
     {"probing"},
+    {"features"},  # SAEs: stream activations as probing does, intervene as interventions do
     {"explanation"},
     {"comparison"},
     {"views"},  # view computation for widgets and reports: above explanation
