@@ -295,16 +295,17 @@ class Explanation:
     def attach(self, *results: SavedResult) -> Explanation:
         """A copy of this explanation that also carries ``results`` (after those already
         attached): ``PatchingResult``, ``AttributionPatchingResult``, ``PathPatchingResult``,
-        ``PathPatchingMap`` or ``LogitAttribution``. :meth:`save` writes them into the same
-        file and :meth:`to_html` shows each as a section of the report. This explanation is
-        left as it is (it is frozen)."""
+        ``PathPatchingMap``, ``LogitAttribution`` or ``CounterfactualResult``. :meth:`save`
+        writes them into the same file and :meth:`to_html` shows each as a section of the
+        report. This explanation is left as it is (it is frozen)."""
         from llmasos_widgets.interventions import SavedResult
 
         for result in results:
             if not isinstance(result, SavedResult):
                 raise TypeError(
                     f"attach() takes causal results (PatchingResult, AttributionPatchingResult, "
-                    f"PathPatchingResult, PathPatchingMap, LogitAttribution), got "
+                    f"PathPatchingResult, PathPatchingMap, LogitAttribution, "
+                    f"CounterfactualResult), got "
                     f"{type(result).__name__}"
                 )
         copy = dataclasses.replace(self, causal_results=(*self.causal_results, *results))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from llmasos_widgets.export._counterfactuals_html import counterfactuals_fragment
 from llmasos_widgets.export._logit_attribution_html import logit_attribution_fragment
 from llmasos_widgets.export._patching_html import MAP_STYLE, patching_fragment
 from llmasos_widgets.export._path_patching_html import (
@@ -36,6 +37,7 @@ def causal_sections(explanation: Explanation) -> str:
 
 def _fragment(result: Any) -> str:
     from llmasos_widgets.interventions import (
+        CounterfactualResult,
         LogitAttribution,
         PatchingResult,
         PathPatchingMap,
@@ -50,4 +52,6 @@ def _fragment(result: Any) -> str:
         return path_patching_fragment(result, level=3)
     if isinstance(result, PathPatchingMap):
         return path_patching_map_fragment(result, level=3)
+    if isinstance(result, CounterfactualResult):
+        return counterfactuals_fragment(result, level=3)
     return f"<p class='warn'>no report section for {html.escape(type(result).__name__)}</p>"

@@ -39,7 +39,7 @@ def _ranking(result: Any) -> str:
     )
 
 
-def _pair(result: Any, pair: Any) -> str:
+def _pair(result: Any, pair: Any, level: int = 1) -> str:
     n_layers, n_heads = pair.dla_clean.n_layers, pair.dla_clean.n_heads
     layers = [f"L{layer}" for layer in range(n_layers)]
     heads = [f"H{head}" for head in range(n_heads)]
@@ -47,16 +47,19 @@ def _pair(result: Any, pair: Any) -> str:
     limit = max(1e-6, float(np.abs(diff).max()), float(np.abs(components).max()))
     title = f"{pair.clean} vs {pair.corrupted}"
     parts = [
-        f"<h2>{html.escape(title)}: {pair.clean_value:+.3f} vs {pair.corrupted_value:+.3f}</h2>",
-        "<h3>Direct logit attribution (exact): contribution on the first minus on the second</h3>",
+        f"<h{level + 1}>{html.escape(title)}: {pair.clean_value:+.3f} vs "
+        f"{pair.corrupted_value:+.3f}</h{level + 1}>",
+        f"<h{level + 2}>Direct logit attribution (exact): contribution on the first minus on "
+        f"the second</h{level + 2}>",
         _map(components[:, None], list(pair.dla_clean.component_names), ["difference"], limit),
         _map(diff, layers, heads, limit),
     ]
     if pair.atp is not None:
         atp = pair.atp
         parts += [
-            f"<h3>Estimate by {html.escape(atp.method)}: patching the first into the second "
-            "(first order; 1 = restores the first fill's value, 0 = no effect)</h3>",
+            f"<h{level + 2}>Estimate by {html.escape(atp.method)}: patching the first into the "
+            "second "
+            f"(first order; 1 = restores the first fill's value, 0 = no effect)</h{level + 2}>",
             _map(atp.heads, layers, heads, max(1.0, float(np.abs(atp.heads).max()))),
         ]
     else:
@@ -64,19 +67,19 @@ def _pair(result: Any, pair: Any) -> str:
     return "".join(parts)
 
 
-def counterfactuals_fragment(result: Any) -> str:
+def counterfactuals_fragment(result: Any, level: int = 1) -> str:
     """The tables in a ``<div>`` with their style, without the page around them (the
-    notebook view)."""
+    notebook view; a section of the explanation report under ``<h{level}>``)."""
     spread = ", ".join(f"{name} {value:+.3f}" for name, value in result.spread.items())
     parts = [
         f"<div><style>{_STYLE}</style>",
-        f"<h1>Counterfactuals: {html.escape(result.template)}</h1>",
+        f"<h{level}>Counterfactuals: {html.escape(result.template)}</h{level}>",
         f"<p><code>{html.escape(result.target)}</code> ({html.escape(result.score)}) on "
         f"{len(result.fills)} fills of {html.escape(', '.join(result.slots))}: {spread}.</p>",
         "<p>A gap on templated prompts measures these prompts, fills and target tokens only; "
         "it is not a measure of harm in use.</p>",
         _ranking(result),
-        *(_pair(result, pair) for pair in result.pairs),
+        *(_pair(result, pair, level) for pair in result.pairs),
         "</div>",
     ]
     return "".join(parts)

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from llmasos_widgets.interventions._attribution_patching import AttributionPatchingResult
+from llmasos_widgets.interventions._files import SavedResult, saved_kind
 from llmasos_widgets.interventions._logit_attribution import LogitAttribution
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
 class CounterfactualPair:
     """Two fills side by side: ``clean`` (the first named) against ``corrupted``.
@@ -62,8 +64,9 @@ class CounterfactualPair:
         ]
 
 
+@saved_kind
 @dataclass(frozen=True, kw_only=True)
-class CounterfactualResult:
+class CounterfactualResult(SavedResult):
     """The target on every fill of one template.
 
     ``values[i]`` is the target read after token ``positions[i]`` of ``prompts[i]`` (the

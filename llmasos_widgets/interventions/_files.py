@@ -32,6 +32,7 @@ _OTHER_FORMATS = {  # what a foreign file is, so the error can say which loader 
 _TARGETS = {cls.__name__: cls for cls in (NextToken, Predicted, Contrast)}
 
 R = TypeVar("R", bound="SavedResult")
+K = TypeVar("K")
 
 
 class SavedResult:
@@ -74,15 +75,18 @@ class SavedResult:
 _KINDS: dict[str, type] = {}
 
 
-def saved_kind(cls: type[R]) -> type[R]:
-    """Class decorator: ``cls`` can be written and read back by name."""
+def saved_kind(cls: type[K]) -> type[K]:
+    """Class decorator: ``cls`` can be written and read back by name (on its own when it is a
+    :class:`SavedResult`, else inside one)."""
     _KINDS[cls.__name__] = cls
     return cls
 
 
-def to_record(result: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def to_record(result: Any, prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``result`` as ``(arrays by field name, JSON-serialisable record)``; TypeError names a
-    value that cannot be saved (before anything is written)."""
+    value that cannot be saved (before anything is written). Results nested in a field (a
+    counterfactual's pairs) are records of their own, their arrays named by their path
+    under ``prefix``."""
     kind = type(result).__name__
     if _KINDS.get(kind) is not type(result) or not dataclasses.is_dataclass(result):
         raise TypeError(f"{kind} is not a result type this package can save")
@@ -95,13 +99,15 @@ def to_record(result: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 raise TypeError(f"{kind}.{spec.name} is an object array; it cannot be saved")
-            arrays[spec.name] = np.ascontiguousarray(value)
+            arrays[prefix + spec.name] = np.ascontiguousarray(value)
         else:
-            fields[spec.name] = _encode(value, f"{kind}.{spec.name}")
+            fields[spec.name] = _encode(value, f"{kind}.{spec.name}", arrays, prefix + spec.name)
     return arrays, {"kind": kind, "fields": fields}
 
 
-def from_record(arrays: dict[str, np.ndarray], record: dict[str, Any], *, where: str) -> Any:
+def from_record(
+    arrays: dict[str, np.ndarray], record: dict[str, Any], *, where: str, prefix: str = ""
+) -> Any:
     """Inverse of :func:`to_record`; ValueError (naming ``where``) for a damaged record."""
     try:
         kind = record["kind"]
@@ -111,10 +117,10 @@ def from_record(arrays: dict[str, np.ndarray], record: dict[str, Any], *, where:
         for spec in dataclasses.fields(cls):
             if not spec.init or spec.name.startswith("_"):
                 continue
-            if spec.name in arrays:
-                values[spec.name] = arrays[spec.name]
+            if prefix + spec.name in arrays:
+                values[spec.name] = arrays[prefix + spec.name]
             elif spec.name in fields:
-                values[spec.name] = _decode(fields[spec.name])
+                values[spec.name] = _decode(fields[spec.name], arrays, prefix + spec.name, where)
             else:
                 raise ValueError(f"field {spec.name!r} of {kind} is missing")
         return cls(**values)
@@ -122,19 +128,34 @@ def from_record(arrays: dict[str, np.ndarray], record: dict[str, Any], *, where:
         raise ValueError(f"{where} holds a damaged causal result: {error}") from error
 
 
-def _encode(value: Any, name: str) -> Any:
+def _encode(value: Any, name: str, arrays: dict[str, np.ndarray], path: str) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.generic):  # numpy scalars keep their dtype
         return {"$numpy": [value.dtype.str, value.item()]}
+    if _KINDS.get(type(value).__name__) is type(value):  # a result inside a result
+        nested, record = to_record(value, prefix=path + ".")
+        arrays.update(nested)
+        return {"$result": record}
     if isinstance(value, tuple):
-        return {"$tuple": [_encode(item, f"{name}[{i}]") for i, item in enumerate(value)]}
+        return {
+            "$tuple": [
+                _encode(item, f"{name}[{i}]", arrays, f"{path}.{i}") for i, item in enumerate(value)
+            ]
+        }
     if isinstance(value, list):
-        return [_encode(item, f"{name}[{i}]") for i, item in enumerate(value)]
+        return [
+            _encode(item, f"{name}[{i}]", arrays, f"{path}.{i}") for i, item in enumerate(value)
+        ]
     if isinstance(value, dict):
         if not all(isinstance(key, str) for key in value):
             raise TypeError(f"{name} has a key that is not a str; it cannot be saved")
-        return {"$dict": {key: _encode(item, f"{name}[{key!r}]") for key, item in value.items()}}
+        return {
+            "$dict": {
+                key: _encode(item, f"{name}[{key!r}]", arrays, f"{path}.{key}")
+                for key, item in value.items()
+            }
+        }
     if isinstance(value, TokenStyle):
         return {"$TokenStyle": value.to_json()}
     if isinstance(value, (NextToken, Predicted, Contrast)):  # e.g. metadata["bound_target"]
@@ -145,9 +166,9 @@ def _encode(value: Any, name: str) -> Any:
     )
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, arrays: dict[str, np.ndarray], path: str, where: str) -> Any:
     if isinstance(value, list):
-        return [_decode(item) for item in value]
+        return [_decode(item, arrays, f"{path}.{i}", where) for i, item in enumerate(value)]
     if not isinstance(value, dict):
         return value
     (tag, body), *rest = value.items()
@@ -155,10 +176,12 @@ def _decode(value: Any) -> Any:
         raise ValueError(f"not a tagged value: {sorted(value)}")
     if tag == "$numpy":
         return np.dtype(body[0]).type(body[1])
+    if tag == "$result":
+        return from_record(arrays, body, where=where, prefix=path + ".")
     if tag == "$tuple":
-        return tuple(_decode(item) for item in body)
+        return tuple(_decode(item, arrays, f"{path}.{i}", where) for i, item in enumerate(body))
     if tag == "$dict":
-        return {key: _decode(item) for key, item in body.items()}
+        return {key: _decode(item, arrays, f"{path}.{key}", where) for key, item in body.items()}
     if tag == "$TokenStyle":
         return TokenStyle.from_json(body)
     if tag == "$target":

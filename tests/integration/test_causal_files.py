@@ -15,6 +15,7 @@ import llmasos_widgets as lw
 from llmasos_widgets.explanation import ExplanationFileError
 from llmasos_widgets.interventions import (
     AttributionPatchingResult,
+    LogitAttribution,
     PatchingResult,
     agreement_twins,
     path_patching_map,
@@ -33,6 +34,14 @@ def results(bundled: Any) -> dict[str, Any]:
         # senders in L1: only the L2 heads can receive (L0-L1 are NaN, shown as "—")
         "map": path_patching_map(*pair, senders=[(1, 0)], which="k", target=twin.target),
         "logit": lw.logit_attribution(bundled, twin.clean, target=twin.target),
+        # nested results: each pair carries two logit attributions and an estimate
+        "counterfactuals": lw.counterfactuals(
+            bundled,
+            "the {noun} near the cabinet",
+            {"noun": ["keys", "key", "cats"]},
+            target=(" are", " is"),
+            progress=False,
+        ),
     }
 
 
@@ -42,7 +51,7 @@ def test_each_result_comes_back_and_shows(results: dict[str, Any], tmp_path: Pat
         assert_same(result, loaded)
         page = loaded.to_html(tmp_path / f"{name}.html").read_text(encoding="utf-8")
         assert page == result.to_html(tmp_path / f"{name}-0.html").read_text(encoding="utf-8")
-        if hasattr(result, "_repr_mimebundle_"):  # the PatchingWidget in a notebook
+        if isinstance(result, PatchingResult | LogitAttribution):  # the PatchingWidget
             data, _ = loaded._repr_mimebundle_()
             assert "application/vnd.jupyter.widget-view+json" in data
 
@@ -65,7 +74,7 @@ def test_an_explanation_carries_its_causal_results(
     explanation = bundled.explain(results["logit"].text, saliency=False)
     attached = explanation.attach(*results.values())
     assert explanation.causal_results == ()  # frozen: attach returns a copy
-    assert len(attached.causal_results) == 5 and "causal results=5" in repr(attached)
+    assert len(attached.causal_results) == 6 and "causal results=6" in repr(attached)
     with pytest.raises(TypeError, match="attach\\(\\) takes causal results"):
         explanation.attach(explanation)
     loaded = lw.Explanation.load(attached.save(tmp_path / "run.llmx"))
@@ -99,8 +108,8 @@ def test_the_report_has_a_section_per_result(
         .read_text(encoding="utf-8")
     )
     sections = report.split("data-testid='report-causal-")[1:]
-    assert len(sections) == 5
-    estimate, exact, path, path_map, logit = sections
+    assert len(sections) == 6
+    estimate, exact, path, path_map, logit, counterfactuals = sections
     heads = results["estimate"].heads
     best = float(heads.flat[int(np.argmax(heads))])
     assert "Estimate by attribution patching (AtP)" in estimate and "An estimate" in estimate
@@ -113,6 +122,9 @@ def test_the_report_has_a_section_per_result(
     assert "<td>—</td>" in path_map  # L0 and L1 cannot receive from an L1 sender
     assert f">{float(results['map'].effect[2, 1]):+.2f}</td>" in path_map
     assert "Direct logit attribution" in logit and "L2 MLP" in logit
+    fills = results["counterfactuals"]
+    assert "<h3>Counterfactuals: the {noun} near the cabinet</h3>" in counterfactuals
+    assert f"{fills.value('cats'):+.3f}" in counterfactuals and "Estimate by" in counterfactuals
 
 
 def test_token_text_is_escaped_in_the_causal_sections(
