@@ -36,11 +36,10 @@ from llmasos_widgets.features._sae_saelens import build, read_json, read_safeten
 from llmasos_widgets.features._sae_sites import resolve_site, site_for_hook
 
 LLAMA_SCOPE_WEIGHTS = "checkpoints/final.safetensors"
-# lm_saes's SAEConfig defaults (the release's version) for keys a hyperparams.json may omit
+# lm_saes's SAEConfig defaults (the release's version) for keys a hyperparams.json omits
 _LM_SAES_DEFAULTS: dict[str, Any] = {
     "act_fn": "relu",
     "jump_relu_threshold": 0.0,
-    "apply_decoder_bias_to_pre_encoder": True,
     "use_decoder_bias": True,
     "norm_activation": "token-wise",
     "sparsity_include_decoder_norm": True,
@@ -49,10 +48,24 @@ _LM_SAES_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _hyperparams(directory: Path, where: str) -> dict[str, Any]:
+    """hyperparams.json with lm_saes's defaults, except where SAELens's Llama Scope loader
+    (which reads these releases without lm_saes) fixes a value for files that omit it: the
+    dataset-wise normalisation when its norms are given, JumpReLU when a threshold is, and no
+    decoder bias subtracted from the input."""
+    given = read_json(directory / "hyperparams.json", where)
+    hyper = {**_LM_SAES_DEFAULTS, "apply_decoder_bias_to_pre_encoder": False, **given}
+    if "norm_activation" not in given and "dataset_average_activation_norm" in given:
+        hyper["norm_activation"] = "dataset-wise"
+    if "act_fn" not in given and "jump_relu_threshold" in given:
+        hyper["act_fn"] = "jumprelu"
+    return hyper
+
+
 def read_llama_scope(
     directory: Path, *, site: int | None, dtype: torch.dtype | None, where: str, source: str
 ) -> SparseAutoencoder:
-    hyper = {**_LM_SAES_DEFAULTS, **read_json(directory / "hyperparams.json", where)}
+    hyper = _hyperparams(directory, where)
     hook = str(hyper.get("hook_point_in") or "")
     if str(hyper.get("hook_point_out") or hook) != hook:
         raise ValueError(
@@ -121,10 +134,12 @@ def _scales(hyper: dict[str, Any], d_in: int, where: str) -> tuple[float, float]
             "(constant) normalisation can be read"
         )
     norms = hyper.get("dataset_average_activation_norm")
+    if isinstance(norms, dict) and "out" not in norms:
+        norms = {**norms, "out": norms.get("in")}  # an SAE reconstructs what it reads
     if not isinstance(norms, dict) or not all(
         isinstance(norms.get(k), (int, float)) and norms[k] > 0 for k in ("in", "out")
     ):
-        raise ValueError(f"{where}: dataset_average_activation_norm needs positive 'in', 'out'")
+        raise ValueError(f"{where}: dataset_average_activation_norm needs a positive 'in'")
     return math.sqrt(d_in) / norms["in"], math.sqrt(d_in) / norms["out"]
 
 

@@ -351,6 +351,34 @@ def test_llama_scope_without_folding_keeps_the_file_weights(tmp_path):
     assert torch.equal(sae.threshold, torch.full((D_SAE,), 0.05))
 
 
+def test_a_minimal_llama_scope_file_reads_as_saelens_reads_it(tmp_path):
+    """Keys omitted, as in SAELens's own Llama Scope test: the dataset-wise normalisation
+    from the given norm, JumpReLU from the threshold, no b_dec on the input. With unit decoder
+    columns (the release's) the result is SAELens's llama_scope loader after its
+    fold_activation_norm_scaling_factor(norm_scaling_factor)."""
+    hyper = {
+        "d_model": D_IN,
+        "d_sae": D_SAE,
+        "hook_point_in": "blocks.1.hook_resid_pre",
+        "jump_relu_threshold": 0.02,
+        "dataset_average_activation_norm": {"in": 50.0},
+    }
+    path, weights = _llama_scope_dir(tmp_path / "L0R", hyper)
+    unit = weights["decoder.weight"] / weights["decoder.weight"].norm(dim=0)
+    save_file({**weights, "decoder.weight": unit}, path / "checkpoints" / "final.safetensors")
+    sae = load_sae(path)
+    assert sae.site == 1 and not sae.config.apply_b_dec_to_input
+    s = math.sqrt(D_IN) / 50.0  # SAELens's norm_scaling_factor
+    w_enc, w_dec = weights["encoder.weight"].T * s, unit.T / s  # folded as SAELens folds
+    b_enc, b_dec = weights["encoder.bias"], weights["decoder.bias"] / s
+    x = _x() * 40
+    pre = x @ w_enc + b_enc
+    acts = pre.relu() * (pre > 0.02 * s)  # JumpReLUSAE.encode, threshold scaled by s
+    assert acts.count_nonzero() > 0 and (acts == 0).any()
+    torch.testing.assert_close(sae.encode(x), acts, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sae(x), acts @ w_dec + b_dec, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -404,6 +432,14 @@ def test_gemma_scope_jumprelu_and_its_site_from_the_folder(tmp_path):
     np.testing.assert_allclose(
         sae(torch.from_numpy(x)).detach().numpy(), recon, rtol=1e-5, atol=1e-5
     )
+
+
+def test_gemma_scope_embedding_saes_read_emb_rescaled_as_saelens_does(tmp_path):
+    path, params = _gemma_scope_dir(tmp_path / "gemma-scope-2b-pt-res" / "embedding" / "w_4k")
+    sae = load_sae(path)
+    assert sae.site == 0 and sae.config.hook_name == "hook_embed"
+    torch.testing.assert_close(sae.W_enc, torch.from_numpy(params["W_enc"]) / math.sqrt(D_IN))
+    torch.testing.assert_close(sae.W_dec, torch.from_numpy(params["W_dec"]) * math.sqrt(D_IN))
 
 
 def test_gemma_scope_site_from_the_caller_and_conflicts(tmp_path):
