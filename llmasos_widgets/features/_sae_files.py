@@ -95,7 +95,7 @@ def load_sae(
     sae = _read(
         directory, found, site=site, input_scale=input_scale, dtype=_dtype(dtype), source=source
     )
-    sae.config.metadata.setdefault("source", source)
+    sae.config.metadata["source"] = source  # where this copy came from, not an earlier one
     return sae.to(device)
 
 

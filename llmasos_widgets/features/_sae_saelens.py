@@ -169,6 +169,10 @@ def read_saelens(
     )
     file_dtype = _DTYPES.get(str(cfg.get("dtype", "float32")).removeprefix("torch."))
     sae = build(config, tensors, dtype=dtype or file_dtype or tensors["W_enc"].dtype, where=where)
+    if activation == "jumprelu":
+        # SAELens's JumpReLU is relu(pre) * (pre > threshold): below 0 a threshold acts as 0
+        with torch.no_grad():
+            sae.threshold.clamp_(min=0)
     if scaling is not None and not torch.all(scaling == 1):
         _fold_finetuning_scale(sae, scaling, where)
     if flat.get("rescale_acts_by_decoder_norm"):
@@ -266,7 +270,9 @@ def build(
 ) -> SparseAutoencoder:
     """An SAE of ``config`` holding ``tensors`` (W_enc, W_dec, b_enc, b_dec, [threshold]),
     each checked against its expected shape and copied exactly (then cast to ``dtype``)."""
-    sae = SparseAutoencoder(config).to(dtype)
+    with torch.device("meta"):  # no random init of weights about to be overwritten
+        sae = SparseAutoencoder(config).to(dtype)
+    sae = sae.to_empty(device="cpu")
     expected = {
         "W_enc": (config.d_in, config.d_sae),
         "W_dec": (config.d_sae, config.d_in),
@@ -274,11 +280,16 @@ def build(
         "b_dec": (config.d_in,),
         "threshold": (config.d_sae,),
     }
-    if config.activation == "jumprelu" and "threshold" not in tensors:
-        raise ValueError(f"{where} is a JumpReLU SAE without a threshold")
+    required = ["W_enc", "W_dec", "b_enc", "b_dec"]
+    if config.activation == "jumprelu":
+        required.append("threshold")
+    missing = [name for name in required if name not in tensors]
+    if missing:
+        raise ValueError(f"{where} has no {', '.join(missing)} among its weights")
     with torch.no_grad():
         for name, shape in expected.items():
-            if name not in tensors:
+            if name not in tensors:  # only the threshold may be absent: ReLU and TopK
+                getattr(sae, name).zero_()
                 continue
             tensor = tensors[name]
             if tuple(tensor.shape) != shape:

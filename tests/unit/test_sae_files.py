@@ -207,6 +207,7 @@ def test_saelens_6_jumprelu_encodes_as_saelens(tmp_path):
         },
     }
     tensors = _tensors(threshold=True)
+    tensors["threshold"][:3] = -5.0  # below 0, SAELens's relu decides
     sae = load_sae(_saelens_dir(tmp_path / "new", cfg, tensors))
     assert sae.site == 13 and sae.config.hook_name == "blocks.12.hook_resid_post"
     x = _x()
