@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,29 +47,34 @@ _DTYPES = {
 def save_saelens(sae: SparseAutoencoder, directory: Path, *, fold_input_scale: bool) -> Path:
     """Write ``sae`` into ``directory`` (created; existing files of these names replaced).
 
-    Every file is written into a temporary directory beside the target and moved in with
-    ``os.replace``, so a failure leaves the directory as it was."""
+    The files are written into a temporary directory first: a new ``directory`` is that one
+    renamed (one atomic step); into an existing one each file is moved with ``os.replace``.
+    Either way a failure leaves no partial file behind."""
     config = sae.config
     scale = config.input_scale
     fold = fold_input_scale and scale != 1.0
+    texts = {CFG_FILE: json.dumps(_cfg_dict(sae, folded=fold), indent=2)}
+    if scale != 1.0 and not fold:  # SAELens's own checkpoints keep the factor here
+        texts[SCALER_FILE] = json.dumps({"scaling_factor": scale})
     tensors = _tensors_to_write(sae, fold=fold)
-    cfg = _cfg_dict(sae, folded=fold)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".saving-") as staging:
-        stage = Path(staging)
+    fresh = not directory.exists()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=directory.parent if fresh else directory, prefix=".saving-"))
+    try:
         from safetensors.torch import save_file
 
         save_file(tensors, str(stage / WEIGHTS_FILE))
-        (stage / CFG_FILE).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-        written = [WEIGHTS_FILE, CFG_FILE]
-        if scale != 1.0 and not fold:  # SAELens's own checkpoints keep the factor here
-            payload = json.dumps({"scaling_factor": scale})
-            (stage / SCALER_FILE).write_text(payload, encoding="utf-8")
-            written.append(SCALER_FILE)
-        for name in written:
-            os.replace(stage / name, directory / name)
-    if scale == 1.0 or fold:  # a stale factor from an earlier save would rescale this SAE
-        (directory / SCALER_FILE).unlink(missing_ok=True)
+        for name, text in texts.items():
+            (stage / name).write_text(text, encoding="utf-8")
+        if fresh:
+            os.replace(stage, directory)
+        else:
+            for name in [WEIGHTS_FILE, *texts]:
+                os.replace(stage / name, directory / name)
+            if SCALER_FILE not in texts:  # a stale factor from an earlier save would rescale
+                (directory / SCALER_FILE).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return directory
 
 

@@ -4,9 +4,12 @@ no test can reach the internet. Also check_sae_for against the bundled model."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import llmasos_widgets as lw
 from llmasos_widgets.features import SAEConfig, SparseAutoencoder, check_sae_for
@@ -43,6 +46,26 @@ def repo(tmp_path):
         b_dec=np.zeros(8, np.float32),
         threshold=np.full(16, 0.1, np.float32),
     )
+    scope = root / "Llama3_1-8B-Base-L0R-8x"
+    (scope / "checkpoints").mkdir(parents=True)
+    hyper = {
+        "d_model": 8,
+        "d_sae": 16,
+        "hook_point_in": "blocks.0.hook_resid_post",
+        "act_fn": "jumprelu",
+        "jump_relu_threshold": 0.1,
+        "dataset_average_activation_norm": {"in": 2.0, "out": 2.0},
+    }
+    (scope / "hyperparams.json").write_text(json.dumps(hyper))
+    save_file(
+        {
+            "encoder.weight": torch.randn(16, 8),
+            "encoder.bias": torch.zeros(16),
+            "decoder.weight": torch.randn(8, 16),
+            "decoder.bias": torch.zeros(8),
+        },
+        scope / "checkpoints" / "final.safetensors",
+    )
     (root / "README.md").write_text("SAEs")
     return root, sae
 
@@ -69,6 +92,16 @@ def test_gemma_scope_on_the_hub_takes_its_site_from_the_folder(hub, repo):
     assert "layer_3/width_16k/average_l0_10/params.npz" in hub.downloads(
         "google/gemma-scope-test-res"
     )
+
+
+def test_llama_scope_on_the_hub_downloads_its_checkpoint_folder(hub, repo):
+    hub.add("fnlp/Llama3_1-8B-Base-LXR-8x", repo[0])
+    sae = lw.load_sae("fnlp/Llama3_1-8B-Base-LXR-8x", subfolder="Llama3_1-8B-Base-L0R-8x")
+    assert sae.site == 1 and sae.config.activation == "jumprelu"
+    assert sorted(hub.downloads("fnlp/Llama3_1-8B-Base-LXR-8x")) == [
+        "Llama3_1-8B-Base-L0R-8x/checkpoints/final.safetensors",
+        "Llama3_1-8B-Base-L0R-8x/hyperparams.json",
+    ]
 
 
 @pytest.mark.parametrize(

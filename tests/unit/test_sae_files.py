@@ -131,6 +131,9 @@ def test_a_failed_save_leaves_the_earlier_files_whole(tmp_path, monkeypatch):
         saelens.WEIGHTS_FILE,
     ]
     assert torch.equal(load_sae(tmp_path / "sae").W_enc, first.W_enc)
+    with pytest.raises(OSError, match="disk full"):  # a new directory: none at all
+        save_sae(_random_sae("relu", seed=2), tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
 
 
 def test_unserialisable_metadata_is_refused_before_writing(tmp_path):
