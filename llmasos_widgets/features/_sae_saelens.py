@@ -147,7 +147,7 @@ def read_saelens(
     major = re.match(r"\d+", version)
     # SAELens 6 nests model and hook names under "metadata"; earlier versions keep them flat
     modern = bool(meta) and major is not None and int(major.group()) >= 6
-    flat = cfg if not modern else {**cfg, **meta}
+    flat = cfg if not modern else {**meta, **cfg}
     activation, k = _activation(flat, modern=modern, where=where)
     hook = flat.get("hook_name") or flat.get("hook_point") or ""
     if flat.get("hook_head_index", flat.get("hook_point_head_index")) is not None:
@@ -190,10 +190,10 @@ def _activation(flat: dict[str, Any], *, modern: bool, where: str) -> tuple[str,
     architecture = str(flat.get("architecture") or "standard")
     function = str(flat.get("activation_fn") or flat.get("activation_fn_str") or "relu")
     kwargs = flat.get("activation_fn_kwargs") or {}
-    if architecture == "standard" and function == "topk" and not modern:
+    if architecture == "standard" and (modern or function == "relu"):
+        return "relu", None  # SAELens 6's StandardSAE is a ReLU whatever else the cfg says
+    if architecture == "standard" and function == "topk":
         architecture = "topk"  # SAELens 5 wrote TopK SAEs as standard + activation_fn topk
-    if architecture == "standard" and function == "relu":
-        return "relu", None
     if architecture == "topk":
         k = flat.get("k", kwargs.get("k") if isinstance(kwargs, dict) else None)
         if not isinstance(k, int):

@@ -176,12 +176,12 @@ def read_gemma_scope(
             f"{where} reads MLP or attention outputs (its repository says so), not a "
             "residual site; load a '-res' Gemma Scope SAE"
         )
-    embedding = "embedding" in named
-    layer = re.search(r"layer_(\d+)", named)
-    found = 0 if embedding else int(layer.group(1)) + 1 if layer else None
-    hook = (
-        "hook_embed" if embedding else f"blocks.{layer.group(1)}.hook_resid_post" if layer else ""
-    )
+    # Gemma Scope's folders: layer_{i}/width_.../average_l0_... and embedding/width_.../...
+    embedding = re.search(r"(?:^|/)embedding(?:/|$)", named) is not None
+    layers = re.findall(r"(?:^|/)layer_(\d+)(?=/|$)", named)
+    found, hook = (0, "hook_embed") if embedding else (None, "")
+    if layers and not embedding:
+        found, hook = int(layers[-1]) + 1, f"blocks.{layers[-1]}.hook_resid_post"
     chosen = resolve_site(found, site, hook=hook, where=where)
     tensors = {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
     d_in, d_sae = tensors["W_enc"].shape

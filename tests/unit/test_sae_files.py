@@ -447,7 +447,7 @@ def test_gemma_scope_embedding_saes_read_emb_rescaled_as_saelens_does(tmp_path):
 
 
 def test_gemma_scope_site_from_the_caller_and_conflicts(tmp_path):
-    path, _ = _gemma_scope_dir(tmp_path / "my-sae")
+    path, _ = _gemma_scope_dir(tmp_path / "my_embedding_layer_9s")  # no Gemma Scope folder
     with pytest.raises(ValueError, match="pass site="):
         load_sae(path)
     assert load_sae(path, site=5).site == 5
