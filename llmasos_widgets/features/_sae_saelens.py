@@ -261,6 +261,7 @@ def fold_decoder_norms(sae: SparseAutoencoder) -> None:
     pre-activations a decoder-norm-rescaled TopK ranks (SAELens's ``_fold_norm_topk``)."""
     with torch.no_grad():
         norms = sae.W_dec.norm(dim=1)
+        norms = norms.where(norms > 0, 1.0)  # a dead latent's zero row stays zero, not NaN
         sae.W_dec.div_(norms[:, None])
         sae.W_enc.mul_(norms[None, :])
         sae.b_enc.mul_(norms)

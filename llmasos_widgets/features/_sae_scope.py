@@ -86,6 +86,11 @@ def read_llama_scope(
     encoder = weights["encoder.weight"].to(compute)  # [d_sae, d_in]
     decoder = weights["decoder.weight"].to(compute)  # [d_in, d_sae]
     d_sae, d_in = encoder.shape
+    if hyper.get("d_model", d_in) != d_in or tuple(decoder.shape) != (d_in, d_sae):
+        raise ValueError(
+            f"{where}: hyperparams.json says d_model={hyper.get('d_model')}, but encoder.weight "
+            f"is {list(encoder.shape)} and decoder.weight {list(decoder.shape)}"
+        )
     b_enc = weights["encoder.bias"].to(compute)
     b_dec = weights.get("decoder.bias", torch.zeros(d_in, dtype=file_dtype)).to(compute)
     if not hyper["use_decoder_bias"]:
@@ -99,6 +104,7 @@ def read_llama_scope(
     folded = []
     if hyper["sparsity_include_decoder_norm"]:  # lm_saes's transform_to_unit_decoder_norm
         norms = decoder.norm(dim=0)
+        norms = norms.where(norms > 0, 1.0)  # a dead latent's zero column stays zero, not NaN
         decoder, encoder, b_enc = decoder / norms, encoder * norms[:, None], b_enc * norms
         folded.append("decoder_norms")
     activation, k, threshold = _llama_scope_activation(hyper, s_in, where)
