@@ -18,7 +18,7 @@ import torch
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.features._sae_hub import HUB_FILES, download_sae, split_hub_id
 from llmasos_widgets.features._sae_saelens import read_saelens, save_saelens
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 FORMATS = tuple(HUB_FILES)
 _DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
