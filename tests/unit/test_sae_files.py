@@ -383,6 +383,16 @@ def test_a_minimal_llama_scope_file_reads_as_saelens_reads_it(tmp_path):
     torch.testing.assert_close(sae(x), acts @ w_dec + b_dec, rtol=1e-5, atol=1e-4)
 
 
+def test_llama_scope_folder_names_give_the_site_when_hyperparams_do_not(tmp_path):
+    hyper = {k: v for k, v in _llama_hyper().items() if not k.startswith("hook_point")}
+    path, _ = _llama_scope_dir(tmp_path / "Llama3_1-8B-Base-L15R-8x", hyper)
+    sae = load_sae(path)
+    assert sae.site == 16 and sae.config.hook_name == "blocks.15.hook_resid_post"
+    mlp, _ = _llama_scope_dir(tmp_path / "Llama3_1-8B-Base-L15M-8x", hyper)
+    with pytest.raises(ValueError, match="L15M SAE .*not a residual site"):
+        load_sae(mlp)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
