@@ -21,7 +21,12 @@ from llmasos_widgets.features._sae_saelens import read_saelens, save_saelens
 from llmasos_widgets.tracing import site_label
 
 FORMATS = tuple(HUB_FILES)
-_DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPE_NAMES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 def save_sae(
@@ -41,7 +46,10 @@ def save_sae(
     """
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(f"save_sae saves a SparseAutoencoder, got {type(sae).__name__}")
-    return save_saelens(sae, Path(directory).expanduser(), fold_input_scale=fold_input_scale)
+    target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{str(target)!r} is a file; save_sae writes a directory of files")
+    return save_saelens(sae, target, fold_input_scale=fold_input_scale)
 
 
 def load_sae(

@@ -136,6 +136,13 @@ def test_a_failed_save_leaves_the_earlier_files_whole(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
 
 
+def test_saving_over_a_file_is_refused(tmp_path):
+    (tmp_path / "sae").write_text("keep")
+    with pytest.raises(ValueError, match="is a file; save_sae writes a directory"):
+        save_sae(_random_sae("relu"), tmp_path / "sae")
+    assert (tmp_path / "sae").read_text() == "keep"
+
+
 def test_unserialisable_metadata_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="JSON-serialisable"):
         save_sae(_random_sae("relu", metadata={"when": object()}), tmp_path / "sae")
