@@ -67,8 +67,8 @@ def load_sae(
 ) -> SparseAutoencoder:
     """Load a sparse autoencoder over one residual site.
 
-    ``path_or_hub_id`` is a local directory (or a file in it: ``cfg.json``, ``params.npz``,
-    ``hyperparams.json``), or a hub id ``"owner/repo"`` with the SAE's folder as ``subfolder=``
+    ``path_or_hub_id`` is a local directory (``subfolder=`` joined to it; or one of its files,
+    e.g. ``params.npz`` or ``checkpoints/final.safetensors``), or a hub id ``"owner/repo"`` with the SAE's folder as ``subfolder=``
     or appended (``"google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82"``),
     downloaded into the Hugging Face cache unless ``HF_HUB_OFFLINE=1`` or
     ``local_files_only=True``. ``format`` is ``"saelens"``, ``"llama-scope"`` or
@@ -83,8 +83,12 @@ def load_sae(
         raise ValueError(f"site must be a residual site (0 = emb, i = after L{{i-1}}), got {site}")
     name = os.fspath(path_or_hub_id)
     local = Path(name).expanduser()
+    if subfolder and local.is_dir():
+        local = local / subfolder
     if local.exists():
         directory = local if local.is_dir() else local.parent
+        if not local.is_dir() and directory.name == "checkpoints":  # Llama Scope's weights
+            directory = directory.parent
         found = format or _detect(directory, name)
         source = name
     elif _looks_like_path(name):

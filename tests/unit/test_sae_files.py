@@ -339,6 +339,9 @@ def test_llama_scope_matches_lm_saes_in_saelens_units(tmp_path, hyper):
     path, weights = _llama_scope_dir(tmp_path / "L3R", hyper)
     sae = load_sae(path)
     assert sae.site == 4 and sae.config.hook_name == "blocks.3.hook_resid_post"  # L3R
+    same = load_sae(path / "checkpoints" / "final.safetensors")  # the weights file named
+    assert torch.equal(same.W_enc, sae.W_enc)
+    assert torch.equal(load_sae(tmp_path, subfolder="L3R").W_dec, sae.W_dec)
     s_in = math.sqrt(D_IN) / 4.2
     assert sae.config.input_scale == pytest.approx(s_in)
     x = _x() * 3
