@@ -42,6 +42,8 @@ _EXPORTS = {
     "compare": "llmasos_widgets.comparison",
     "Comparison": "llmasos_widgets.comparison",
     "CompareWidget": "llmasos_widgets.widgets",
+    "load_sae": "llmasos_widgets.features",
+    "save_sae": "llmasos_widgets.features",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -77,6 +79,8 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
+    from llmasos_widgets.features import load_sae as load_sae
+    from llmasos_widgets.features import save_sae as save_sae
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.interventions import attribution_patching as attribution_patching

@@ -43,6 +43,8 @@ EXPECTED_KINDS = {
     "compare": "function",
     "Comparison": "class",
     "CompareWidget": "class",
+    "load_sae": "function",
+    "save_sae": "function",
 }
 
 
