@@ -2,8 +2,25 @@
 
 * :class:`SparseAutoencoder` / :class:`SAEConfig`: the dictionary (ReLU, TopK, JumpReLU),
   in SAELens's weight layout, reading and writing one residual site.
+* :func:`train_sae`: a TopK SAE trained on a site's activations (:class:`SAETrainingReport`).
+* :func:`steer`, :func:`ablate_features` (:class:`FeatureAblationResult`), :func:`splice`:
+  interventions through the dictionary, scoped to a ``with`` block.
 """
 
+from llmasos_widgets.features._ablation import FeatureAblationResult, ablate_features
+from llmasos_widgets.features._report import SAETrainingReport
 from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoencoder
+from llmasos_widgets.features._steering import splice, steer
+from llmasos_widgets.features._training import train_sae
 
-__all__ = ["ACTIVATIONS", "SAEConfig", "SparseAutoencoder"]
+__all__ = [
+    "ACTIVATIONS",
+    "FeatureAblationResult",
+    "SAEConfig",
+    "SAETrainingReport",
+    "SparseAutoencoder",
+    "ablate_features",
+    "splice",
+    "steer",
+    "train_sae",
+]
