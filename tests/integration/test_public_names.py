@@ -42,6 +42,11 @@ EXPECTED_KINDS = {
     "compare": "function",
     "Comparison": "class",
     "CompareWidget": "class",
+    "train_sae": "function",
+    "SAETrainingReport": "class",
+    "steer": "function",
+    "ablate_features": "function",
+    "FeatureAblationResult": "class",
 }
 
 
