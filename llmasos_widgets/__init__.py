@@ -46,6 +46,8 @@ _EXPORTS = {
     "steer": "llmasos_widgets.features",
     "ablate_features": "llmasos_widgets.features",
     "FeatureAblationResult": "llmasos_widgets.features",
+    "load_sae": "llmasos_widgets.features",
+    "save_sae": "llmasos_widgets.features",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -84,6 +86,8 @@ if TYPE_CHECKING:
     from llmasos_widgets.features import FeatureAblationResult as FeatureAblationResult
     from llmasos_widgets.features import SAETrainingReport as SAETrainingReport
     from llmasos_widgets.features import ablate_features as ablate_features
+    from llmasos_widgets.features import load_sae as load_sae
+    from llmasos_widgets.features import save_sae as save_sae
     from llmasos_widgets.features import steer as steer
     from llmasos_widgets.features import train_sae as train_sae
     from llmasos_widgets.interventions import ablate_heads as ablate_heads

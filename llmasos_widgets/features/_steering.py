@@ -18,6 +18,7 @@ import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
 from llmasos_widgets.features._sae import SparseAutoencoder
+from llmasos_widgets.features._sae_files import check_sae_for
 from llmasos_widgets.tracing import Anatomy, anatomy
 
 
@@ -31,13 +32,8 @@ def _parts(model: Any, sae: SparseAutoencoder) -> Anatomy:
         raise TypeError(
             f"model must be an ExplainableModel or a transformers model, got {type(model).__name__}"
         )
+    check_sae_for(model, sae)
     parts = anatomy(hf_model)
-    hidden = int(getattr(hf_model.config, "hidden_size", -1))
-    if sae.config.d_in != hidden:
-        raise ValueError(
-            f"this SAE reads vectors of size d_in={sae.config.d_in} but the model's hidden size "
-            f"is {hidden}: it was trained on another model; load the SAE made for this one"
-        )
     parts.check_site(sae.site)
     return parts
 

@@ -32,6 +32,7 @@ import torch
 
 from llmasos_widgets.features._report import SAETrainingReport
 from llmasos_widgets.features._sae import SAEConfig, SparseAutoencoder
+from llmasos_widgets.features._sae_files import save_sae
 from llmasos_widgets.probing import activations
 from llmasos_widgets.probing._activations import Positions, check_texts
 
@@ -298,8 +299,6 @@ def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarr
 
 
 def _save(sae: SparseAutoencoder, directory: Any, name: str) -> Path:
-    from llmasos_widgets.features import save_sae  # type: ignore[attr-defined]
-
     path = Path(directory) / name
     save_sae(sae, path)
     return path

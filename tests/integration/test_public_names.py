@@ -47,6 +47,8 @@ EXPECTED_KINDS = {
     "steer": "function",
     "ablate_features": "function",
     "FeatureAblationResult": "class",
+    "load_sae": "function",
+    "save_sae": "function",
 }
 
 

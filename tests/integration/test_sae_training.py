@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmasos_widgets.features import SAETrainingReport, splice, train_sae
+from llmasos_widgets.features import SAETrainingReport, load_sae, splice, train_sae
 from llmasos_widgets.language import agreement_examples
 from tests._sae_known import (
     auc,
@@ -96,3 +96,15 @@ def test_bad_arguments_say_what_to_pass(bundled):
         train_sae(bundled, 9, texts, width=8, k=2)
     with pytest.raises(TypeError, match="list of strings"):
         train_sae(bundled, 1, "the key is old")
+
+
+def test_checkpoints_are_saelens_files_load_sae_reads_back(bundled, tmp_path):
+    report = _small(bundled, checkpoint_dir=tmp_path, checkpoint_every=1, epochs=2)
+    names = [path.name for path in report.checkpoints]
+    assert names == [*(f"step-{s:07d}" for s in range(1, report.steps + 1)), "final"]
+    final = load_sae(tmp_path / "final")
+    assert final.config.site == 1 and final.config.k == 4
+    x = torch.randn(5, 64)
+    torch.testing.assert_close(final(x), report.sae(x))
+    first = load_sae(tmp_path / "step-0000001")
+    assert not torch.equal(first.W_dec, final.W_dec)
