@@ -25,7 +25,7 @@ class SAETrainingReport:
     fve: float
     """Held-out fraction of variance explained."""
     train_fve: float
-    """The same over the training rows of the last epoch (as the SAE was after training)."""
+    """The same over the last chunk of training rows (all of them when they fit in one)."""
     l0: float
     """Held-out mean active latents per token."""
     dead_latents: int

@@ -10,6 +10,7 @@ error, the hooks are gone. Nothing else about the model (train/eval flags, gradi
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -76,10 +77,10 @@ def steer(
     ``alpha`` is the latent activation added. ``model``: an ``ExplainableModel`` or a bare
     ``transformers`` model.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise TypeError(f"alpha must be a number, got {alpha!r}")
     (index,) = _latents(sae, latent)
-    vector = alpha * sae.direction(index)
+    vector = float(alpha) * sae.direction(index)
 
     def add(hidden: torch.Tensor) -> torch.Tensor:
         return hidden + vector.to(hidden.device, hidden.dtype)

@@ -108,3 +108,21 @@ def test_checkpoints_are_saelens_files_load_sae_reads_back(bundled, tmp_path):
     torch.testing.assert_close(final(x), report.sae(x))
     first = load_sae(tmp_path / "step-0000001")
     assert not torch.equal(first.W_dec, final.W_dec)
+
+
+@pytest.mark.slow  # an in-process Dask cluster: about 3 s
+def test_a_dask_client_collects_the_same_activations(bundled):
+    """train_sae streams through activations(..., client=...): the same SAE as locally, up to
+    the float noise of other batch shapes (activations agree to 1e-5)."""
+    distributed = pytest.importorskip("distributed")
+    local = _small(bundled)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = _small(bundled, client=client)
+    assert remote.tokens == local.tokens and remote.steps == local.steps
+    torch.testing.assert_close(remote.sae.W_dec, local.sae.W_dec, atol=1e-3, rtol=0)
+    assert remote.fve == pytest.approx(local.fve, abs=1e-3)
