@@ -121,6 +121,7 @@ def test_ablating_the_number_latent_keeps_everything_else(bundled, number):
     off = [e for e in prompts if (e.number == "plural") != (sign > 0)]
     targets = [(e.correct_verb, e.wrong_verb) for e in on]
     result = ablate_features(bundled, sae, [latent], [e.text for e in on], target=targets)
+    assert count_hooks(bundled.hf_model) == 0
     assert result.change < 0 and result.latents == (latent,)
     untouched = ablate_features(
         bundled,
