@@ -18,10 +18,15 @@ import torch
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.features._sae_hub import HUB_FILES, download_sae, split_hub_id
 from llmasos_widgets.features._sae_saelens import read_saelens, save_saelens
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 FORMATS = tuple(HUB_FILES)
-_DTYPE_NAMES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPE_NAMES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 def save_sae(
@@ -41,7 +46,10 @@ def save_sae(
     """
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(f"save_sae saves a SparseAutoencoder, got {type(sae).__name__}")
-    return save_saelens(sae, Path(directory).expanduser(), fold_input_scale=fold_input_scale)
+    target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{str(target)!r} is a file; save_sae writes a directory of files")
+    return save_saelens(sae, target, fold_input_scale=fold_input_scale)
 
 
 def load_sae(
@@ -59,8 +67,8 @@ def load_sae(
 ) -> SparseAutoencoder:
     """Load a sparse autoencoder over one residual site.
 
-    ``path_or_hub_id`` is a local directory (or a file in it: ``cfg.json``, ``params.npz``,
-    ``hyperparams.json``), or a hub id ``"owner/repo"`` with the SAE's folder as ``subfolder=``
+    ``path_or_hub_id`` is a local directory (``subfolder=`` joined to it; or one of its files,
+    e.g. ``params.npz`` or ``checkpoints/final.safetensors``), or a hub id ``"owner/repo"`` with the SAE's folder as ``subfolder=``
     or appended (``"google/gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82"``),
     downloaded into the Hugging Face cache unless ``HF_HUB_OFFLINE=1`` or
     ``local_files_only=True``. ``format`` is ``"saelens"``, ``"llama-scope"`` or
@@ -75,8 +83,12 @@ def load_sae(
         raise ValueError(f"site must be a residual site (0 = emb, i = after L{{i-1}}), got {site}")
     name = os.fspath(path_or_hub_id)
     local = Path(name).expanduser()
+    if subfolder and local.is_dir():
+        local = local / subfolder
     if local.exists():
         directory = local if local.is_dir() else local.parent
+        if not local.is_dir() and directory.name == "checkpoints":  # Llama Scope's weights
+            directory = directory.parent
         found = format or _detect(directory, name)
         source = name
     elif _looks_like_path(name):

@@ -9,8 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmasos_widgets.models import GatedModelError, ModelNotFoundError
-from llmasos_widgets.models._hub import hub_offline
+from llmasos_widgets.models import GatedModelError, ModelNotFoundError, hub_offline
 
 # format -> (file that marks it, other files it needs, optional files)
 HUB_FILES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {

@@ -66,7 +66,9 @@ def read_llama_scope(
     directory: Path, *, site: int | None, dtype: torch.dtype | None, where: str, source: str
 ) -> SparseAutoencoder:
     hyper = _hyperparams(directory, where)
-    hook = str(hyper.get("hook_point_in") or "")
+    hook = str(hyper.get("hook_point_in") or "") or _llama_scope_hook(
+        f"{source}/{directory}", where
+    )
     if str(hyper.get("hook_point_out") or hook) != hook:
         raise ValueError(
             f"{where} is a transcoder ({hook!r} -> {hyper['hook_point_out']!r}); only SAEs "
@@ -128,6 +130,22 @@ def read_llama_scope(
         "threshold": torch.full((d_sae,), threshold, dtype=compute),
     }
     return build(config, tensors, dtype=dtype or file_dtype, where=where)
+
+
+def _llama_scope_hook(named: str, where: str) -> str:
+    """The hook of a Llama Scope folder named like ``Llama3_1-8B-Base-L15R-8x``: ``L{i}R`` is
+    the residual stream after layer ``i``; ``A`` (attention), ``M`` (MLP) and ``TC``
+    (transcoder) are not residual sites."""
+    found = re.findall(r"(?:^|[-_/])L(\d+)(R|A|M|TC)(?=[-_/]|$)", named.replace("\\", "/"))
+    if not found:
+        return ""
+    layer, kind = found[-1]
+    if kind != "R":
+        raise ValueError(
+            f"{where} is Llama Scope's L{layer}{kind} SAE (attention output, MLP output or "
+            "transcoder), not a residual site; load an L{i}R SAE (residual after layer i)"
+        )
+    return f"blocks.{layer}.hook_resid_post"
 
 
 def _scales(hyper: dict[str, Any], d_in: int, where: str) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from llmasos_widgets.tracing._anatomy import site_label
+from llmasos_widgets.tracing import site_label
 
 SUPPORTED_HOOKS = (
     "blocks.{i}.hook_resid_pre (site i), blocks.{i}.hook_resid_post (site i+1), "

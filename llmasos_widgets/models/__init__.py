@@ -6,6 +6,7 @@ from llmasos_widgets.models._errors import (
     ModelNotFoundError,
     UnsupportedCheckpointError,
 )
+from llmasos_widgets.models._hub import hub_offline
 from llmasos_widgets.models._loading import ExplainableModel, as_explainable, load_model
 from llmasos_widgets.models._names import BUNDLED_MODELS, SHORT_NAMES
 from llmasos_widgets.models._support import (
@@ -25,6 +26,7 @@ __all__ = [
     "UnsupportedCheckpointError",
     "as_explainable",
     "check_supported",
+    "hub_offline",
     "load_model",
     "register_analysis",
 ]

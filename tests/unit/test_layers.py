@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"tracing"},
     {"targets"},
     {"attribution"},
+    {"features"},  # SAEs over residual sites: below interventions, which steer with them
     {"interventions"},
     {"probing"},
     {"explanation"},

@@ -136,6 +136,13 @@ def test_a_failed_save_leaves_the_earlier_files_whole(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
 
 
+def test_saving_over_a_file_is_refused(tmp_path):
+    (tmp_path / "sae").write_text("keep")
+    with pytest.raises(ValueError, match="is a file; save_sae writes a directory"):
+        save_sae(_random_sae("relu"), tmp_path / "sae")
+    assert (tmp_path / "sae").read_text() == "keep"
+
+
 def test_unserialisable_metadata_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="JSON-serialisable"):
         save_sae(_random_sae("relu", metadata={"when": object()}), tmp_path / "sae")
@@ -332,6 +339,9 @@ def test_llama_scope_matches_lm_saes_in_saelens_units(tmp_path, hyper):
     path, weights = _llama_scope_dir(tmp_path / "L3R", hyper)
     sae = load_sae(path)
     assert sae.site == 4 and sae.config.hook_name == "blocks.3.hook_resid_post"  # L3R
+    same = load_sae(path / "checkpoints" / "final.safetensors")  # the weights file named
+    assert torch.equal(same.W_enc, sae.W_enc)
+    assert torch.equal(load_sae(tmp_path, subfolder="L3R").W_dec, sae.W_dec)
     s_in = math.sqrt(D_IN) / 4.2
     assert sae.config.input_scale == pytest.approx(s_in)
     x = _x() * 3
@@ -381,6 +391,16 @@ def test_a_minimal_llama_scope_file_reads_as_saelens_reads_it(tmp_path):
     assert acts.count_nonzero() > 0 and (acts == 0).any()
     torch.testing.assert_close(sae.encode(x), acts, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sae(x), acts @ w_dec + b_dec, rtol=1e-5, atol=1e-4)
+
+
+def test_llama_scope_folder_names_give_the_site_when_hyperparams_do_not(tmp_path):
+    hyper = {k: v for k, v in _llama_hyper().items() if not k.startswith("hook_point")}
+    path, _ = _llama_scope_dir(tmp_path / "Llama3_1-8B-Base-L15R-8x", hyper)
+    sae = load_sae(path)
+    assert sae.site == 16 and sae.config.hook_name == "blocks.15.hook_resid_post"
+    mlp, _ = _llama_scope_dir(tmp_path / "Llama3_1-8B-Base-L15M-8x", hyper)
+    with pytest.raises(ValueError, match="L15M SAE .*not a residual site"):
+        load_sae(mlp)
 
 
 @pytest.mark.parametrize(
