@@ -198,7 +198,8 @@ def train_sae(
         width: latents (``d_sae``); default 16 x hidden size.
         k: latents kept per token.
         positions: which tokens of each text train it, as in ``activations``: ``"all"``
-            (default; ``<bos>`` skipped while ``skip_bos``), ``"last"``, or ints.
+            (default; ``<bos>`` skipped while ``skip_bos``), ``"last"``, or one int for
+            every text (negative: from the end).
         epochs: passes over the training texts; batch_size: tokens per optimiser step.
         lr: Adam's learning rate; default ``2e-4 / sqrt(width / 2**14)`` (OpenAI's scaling).
         aux_k / aux_coefficient / dead_window: the AuxK loss; defaults ``min(2k, width)``,
@@ -222,6 +223,14 @@ def train_sae(
         _check_int("checkpoint_every", checkpoint_every)
         if checkpoint_dir is None:
             raise ValueError("checkpoint_every needs checkpoint_dir= (where to write them)")
+    if not (
+        positions in ("all", "last")
+        or (isinstance(positions, int) and not isinstance(positions, bool))
+    ):
+        # one position per text would have to follow the texts through the split and chunks
+        raise ValueError(
+            f"positions must be 'all', 'last' or one int for every text, got {positions!r}"
+        )
     train_texts, held_texts = _split(texts, held_out, seed)
     collect = _collector(model, site, positions, skip_bos, client, activation_batch_size)
     chunks = _chunks(train_texts, chunk_texts, collect, epochs)

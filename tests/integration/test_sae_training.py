@@ -94,6 +94,8 @@ def test_bad_arguments_say_what_to_pass(bundled):
         train_sae(bundled, 1, texts, checkpoint_every=10)
     with pytest.raises(ValueError, match="unknown layer"):
         train_sae(bundled, 9, texts, width=8, k=2)
+    with pytest.raises(ValueError, match="positions must be"):
+        train_sae(bundled, 1, texts, positions=[1, 2])
     with pytest.raises(TypeError, match="list of strings"):
         train_sae(bundled, 1, "the key is old")
 
