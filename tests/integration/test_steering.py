@@ -134,3 +134,17 @@ def test_ablating_the_number_latent_keeps_everything_else(bundled, number):
     with torch.no_grad(), ablate_features(bundled, sae, [latent]):
         inside = verb_preference(bundled, on)
     np.testing.assert_allclose(inside, result.values_after, atol=1e-4)
+
+
+def test_saliency_runs_through_the_blocks_and_leaves_no_grad(bundled):
+    """The rewrites keep the autograd graph (saliency under an ablation is exact) and nothing
+    accumulates in the model's or the SAE's ``.grad``."""
+    sae = SparseAutoencoder(SAEConfig(d_in=64, d_sae=16, site=2, k=2))
+    plain = bundled.explain("the keys near the old cabinet").saliency
+    with steer(bundled, sae, 0, 3.0):
+        steered = bundled.explain("the keys near the old cabinet").saliency
+    assert plain is not None and steered is not None
+    assert not np.allclose(np.asarray(plain.scores), np.asarray(steered.scores))
+    with ablate_features(bundled, sae, [0, 1]):
+        assert bundled.explain("the keys near the old cabinet").saliency is not None
+    assert all(p.grad is None for p in (*bundled.hf_model.parameters(), *sae.parameters()))
