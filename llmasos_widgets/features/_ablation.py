@@ -12,9 +12,7 @@ import torch
 
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.features._steering import _latents, ablating_features
-from llmasos_widgets.interventions._ablation import _describe, _measure, _per_text_targets
-from llmasos_widgets.interventions._runs import as_texts
-from llmasos_widgets.targets import TargetLike
+from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
 from llmasos_widgets.tracing import eval_mode
 
 
@@ -106,20 +104,56 @@ def ablate_features(
     explainable = as_explainable(model, tokenizer)
     chosen = _latents(sae, latents)
     block = ablating_features(explainable, sae, chosen)  # checks d_in and site first
-    text_list = as_texts(texts)
-    targets = _per_text_targets(target, len(text_list))
+    text_list = [texts] if isinstance(texts, str) else list(texts)
+    if not text_list or not all(isinstance(t, str) for t in text_list):
+        raise TypeError("texts must be a str or a non-empty list of str")
+    if isinstance(target, list):
+        if len(target) != len(text_list):
+            raise ValueError(f"target has {len(target)} entries for {len(text_list)} texts")
+        targets = list(target)
+    else:
+        targets = [target] * len(text_list)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     ids = [explainable.encode(text) for text in text_list]
-    hf_model, tok = explainable.hf_model, explainable.tokenizer
-    with torch.no_grad(), eval_mode(hf_model):
-        before, _, bound = _measure(hf_model, tok, ids, targets, position, batch_size)
+    with torch.no_grad(), eval_mode(explainable.hf_model):
+        before, bound = _measure(explainable, ids, targets, position, batch_size)
         with block:
-            after, _, _ = _measure(hf_model, tok, ids, bound, position, batch_size)
+            after, _ = _measure(explainable, ids, bound, position, batch_size)
+    descriptions = {spec.description for spec in bound}
     return FeatureAblationResult(
         latents=tuple(chosen),
         site=sae.site,
-        target=_describe(bound),
+        target=descriptions.pop() if len(descriptions) == 1 else f"{len(bound)} per-text targets",
         texts=tuple(text_list),
         values_before=before,
         values_after=after,
         metadata={"model": explainable.name},
     )
+
+
+def _measure(
+    explainable: Any, ids: list[torch.Tensor], targets: list[Any], position: int, batch_size: int
+) -> tuple[np.ndarray, list[Any]]:
+    """Each text's target value at ``position``, texts of one length batched; targets are
+    bound to token ids on the first (unablated) pass, so ``None`` means the clean prediction."""
+    values = np.zeros(len(ids), np.float64)
+    bound = list(targets)
+    by_length: dict[int, list[int]] = {}
+    for index, tokens in enumerate(ids):
+        by_length.setdefault(int(tokens.shape[-1]), []).append(index)
+    for length, members in by_length.items():
+        at = resolve_position(position, length)
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            batch = torch.cat([ids[i] for i in chunk])
+            out = explainable.hf_model(input_ids=batch, use_cache=False, logits_to_keep=length - at)
+            logits = out.logits[:, 0]
+            for row, index in enumerate(chunk):
+                spec = bound[index]
+                if not hasattr(spec, "token_id"):
+                    spec = bound[index] = resolve_target(
+                        spec, explainable.tokenizer, position=at, logits_at_position=logits[row]
+                    )
+                values[index] = float(spec(logits[row : row + 1])[0])
+    return values, bound

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from llmasos_widgets.features._report import SAETrainingReport
 from llmasos_widgets.features._sae import SAEConfig, SparseAutoencoder
 from llmasos_widgets.features._sae_files import save_sae
 from llmasos_widgets.probing import activations
-from llmasos_widgets.probing._activations import Positions, check_texts
+
+Positions = int | Literal["last", "all"]
 
 # Latents silent this many batches count as dead (OpenAI: 10M tokens of 131k-token batches).
 _DEAD_BATCHES = 50
@@ -214,7 +215,9 @@ def train_sae(
     Returns:
         :class:`SAETrainingReport`: ``report.sae`` plus held-out FVE, L0 and dead latents.
     """
-    texts = check_texts(texts)
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a list of strings; wrap a single text as [text]")
+    texts = list(texts)
     site = _check_int("site", site, 0)
     for name, value in (("k", k), ("epochs", epochs), ("batch_size", batch_size)):
         _check_int(name, value)

@@ -32,9 +32,9 @@ LAYERS: list[set[str]] = [
     {"tracing"},
     {"targets"},
     {"attribution"},
-    {"features"},  # SAEs over residual sites: below interventions, which steer with them
     {"interventions"},
     {"probing"},
+    {"features"},  # SAEs over residual sites: trained on probing's activations, read by explain
     {"explanation"},
     {"comparison"},
     {"views"},  # view computation for widgets and reports: above explanation
