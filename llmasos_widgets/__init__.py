@@ -42,6 +42,11 @@ _EXPORTS = {
     "compare": "llmasos_widgets.comparison",
     "Comparison": "llmasos_widgets.comparison",
     "CompareWidget": "llmasos_widgets.widgets",
+    "train_sae": "llmasos_widgets.features",
+    "SAETrainingReport": "llmasos_widgets.features",
+    "steer": "llmasos_widgets.features",
+    "ablate_features": "llmasos_widgets.features",
+    "FeatureAblationResult": "llmasos_widgets.features",
     "load_sae": "llmasos_widgets.features",
     "save_sae": "llmasos_widgets.features",
 }
@@ -79,8 +84,13 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
+    from llmasos_widgets.features import FeatureAblationResult as FeatureAblationResult
+    from llmasos_widgets.features import SAETrainingReport as SAETrainingReport
+    from llmasos_widgets.features import ablate_features as ablate_features
     from llmasos_widgets.features import load_sae as load_sae
     from llmasos_widgets.features import save_sae as save_sae
+    from llmasos_widgets.features import steer as steer
+    from llmasos_widgets.features import train_sae as train_sae
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.interventions import attribution_patching as attribution_patching

@@ -43,6 +43,11 @@ EXPECTED_KINDS = {
     "compare": "function",
     "Comparison": "class",
     "CompareWidget": "class",
+    "train_sae": "function",
+    "SAETrainingReport": "class",
+    "steer": "function",
+    "ablate_features": "function",
+    "FeatureAblationResult": "class",
     "load_sae": "function",
     "save_sae": "function",
 }

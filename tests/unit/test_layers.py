@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"attribution"},
     {"interventions"},
     {"probing"},
-    {"features"},  # SAEs: stream activations as probing does, intervene as interventions do
+    {"features"},  # SAEs over residual sites: trained on probing's activations, read by explain
     {"explanation"},
     {"comparison"},
     {"views"},  # view computation for widgets and reports: above explanation
