@@ -2,8 +2,12 @@
 
 * :class:`SparseAutoencoder` / :class:`SAEConfig`: the dictionary (ReLU, TopK, JumpReLU),
   in SAELens's weight layout, reading and writing one residual site.
+* :class:`FeatureActivations`: one SAE's latents on one text, sparse (``explain(saes=...)``).
+* :func:`feature_examples` / :class:`FeatureExamples`: max-activating contexts per latent
+  over a corpus, cached on disk and resumable.
 """
 
+from llmasos_widgets.features._activations import FeatureActivations
 from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoencoder
 
-__all__ = ["ACTIVATIONS", "SAEConfig", "SparseAutoencoder"]
+__all__ = ["ACTIVATIONS", "FeatureActivations", "SAEConfig", "SparseAutoencoder"]

@@ -1,0 +1,175 @@
+"""Reading SAE latents from a forward someone else runs (``explain``), through the capture
+layer: each SAE encodes its site's residual inside the hook, so only the sparse latents and
+one error norm per token are kept (never ``[token, d_sae]`` beyond one site at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmasos_widgets._gather import execution_device
+from llmasos_widgets._hooks import HookSet
+from llmasos_widgets.features._activations import FeatureActivations
+from llmasos_widgets.features._sae import SparseAutoencoder
+from llmasos_widgets.tracing import Anatomy, site_label
+
+MAX_LATENTS_PER_TOKEN = 256
+"""Latents kept per token (the most active ones): every active latent of a TopK SAE with
+``k`` up to this; a ReLU SAE that fires on thousands keeps its strongest 256."""
+EFFECT_TOKENS = 10
+"""Promoted and suppressed tokens kept per latent."""
+_EFFECT_CHUNK_BYTES = 64 * 2**20
+
+
+def named_saes(
+    saes: Sequence[SparseAutoencoder] | Mapping[str, SparseAutoencoder],
+) -> list[tuple[str, SparseAutoencoder]]:
+    """``(name, sae)`` pairs: a mapping's keys, else each SAE's ``hook_name`` or
+    ``sae@<site label>``, made unique with ``#2``, ``#3``."""
+    pairs = list(saes.items()) if isinstance(saes, Mapping) else [("", s) for s in saes]
+    named: list[tuple[str, SparseAutoencoder]] = []
+    seen: set[str] = set()
+    for name, sae in pairs:
+        if not isinstance(sae, SparseAutoencoder):
+            raise TypeError(
+                f"saes= takes SparseAutoencoder objects, got {type(sae).__name__}; build one "
+                "with SparseAutoencoder(SAEConfig(...)) or load it"
+            )
+        base = name or sae.config.hook_name or f"sae@{site_label(sae.site)}"
+        unique, count = base, 1
+        while unique in seen:
+            count += 1
+            unique = f"{base}#{count}"
+        seen.add(unique)
+        named.append((unique, sae))
+    return named
+
+
+def check_sae(parts: Anatomy, sae: SparseAutoencoder, hidden_size: int) -> None:
+    """A clear error when ``sae`` cannot read this model."""
+    try:
+        parts.check_site(sae.site)
+    except ValueError as error:
+        raise ValueError(
+            f"this SAE reads site {sae.site}, which the model lacks: {error}"
+        ) from None
+    if sae.config.d_in != hidden_size:
+        raise ValueError(
+            f"this SAE reads vectors of {sae.config.d_in} numbers (d_in), but the model's "
+            f"residual stream has {hidden_size}: it was trained on another model (its "
+            f"model_name is {sae.config.model_name or 'not recorded'!r})"
+        )
+
+
+class SiteFeatures:
+    """Filled by the hook of one SAE during one forward over one sequence."""
+
+    def __init__(self, name: str, sae: SparseAutoencoder, max_latents: int) -> None:
+        self.name, self.sae = name, sae
+        self.max_latents = min(max_latents, sae.d_sae)
+        self.result: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def read(self, hidden: torch.Tensor) -> None:
+        """``hidden`` ``[1, token, d_in]`` -> CSR latents and error norms, kept on the CPU."""
+        sae = self.sae
+        x = hidden[0].detach().to(sae.W_enc.device)
+        with torch.no_grad():
+            codes = sae.encode(x)
+            error = (x.to(codes.dtype) - sae.decode(codes)).norm(dim=-1)
+            values, latents = codes.topk(self.max_latents, dim=-1)  # sorted, largest first
+        active = values > 0
+        self.result = (
+            np.concatenate([[0], active.sum(-1).cumsum(0).cpu().numpy()]).astype(np.int64),
+            latents[active].cpu().numpy().astype(np.int64),
+            values[active].float().cpu().numpy(),
+            error.float().cpu().numpy(),
+        )
+
+    def activations(
+        self, parts: Anatomy, token_strings: Callable[[np.ndarray], tuple[str, ...]]
+    ) -> FeatureActivations:
+        if self.result is None:
+            raise RuntimeError(f"SAE {self.name!r} read nothing: the forward did not finish")
+        indptr, latents, values, error = self.result
+        effect_latents = np.unique(latents)
+        up, up_logits, down, down_logits = logit_effects(parts, self.sae, effect_latents)
+        config = self.sae.config
+        return FeatureActivations(
+            name=self.name,
+            site=self.sae.site,
+            d_sae=self.sae.d_sae,
+            indptr=indptr,
+            latents=latents,
+            values=values,
+            error_norm=error,
+            effect_latents=effect_latents,
+            promoted_ids=up,
+            promoted_logits=up_logits,
+            suppressed_ids=down,
+            suppressed_logits=down_logits,
+            promoted_tokens=tuple(token_strings(row) for row in up),
+            suppressed_tokens=tuple(token_strings(row) for row in down),
+            metadata={
+                "activation": config.activation,
+                "k": config.k,
+                "max_latents_per_token": self.max_latents,
+                "hook_name": config.hook_name,
+                "model_name": config.model_name,
+            },
+        )
+
+
+def read_features(
+    parts: Anatomy,
+    hooks: HookSet,
+    saes: Sequence[SparseAutoencoder] | Mapping[str, SparseAutoencoder],
+    hidden_size: int,
+    *,
+    max_latents: int = MAX_LATENTS_PER_TOKEN,
+) -> list[SiteFeatures]:
+    """Register one site reader per SAE on ``hooks`` (removed with them)."""
+    readers = []
+    for name, sae in named_saes(saes):
+        check_sae(parts, sae, hidden_size)
+        reader = SiteFeatures(name, sae, max_latents)
+        parts.read_site(hooks, sae.site, reader.read)
+        readers.append(reader)
+    return readers
+
+
+def logit_effects(
+    parts: Anatomy, sae: SparseAutoencoder, latents: np.ndarray, k: int = EFFECT_TOKENS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The model's head (final norm, unembedding, soft-cap: as the logit lens reads a site)
+    on each latent's decoder direction: the ``k`` highest and lowest logits, ids and values
+    ``[len(latents), k]`` each. With an RMS norm this ranks tokens as ``W_U (g * d)``, the
+    direct effect of adding the direction at the last site."""
+    if parts.unembedding is None:
+        raise TypeError(f"{type(parts.model).__name__} has no LM head to read effects with")
+    device = execution_device(parts.unembedding)
+    weight: Any = parts.unembedding.weight
+    vocab = int(weight.shape[0])
+    k = min(k, vocab)
+    chunk = max(1, _EFFECT_CHUNK_BYTES // (4 * vocab))
+    out: list[list[torch.Tensor]] = [[], [], [], []]
+    with torch.no_grad():
+        directions = sae.W_dec.detach() / sae.config.input_scale
+        for start in range(0, len(latents), chunk):
+            rows = torch.as_tensor(latents[start : start + chunk], device=directions.device)
+            logits = parts.head(directions[rows].to(device=device, dtype=weight.dtype)).float()
+            high, low = logits.topk(k, dim=-1), logits.topk(k, dim=-1, largest=False)
+            for i, part in enumerate((high.indices, high.values, low.indices, low.values)):
+                out[i].append(part.cpu())
+    if not len(latents):
+        empty_ids, empty = np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return empty_ids, empty, empty_ids, empty
+    ids_up, up, ids_down, down = (torch.cat(parts_).numpy() for parts_ in out)
+    return (
+        ids_up.astype(np.int64),
+        up.astype(np.float32),
+        ids_down.astype(np.int64),
+        down.astype(np.float32),
+    )
