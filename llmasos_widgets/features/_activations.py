@@ -61,7 +61,7 @@ class FeatureActivations:
                 f"latents and values must be [{nnz}] (indptr[-1]); got "
                 f"{tuple(self.latents.shape)}, {tuple(self.values.shape)}"
             )
-        if nnz and not (0 <= self.latents.min() and self.latents.max() < self.d_sae):
+        if nnz and not (self.latents.min() >= 0 and self.latents.max() < self.d_sae):
             raise ValueError(f"latents must lie in 0..{self.d_sae - 1}")
         m = len(self.effect_latents)
         for name in ("promoted_ids", "promoted_logits", "suppressed_ids", "suppressed_logits"):
