@@ -65,8 +65,10 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         arrays, record = to_record(result)
         tensors.update({f"causal.{index}.{name}": _tensor(a) for name, a in arrays.items()})
         causal.append(record)
-    for index, record in enumerate(explanation.features):
-        tensors.update({f"features.{index}.{n}": _tensor(a) for n, a in record.to_arrays().items()})
+    for index, features in enumerate(explanation.features):
+        tensors.update(
+            {f"features.{index}.{n}": _tensor(a) for n, a in features.to_arrays().items()}
+        )
     header = {
         "model_name": explanation.model_name,
         "tokens": list(explanation.tokens),

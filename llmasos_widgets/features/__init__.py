@@ -4,10 +4,22 @@
   in SAELens's weight layout, reading and writing one residual site.
 * :class:`FeatureActivations`: one SAE's latents on one text, sparse (``explain(saes=...)``).
 * :func:`feature_examples` / :class:`FeatureExamples`: max-activating contexts per latent
-  over a corpus, cached on disk and resumable.
+  over a corpus, cached on disk and resumable; :func:`docstring_corpus`: a corpus from the
+  docstrings of installed packages (for machines without a dataset hub).
 """
 
 from llmasos_widgets.features._activations import FeatureActivations
+from llmasos_widgets.features._corpus import docstring_corpus
+from llmasos_widgets.features._examples import feature_examples
+from llmasos_widgets.features._examples_data import FeatureExamples
 from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoencoder
 
-__all__ = ["ACTIVATIONS", "FeatureActivations", "SAEConfig", "SparseAutoencoder"]
+__all__ = [
+    "ACTIVATIONS",
+    "FeatureActivations",
+    "FeatureExamples",
+    "SAEConfig",
+    "SparseAutoencoder",
+    "docstring_corpus",
+    "feature_examples",
+]
