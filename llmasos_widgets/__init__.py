@@ -41,6 +41,12 @@ _EXPORTS = {
     "compare": "llmasos_widgets.comparison",
     "Comparison": "llmasos_widgets.comparison",
     "CompareWidget": "llmasos_widgets.widgets",
+    "FeatureWidget": "llmasos_widgets.widgets",
+    "feature_examples": "llmasos_widgets.features",
+    "FeatureActivations": "llmasos_widgets.features",
+    "FeatureExamples": "llmasos_widgets.features",
+    "SparseAutoencoder": "llmasos_widgets.features",
+    "SAEConfig": "llmasos_widgets.features",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -76,6 +82,11 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import Explanation as Explanation
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
+    from llmasos_widgets.features import FeatureActivations as FeatureActivations
+    from llmasos_widgets.features import FeatureExamples as FeatureExamples
+    from llmasos_widgets.features import SAEConfig as SAEConfig
+    from llmasos_widgets.features import SparseAutoencoder as SparseAutoencoder
+    from llmasos_widgets.features import feature_examples as feature_examples
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.interventions import attribution_patching as attribution_patching
@@ -89,6 +100,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.tracing import trace as trace
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
+    from llmasos_widgets.widgets import FeatureWidget as FeatureWidget
     from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget

@@ -42,6 +42,12 @@ EXPECTED_KINDS = {
     "compare": "function",
     "Comparison": "class",
     "CompareWidget": "class",
+    "FeatureWidget": "class",
+    "feature_examples": "function",
+    "FeatureActivations": "class",
+    "FeatureExamples": "class",
+    "SparseAutoencoder": "class",
+    "SAEConfig": "class",
 }
 
 
