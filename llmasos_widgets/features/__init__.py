@@ -8,7 +8,7 @@
   docstrings of installed packages (for machines without a dataset hub).
 """
 
-from llmasos_widgets.features._activations import FeatureActivations
+from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
 from llmasos_widgets.features._corpus import docstring_corpus
 from llmasos_widgets.features._examples import feature_examples
 from llmasos_widgets.features._examples_data import FeatureExamples
@@ -18,6 +18,7 @@ __all__ = [
     "ACTIVATIONS",
     "FeatureActivations",
     "FeatureExamples",
+    "LogitEffects",
     "SAEConfig",
     "SparseAutoencoder",
     "docstring_corpus",

@@ -6,15 +6,56 @@ Layout (CSR over tokens, as ``scipy.sparse.csr_matrix``): token ``t``'s active l
 largest first. ``error_norm[t]`` is ``|x_t - sae(x_t)|``: the part of the residual the
 dictionary does not explain. Logit effects are stored for ``effect_latents`` only (the latents
 that occur in the text): the model's head (final norm, unembedding) read on each latent's
-decoder direction, its ``k`` most promoted and most suppressed tokens.
+decoder direction, its ``k`` most promoted and most suppressed tokens. Like the logit lens of
+the earlier sites (``explanation/_lens.py``) they are read when first asked for (a view, the
+report, ``save``), not during ``explain``: on a small model reading them costs as much as
+the rest of the capture (:class:`LogitEffects`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+_EFFECT_ARRAYS = ("promoted_ids", "promoted_logits", "suppressed_ids", "suppressed_logits")
+EffectsReader = Callable[[], tuple[dict[str, np.ndarray], dict[int, str]]]
+
+
+class LogitEffects:
+    """The effect arrays of :class:`FeatureActivations` (``[latent, k]`` each, see
+    :data:`_EFFECT_ARRAYS`) and the strings of the token ids in them; given, or read once by
+    ``reader`` on first access (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        arrays: Mapping[str, np.ndarray] | None = None,
+        strings: Mapping[int, str] | None = None,
+        reader: EffectsReader | None = None,
+    ) -> None:
+        if (arrays is None) == (reader is None):
+            raise ValueError("LogitEffects needs its arrays or a reader, not both")
+        self._arrays = None if arrays is None else {n: arrays[n] for n in _EFFECT_ARRAYS}
+        self._strings = dict(strings or {})
+        self._reader = reader
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        """Not read yet."""
+        return self._arrays is None
+
+    def read(self) -> tuple[dict[str, np.ndarray], dict[int, str]]:
+        with self._lock:
+            if self._arrays is None:
+                assert self._reader is not None
+                self._arrays, self._strings = self._reader()
+                self._reader = None  # read: the SAE and the model are no longer needed
+            return self._arrays, self._strings
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -35,19 +76,9 @@ class FeatureActivations:
     error_norm: np.ndarray
     """float32 ``[token]``: norm of the reconstruction error."""
     effect_latents: np.ndarray
-    """int64 ``[m]``: sorted latents whose logit effects are stored."""
-    promoted_ids: np.ndarray
-    """int64 ``[m, k]``: tokens each latent's direction raises most (largest first)."""
-    promoted_logits: np.ndarray
-    """float32 ``[m, k]``: their logits from the head read on the direction."""
-    suppressed_ids: np.ndarray
-    """int64 ``[m, k]``: tokens it lowers most (most negative first)."""
-    suppressed_logits: np.ndarray
-    """float32 ``[m, k]``."""
-    promoted_tokens: tuple[tuple[str, ...], ...] = ()
-    """``[m][k]`` strings of ``promoted_ids``."""
-    suppressed_tokens: tuple[tuple[str, ...], ...] = ()
-    """``[m][k]`` strings of ``suppressed_ids``."""
+    """int64 ``[m]``: sorted latents whose logit effects are stored (those in ``latents``)."""
+    effects: LogitEffects = field(repr=False)
+    """Their logit effects, read on first use: see :attr:`promoted_ids` and the others."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """JSON facts (activation kind, ``k``, latents kept per token)."""
 
@@ -63,14 +94,51 @@ class FeatureActivations:
             )
         if nnz and not (self.latents.min() >= 0 and self.latents.max() < self.d_sae):
             raise ValueError(f"latents must lie in 0..{self.d_sae - 1}")
+        if not self.effects.pending:
+            self._check_effects(self.effects.read()[0])
+
+    def _check_effects(self, arrays: Mapping[str, np.ndarray]) -> None:
         m = len(self.effect_latents)
-        for name in ("promoted_ids", "promoted_logits", "suppressed_ids", "suppressed_logits"):
-            array = getattr(self, name)
+        for name in _EFFECT_ARRAYS:
+            array = arrays[name]
             if array.ndim != 2 or array.shape[0] != m:
                 raise ValueError(f"{name} must be [{m}, k]; got {tuple(array.shape)}")
-        for name in ("promoted_tokens", "suppressed_tokens"):
-            if getattr(self, name) and len(getattr(self, name)) != m:
-                raise ValueError(f"{name} must have one row per effect latent ({m})")
+
+    # ---- logit effects (read on first use) ---------------------------------------------
+    @property
+    def promoted_ids(self) -> np.ndarray:
+        """int64 ``[m, k]``: tokens each effect latent's direction raises most (largest
+        first)."""
+        return self.effects.read()[0]["promoted_ids"]
+
+    @property
+    def promoted_logits(self) -> np.ndarray:
+        """float32 ``[m, k]``: their logits, the head read on the direction."""
+        return self.effects.read()[0]["promoted_logits"]
+
+    @property
+    def suppressed_ids(self) -> np.ndarray:
+        """int64 ``[m, k]``: tokens it lowers most (most negative first)."""
+        return self.effects.read()[0]["suppressed_ids"]
+
+    @property
+    def suppressed_logits(self) -> np.ndarray:
+        """float32 ``[m, k]``."""
+        return self.effects.read()[0]["suppressed_logits"]
+
+    def _strings(self, ids: np.ndarray) -> tuple[str, ...]:
+        strings = self.effects.read()[1]
+        return tuple(strings.get(int(i), f"<id {int(i)}>") for i in ids)
+
+    @property
+    def promoted_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """``[m][k]`` strings of :attr:`promoted_ids`."""
+        return tuple(self._strings(row) for row in self.promoted_ids)
+
+    @property
+    def suppressed_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """``[m][k]`` strings of :attr:`suppressed_ids`."""
+        return tuple(self._strings(row) for row in self.suppressed_ids)
 
     @property
     def n_tokens(self) -> int:
@@ -116,48 +184,41 @@ class FeatureActivations:
         if where >= len(self.effect_latents) or self.effect_latents[where] != latent:
             raise ValueError(f"latent {latent} is not active in this text: no effects stored")
 
-        def pairs(tokens: tuple[tuple[str, ...], ...], logits: np.ndarray) -> list[Any]:
-            return [(t, float(v)) for t, v in zip(tokens[where], logits[where], strict=True)]
+        def pairs(ids: np.ndarray, logits: np.ndarray) -> list[Any]:
+            strings = self._strings(ids[where])
+            return [(t, float(v)) for t, v in zip(strings, logits[where], strict=True)]
 
         return {
-            "promoted": pairs(self.promoted_tokens, self.promoted_logits),
-            "suppressed": pairs(self.suppressed_tokens, self.suppressed_logits),
+            "promoted": pairs(self.promoted_ids, self.promoted_logits),
+            "suppressed": pairs(self.suppressed_ids, self.suppressed_logits),
         }
 
     # ---- persistence (explanation/_storage.py) ------------------------------------------
-    _ARRAYS = (
-        "indptr",
-        "latents",
-        "values",
-        "error_norm",
-        "effect_latents",
-        "promoted_ids",
-        "promoted_logits",
-        "suppressed_ids",
-        "suppressed_logits",
-    )
+    _ARRAYS = ("indptr", "latents", "values", "error_norm", "effect_latents")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in self._ARRAYS}
+        """Every array, the logit effects read now if they were not."""
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        return {**arrays, **self.effects.read()[0]}
 
     def to_json(self) -> dict[str, Any]:
+        strings = self.effects.read()[1]
         return {
             "name": self.name,
             "site": self.site,
             "d_sae": self.d_sae,
-            "promoted_tokens": [list(row) for row in self.promoted_tokens],
-            "suppressed_tokens": [list(row) for row in self.suppressed_tokens],
+            "token_strings": {str(i): s for i, s in sorted(strings.items())},
             "metadata": dict(self.metadata),
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: dict[str, Any]) -> Any:
+        strings = {int(i): str(s) for i, s in meta["token_strings"].items()}
         return cls(
             name=str(meta["name"]),
             site=int(meta["site"]),
             d_sae=int(meta["d_sae"]),
-            promoted_tokens=tuple(tuple(row) for row in meta["promoted_tokens"]),
-            suppressed_tokens=tuple(tuple(row) for row in meta["suppressed_tokens"]),
+            effects=LogitEffects(arrays=arrays, strings=strings),
             metadata=dict(meta.get("metadata", {})),
             **{name: arrays[name] for name in cls._ARRAYS},
         )

@@ -12,7 +12,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import HookSet
-from llmasos_widgets.features._activations import FeatureActivations
+from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.tracing import Anatomy, site_label
 
@@ -69,7 +69,9 @@ class SiteFeatures:
 
     def __init__(self, name: str, sae: SparseAutoencoder, max_latents: int) -> None:
         self.name, self.sae = name, sae
-        self.max_latents = min(max_latents, sae.d_sae)
+        # a TopK SAE has at most k active latents: no need to look further
+        k = sae.config.k if sae.config.activation == "topk" else None
+        self.max_latents = min(max_latents, sae.d_sae, k or sae.d_sae)
         self.result: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def read(self, hidden: torch.Tensor) -> None:
@@ -77,9 +79,16 @@ class SiteFeatures:
         sae = self.sae
         x = hidden[0].detach().to(sae.W_enc.device)
         with torch.no_grad():
-            codes = sae.encode(x)
-            error = (x.to(codes.dtype) - sae.decode(codes)).norm(dim=-1)
-            values, latents = codes.topk(self.max_latents, dim=-1)  # sorted, largest first
+            if sae.config.activation == "topk":  # encode's own top-k, taken once
+                values, latents = sae.pre_activations(x).topk(self.max_latents, dim=-1)
+                values = torch.relu(values)
+                codes = torch.zeros(*x.shape[:-1], sae.d_sae, dtype=values.dtype)
+                codes = codes.to(values.device).scatter(-1, latents, values)
+            else:
+                codes = sae.encode(x)
+                values, latents = codes.topk(self.max_latents, dim=-1)  # largest first
+            reconstruction = _decode_kept(sae, codes, values, latents)
+            error = (x.to(codes.dtype) - reconstruction).norm(dim=-1)
         active = values > 0
         self.result = (
             np.concatenate([[0], active.sum(-1).cumsum(0).cpu().numpy()]).astype(np.int64),
@@ -91,11 +100,12 @@ class SiteFeatures:
     def activations(
         self, parts: Anatomy, token_strings: Callable[[np.ndarray], tuple[str, ...]]
     ) -> FeatureActivations:
+        """The record; its logit effects are read from ``parts`` and the SAE when first
+        asked for (:class:`_EffectsReader`)."""
         if self.result is None:
             raise RuntimeError(f"SAE {self.name!r} read nothing: the forward did not finish")
         indptr, latents, values, error = self.result
         effect_latents = np.unique(latents)
-        up, up_logits, down, down_logits = logit_effects(parts, self.sae, effect_latents)
         config = self.sae.config
         return FeatureActivations(
             name=self.name,
@@ -106,12 +116,9 @@ class SiteFeatures:
             values=values,
             error_norm=error,
             effect_latents=effect_latents,
-            promoted_ids=up,
-            promoted_logits=up_logits,
-            suppressed_ids=down,
-            suppressed_logits=down_logits,
-            promoted_tokens=tuple(token_strings(row) for row in up),
-            suppressed_tokens=tuple(token_strings(row) for row in down),
+            effects=LogitEffects(
+                reader=_EffectsReader(parts, self.sae, effect_latents, token_strings)
+            ),
             metadata={
                 "activation": config.activation,
                 "k": config.k,
@@ -120,6 +127,61 @@ class SiteFeatures:
                 "model_name": config.model_name,
             },
         )
+
+
+class _EffectsReader:
+    """Reads the logit effects later, and refuses when the SAE's decoder or the model's head
+    changed since the forward (trained or fine-tuned in place): they would then not be the
+    effects of the dictionary that produced the activations."""
+
+    def __init__(
+        self,
+        parts: Anatomy,
+        sae: SparseAutoencoder,
+        latents: np.ndarray,
+        token_strings: Callable[[np.ndarray], tuple[str, ...]],
+    ) -> None:
+        self.parts, self.sae, self.latents, self.token_strings = parts, sae, latents, token_strings
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> list[tuple[int, int]]:
+        modules = [m for m in (self.parts.final_norm, self.parts.unembedding) if m is not None]
+        tensors = [self.sae.W_dec, *(p for m in modules for p in m.parameters())]
+        return [(t.data_ptr(), t._version) for t in tensors]
+
+    def __call__(self) -> tuple[dict[str, np.ndarray], dict[int, str]]:
+        if self._fingerprint() != self.fingerprint:
+            raise RuntimeError(
+                "the SAE's decoder or the model's final norm/unembedding changed since "
+                "explain() ran, so the logit effects can no longer be read; explain the text "
+                "again (or read them, e.g. save the explanation, before changing either)"
+            )
+        up, up_logits, down, down_logits = logit_effects(self.parts, self.sae, self.latents)
+        ids = np.unique(np.concatenate([up.reshape(-1), down.reshape(-1)]))
+        strings = self.token_strings(ids) if len(ids) else ()
+        arrays = {
+            "promoted_ids": up,
+            "promoted_logits": up_logits,
+            "suppressed_ids": down,
+            "suppressed_logits": down_logits,
+        }
+        return arrays, {int(i): s for i, s in zip(ids, strings, strict=True)}
+
+
+def _decode_kept(
+    sae: SparseAutoencoder, codes: torch.Tensor, values: torch.Tensor, latents: torch.Tensor
+) -> torch.Tensor:
+    """``sae.decode(codes)``, from the kept latents alone when they are every active one
+    (a weighted sum of ``k`` decoder rows per token instead of a ``[token, d_sae]`` matmul:
+    the dense decode costs as much as the encode), else densely."""
+    dense = 8 * latents.shape[-1] >= sae.d_sae  # a small dictionary: the matmul is cheap
+    if dense or bool((codes < 0).any()) or int((codes != 0).sum(-1).max()) > latents.shape[-1]:
+        return sae.decode(codes)
+    summed = torch.nn.functional.embedding_bag(
+        latents, sae.W_dec, per_sample_weights=values.to(sae.W_dec.dtype), mode="sum"
+    )
+    decoded: torch.Tensor = (summed + sae.b_dec) / sae.config.input_scale
+    return decoded
 
 
 def read_features(

@@ -115,3 +115,28 @@ def test_report_shows_top_latents_escaped(tiny_random, tmp_path):
     assert "Features: &lt;b&gt;sae&lt;/b&gt;" in page and "<b>sae</b>" not in page
     latent, _ = explanation.feature().top(3, 1)[0]
     assert f"data-latent='{latent}'" in page
+
+
+def test_the_error_norm_is_exact_when_more_latents_fire_than_are_kept():
+    from llmasos_widgets.features._capture import SiteFeatures
+
+    sae = random_sae(1, k=None)  # ReLU: about half of the 128 latents fire
+    reader = SiteFeatures("s", sae, max_latents=4)
+    hidden = torch.randn(1, 5, 32)
+    reader.read(hidden)
+    indptr, latents, values, error = reader.result
+    assert (np.diff(indptr) <= 4).all()
+    want = (hidden[0] - sae(hidden[0])).norm(dim=-1).detach().numpy()
+    np.testing.assert_allclose(error, want, rtol=1e-5)
+    np.testing.assert_array_equal(latents[:4], sae.encode(hidden[0, 0]).topk(4).indices.numpy())
+
+
+def test_logit_effects_are_read_on_first_use_and_refused_after_the_sae_changed(tiny_random):
+    sae = random_sae(1)
+    explanation = explain(tiny_random, TEXT, saliency=False, saes=[sae], progress=False)
+    record = explanation.feature()
+    assert record.effects.pending  # explain did not read them
+    with torch.no_grad():
+        sae.W_dec.mul_(2)  # trained in place after explain
+    with pytest.raises(RuntimeError, match="explain the text again"):
+        record.logit_effects(int(record.effect_latents[0]))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from llmasos_widgets.features import FeatureActivations, FeatureExamples
+from llmasos_widgets.features._activations import LogitEffects
 from llmasos_widgets.widgets import AttentionWidget, FeatureWidget, link_selection
 
 TOKENS = ("<bos>", "a", "<b>x</b>", "c")
@@ -26,12 +27,15 @@ def record(site: int = 2) -> FeatureActivations:
         values=np.array([2.0, 0.5, 1.5, 1.0], np.float32),
         error_norm=np.array([0.1, 0.2, 0.3, 0.4], np.float32),
         effect_latents=np.array([1, 3]),
-        promoted_ids=np.array([[4, 5], [6, 7]]),
-        promoted_logits=np.array([[2.0, 1.0], [3.0, 2.5]], np.float32),
-        suppressed_ids=np.array([[8, 9], [10, 11]]),
-        suppressed_logits=np.array([[-2.0, -1.0], [-3.0, -2.5]], np.float32),
-        promoted_tokens=(("up", "<i>"), ("u3", "v3")),
-        suppressed_tokens=(("down", "d"), ("d3", "e3")),
+        effects=LogitEffects(
+            arrays={
+                "promoted_ids": np.array([[4, 5], [6, 7]]),
+                "promoted_logits": np.array([[2.0, 1.0], [3.0, 2.5]], np.float32),
+                "suppressed_ids": np.array([[8, 9], [10, 11]]),
+                "suppressed_logits": np.array([[-2.0, -1.0], [-3.0, -2.5]], np.float32),
+            },
+            strings={4: "up", 5: "<i>", 6: "u3", 7: "v3", 8: "down", 9: "d", 10: "d3", 11: "e3"},
+        ),
     )
 
 
