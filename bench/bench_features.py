@@ -95,9 +95,11 @@ def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
     for _ in range(reps):  # interleaved: drift in the machine's load hits both alike
         plain.append(_time(lambda: explain(model, text, **options)))
         done: list[Any] = []
-        with_sae.append(_time(lambda: done.append(explain(model, text, saes=[sae], **options))))
+        with_sae.append(
+            _time(lambda out=done: out.append(explain(model, text, saes=[sae], **options)))
+        )
         # the logit effects, read when a view, the report or save() first asks
-        effects.append(_time(lambda: done[0].feature().to_arrays()))
+        effects.append(_time(lambda out=done: out[0].feature().to_arrays()))
     record = explained.feature()
     figures: dict[str, Any] = {
         "tokens": n_tokens,

@@ -124,7 +124,7 @@ def test_the_error_norm_is_exact_when_more_latents_fire_than_are_kept():
     reader = SiteFeatures("s", sae, max_latents=4)
     hidden = torch.randn(1, 5, 32)
     reader.read(hidden)
-    indptr, latents, values, error = reader.result
+    indptr, latents, _, error = reader.result
     assert (np.diff(indptr) <= 4).all()
     want = (hidden[0] - sae(hidden[0])).norm(dim=-1).detach().numpy()
     np.testing.assert_allclose(error, want, rtol=1e-5)
