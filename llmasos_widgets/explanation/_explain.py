@@ -19,8 +19,7 @@ from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
 from llmasos_widgets.explanation._row_summaries import row_summaries
 from llmasos_widgets.explanation._sinks import SINK_THRESHOLD
-from llmasos_widgets.features import SparseAutoencoder
-from llmasos_widgets.features._capture import read_features
+from llmasos_widgets.features import SparseAutoencoder, read_features
 from llmasos_widgets.tracing import anatomy, attention_pattern, decoder_layers, trace
 
 if TYPE_CHECKING:

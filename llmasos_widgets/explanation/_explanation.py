@@ -379,10 +379,11 @@ class Explanation:
         if len(text) > 60:
             text = text[:57] + "..."
         causal = f", causal results={len(self.causal_results)}" if self.causal_results else ""
+        saes = f", saes={[record.name for record in self.features]}" if self.features else ""
         return (
             f"Explanation({self.model_name!r}, tokens={self.n_tokens}, layers={self.n_layers}, "
             f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}"
-            f"{causal}, text={text!r})"
+            f"{causal}{saes}, text={text!r})"
         )
 
     def __str__(self) -> str:

@@ -9,13 +9,15 @@
 """
 
 from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
+from llmasos_widgets.features._capture import read_features
 from llmasos_widgets.features._corpus import docstring_corpus
 from llmasos_widgets.features._examples import feature_examples
-from llmasos_widgets.features._examples_data import FeatureExamples
+from llmasos_widgets.features._examples_data import HISTOGRAM_EDGES, FeatureExamples
 from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoencoder
 
 __all__ = [
     "ACTIVATIONS",
+    "HISTOGRAM_EDGES",
     "FeatureActivations",
     "FeatureExamples",
     "LogitEffects",
@@ -23,4 +25,5 @@ __all__ = [
     "SparseAutoencoder",
     "docstring_corpus",
     "feature_examples",
+    "read_features",
 ]

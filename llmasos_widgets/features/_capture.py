@@ -218,10 +218,12 @@ def logit_effects(
     chunk = max(1, _EFFECT_CHUNK_BYTES // (4 * vocab))
     out: list[list[torch.Tensor]] = [[], [], [], []]
     with torch.no_grad():
-        directions = sae.W_dec.detach() / sae.config.input_scale
+        decoder = sae.W_dec.detach()
         for start in range(0, len(latents), chunk):
-            rows = torch.as_tensor(latents[start : start + chunk], device=directions.device)
-            logits = parts.head(directions[rows].to(device=device, dtype=weight.dtype)).float()
+            rows = torch.as_tensor(latents[start : start + chunk], device=decoder.device)
+            # the rows first: scaling the whole decoder would copy all of it (1 GB at 8B width)
+            directions = decoder[rows] / sae.config.input_scale
+            logits = parts.head(directions.to(device=device, dtype=weight.dtype)).float()
             high, low = logits.topk(k, dim=-1), logits.topk(k, dim=-1, largest=False)
             for i, part in enumerate((high.indices, high.values, low.indices, low.values)):
                 out[i].append(part.cpu())

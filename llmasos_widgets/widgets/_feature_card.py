@@ -14,7 +14,7 @@ from llmasos_widgets._readable_tokens import TokenStyle, show_tokens
 def latent_card(
     record: Any, latent: int, activations: np.ndarray, examples: Any = None
 ) -> dict[str, Any]:
-    from llmasos_widgets.features._examples_data import HISTOGRAM_EDGES
+    from llmasos_widgets.features import HISTOGRAM_EDGES
 
     effects: dict[str, list[Any]] = {"promoted": [], "suppressed": []}
     if latent in record.effect_latents:  # stored for the latents active in the text

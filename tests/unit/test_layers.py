@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
     {"attribution"},
     {"interventions"},
     {"probing"},
+    {"features"},  # SAEs over residual sites: read by explain, shown by widgets
     {"explanation"},
     {"comparison"},
     {"views"},  # view computation for widgets and reports: above explanation
