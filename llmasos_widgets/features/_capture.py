@@ -79,16 +79,17 @@ class SiteFeatures:
         sae = self.sae
         x = hidden[0].detach().to(sae.W_enc.device)
         with torch.no_grad():
-            if sae.config.activation == "topk":  # encode's own top-k, taken once
+            if sae.config.activation == "topk":
+                # encode's own top-k, taken once; its k latents are every active one, so the
+                # reconstruction is their weighted sum of decoder rows
                 values, latents = sae.pre_activations(x).topk(self.max_latents, dim=-1)
                 values = torch.relu(values)
-                codes = torch.zeros(*x.shape[:-1], sae.d_sae, dtype=values.dtype)
-                codes = codes.to(values.device).scatter(-1, latents, values)
+                reconstruction = _sparse_decode(sae, values, latents)
             else:
                 codes = sae.encode(x)
                 values, latents = codes.topk(self.max_latents, dim=-1)  # largest first
-            reconstruction = _decode_kept(sae, codes, values, latents)
-            error = (x.to(codes.dtype) - reconstruction).norm(dim=-1)
+                reconstruction = _decode_kept(sae, codes, values, latents)
+            error = (x.to(values.dtype) - reconstruction).norm(dim=-1)
         active = values > 0
         self.result = (
             np.concatenate([[0], active.sum(-1).cumsum(0).cpu().numpy()]).astype(np.int64),
@@ -177,6 +178,14 @@ def _decode_kept(
     dense = 8 * latents.shape[-1] >= sae.d_sae  # a small dictionary: the matmul is cheap
     if dense or bool((codes < 0).any()) or int((codes != 0).sum(-1).max()) > latents.shape[-1]:
         return sae.decode(codes)
+    return _sparse_decode(sae, values, latents)
+
+
+def _sparse_decode(
+    sae: SparseAutoencoder, values: torch.Tensor, latents: torch.Tensor
+) -> torch.Tensor:
+    """``sae.decode`` of the codes that are ``values`` at ``latents`` (``[token, n]``) and 0
+    elsewhere."""
     summed = torch.nn.functional.embedding_bag(
         latents, sae.W_dec, per_sample_weights=values.to(sae.W_dec.dtype), mode="sum"
     )

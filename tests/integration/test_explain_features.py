@@ -140,3 +140,17 @@ def test_logit_effects_are_read_on_first_use_and_refused_after_the_sae_changed(t
         sae.W_dec.mul_(2)  # trained in place after explain
     with pytest.raises(RuntimeError, match="explain the text again"):
         record.logit_effects(int(record.effect_latents[0]))
+
+
+def test_a_feature_widget_from_a_model_and_text(tiny_random):
+    from llmasos_widgets import FeatureWidget
+
+    sae = random_sae(1)
+    widget = FeatureWidget(tiny_random, TEXT, saes=[sae])
+    record = widget.features
+    latent, value = record.top(2, 1)[0]
+    widget.select_latent(latent)
+    assert widget.card["max"] >= value and widget.selected_layer == 0
+    assert widget.card["promoted"][0][0] == record.logit_effects(latent)["promoted"][0][0]
+    assert "saes=['sae@after L0']" in repr(widget.result)
+    widget.close()
