@@ -59,10 +59,9 @@ def test_faithfulness_button_sets_the_score_python_computes(bundled) -> None:
     curves = np.frombuffer(value["curves"]["view"], dtype="<f4").reshape(value["curves"]["shape"])
     np.testing.assert_array_equal(curves[0], expected.deletion)
     assert [entry["method"] for entry in value["comparison"]] == sorted(
-        widget.method_options,
-        key=lambda m: (
-            -(next(e["score"] for e in value["comparison"] if e["method"] == m) or -np.inf)
-        ),
+        widget.method_options, key=lambda m: -(next(
+            e["score"] for e in value["comparison"] if e["method"] == m
+        ) or -np.inf)
     )
     assert value["line"].startswith("faithfulness (vs random order): ")
     widget.method = "occlusion"  # a new map: the old test no longer applies
