@@ -137,3 +137,16 @@ def test_docstring_corpus_yields_long_texts_in_a_fixed_order():
     assert len(first) == 5 and all(len(t) >= 100 for t in first)
     assert first == list(docstring_corpus(("json",), min_chars=100, limit=5))
     assert list(docstring_corpus(("no_such_package_here",))) == []
+
+
+def test_a_progress_bar_counts_the_texts_also_those_read_from_the_cache(
+    tiny_random, tmp_path, bars
+):
+    texts, _ = corpus()
+    sae = planted_sae(tiny_random)
+    feature_examples(tiny_random, sae, texts, batch_size=BATCH, cache_dir=tmp_path)
+    feature_examples(tiny_random, sae, texts, batch_size=BATCH, cache_dir=tmp_path)
+    assert [(bar.total, bar.n, bar.closed) for bar in bars] == [(20, 20, True)] * 2
+    assert bars[0].updates == [3, 6, 9, 12, 15, 18, 20]
+    assert bars[1].updates == [20]  # one step: every batch was in the cache
+    assert "feature examples" in bars[0].desc
