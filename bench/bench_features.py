@@ -1,11 +1,11 @@
 """What recording SAE features adds to ``explain()``.
 
 Per case, ``explain(model, text, saliency=False)`` with and without ``saes=[sae]`` (one TopK
-SAE of width 16 x hidden at a middle residual site), interleaved in one process, median of
-``--reps`` of both the wall time and the process's CPU time (the steadier measure on a
-shared machine; one torch thread by default, ``--threads``). Saliency is off so the
-denominator is the forward, the head summaries, the induction pass and the lens (the
-default's occlusion saliency would hide the cost). The
+SAE of width 16 x hidden at a middle residual site), interleaved in one process: the median
+of ``--reps`` runs, and the median of each pair's ratio, of both the wall time and the
+process's CPU time (the steadier measure on a shared machine; one torch thread by default,
+``--threads``). Saliency is off so the denominator is the forward, the head summaries, the
+induction pass and the lens (the default's occlusion saliency would hide the cost). The
 capture encodes the site inside the forward's hook, keeps the active latents (CSR), computes
 the reconstruction error from them and reads the head on the decoder directions of the
 latents that occur (logit effects) -- the last when first asked for (a view, the report,
@@ -116,6 +116,9 @@ def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
         figures[f"explain_{clock}_s"] = round(base, 4)
         figures[f"explain_with_sae_{clock}_s"] = round(features, 4)
         figures[f"overhead_{clock}"] = round(features / base - 1, 4)
+        # each with-SAE run against the run just before it: robust to the load drifting
+        paired = [b[index] / a[index] - 1 for a, b in zip(plain, with_sae, strict=True)]
+        figures[f"overhead_{clock}_paired_median"] = round(statistics.median(paired), 4)
         figures[f"explain_{clock}_s_all"] = [round(run[index], 4) for run in plain]
         figures[f"explain_with_sae_{clock}_s_all"] = [round(run[index], 4) for run in with_sae]
         figures[f"effects_{clock}_s"] = round(statistics.median(run[index] for run in effects), 4)
@@ -124,7 +127,8 @@ def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
 
 def _report(case: dict[str, Any]) -> None:
     print(
-        f"{case['case']}: overhead {case['overhead_cpu']:+.1%} CPU time, "
+        f"{case['case']}: overhead {case['overhead_cpu']:+.1%} CPU time "
+        f"(paired runs: {case['overhead_cpu_paired_median']:+.1%}), "
         f"{case['overhead_wall']:+.1%} wall ({case['explain_cpu_s']:.3f} s CPU without); "
         f"reading the logit effects later: {case['effects_cpu_s']:.3f} s CPU",
         flush=True,
@@ -133,7 +137,7 @@ def _report(case: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=25, help="runs per tiny-llama case")
     parser.add_argument("--small", action="store_true", help="the bundled model only")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     _results.add_output_arguments(parser, NAME)
@@ -150,7 +154,7 @@ def main() -> None:
         wide = _wide()
         case = {
             "case": "Llama-3.1-8B width, 4 layers, T = 64",
-            **measure(wide, 64, 64, max(3, args.reps // 2)),
+            **measure(wide, 64, 64, max(3, args.reps // 8)),
         }
         _report(case)
         cases.append(case)
