@@ -135,7 +135,7 @@ function render({ model, el }: RenderProps<FeatureModel>): () => void {
   const colorStrip = (): void => {
     const payload = model.get("latent_activations");
     const acts = payload ? (decodeTensor(payload).data as Float32Array) : new Float32Array(0);
-    const top = acts.length ? Math.max(...acts) : 0;
+    const top = acts.reduce((a, b) => Math.max(a, b), 0); // no spread: T may be 100k
     const token = selectedToken();
     spans.forEach((span, i) => {
       const value = acts.length === spans.length ? acts[i] : 0;
