@@ -8,7 +8,7 @@ not depend on how work was resumed. With ``cache_dir`` the state is written afte
 (atomically), keyed by the model, the SAE's encoder, ``k``/``window``/``batch_size``/
 ``max_length``; the texts are hashed batch by batch, so a later call over the same texts
 skips the batches already done (all of them when the run finished) and a different corpus
-starts afresh.
+starts afresh. The cache is one ``.npz`` per key (the state and the count of batches in it).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from llmasos_widgets._hooks import borrowed_hooks
@@ -29,7 +30,6 @@ from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.tracing import anatomy, eval_mode
 
 _STATE = "state.npz"
-_PROGRESS = "progress.json"
 
 
 class _Stop(Exception):
@@ -168,7 +168,9 @@ def _encode_site(
 
 
 class _Cache:
-    """The running state of one (model, SAE, settings) in a folder, written atomically."""
+    """The running state of one (model, SAE, settings) in a folder: one file, written
+    atomically after each batch with how many batches it holds and the hash of their texts
+    (so the count and the state can never disagree, whenever a run is interrupted)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -176,26 +178,18 @@ class _Cache:
     def batches_done(self) -> tuple[int, str]:
         """(batches finished, the chained hash of their texts); (0, "") when none."""
         try:
-            record = json.loads((self.folder / _PROGRESS).read_text())
-            if (self.folder / _STATE).is_file():
-                return int(record["batches"]), str(record["texts_hash"])
+            with np.load(self.folder / _STATE, allow_pickle=False) as file:
+                record = json.loads(str(file["cache"]))
+            return int(record["batches"]), str(record["texts_hash"])
         except (OSError, ValueError, KeyError):
-            pass
-        return 0, ""
+            return 0, ""
 
     def load(self) -> FeatureExamples:
         return FeatureExamples.load(self.folder / _STATE)
 
     def save(self, state: FeatureExamples, batches: int, digest: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        state.save(self.folder / _STATE)  # atomic; the progress record follows it
-        temporary = self.folder / (_PROGRESS + ".tmp")
-        temporary.write_text(json.dumps({"batches": batches, "texts_hash": digest}))
-        os.replace(temporary, self.folder / _PROGRESS)
-
-    def clear(self) -> None:
-        for name in (_PROGRESS, _STATE):
-            (self.folder / name).unlink(missing_ok=True)
+        record = {"batches": batches, "texts_hash": digest}
+        state.save(self.folder / _STATE, extra={"cache": record})
 
 
 def _fingerprint(explainable: Any, sae: SparseAutoencoder, settings: dict[str, Any]) -> str:

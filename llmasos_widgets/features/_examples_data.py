@@ -193,15 +193,17 @@ class FeatureExamples:
         self.meta["token_style"] = TokenStyle.of(explainable.tokenizer).to_json()
 
     # ---- files -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """One ``.npz`` (no pickles), written beside the target and moved into place."""
+    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
+        """One ``.npz`` (no pickles), written beside the target and moved into place;
+        ``extra`` JSON entries ride along (``feature_examples``' cache record)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
         os.close(handle)
         try:
             arrays = {name_: getattr(self, name_) for name_ in self._ARRAYS}
-            np.savez(name, meta=np.array(json.dumps(self.meta)), **arrays)
+            notes = {key: np.array(json.dumps(value)) for key, value in (extra or {}).items()}
+            np.savez(name, meta=np.array(json.dumps(self.meta)), **notes, **arrays)
             os.replace(name, path)
         except BaseException:
             Path(name).unlink(missing_ok=True)
