@@ -201,9 +201,10 @@ class FeatureExamples:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
         os.close(handle)
         try:
-            arrays = {name_: getattr(self, name_) for name_ in self._ARRAYS}
-            notes = {key: np.array(json.dumps(value)) for key, value in (extra or {}).items()}
-            np.savez(name, meta=np.array(json.dumps(self.meta)), **notes, **arrays)
+            arrays: dict[str, Any] = {n: getattr(self, n) for n in self._ARRAYS}
+            for key, value in {"meta": self.meta, **(extra or {})}.items():
+                arrays[key] = np.array(json.dumps(value))
+            np.savez(name, **arrays)
             os.replace(name, path)
         except BaseException:
             Path(name).unlink(missing_ok=True)
