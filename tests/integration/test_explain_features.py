@@ -68,6 +68,9 @@ def test_no_saes_records_nothing_and_the_logits_are_unchanged(tiny_random):
     with_sae = explain(tiny_random, TEXT, saliency=False, saes=[random_sae(1)], progress=False)
     assert plain.features == ()
     np.testing.assert_array_equal(plain.top_probs, with_sae.top_probs)
+    from llmasos_widgets._hooks import count_hooks
+
+    assert count_hooks(tiny_random.hf_model) == 0
 
 
 def test_wrong_width_or_site_is_a_clear_error(tiny_random):

@@ -105,6 +105,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_random, tmp_path, mo
 
     with pytest.raises(KeyboardInterrupt):
         feature_examples(tiny_random, sae, interrupted(), cache_dir=tmp_path, **options)
+    from llmasos_widgets._hooks import count_hooks
+
+    assert count_hooks(tiny_random.hf_model) == 0  # also the forwards stopped at the site
     calls = _counting(monkeypatch)
     resumed = feature_examples(tiny_random, sae, texts, cache_dir=tmp_path, **options)
     assert len(calls) == 7 - 3  # the three finished batches came from the cache
