@@ -79,7 +79,7 @@ class SiteFeatures:
         sae = self.sae
         x = hidden[0].detach().to(sae.W_enc.device)
         with torch.no_grad():
-            if sae.config.activation == "topk":
+            if sae.config.activation == "topk" and self.max_latents == sae.config.k:
                 # encode's own top-k, taken once; its k latents are every active one, so the
                 # reconstruction is their weighted sum of decoder rows
                 values, latents = sae.pre_activations(x).topk(self.max_latents, dim=-1)

@@ -157,3 +157,15 @@ def test_a_feature_widget_from_a_model_and_text(tiny_random):
     assert widget.card["promoted"][0][0] == record.logit_effects(latent)["promoted"][0][0]
     assert "saes=['sae@after L0']" in repr(widget.result)
     widget.close()
+
+
+def test_a_topk_sae_with_more_latents_than_are_kept_reconstructs_from_all_of_them():
+    from llmasos_widgets.features._capture import SiteFeatures
+
+    sae = random_sae(1, k=16)
+    reader = SiteFeatures("s", sae, max_latents=4)
+    hidden = torch.randn(1, 5, 32)
+    reader.read(hidden)
+    want = (hidden[0] - sae(hidden[0])).norm(dim=-1).detach().numpy()
+    np.testing.assert_allclose(reader.result[3], want, rtol=1e-5)
+    assert (np.diff(reader.result[0]) <= 4).all()
