@@ -32,6 +32,7 @@ import _tables_bench  # noqa: E402
 import _tables_bundled  # noqa: E402
 import _tables_defaults  # noqa: E402
 import _tables_faithfulness  # noqa: E402
+import _tables_features  # noqa: E402
 import _tables_generation  # noqa: E402
 import _tables_long_context  # noqa: E402
 import _tables_long_context_kernel  # noqa: E402
@@ -53,6 +54,7 @@ RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_bundled.RENDERERS,
     **_tables_defaults.RENDERERS,
     **_tables_faithfulness.RENDERERS,
+    **_tables_features.RENDERERS,
     **_tables_generation.RENDERERS,
     **_tables_patching.RENDERERS,
     **_tables_attribution_patching.RENDERERS,

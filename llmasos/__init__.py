@@ -45,12 +45,17 @@ if TYPE_CHECKING:
     from llmasos_widgets import Comparison as Comparison
     from llmasos_widgets import ExplainableModel as ExplainableModel
     from llmasos_widgets import Explanation as Explanation
+    from llmasos_widgets import FeatureActivations as FeatureActivations
+    from llmasos_widgets import FeatureExamples as FeatureExamples
+    from llmasos_widgets import FeatureWidget as FeatureWidget
     from llmasos_widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets import ProbeResult as ProbeResult
     from llmasos_widgets import ProbeWidget as ProbeWidget
+    from llmasos_widgets import SAEConfig as SAEConfig
     from llmasos_widgets import Saliency as Saliency
     from llmasos_widgets import SaliencyWidget as SaliencyWidget
+    from llmasos_widgets import SparseAutoencoder as SparseAutoencoder
     from llmasos_widgets import ablate_heads as ablate_heads
     from llmasos_widgets import activation_patching as activation_patching
     from llmasos_widgets import activations as activations
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
     from llmasos_widgets import counterfactuals as counterfactuals
     from llmasos_widgets import explain as explain
     from llmasos_widgets import faithfulness as faithfulness
+    from llmasos_widgets import feature_examples as feature_examples
     from llmasos_widgets import generate as generate
     from llmasos_widgets import link_selection as link_selection
     from llmasos_widgets import load_model as load_model

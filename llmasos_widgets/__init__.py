@@ -49,6 +49,12 @@ _EXPORTS = {
     "FeatureAblationResult": "llmasos_widgets.features",
     "load_sae": "llmasos_widgets.features",
     "save_sae": "llmasos_widgets.features",
+    "FeatureWidget": "llmasos_widgets.widgets",
+    "feature_examples": "llmasos_widgets.features",
+    "FeatureActivations": "llmasos_widgets.features",
+    "FeatureExamples": "llmasos_widgets.features",
+    "SparseAutoencoder": "llmasos_widgets.features",
+    "SAEConfig": "llmasos_widgets.features",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -85,8 +91,13 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation import explain as explain
     from llmasos_widgets.explanation import generate as generate
     from llmasos_widgets.features import FeatureAblationResult as FeatureAblationResult
+    from llmasos_widgets.features import FeatureActivations as FeatureActivations
+    from llmasos_widgets.features import FeatureExamples as FeatureExamples
+    from llmasos_widgets.features import SAEConfig as SAEConfig
     from llmasos_widgets.features import SAETrainingReport as SAETrainingReport
+    from llmasos_widgets.features import SparseAutoencoder as SparseAutoencoder
     from llmasos_widgets.features import ablate_features as ablate_features
+    from llmasos_widgets.features import feature_examples as feature_examples
     from llmasos_widgets.features import load_sae as load_sae
     from llmasos_widgets.features import save_sae as save_sae
     from llmasos_widgets.features import steer as steer
@@ -105,6 +116,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.tracing import trace as trace
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
+    from llmasos_widgets.widgets import FeatureWidget as FeatureWidget
     from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from llmasos_widgets.explanation._explanation import Explanation
 from llmasos_widgets.explanation._lens import reading_logit_lens
 from llmasos_widgets.explanation._row_summaries import row_summaries
 from llmasos_widgets.explanation._sinks import SINK_THRESHOLD
-from llmasos_widgets.tracing import attention_pattern, decoder_layers, trace
+from llmasos_widgets.features import SparseAutoencoder, read_features
+from llmasos_widgets.tracing import anatomy, attention_pattern, decoder_layers, trace
 
 if TYPE_CHECKING:
     from llmasos_widgets.models import ExplainableModel
@@ -59,6 +61,7 @@ def explain(
     offload: bool | None = None,
     sink_threshold: float = SINK_THRESHOLD,
     progress: bool = True,
+    saes: Sequence[SparseAutoencoder] | Mapping[str, SparseAutoencoder] = (),
 ) -> Explanation:
     """Explain what ``model`` does on ``text``.
 
@@ -94,6 +97,11 @@ def explain(
     notebook) counting its work, labelled with it: each layer of the forward and of the head
     summaries, the induction pass and the saliency (which may show its own bar as well);
     ``progress=False`` shows none.
+
+    ``saes=[sae, ...]`` (or ``{name: sae}``) records each sparse autoencoder's active latents
+    per token, read at its residual site from the same forward (no extra pass), with the
+    reconstruction error norm and the logit effects of the latents that occur
+    (``Explanation.features``: :class:`~llmasos_widgets.features.FeatureActivations`).
     """
     from llmasos_widgets.models import as_explainable
 
@@ -129,6 +137,10 @@ def explain(
     ):
         for layer in layers:
             hooks.forward(layer, lambda *_: steps.done())
+        # each SAE encodes its site inside the hook: only sparse latents are kept
+        feature_readers = read_features(
+            anatomy(hf_model), hooks, saes, int(explainable.config.hidden_size)
+        )
         # only the lens hooks read the head; no cache: nothing here decodes further
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)
     n_layers = len(captured.queries)
@@ -166,6 +178,12 @@ def explain(
         )
         steps.done()
     steps.close()
+    features = tuple(
+        reader.activations(
+            anatomy(hf_model), lambda row: tuple(explainable.tokens(torch.from_numpy(row)))
+        )
+        for reader in feature_readers
+    )
     token_ids = ids[0].cpu().numpy().astype(np.int64)
     explanation = Explanation(
         model_name=explainable.name,
@@ -190,6 +208,7 @@ def explain(
         },
         summary_notes=at_length.notes,
         messages=message_spans,
+        features=features,
         # attention sinks, measured in the summaries' pass (explanation/_sinks.py)
         attention_sinks=None
         if at_length.sinks is None

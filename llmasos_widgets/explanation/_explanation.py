@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.explanation._generation import Generation
     from llmasos_widgets.explanation._lens import LensRows
     from llmasos_widgets.explanation._sinks import AttentionSinks
+    from llmasos_widgets.features import FeatureActivations
     from llmasos_widgets.interventions import SavedResult
     from llmasos_widgets.views import PooledPattern
 
@@ -99,6 +100,10 @@ class Explanation:
     """Causal tests carried along (:meth:`attach`): activation or attribution patching, path
     patching, direct logit attribution; saved in the same file and shown in the report, one
     section each, in this order."""
+    features: tuple[FeatureActivations, ...] = ()
+    """Sparse-autoencoder latents per token, one record per SAE passed to
+    ``explain(saes=...)`` (``features/_activations.py``); empty when none were (and in files
+    saved before features were recorded)."""
 
     def __post_init__(self) -> None:
         n_tokens = len(self.tokens)
@@ -147,6 +152,11 @@ class Explanation:
                 f"attention_sinks.received must have shape {(n_layers, self.n_heads, n_tokens)}"
                 f"; got {tuple(sinks.received.shape)}"
             )
+        for record in self.features:
+            if record.n_tokens != n_tokens:
+                raise ValueError(
+                    f"features {record.name!r} cover {record.n_tokens} tokens, not {n_tokens}"
+                )
         if self.messages:
             from llmasos_widgets.explanation._chat import check_spans
 
@@ -291,6 +301,18 @@ class Explanation:
             sinks = sinks_of_explanation(self, seed=int(seed) if isinstance(seed, int) else 0)
         return sinks.with_rule(threshold, min_share, min_queries)
 
+    def feature(self, name: str | None = None) -> FeatureActivations:
+        """The features of SAE ``name`` (default: the only, or first, SAE recorded)."""
+        if not self.features:
+            raise ValueError("this explanation has no features: pass explain(..., saes=[sae])")
+        if name is None:
+            return self.features[0]
+        for record in self.features:
+            if record.name == name:
+                return record
+        names = ", ".join(repr(r.name) for r in self.features)
+        raise ValueError(f"no SAE named {name!r} in this explanation; recorded: {names}")
+
     # ---- causal results ----------------------------------------------------------------
     def attach(self, *results: SavedResult) -> Explanation:
         """A copy of this explanation that also carries ``results`` (after those already
@@ -358,10 +380,11 @@ class Explanation:
         if len(text) > 60:
             text = text[:57] + "..."
         causal = f", causal results={len(self.causal_results)}" if self.causal_results else ""
+        saes = f", saes={[record.name for record in self.features]}" if self.features else ""
         return (
             f"Explanation({self.model_name!r}, tokens={self.n_tokens}, layers={self.n_layers}, "
             f"heads={self.n_heads}, saliency={'yes' if self.saliency is not None else 'no'}"
-            f"{causal}, text={text!r})"
+            f"{causal}{saes}, text={text!r})"
         )
 
     def __str__(self) -> str:

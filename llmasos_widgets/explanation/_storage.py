@@ -65,6 +65,10 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         arrays, record = to_record(result)
         tensors.update({f"causal.{index}.{name}": _tensor(a) for name, a in arrays.items()})
         causal.append(record)
+    for index, features in enumerate(explanation.features):
+        tensors.update(
+            {f"features.{index}.{n}": _tensor(a) for n, a in features.to_arrays().items()}
+        )
     header = {
         "model_name": explanation.model_name,
         "tokens": list(explanation.tokens),
@@ -80,6 +84,7 @@ def save_explanation(explanation: Explanation, path: Path) -> Path:
         "messages": [message.to_json() for message in explanation.messages],
         "attention_sinks": None if sinks is None else sinks.metadata(),
         "causal_results": causal,
+        "features": [record.to_json() for record in explanation.features],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     # beside it first, then moved into place: a failed write leaves the old file (which a
@@ -195,7 +200,23 @@ def _build(
         # absent in older files: None, and find_attention_sinks() measures them from q/k
         attention_sinks=_sinks(header.get("attention_sinks"), tensors),
         causal_results=_causal(header.get("causal_results", []), tensors),  # absent in older
+        features=_features(header.get("features", []), tensors),  # absent in older files
     )
+
+
+def _features(records: list[dict[str, Any]], tensors: dict[str, torch.Tensor]) -> tuple[Any, ...]:
+    from llmasos_widgets.features import FeatureActivations
+
+    out = []
+    for index, meta in enumerate(records):
+        prefix = f"features.{index}."
+        arrays = {
+            name.removeprefix(prefix): value.numpy()
+            for name, value in tensors.items()
+            if name.startswith(prefix)
+        }
+        out.append(FeatureActivations.from_arrays(arrays, meta))
+    return tuple(out)
 
 
 def _causal(records: list[dict[str, Any]], tensors: dict[str, torch.Tensor]) -> tuple[Any, ...]:

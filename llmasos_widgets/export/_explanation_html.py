@@ -28,6 +28,7 @@ from llmasos_widgets._readable_tokens import (
 from llmasos_widgets.export._causal_html import causal_sections
 from llmasos_widgets.export._chat_html import messages_section
 from llmasos_widgets.export._faithfulness_html import faithfulness_html
+from llmasos_widgets.export._features_html import features_sections
 from llmasos_widgets.export._generation_html import generation_section
 from llmasos_widgets.export._report_figures import figure_script, figures_section, pattern_canvas
 from llmasos_widgets.tracing import site_label
@@ -71,6 +72,7 @@ def write_report(explanation: Explanation, path: Path) -> Path:
         figures_section(explanation),
         _patterns_section(explanation),
         _lens_section(explanation),
+        features_sections(explanation),  # "" unless explain(saes=...) recorded some
         causal_sections(explanation),  # "" unless results are attached
     ]
     if explanation.saliency is not None:

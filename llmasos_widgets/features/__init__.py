@@ -7,9 +7,18 @@
 * :func:`train_sae`: a TopK SAE trained on a site's activations (:class:`SAETrainingReport`).
 * :func:`steer`, :func:`ablate_features` (:class:`FeatureAblationResult`), :func:`splice`:
   interventions through the dictionary, scoped to a ``with`` block.
+* :class:`FeatureActivations`: one SAE's latents on one text, sparse (``explain(saes=...)``).
+* :func:`feature_examples` / :class:`FeatureExamples`: max-activating contexts per latent
+  over a corpus, cached on disk and resumable; :func:`docstring_corpus`: a corpus from the
+  docstrings of installed packages (for machines without a dataset hub).
 """
 
 from llmasos_widgets.features._ablation import FeatureAblationResult, ablate_features
+from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
+from llmasos_widgets.features._capture import read_features
+from llmasos_widgets.features._corpus import docstring_corpus
+from llmasos_widgets.features._examples import feature_examples
+from llmasos_widgets.features._examples_data import HISTOGRAM_EDGES, FeatureExamples
 from llmasos_widgets.features._report import SAETrainingReport
 from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoencoder
 from llmasos_widgets.features._sae_files import FORMATS, check_sae_for, load_sae, save_sae
@@ -19,13 +28,20 @@ from llmasos_widgets.features._training import train_sae
 __all__ = [
     "ACTIVATIONS",
     "FORMATS",
+    "HISTOGRAM_EDGES",
     "FeatureAblationResult",
+    "FeatureActivations",
+    "FeatureExamples",
+    "LogitEffects",
     "SAEConfig",
     "SAETrainingReport",
     "SparseAutoencoder",
     "ablate_features",
     "check_sae_for",
+    "docstring_corpus",
+    "feature_examples",
     "load_sae",
+    "read_features",
     "save_sae",
     "splice",
     "steer",

@@ -9,6 +9,7 @@ from llmasos_widgets.widgets._qk import QKBreakdown, qk_breakdown
 from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
+from llmasos_widgets.widgets.features import FeatureWidget
 from llmasos_widgets.widgets.logit_lens import LogitLensWidget
 from llmasos_widgets.widgets.patching import PatchingWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
@@ -76,6 +77,7 @@ __all__ = [
     "AttentionWidget",
     "CompareDifferenceWidget",
     "CompareWidget",
+    "FeatureWidget",
     "FigureRequest",
     "FigureUnavailableError",
     "LogitLensWidget",

@@ -180,7 +180,7 @@ class ResultWidget(SelectionWidget):
     """
 
     _result: Any
-    _dropped_on_close = ("_result",)
+    _dropped_on_close: tuple[str, ...] = ("_result",)
 
     @property
     def result(self) -> Any:

@@ -50,6 +50,12 @@ EXPECTED_KINDS = {
     "FeatureAblationResult": "class",
     "load_sae": "function",
     "save_sae": "function",
+    "FeatureWidget": "class",
+    "feature_examples": "function",
+    "FeatureActivations": "class",
+    "FeatureExamples": "class",
+    "SparseAutoencoder": "class",
+    "SAEConfig": "class",
 }
 
 

@@ -1,0 +1,65 @@
+"""Table of ``bench/bench_features.py``: what recording one SAE's features adds to
+``explain()`` (``features`` region of docs/features_views.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from _tables_format import Sources, met, percent, run_line, table
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def features(sources: Sources) -> str:
+    result = sources.result("bench_features")
+    cfg = result["config"]
+    target = cfg["target_overhead"]
+    rows = []
+    for case in result["cases"]:
+        small = case["layers"] < 8 and case["hidden"] <= 1024  # the target's case
+        rows.append(
+            [
+                case["case"],
+                f"{case['hidden']} x {case['layers']}",
+                f"{case['d_sae']} (k {case['k']})",
+                _ms(case["explain_cpu_s"]),
+                f"+{percent(case['overhead_cpu'])}",
+                f"+{percent(case['overhead_cpu_paired_median'])}",
+                f"+{percent(case['overhead_wall'])}",
+                _ms(case["effects_cpu_s"]),
+                met(case["overhead_cpu"] <= target) if small else "—",
+            ]
+        )
+    return "\n".join(
+        [
+            run_line(result, "python bench/bench_features.py --results"),
+            "",
+            f"`explain(model, text, saliency=False)` with and without one TopK SAE of width "
+            f"{cfg['width']} x hidden at a middle residual site, interleaved on one torch "
+            f"thread: median CPU time of {cfg['reps']} runs per tiny-llama case, and the median "
+            "of each with/without pair's ratio; the wall-time overhead beside it. Logit "
+            "effects are read when first asked for (a view, the report, `save`), timed apart. "
+            f"Target on the bundled model: ≤ {percent(target, 0)}.",
+            "",
+            table(
+                [
+                    "case",
+                    "hidden x layers",
+                    "d_sae",
+                    "explain (CPU)",
+                    "+ features",
+                    "paired",
+                    "wall",
+                    "logit effects later",
+                    "target",
+                ],
+                rows,
+                "llrrrrrrl",
+            ),
+        ]
+    )
+
+
+RENDERERS: dict[str, Callable[[Sources], str]] = {"features": features}

@@ -1,0 +1,172 @@
+"""What recording SAE features adds to ``explain()``.
+
+Per case, ``explain(model, text, saliency=False)`` with and without ``saes=[sae]`` (one TopK
+SAE of width 16 x hidden at a middle residual site), interleaved in one process: the median
+of ``--reps`` runs, and the median of each pair's ratio, of both the wall time and the
+process's CPU time (the steadier measure on a shared machine; one torch thread by default,
+``--threads``). Saliency is off so the denominator is the forward, the head summaries, the
+induction pass and the lens (the default's occlusion saliency would hide the cost). The
+capture encodes the site inside the forward's hook, keeps the active latents (CSR), computes
+the reconstruction error from them and reads the head on the decoder directions of the
+latents that occur (logit effects) -- the last when first asked for (a view, the report,
+``save``), timed apart as ``effects_*_s``.
+
+Cases: the bundled tiny-llama (hidden 64, 3 layers) at T = 64 and 128 (its context), and,
+unless ``--small``, a random-init model of Llama-3.1-8B's width (hidden 4096, 32 heads, 8 kv
+heads, MLP 14336) with 4 layers and a 200-word vocabulary at T = 64 (d_sae = 65536, k = 64).
+Four layers is the worst case for the ratio: the SAE's encode costs a fixed ~16 hidden^2
+multiply-adds per token against ~13 hidden^2 per layer, so a full 32-layer model pays about an
+eighth of the 4-layer ratio.
+
+    python bench/bench_features.py --results
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _results
+
+from llmasos_widgets.features import SAEConfig, SparseAutoencoder
+
+NAME = "bench_features"
+TARGET_OVERHEAD = 0.10
+WIDTH = 16
+
+
+def _bundled() -> Any:
+    from llmasos_widgets import load_model
+
+    return load_model("tiny-llama", device="cpu")
+
+
+def _wide() -> Any:
+    from bench_patching import _random_model
+
+    return _random_model(4, 32, 8, 4096, 14336)
+
+
+def _text(model: Any, n_tokens: int) -> str:
+    rng = np.random.default_rng(n_tokens)
+    if "tiny" in model.name:
+        from llmasos_widgets.language import SPECIAL_TOKENS, VOCAB
+
+        words = [w for w in VOCAB if w not in SPECIAL_TOKENS]
+    else:
+        words = [f"w{i}" for i in range(200)]
+    # one token per word on both tokenizers; <bos> makes the last one
+    return " ".join(str(w) for w in rng.choice(words, size=n_tokens - 1))
+
+
+def _sae(hidden: int, site: int, k: int) -> SparseAutoencoder:
+    torch.manual_seed(0)
+    return SparseAutoencoder(SAEConfig(d_in=hidden, d_sae=WIDTH * hidden, site=site, k=k)).eval()
+
+
+def _time(function: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): on a shared machine the CPU time is the
+    steadier measure of the work done (waiting for a core is not work)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
+    from llmasos_widgets.explanation import explain
+
+    hidden = int(model.config.hidden_size)
+    site = (int(model.config.num_hidden_layers) + 1) // 2
+    sae = _sae(hidden, site, k)
+    text = _text(model, n_tokens)
+    options = {"saliency": False, "progress": False}
+    explained = explain(model, text, saes=[sae], **options)  # warm-up, and the facts
+    assert explained.n_tokens == n_tokens, (explained.n_tokens, n_tokens)
+    plain, with_sae, effects = [], [], []
+    for _ in range(reps):  # interleaved: drift in the machine's load hits both alike
+        plain.append(_time(lambda: explain(model, text, **options)))
+        done: list[Any] = []
+        with_sae.append(
+            _time(lambda out=done: out.append(explain(model, text, saes=[sae], **options)))
+        )
+        # the logit effects, read when a view, the report or save() first asks
+        effects.append(_time(lambda out=done: out[0].feature().to_arrays()))
+    record = explained.feature()
+    figures: dict[str, Any] = {
+        "tokens": n_tokens,
+        "hidden": hidden,
+        "layers": int(model.config.num_hidden_layers),
+        "site": site,
+        "d_sae": sae.d_sae,
+        "k": k,
+        "active_latents": len(record.effect_latents),
+    }
+    for index, clock in enumerate(("wall", "cpu")):
+        base = statistics.median(run[index] for run in plain)
+        features = statistics.median(run[index] for run in with_sae)
+        figures[f"explain_{clock}_s"] = round(base, 4)
+        figures[f"explain_with_sae_{clock}_s"] = round(features, 4)
+        figures[f"overhead_{clock}"] = round(features / base - 1, 4)
+        # each with-SAE run against the run just before it: robust to the load drifting
+        paired = [b[index] / a[index] - 1 for a, b in zip(plain, with_sae, strict=True)]
+        figures[f"overhead_{clock}_paired_median"] = round(statistics.median(paired), 4)
+        figures[f"explain_{clock}_s_all"] = [round(run[index], 4) for run in plain]
+        figures[f"explain_with_sae_{clock}_s_all"] = [round(run[index], 4) for run in with_sae]
+        figures[f"effects_{clock}_s"] = round(statistics.median(run[index] for run in effects), 4)
+    return figures
+
+
+def _report(case: dict[str, Any]) -> None:
+    print(
+        f"{case['case']}: overhead {case['overhead_cpu']:+.1%} CPU time "
+        f"(paired runs: {case['overhead_cpu_paired_median']:+.1%}), "
+        f"{case['overhead_wall']:+.1%} wall ({case['explain_cpu_s']:.3f} s CPU without); "
+        f"reading the logit effects later: {case['effects_cpu_s']:.3f} s CPU",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=25, help="runs per tiny-llama case")
+    parser.add_argument("--small", action="store_true", help="the bundled model only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    _results.add_output_arguments(parser, NAME)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    environment = _results.environment()
+    cases = []
+    bundled = _bundled()
+    for n_tokens in (64, 128):
+        case = {"case": f"tiny-llama, T = {n_tokens}", **measure(bundled, n_tokens, 32, args.reps)}
+        _report(case)
+        cases.append(case)
+    if not args.small:
+        wide = _wide()
+        case = {
+            "case": "Llama-3.1-8B width, 4 layers, T = 64",
+            **measure(wide, 64, 64, max(3, args.reps // 8)),
+        }
+        _report(case)
+        cases.append(case)
+    _results.write(
+        NAME,
+        environment=environment,
+        config={"width": WIDTH, "reps": args.reps, "target_overhead": TARGET_OVERHEAD},
+        figures={"cases": cases},
+        out=args.out,
+        results=args.results,
+    )
+
+
+if __name__ == "__main__":
+    main()
