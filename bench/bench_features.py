@@ -11,6 +11,10 @@ the reconstruction error from them and reads the head on the decoder directions 
 latents that occur (logit effects) -- the last when first asked for (a view, the report,
 ``save``), timed apart as ``effects_*_s``.
 
+The feature-examples pass (``feature_examples``: every latent's top-k contexts, histogram and
+firing count over a corpus) is timed per case on ``--example-texts`` random texts of the case's
+length (bundled: 400 x 64 tokens; 8B width: 16 x 64), reported as seconds per million tokens.
+
 Cases: the bundled tiny-llama (hidden 64, 3 layers) at T = 64 and 128 (its context), and,
 unless ``--small``, a random-init model of Llama-3.1-8B's width (hidden 4096, 32 heads, 8 kv
 heads, MLP 14336) with 4 layers and a 200-word vocabulary at T = 64 (d_sae = 65536, k = 64).
@@ -56,8 +60,8 @@ def _wide() -> Any:
     return _random_model(4, 32, 8, 4096, 14336)
 
 
-def _text(model: Any, n_tokens: int) -> str:
-    rng = np.random.default_rng(n_tokens)
+def _text(model: Any, n_tokens: int, seed: int | None = None) -> str:
+    rng = np.random.default_rng(n_tokens if seed is None else seed)
     if "tiny" in model.name:
         from llmasos_widgets.language import SPECIAL_TOKENS, VOCAB
 
@@ -81,7 +85,18 @@ def _time(function: Any) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
+def examples_pass(model: Any, sae: SparseAutoencoder, n_tokens: int, n_texts: int) -> float:
+    """Seconds per million tokens of ``feature_examples`` over ``n_texts`` texts."""
+    from llmasos_widgets.features import feature_examples
+
+    texts = [_text(model, n_tokens, seed=1000 + i) for i in range(n_texts)]
+    counted = sum(int(model.encode(text).shape[1]) for text in texts)
+    start = time.process_time()
+    feature_examples(model, sae, texts, k=10, progress=False)
+    return (time.process_time() - start) / counted * 1e6
+
+
+def measure(model: Any, n_tokens: int, k: int, reps: int, example_texts: int = 0) -> dict[str, Any]:
     from llmasos_widgets.explanation import explain
 
     hidden = int(model.config.hidden_size)
@@ -122,6 +137,11 @@ def measure(model: Any, n_tokens: int, k: int, reps: int) -> dict[str, Any]:
         figures[f"explain_{clock}_s_all"] = [round(run[index], 4) for run in plain]
         figures[f"explain_with_sae_{clock}_s_all"] = [round(run[index], 4) for run in with_sae]
         figures[f"effects_{clock}_s"] = round(statistics.median(run[index] for run in effects), 4)
+    if example_texts:
+        figures["examples_cpu_s_per_million_tokens"] = round(
+            examples_pass(model, sae, n_tokens, example_texts), 1
+        )
+        figures["examples_texts"] = example_texts
     return figures
 
 
@@ -130,7 +150,13 @@ def _report(case: dict[str, Any]) -> None:
         f"{case['case']}: overhead {case['overhead_cpu']:+.1%} CPU time "
         f"(paired runs: {case['overhead_cpu_paired_median']:+.1%}), "
         f"{case['overhead_wall']:+.1%} wall ({case['explain_cpu_s']:.3f} s CPU without); "
-        f"reading the logit effects later: {case['effects_cpu_s']:.3f} s CPU",
+        f"reading the logit effects later: {case['effects_cpu_s']:.3f} s CPU"
+        + (
+            f"; feature examples {case['examples_cpu_s_per_million_tokens']:.0f} s CPU per 1M "
+            "tokens"
+            if "examples_cpu_s_per_million_tokens" in case
+            else ""
+        ),
         flush=True,
     )
 
@@ -147,14 +173,16 @@ def main() -> None:
     cases = []
     bundled = _bundled()
     for n_tokens in (64, 128):
-        case = {"case": f"tiny-llama, T = {n_tokens}", **measure(bundled, n_tokens, 32, args.reps)}
+        texts = 400 if n_tokens == 64 else 0
+        figures = measure(bundled, n_tokens, 32, args.reps, texts)
+        case = {"case": f"tiny-llama, T = {n_tokens}", **figures}
         _report(case)
         cases.append(case)
     if not args.small:
         wide = _wide()
         case = {
             "case": "Llama-3.1-8B width, 4 layers, T = 64",
-            **measure(wide, 64, 64, max(3, args.reps // 8)),
+            **measure(wide, 64, 64, max(3, args.reps // 8), 16),
         }
         _report(case)
         cases.append(case)

@@ -38,6 +38,7 @@ import _tables_long_context  # noqa: E402
 import _tables_long_context_kernel  # noqa: E402
 import _tables_patching  # noqa: E402
 import _tables_real_model  # noqa: E402
+import _tables_sae_training  # noqa: E402
 import _tables_test_durations  # noqa: E402
 from _tables_format import Sources  # noqa: E402
 
@@ -55,6 +56,7 @@ RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_defaults.RENDERERS,
     **_tables_faithfulness.RENDERERS,
     **_tables_features.RENDERERS,
+    **_tables_sae_training.RENDERERS,
     **_tables_generation.RENDERERS,
     **_tables_patching.RENDERERS,
     **_tables_attribution_patching.RENDERERS,
