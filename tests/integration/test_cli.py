@@ -148,7 +148,12 @@ def test_usage_errors_exit_2(
         (["explain", "no-such-model", "the keys"], None, "unknown model name 'no-such-model'"),
         (["explain", "tiny-llama", "-"], "  \n", "the text from standard input is empty"),
         (["explain", "tiny-llama", "--file", "missing.txt"], None, "cannot read 'missing.txt'"),
-        (["explain", "tiny-llama", "the keys", "--target", "zzz"], None, "'zzz' is not in the"),
+        pytest.param(  # loads and runs the model in a subprocess: ~9 s, the whole suite's
+            ["explain", "tiny-llama", "the keys", "--target", "zzz"],
+            None,
+            "'zzz' is not in the",
+            marks=pytest.mark.slow,
+        ),
         (["report", "corrupt.llmx", "--out", "r.html"], None, "is not a readable explanation"),
         (["report", "missing.llmx", "--out", "r.html"], None, "no saved explanation at"),
     ],
@@ -165,6 +170,7 @@ def test_input_errors_exit_1_with_one_line(
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow  # loads the model in a subprocess (~9 s): the whole suite's, not the fast tier's
 def test_an_unknown_method_is_refused_with_every_registered_one(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

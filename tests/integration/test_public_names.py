@@ -11,6 +11,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import llmasos_widgets as lw
 
 EXPECTED_KINDS = {
@@ -72,6 +74,7 @@ def test_no_subpackage_or_module_shares_a_public_name() -> None:
     assert modules.isdisjoint(lw.__all__), modules & set(lw.__all__)
 
 
+@pytest.mark.slow  # imports every entry point in fresh interpreters (~12 s)
 def test_every_public_name_after_every_entry_point_was_used() -> None:
     """The issue's sequence, then every subpackage imported, then each name checked."""
     script = """
