@@ -204,32 +204,29 @@ def _build(
     )
 
 
+def _under(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """The tensors named ``prefix<name>``, as numpy arrays keyed by ``<name>``."""
+    return {
+        name.removeprefix(prefix): value.numpy()
+        for name, value in tensors.items()
+        if name.startswith(prefix)
+    }
+
+
 def _features(records: list[dict[str, Any]], tensors: dict[str, torch.Tensor]) -> tuple[Any, ...]:
     from llmasos_widgets.features import FeatureActivations
 
-    out = []
-    for index, meta in enumerate(records):
-        prefix = f"features.{index}."
-        arrays = {
-            name.removeprefix(prefix): value.numpy()
-            for name, value in tensors.items()
-            if name.startswith(prefix)
-        }
-        out.append(FeatureActivations.from_arrays(arrays, meta))
-    return tuple(out)
+    return tuple(
+        FeatureActivations.from_arrays(_under(f"features.{index}.", tensors), meta)
+        for index, meta in enumerate(records)
+    )
 
 
 def _causal(records: list[dict[str, Any]], tensors: dict[str, torch.Tensor]) -> tuple[Any, ...]:
-    results = []
-    for index, record in enumerate(records):
-        prefix = f"causal.{index}."
-        arrays = {
-            name.removeprefix(prefix): value.numpy()
-            for name, value in tensors.items()
-            if name.startswith(prefix)
-        }
-        results.append(from_record(arrays, record, where=f"causal result {index}"))
-    return tuple(results)
+    return tuple(
+        from_record(_under(f"causal.{index}.", tensors), record, where=f"causal result {index}")
+        for index, record in enumerate(records)
+    )
 
 
 def _messages(meta: list[dict[str, Any]] | None) -> tuple[Any, ...]:
