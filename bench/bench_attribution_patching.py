@@ -96,21 +96,29 @@ def _top10(values: np.ndarray) -> set[int]:
     return set(np.argsort(-np.abs(values.ravel()), kind="stable")[:10].tolist())
 
 
+def _interleaved(
+    run: Any, methods: list[str], args: tuple[Any, ...], reps: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Each method's median seconds over ``reps`` interleaved rounds (after one warm-up
+    forward), and its last result."""
+    seconds: dict[str, list[float]] = {method: [] for method in methods}
+    results: dict[str, Any] = {}
+    run("forward", *args)  # warm-up
+    for _ in range(reps):
+        for method in methods:
+            start = time.perf_counter()
+            results[method] = run(method, *args)
+            seconds[method].append(time.perf_counter() - start)
+    return {method: statistics.median(values) for method, values in seconds.items()}, results
+
+
 def measure_star(case: tuple[Any, ...], reps: int) -> dict[str, Any]:
     """AtP vs AtP* on one case: seconds, forward-pass equivalents, agreement."""
     name, layers, heads, kv_heads, hidden, intermediate, n_tokens = case
     model = _model(layers, heads, kv_heads, hidden, intermediate)
     clean, corrupted, target = _pair(n_tokens)
     methods = ["forward", "atp_keys", "qk_fix_keys", "exact_keys", "grad_drop"]
-    seconds: dict[str, list[float]] = {method: [] for method in methods}
-    results: dict[str, Any] = {}
-    _run_star("forward", model, clean, corrupted, target)  # warm-up
-    for _ in range(reps):
-        for method in methods:
-            start = time.perf_counter()
-            results[method] = _run_star(method, model, clean, corrupted, target)
-            seconds[method].append(time.perf_counter() - start)
-    median = {method: statistics.median(values) for method, values in seconds.items()}
+    median, results = _interleaved(_run_star, methods, (model, clean, corrupted, target), reps)
     exact_outputs = activation_patching(model, clean, corrupted, target=target).heads
     step = heads // kv_heads  # one cell per key head
     keys = {method: results[method].heads[:, ::step] for method in methods[1:4]}
@@ -178,15 +186,8 @@ def measure(case: tuple[Any, ...], reps: int) -> dict[str, Any]:
     name, layers, heads, kv_heads, hidden, intermediate, n_tokens = case
     model = _model(layers, heads, kv_heads, hidden, intermediate)
     clean, corrupted, target = _pair(n_tokens)
-    seconds: dict[str, list[float]] = {"forward": [], "atp": [], "exact": []}
-    results: dict[str, Any] = {}
-    _run("forward", model, clean, corrupted, target)  # warm-up
-    for _ in range(reps):
-        for method in seconds:
-            start = time.perf_counter()
-            results[method] = _run(method, model, clean, corrupted, target)
-            seconds[method].append(time.perf_counter() - start)
-    median = {method: statistics.median(values) for method, values in seconds.items()}
+    methods = ["forward", "atp", "exact"]
+    median, results = _interleaved(_run, methods, (model, clean, corrupted, target), reps)
     atp, exact = results["atp"], results["exact"]
     top = [set(np.argsort(-np.abs(m.ravel()))[:10]) for m in (atp.heads, exact.heads)]
     row = {
