@@ -4,6 +4,8 @@
   in SAELens's weight layout, reading and writing one residual site.
 * :func:`load_sae` / :func:`save_sae`: SAELens, Llama Scope and Gemma Scope files (local or
   from the hub) in, SAELens's format out; :func:`check_sae_for` checks an SAE fits a model.
+* :class:`Transcoder` / :class:`TranscoderConfig`: a sparse dictionary replacing one
+  layer's MLP (reads its input, predicts its output), for attribution graphs.
 * :func:`train_sae`: a TopK SAE trained on a site's activations (:class:`SAETrainingReport`).
 * :func:`steer`, :func:`ablate_features` (:class:`FeatureAblationResult`), :func:`splice`:
   interventions through the dictionary, scoped to a ``with`` block.
@@ -24,6 +26,7 @@ from llmasos_widgets.features._sae import ACTIVATIONS, SAEConfig, SparseAutoenco
 from llmasos_widgets.features._sae_files import FORMATS, check_sae_for, load_sae, save_sae
 from llmasos_widgets.features._steering import splice, steer
 from llmasos_widgets.features._training import train_sae
+from llmasos_widgets.features._transcoder import Transcoder, TranscoderConfig
 
 __all__ = [
     "ACTIVATIONS",
@@ -36,6 +39,8 @@ __all__ = [
     "SAEConfig",
     "SAETrainingReport",
     "SparseAutoencoder",
+    "Transcoder",
+    "TranscoderConfig",
     "ablate_features",
     "check_sae_for",
     "docstring_corpus",

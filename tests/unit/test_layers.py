@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"interventions"},
     {"probing"},
     {"features"},  # SAEs over residual sites: trained on probing's activations, read by explain
+    {"graphs"},  # attribution graphs over transcoder features
     {"explanation"},
     {"comparison"},
     {"views"},  # view computation for widgets and reports: above explanation
