@@ -10,6 +10,7 @@ from typing import Any, overload
 import numpy as np
 import torch
 
+from llmasos_widgets.features._positions import Positions
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.features._steering import _latents, ablating_features
 from llmasos_widgets.targets import TargetLike, resolve_position, resolve_target
@@ -61,7 +62,12 @@ class FeatureAblationResult:
 
 @overload
 def ablate_features(
-    model: Any, sae: SparseAutoencoder, latents: int | Sequence[int], texts: None = None
+    model: Any,
+    sae: SparseAutoencoder,
+    latents: int | Sequence[int],
+    texts: None = None,
+    *,
+    positions: Positions = None,
 ) -> AbstractContextManager[None]: ...
 @overload
 def ablate_features(
@@ -72,6 +78,7 @@ def ablate_features(
     *,
     target: TargetLike | Sequence[TargetLike] = None,
     position: int = -1,
+    positions: Positions = None,
     batch_size: int = 32,
     tokenizer: Any = None,
 ) -> FeatureAblationResult: ...
@@ -83,6 +90,7 @@ def ablate_features(
     *,
     target: TargetLike | Sequence[TargetLike] = None,
     position: int = -1,
+    positions: Positions = None,
     batch_size: int = 32,
     tokenizer: Any = None,
 ) -> AbstractContextManager[None] | FeatureAblationResult:
@@ -96,14 +104,17 @@ def ablate_features(
     :func:`~llmasos_widgets.interventions.ablate_heads` does (a token target at ``position``:
     ``" are"`` its log-probability, ``(" are", " is")`` the logit difference, ``None`` the
     model's own prediction, or one per text), and return a :class:`FeatureAblationResult`.
+
+    ``positions``: ablate only there (``None``: everywhere), as in
+    :func:`~llmasos_widgets.features.steer`; ``position`` is where the target is read.
     """
     if texts is None:
-        return ablating_features(model, sae, latents)
+        return ablating_features(model, sae, latents, positions)
     from llmasos_widgets.models import as_explainable
 
     explainable = as_explainable(model, tokenizer)
     chosen = _latents(sae, latents)
-    block = ablating_features(explainable, sae, chosen)  # checks d_in and site first
+    block = ablating_features(explainable, sae, chosen, positions)  # checks d_in and site first
     text_list = [texts] if isinstance(texts, str) else list(texts)
     if not text_list or not all(isinstance(t, str) for t in text_list):
         raise TypeError("texts must be a str or a non-empty list of str")

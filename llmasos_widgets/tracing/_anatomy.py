@@ -203,23 +203,38 @@ class Anatomy:
         self, hooks: HookSet, site: int, replace: Callable[[torch.Tensor], torch.Tensor]
     ) -> None:
         """Site ``site`` becomes ``replace(hidden)`` for the layers after it, each forward."""
+        self.replace_site_by_position(hooks, site, lambda hidden, _positions: replace(hidden))
+
+    def replace_site_by_position(
+        self,
+        hooks: HookSet,
+        site: int,
+        replace: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    ) -> None:
+        """Site ``site`` becomes ``replace(hidden, position_ids)`` for the layers after it, each
+        forward. ``position_ids`` (``[batch or 1, token]``) are the ones the model gives its
+        layers: each token's place in the whole sequence, so they keep counting through a
+        cached ``generate``; ``None`` where a model passes none."""
         site = self.check_site(site)
         if site == 0:
 
             def replace_input(
                 _m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                positions = kwargs.get("position_ids")
                 if args:
-                    return (replace(args[0]), *args[1:]), kwargs
-                return args, {**kwargs, "hidden_states": replace(kwargs["hidden_states"])}
+                    return (replace(args[0], positions), *args[1:]), kwargs
+                hidden = replace(kwargs["hidden_states"], positions)
+                return args, {**kwargs, "hidden_states": hidden}
 
             hooks.forward_pre(self.layers[0], replace_input, with_kwargs=True)
             return
 
-        def replace_output(_m: nn.Module, _args: Any, output: Any) -> Any:
-            return with_layer_output(output, replace(layer_output(output)))
+        def replace_output(_m: nn.Module, _args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+            hidden = replace(layer_output(output), kwargs.get("position_ids"))
+            return with_layer_output(output, hidden)
 
-        hooks.forward(self.layers[site - 1], replace_output)
+        hooks.forward(self.layers[site - 1], replace_output, with_kwargs=True)
 
     def output_projection(self, layer: int) -> nn.Module:
         """Layer ``layer``'s attention output projection (``o_proj``): its input is the heads'
