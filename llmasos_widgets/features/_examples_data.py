@@ -5,6 +5,12 @@ Arrays are latent-major: ``values[latent, j]`` is the ``j``-th largest activatio
 (0 where it fired fewer than ``k`` times), at token ``position[latent, j]`` of text
 ``text_index[latent, j]`` (-1: none); ``context_ids[latent, j]`` are the ``window`` tokens on
 each side (-1 past the text's ends) and ``context_values`` the latent's activation on each.
+
+Ranking ignores the last bits of each activation (:func:`rank_value`): the same token in the
+same context gets activations a few float32 ulps apart depending on the batch's shape, and
+without this the batch size would decide which of those tied contexts is kept. Activations
+that agree to 12 significant bits (about 2.4e-4 relative) rank as equal, and equal ones go to
+the earlier text and position. The stored ``values`` are the exact activations.
 """
 
 from __future__ import annotations
@@ -22,6 +28,41 @@ HISTOGRAM_EDGES = np.geomspace(1e-3, 1e3, 49).astype(np.float32)
 """Bin edges of the activation histograms (log-spaced: activations span decades); values
 below the first edge count in bin 0, above the last in the last bin."""
 _NONE = np.iinfo(np.int64).max  # sorts an empty slot after every real text
+_DROPPED_BITS = 11  # of float32's 23 mantissa bits: 12 kept
+_KEPT_BITS = ~((1 << _DROPPED_BITS) - 1)
+_TOPK_ELEMENTS = 1 << 24  # int64 keys per chunk of tied latents: 128 MiB
+
+
+def rank_value(values: torch.Tensor) -> torch.Tensor:
+    """float32 activations with the last ``_DROPPED_BITS`` mantissa bits cut: what the ranking
+    compares. Cutting bits keeps the order of non-negative floats (their bits, read as ints,
+    grow with them); negative values, never kept, stay below them."""
+    bits = values.float().contiguous().view(torch.int32)
+    return bits.bitwise_and(_KEPT_BITS).view(torch.float32)
+
+
+def top_rows(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Row indices ``[k, latent]`` of each column's ``k`` largest entries of ``flat`` ``[row,
+    latent]`` by :func:`rank_value`, the earlier row first among equals, whatever the shape.
+
+    One ``topk`` decides every column whose ``k``-th and ``k+1``-th values differ (which
+    rows are kept is then unambiguous); only columns tied at that edge are ranked again with
+    the row in the key."""
+    rows = flat.shape[0]
+    ranked = rank_value(flat)
+    if k >= rows:
+        return ranked.topk(k, dim=0).indices
+    values, picked = ranked.topk(k + 1, dim=0)
+    picked = picked[:k]
+    tied = ((values[k - 1] == values[k]) & (values[k - 1] > 0)).nonzero()[:, 0]
+    if len(tied):
+        earlier_first = (rows - 1 - torch.arange(rows, device=flat.device))[:, None]
+        chunk = max(1, _TOPK_ELEMENTS // rows)
+        for start in range(0, len(tied), chunk):
+            columns = tied[start : start + chunk]
+            bits = ranked[:, columns].view(torch.int32).to(torch.int64)
+            picked[:, columns] = ((bits << 32) + earlier_first).topk(k, dim=0).indices
+    return picked
 
 
 class FeatureExamples:
@@ -137,7 +178,8 @@ class FeatureExamples:
         w = self.window
         flat = codes.reshape(n_texts * n_tokens, d_sae)
         kk = min(self.k, flat.shape[0])
-        top, where = flat.topk(kk, dim=0)  # [kk, latent]
+        where = top_rows(flat, kk)  # [kk, latent]
+        top = flat.gather(0, where)
         row, col = (where // n_tokens).cpu(), (where % n_tokens).cpu()
         shift = torch.arange(2 * w + 1)
         real = torch.where(mask.bool(), ids, torch.full_like(ids, -1))
@@ -174,7 +216,8 @@ class FeatureExamples:
         values = np.concatenate([self.values, values], axis=1)
         text = np.concatenate([self.text_index, text], axis=1)
         position = np.concatenate([self.position, position], axis=1)
-        order = np.lexsort((position, np.where(text < 0, _NONE, text), -values), axis=-1)
+        key = rank_value(torch.from_numpy(np.ascontiguousarray(values, np.float32))).numpy()
+        order = np.lexsort((position, np.where(text < 0, _NONE, text), -key), axis=-1)
         keep = order[:, : self.k]
         rows = np.arange(self.d_sae)[:, None]
         self.values = values[rows, keep]
