@@ -10,7 +10,10 @@ The recipe is OpenAI's TopK SAE (Gao et al. 2024, github.com/openai/sparse_autoe
   ``dead_window`` tokens) must reconstruct the residual error, which pulls them back to life;
 * Adam (``lr = 2e-4 / sqrt(d_sae / 2**14)`` unless given); the decoder-row-parallel part of
   the gradient is removed and decoder rows are renormalised to unit norm after each step, so
-  a latent's activation is its contribution's length.
+  a latent's activation is its contribution's length;
+* optionally (``resample_every``), dead latents are re-initialised toward high-loss inputs,
+  Anthropic's "Towards Monosemanticity" resampling: each takes the direction of a batch row
+  drawn with probability proportional to the square of its reconstruction loss.
 
 Activations come from :func:`llmasos_widgets.probing.activations` (local or, with
 ``client=``, on a Dask cluster), ``chunk_texts`` texts at a time, so memory is bounded by a
@@ -39,6 +42,8 @@ Positions = int | Literal["last", "all"]
 
 # Latents silent this many batches count as dead (OpenAI: 10M tokens of 131k-token batches).
 _DEAD_BATCHES = 50
+# A resampled latent's encoder norm, as a fraction of the live ones' mean (Anthropic: 0.2)
+_RESAMPLED_ENCODER_NORM = 0.2
 
 
 def _split(texts: list[str], held_out: float, seed: int) -> tuple[list[str], list[str]]:
@@ -94,7 +99,13 @@ class _Trainer:
     """One TopK SAE's optimisation state: Adam, each latent's tokens since it last fired."""
 
     def __init__(
-        self, sae: SparseAutoencoder, lr: float, aux_k: int, aux_coefficient: float, window: int
+        self,
+        sae: SparseAutoencoder,
+        lr: float,
+        aux_k: int,
+        aux_coefficient: float,
+        window: int,
+        seed: int = 0,
     ) -> None:
         self.sae = sae
         self.k = int(sae.config.k or 1)
@@ -104,6 +115,8 @@ class _Trainer:
         self.optimizer = torch.optim.Adam(sae.parameters(), lr=lr, eps=6.25e-10)
         self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=sae.W_dec.device)
         self.tokens = 0
+        self.resampled = 0
+        self.generator = torch.Generator().manual_seed(seed)
 
     def dead(self) -> torch.Tensor:
         return self.since_fired >= min(self.window, max(self.tokens, 1))
@@ -129,6 +142,39 @@ class _Trainer:
             self.since_fired[fired] = 0
         self.tokens += len(x)
         return float(mse.detach())
+
+    @torch.no_grad()
+    def resample(self, x: torch.Tensor) -> int:
+        """Re-initialise every dead latent toward a row of ``x`` drawn with probability
+        proportional to its squared reconstruction loss (Anthropic's resampling, 2023): the
+        decoder row becomes that row's direction as the SAE sees it (scaled, minus ``b_dec``),
+        the encoder column the same direction at ``_RESAMPLED_ENCODER_NORM`` of the live
+        columns' mean norm, ``b_enc`` 0, and Adam's moments of those entries 0. A resampled
+        latent still counts as dead until it fires. Returns how many were resampled."""
+        dead = self.dead().nonzero()[:, 0]
+        sae = self.sae
+        loss = (sae(x) - x.to(sae.W_dec.dtype)).pow(2).sum(-1).double().cpu()
+        if len(dead) == 0 or float(loss.sum()) == 0.0:
+            return 0
+        weights = loss.pow(2)
+        replace = len(dead) > int((weights > 0).sum())
+        rows = torch.multinomial(weights, len(dead), replace, generator=self.generator)
+        centred = x[rows.to(x.device)].to(sae.W_dec.dtype) * sae.config.input_scale - sae.b_dec
+        directions = centred / centred.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        live = ~self.dead()
+        norm = sae.W_enc[:, live].norm(dim=0).mean() if bool(live.any()) else torch.tensor(1.0)
+        sae.W_dec[dead] = directions
+        sae.W_enc[:, dead] = directions.T * (_RESAMPLED_ENCODER_NORM * norm)
+        sae.b_enc[dead] = 0.0
+        for parameter, index in ((sae.W_dec, dead), (sae.W_enc, (slice(None), dead))):
+            for moment in self.optimizer.state.get(parameter, {}).values():
+                if isinstance(moment, torch.Tensor) and moment.dim() > 0:
+                    moment[index] = 0.0
+        for moment in self.optimizer.state.get(sae.b_enc, {}).values():
+            if isinstance(moment, torch.Tensor) and moment.dim() > 0:
+                moment[dead] = 0.0
+        self.resampled += len(dead)
+        return len(dead)
 
     def _aux_loss(self, pre: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
         dead = self.dead()
@@ -181,6 +227,7 @@ def train_sae(
     aux_k: int | None = None,
     aux_coefficient: float = 1 / 32,
     dead_window: int | None = None,
+    resample_every: int | None = None,
     skip_bos: bool = True,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
@@ -205,6 +252,9 @@ def train_sae(
         lr: Adam's learning rate; default ``2e-4 / sqrt(width / 2**14)`` (OpenAI's scaling).
         aux_k / aux_coefficient / dead_window: the AuxK loss; defaults ``min(2k, width)``,
             1/32, and 50 batches' tokens (at most one epoch's rows).
+        resample_every: every this many steps, latents dead by ``dead_window`` are
+            re-initialised toward high-loss rows of that step's batch (Anthropic's
+            resampling); default ``None``: never.
         checkpoint_dir: with it, the SAE is saved (SAELens format, ``save_sae``) to
             ``checkpoint_dir/step-{step}`` every ``checkpoint_every`` steps and to
             ``checkpoint_dir/final`` at the end.
@@ -222,6 +272,8 @@ def train_sae(
     for name, value in (("k", k), ("epochs", epochs), ("batch_size", batch_size)):
         _check_int(name, value)
     _check_int("chunk_texts", chunk_texts)
+    if resample_every is not None:
+        _check_int("resample_every", resample_every)
     if checkpoint_every is not None:
         _check_int("checkpoint_every", checkpoint_every)
         if checkpoint_dir is None:
@@ -262,7 +314,7 @@ def train_sae(
     window = dead_window or min(_DEAD_BATCHES * batch_size, len(first))
     trainer = _Trainer(
         sae, lr or 2e-4 / math.sqrt(width / 2**14), aux_k or min(2 * k, width),
-        aux_coefficient, _check_int("dead_window", window),
+        aux_coefficient, _check_int("dead_window", window), seed,
     )  # fmt: skip
     shuffle = np.random.default_rng([seed, 1])
     losses: list[float] = []
@@ -276,6 +328,8 @@ def train_sae(
         for start in range(0, len(rows), batch_size):
             x = torch.from_numpy(rows[order[start : start + batch_size]]).to(device)
             losses.append(trainer.step(x))
+            if resample_every and len(losses) % resample_every == 0:
+                trainer.resample(x)
             if checkpoint_every and len(losses) % checkpoint_every == 0:
                 seconds += time.perf_counter() - begin
                 saved.append(_save(sae, checkpoint_dir, f"step-{len(losses):07d}"))
@@ -301,7 +355,8 @@ def train_sae(
         checkpoints=tuple(saved),
         metadata={"lr": trainer.optimizer.param_groups[0]["lr"], "aux_k": trainer.aux_k,
                   "batch_size": batch_size, "epochs": epochs, "n_train_texts": len(train_texts),
-                  "n_held_out_texts": len(held_texts)},
+                  "n_held_out_texts": len(held_texts), "resample_every": resample_every,
+                  "resampled": trainer.resampled},
     )  # fmt: skip
 
 

@@ -128,3 +128,24 @@ def test_a_dask_client_collects_the_same_activations(bundled):
     assert remote.tokens == local.tokens and remote.steps == local.steps
     torch.testing.assert_close(remote.sae.W_dec, local.sae.W_dec, atol=1e-3, rtol=0)
     assert remote.fve == pytest.approx(local.fve, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_resampling_wakes_some_dead_latents_of_the_number_sae(bundled, report):
+    """Measured on the 400 held-out prompts (bench/results/bench_sae_resampling.json has the
+    training-split figures): latents that never fire 235 without resampling, 167 with it every
+    25 steps; held-out FVE 0.984 -> 0.980. The data (the last token is one of 80 nouns) leaves
+    most latents nothing to do either way."""
+    from tests._sae_known import SITE, TRAIN, train_prompts
+
+    texts = [e.text for e in train_prompts()]
+    resampled = train_sae(bundled, SITE, texts, resample_every=25, **TRAIN)
+    prompts = held_out_prompts()
+
+    def never_fire(sae):
+        return int(((last_token_features(bundled, sae, prompts) > 0).sum(0) == 0).sum())
+
+    assert resampled.metadata["resampled"] > 0
+    assert never_fire(resampled.sae) <= never_fire(report.sae) - 50
+    assert resampled.dead_latents <= report.dead_latents - 100
+    assert resampled.fve >= 0.97
