@@ -62,7 +62,6 @@ def _split(texts: list[str], held_out: float, seed: int) -> tuple[list[str], lis
 def _collector(
     model: Any, site: int, positions: Positions, skip_bos: bool, client: Any, batch_size: int
 ) -> Callable[[list[str]], np.ndarray]:
-    bos = getattr(getattr(model, "tokenizer", None), "bos_token_id", None)
 
     def collect(texts: list[str]) -> np.ndarray:
         acts = activations(
@@ -70,10 +69,11 @@ def _collector(
             progress=False, client=client,
         )  # fmt: skip
         rows = np.asarray(acts[site])
-        if skip_bos and bos is not None:
-            # <bos> rows are constant, huge-norm outliers; an SAE would spend latents on them
-            keep = ~((acts.positions == 0) & (acts.token_ids == bos))
-            rows = rows[keep]
+        if skip_bos:
+            # each text's first token: <bos> where the tokenizer adds one, else the attention
+            # sink (SmolLM2, no <bos>: 140x the other rows' norm at its middle site); either
+            # way a huge-norm outlier an SAE would spend latents on and FVE would be ruled by
+            rows = rows[acts.positions != 0]
         return rows
 
     return collect
@@ -246,7 +246,8 @@ def train_sae(
         width: latents (``d_sae``); default 16 x hidden size.
         k: latents kept per token.
         positions: which tokens of each text train it, as in ``activations``: ``"all"``
-            (default; ``<bos>`` skipped while ``skip_bos``), ``"last"``, or one int for
+            (default; each text's first token, ``<bos>`` or the attention sink, skipped while
+            ``skip_bos``), ``"last"``, or one int for
             every text (negative: from the end).
         epochs: passes over the training texts; batch_size: tokens per optimiser step.
         lr: Adam's learning rate; default ``2e-4 / sqrt(width / 2**14)`` (OpenAI's scaling).
