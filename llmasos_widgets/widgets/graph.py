@@ -265,7 +265,10 @@ class GraphWidget(TokensWidget):
             return card
         if self._cards is None:
             self._cards = FeatureCards(self._model, self._transcoders, self._graph)
-        return card | self._cards.card(node)
+        try:
+            return card | self._cards.card(node)
+        except ValueError as error:  # e.g. no transcoder for its layer: say so on the card
+            return card | {"note": str(error)}
 
     def _logit_labels(self) -> list[str]:
         graph = self._graph
