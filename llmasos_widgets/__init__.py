@@ -56,6 +56,8 @@ _EXPORTS = {
     "FeatureExamples": "llmasos_widgets.features",
     "SparseAutoencoder": "llmasos_widgets.features",
     "SAEConfig": "llmasos_widgets.features",
+    "attribution_graph": "llmasos_widgets.graphs",
+    "AttributionGraph": "llmasos_widgets.graphs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

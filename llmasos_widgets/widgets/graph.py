@@ -224,7 +224,7 @@ class GraphWidget(TokensWidget):
             self.selected_tokens = [int(info["query"])]
 
     def _heads(self, source: int, target: int) -> dict[str, Any]:
-        from llmasos_widgets.graphs import edge_heads  # type: ignore[attr-defined]  # graphcore
+        from llmasos_widgets.graphs import edge_heads
 
         result = edge_heads(self._model, self._transcoders, self._graph, source, target)
         layers = np.asarray(result.layers).astype(int)

@@ -59,6 +59,8 @@ EXPECTED_KINDS = {
     "FeatureExamples": "class",
     "SparseAutoencoder": "class",
     "SAEConfig": "class",
+    "attribution_graph": "function",
+    "AttributionGraph": "class",
 }
 
 
