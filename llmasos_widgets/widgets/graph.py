@@ -12,8 +12,9 @@ Linking (``link_selection(graph_widget, attention_widget)``):
   sets ``hovered_token``; a click pins it and selects its token, and a feature's or error
   node's layer;
 * a click on an edge between two positions (attention carried it) asks
-  :func:`~llmasos_widgets.graphs.edge_heads` which heads carry it, selects the top head's
-  layer and the heads of that layer carrying at least half the top head's share, selects
+  :func:`~llmasos_widgets.graphs.edge_heads` which heads carry it, selects the layer of the
+  head that moves most of it between the two positions (``across_positions``) and the heads
+  of that layer moving at least half as much, selects
   ``selected_cell = [query, key]`` (an AttentionWidget then shows that pair's q·k breakdown)
   and the query token.
 """
@@ -30,8 +31,8 @@ from llmasos_widgets.widgets._base import STATIC_DIR, TokensWidget, tensor_paylo
 from llmasos_widgets.widgets._graph_view import edge_table, node_table, visible_at
 
 HEAD_SHARE = 0.5
-"""A head in the top head's layer is selected with the top one when it carries at least this
-fraction of the top head's part of the edge."""
+"""A head in the top head's layer is selected with the top one when it moves at least this
+fraction of what the top head moves between positions (``EdgeHeads.across_positions``)."""
 EDGE_HEADS_SHOWN = 8
 
 
@@ -86,8 +87,9 @@ class GraphWidget(TokensWidget):
 
     edge_heads = traitlets.Dict(read_only=True).tag(sync=True)
     """dict, read-only: for the selected edge, ``{"source", "target", "query", "key",
-    "layers", "heads", "values", "total", "selected"}`` (the heads carrying it, largest part
-    first) or ``{"source", "target", "note"}``; ``{}`` when none is selected."""
+    "layers", "heads", "values", "across", "total", "selected"}`` (the heads carrying it, the
+    most moved between positions first; ``selected``: ``[layer, head]`` pairs selected) or
+    ``{"source", "target", "note"}``; ``{}`` when none is selected."""
 
     selected_cell = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     """list[int], default []: ``[query, key]`` of the selected attention-carried edge; links
@@ -226,25 +228,31 @@ class GraphWidget(TokensWidget):
     def _heads(self, source: int, target: int) -> dict[str, Any]:
         from llmasos_widgets.graphs import edge_heads
 
-        result = edge_heads(self._model, self._transcoders, self._graph, source, target)
+        try:
+            result = edge_heads(self._model, self._transcoders, self._graph, source, target)
+        except ValueError as error:  # e.g. another model's graph: say so, select nothing
+            return {"note": str(error)}
         layers = np.asarray(result.layers).astype(int)
         heads = np.asarray(result.heads).astype(int)
         values = np.asarray(result.values, dtype=np.float64)
+        moved = np.abs(np.asarray(result.across_positions, dtype=np.float64))
+        order = np.argsort(-moved, kind="stable")  # the heads that move it between positions
         selected: list[list[int]] = []
-        if len(values):
-            top = abs(values[0])
+        if len(order) and moved[order[0]] > 0:
+            top = order[0]
             selected = [
                 [int(layers[i]), int(heads[i])]
-                for i in range(len(values))
-                if layers[i] == layers[0] and abs(values[i]) >= HEAD_SHARE * top
+                for i in order
+                if layers[i] == layers[top] and moved[i] >= HEAD_SHARE * moved[top]
             ]
-        shown = slice(0, EDGE_HEADS_SHOWN)
+        shown = order[:EDGE_HEADS_SHOWN]
         return {
             "query": int(result.query_position),
             "key": int(result.key_position),
             "layers": layers[shown].tolist(),
             "heads": heads[shown].tolist(),
             "values": [float(v) for v in values[shown]],
+            "across": [float(v) for v in np.asarray(result.across_positions)[shown]],
             "total": float(result.total),
             "selected": selected,
         }

@@ -117,6 +117,7 @@ def test_an_attention_edge_selects_the_top_heads_and_the_query_key_cell(
             layers=np.array([1, 1, 0, 1]),
             heads=np.array([2, 0, 3, 1]),
             values=np.array([0.9, -0.5, 0.4, 0.3]),
+            across_positions=np.array([0.2, -0.5, 0.4, 0.3]),  # moved between positions
             total=1.5,
             query_position=2,
             key_position=1,
@@ -129,11 +130,13 @@ def test_an_attention_edge_selects_the_top_heads_and_the_query_key_cell(
     assert widget.logit_labels == ["tok40", "tok41"]
     widget.selected_edge = [0, 1]  # L0 #5 @1 -> L1 #2 @2: attention moved it
     assert calls == [(0, 1)]
-    # the top head's layer, and its heads carrying at least half the top head's part
-    assert (widget.selected_layer, widget.selected_heads) == (1, [0, 2])
+    # the layer of the head moving most across positions (L1H0: 0.5), and its heads moving at
+    # least half as much (L1H1: 0.3; not L1H2: 0.2; L0H3 is another layer)
+    assert (widget.selected_layer, widget.selected_heads) == (1, [0, 1])
     assert widget.selected_cell == [2, 1] and widget.selected_tokens == [2]
-    assert (other.selected_layer, other.selected_heads, other.selected_cell) == (1, [0, 2], [2, 1])
-    assert widget.edge_heads["selected"] == [[1, 2], [1, 0]]
+    assert (other.selected_layer, other.selected_heads, other.selected_cell) == (1, [0, 1], [2, 1])
+    assert widget.edge_heads["selected"] == [[1, 0], [1, 1]]
+    assert widget.edge_heads["heads"] == [0, 3, 1, 2]  # most moved first
     widget.selected_edge = [2, 1]  # both at position 2: no head to find
     assert calls == [(0, 1)] and "share a position" in widget.edge_heads["note"]
 
