@@ -53,6 +53,7 @@ interface EdgeHeads {
   layers?: number[];
   heads?: number[];
   values?: number[];
+  across?: number[];
   total?: number;
   selected?: [number, number][];
   note?: string;
@@ -81,6 +82,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const SCALE = getScale("blues");
 const KIND_FILL: Record<string, string> = { feature: "#f2b950", error: "#b9bec5", token: "#7fa7d6", logit: "#7fc28f" };
 const HOVER_MS = 120;
+const LOGIT_LABEL_CHARS = 8; // longer logit tokens are cut in the label (the node's title has all)
 
 function svgElement<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}): SVGElementTagNameMap[K] {
   const element = document.createElementNS(SVG_NS, tag);
@@ -263,7 +265,8 @@ function render({ model, el }: RenderProps<GraphModel>): () => void {
         label = labels[logitRank];
         const text = svgElement("text", { x: layout.x[node.row], y: layout.y[node.row] - 9, "text-anchor": "middle", "font-size": 10, "font-family": "monospace" });
         text.dataset.testid = `logit-label-${logitRank}`;
-        text.textContent = tokenLabel({ text: label ?? "", kind: "text" });
+        const full = tokenLabel({ text: label ?? "", kind: "text" });
+        text.textContent = full.length > LOGIT_LABEL_CHARS ? `${full.slice(0, LOGIT_LABEL_CHARS - 1)}…` : full;
         parts.push(text);
         logitRank += 1;
       }
@@ -354,8 +357,8 @@ function render({ model, el }: RenderProps<GraphModel>): () => void {
       headsBox.replaceChildren(div(undefined, `edge ${data.source} → ${data.target}: ${data.note}`));
       return;
     }
-    const rows = (data.heads ?? []).map((head, i) => `L${data.layers?.[i]}H${head} ${(data.values?.[i] ?? 0).toPrecision(3)}`);
-    const line = div(undefined, `query ${data.query} ← key ${data.key}: heads carrying it (of ${(data.total ?? 0).toPrecision(3)}): ${rows.join(", ")}`);
+    const rows = (data.heads ?? []).map((head, i) => `L${data.layers?.[i]}H${head} ${(data.values?.[i] ?? 0).toPrecision(3)} (moved ${(data.across?.[i] ?? 0).toPrecision(3)})`);
+    const line = div(undefined, `edge ${(data.total ?? 0).toPrecision(3)}, query ${data.query} ← key ${data.key}; heads, the most moved between positions first: ${rows.join(", ")}`);
     headsBox.replaceChildren(line);
   };
 

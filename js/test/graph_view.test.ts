@@ -58,3 +58,13 @@ describe("edgeStroke", () => {
     expect(strong.color).not.toBe(weak.color);
   });
 });
+
+describe("layoutGraph logits", () => {
+  it("spreads the logits over the top row in their order", () => {
+    const layout = layoutGraph(nodes, 2, 3);
+    const logits = nodes.filter((n) => n.kind === "logit");
+    const xs = logits.map((n) => layout.x[n.row]);
+    expect(xs[0]).toBeLessThan(xs[1]);
+    expect(xs[1] - xs[0]).toBeGreaterThanOrEqual((layout.width - 2 * 28) / 2 - 1e-9);
+  });
+});

@@ -1,12 +1,13 @@
-"""GraphWidget linked to an AttentionWidget in a real JupyterLab + Chromium, driven as a person
-would: hovering a feature node shows its card (its activation on every token, as the kernel
-computes it); clicking an edge attention carried selects the heads that carry it in the
-attention view and opens the q·k breakdown of that query/key pair there; dragging the slider
-hides nodes and edges, exactly those the kernel's rule hides. Hostile token strings show as
-text."""
+"""GraphWidget of a real attribution graph (the bundled model, seeded random transcoders)
+linked to an AttentionWidget in a real JupyterLab + Chromium, driven as a person would:
+hovering a feature node shows its card (its activation on every token, as the kernel computes
+it); clicking an edge attention carried selects the heads that move it in the attention view
+and opens the q·k breakdown of that query/key pair there; dragging the slider hides nodes and
+edges, exactly those the kernel's rule hides. Hostile token strings show as text."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,35 +25,25 @@ pytestmark = pytest.mark.browser
 
 STEP_MS = UI_STEP_S * 1000
 HOSTILE = "<img/src/onerror=window.__xss=1>"  # no spaces: the label marks them (␣)
-TEXT = "the cat"
+TEXT = "the keys to the cabinet are"
 
 CELL = f"""\
 import dataclasses
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 import llmasos_widgets as lw
 from llmasos_widgets import graphs
 from llmasos_widgets.features import Transcoder, TranscoderConfig
-from tests._hand_graph import hand_graph
 
 model = lw.load_model("tiny-llama", device="cpu")
-ids = model.encode({TEXT!r})[0].tolist()
-graph = hand_graph(1.0, tokens=model.tokens(torch.tensor(ids)), token_ids=ids)
 hidden = model.config.hidden_size
 torch.manual_seed(0)
 transcoders = [
-    Transcoder(TranscoderConfig(d_in=hidden, d_transcoder=8, d_out=hidden, layer=layer,
-                                activation="relu"))
+    Transcoder(TranscoderConfig(d_in=hidden, d_transcoder=64, d_out=hidden, layer=layer,
+                                activation="topk", k=4))
     for layer in range(model.config.num_hidden_layers)
 ]
-def _edge_heads(model, transcoders, graph, source, target):
-    return SimpleNamespace(layers=np.array([1, 1, 0]), heads=np.array([2, 0, 3]),
-                           values=np.array([0.9, 0.6, 0.3]), total=1.8,
-                           query_position=int(graph.node_position[target]),
-                           key_position=int(graph.node_position[source]))
-graphs.edge_heads = _edge_heads
+graph = lw.attribution_graph(model, transcoders, {TEXT!r}, node_threshold=0.9)  # keeps 2 features
 graph_view = lw.GraphWidget(graph, model, transcoders)
 attention = lw.AttentionWidget(model, {TEXT!r})
 selection = lw.link_selection(graph_view, attention)
@@ -68,7 +59,7 @@ def _card_values(kernel: KernelClient, node: int) -> list[float]:
 
 
 def test_hover_card_attention_edge_to_qk_pair_and_slider(
-    jupyter_server: JupyterServer, page: Any
+    jupyter_server: JupyterServer, page: Any, output_dir: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -88,7 +79,8 @@ def test_hover_card_attention_edge_to_qk_pair_and_slider(
 
         # 1. hover a feature node: its card shows its activation on every token
         node = kernel.evaluate(
-            "int(max(graph.nodes_of('feature'), key=lambda n: graph.node_influence[n]))"
+            "int(max((n for n in graph_view.shown()[0] if graph.node_kind[n] == 0), "
+            "key=lambda n: graph.node_influence[n]))"
         )
         view.get_by_test_id(f"node-{node}").hover()
         card = view.get_by_test_id("node-card")
@@ -112,11 +104,12 @@ def test_hover_card_attention_edge_to_qk_pair_and_slider(
         )
         view.get_by_test_id(f"edge-hit-{source}-{target}").click()
         expected = kernel.evaluate(
-            f"(lambda r: [int(r.layers[0]), sorted(int(h) for l, h, v in "
-            f"zip(r.layers, r.heads, r.values) if l == r.layers[0] and abs(v) >= "
-            f"0.5 * abs(r.values[0])), [int(r.query_position), int(r.key_position)]])"
-            f"(graphs.edge_heads(model, transcoders, graph, {source}, {target}))"
-        )
+            f"(lambda r, m: [int(r.layers[m.argmax()]), sorted(int(h) for l, h, v in "
+            f"zip(r.layers, r.heads, m) if l == r.layers[m.argmax()] and v >= 0.5 * m.max()), "
+            f"[int(r.query_position), int(r.key_position)]])"
+            f"(*(lambda r: (r, abs(r.across_positions)))"
+            f"(graphs.edge_heads(model, transcoders, graph, {source}, {target})))"
+        )  # the heads moving most of the edge between its two positions
         layer, heads, cell = expected
         kernel.wait_for(
             "[attention.selected_layer, attention.selected_heads, attention.selected_cell]",
@@ -133,6 +126,7 @@ def test_hover_card_attention_edge_to_qk_pair_and_slider(
             "data-edge", f"{source}-{target}"
         )
         assert heads and layer >= 0
+        view.screenshot(path=str(output_dir / "graph_widget.png"))
 
         # 3. drag the slider left: fewer edges, exactly those the kernel's rule keeps
         counts = view.get_by_test_id("graph-counts")
@@ -146,7 +140,7 @@ def test_hover_card_attention_edge_to_qk_pair_and_slider(
         page.mouse.move(box["x"] + box["width"] * 0.35, y, steps=8)
         page.mouse.up()
         threshold = kernel.wait_for(
-            "graph_view.node_threshold", lambda v: v < 0.9, what="the slider's threshold"
+            "graph_view.node_threshold", lambda v: v < 0.6, what="the slider's threshold"
         )
         nodes, edges = kernel.evaluate("[len(graph_view.shown()[0]), len(graph_view.shown()[1])]")
         expect(counts).to_have_attribute("data-edges", str(edges), timeout=STEP_MS)

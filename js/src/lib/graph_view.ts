@@ -104,7 +104,8 @@ export function nodeRow(node: Pick<GraphNode, "kind" | "layer">, nLayers: number
 
 /**
  * Positions by column, rows by layer (tokens at the bottom). Nodes sharing a cell sit side
- * by side, most influential in the middle; radius grows with sqrt(influence).
+ * by side, most influential in the middle; radius grows with sqrt(influence). Logits (all at
+ * the last position) spread over the whole top row in their order, so their labels fit.
  */
 export function layoutGraph(nodes: GraphNode[], nLayers: number, nPositions: number, options: { columnWidth?: number; rowHeight?: number; margin?: number } = {}): Layout {
   const columnWidth = options.columnWidth ?? 72;
@@ -126,7 +127,16 @@ export function layoutGraph(nodes: GraphNode[], nLayers: number, nPositions: num
   const x = new Array<number>(nodes.length).fill(0);
   const y = new Array<number>(nodes.length).fill(0);
   const r = new Array<number>(nodes.length).fill(0);
+  // logits (one position, up to a dozen) spread over the top row, most probable first
+  const logits = nodes.filter((n) => n.kind === "logit");
+  logits.forEach((node, k) => {
+    const span = width - 2 * margin;
+    x[node.row] = margin + (span * (k + 0.5)) / logits.length;
+    y[node.row] = rowY[nRows - 1];
+    r[node.row] = 5;
+  });
   for (const cell of cells.values()) {
+    if (cell[0].kind === "logit") continue;
     // most influential in the middle: order by influence, then alternate sides
     const sorted = [...cell].sort((a, b) => b.influence - a.influence || a.row - b.row);
     const step = Math.min(14, (columnWidth - 8) / Math.max(1, sorted.length));
