@@ -98,12 +98,16 @@ def test_a_clicked_node_selects_its_token_and_layer_and_shows_its_card() -> None
     assert widget.card == {}
 
 
+class _FakeModel:
+    """What the widget reads of a model without cards: heads, a tokenizer, a name."""
+
+    config = SimpleNamespace(num_attention_heads=4)
+    tokenizer = SimpleNamespace(decode=lambda ids: f"tok{ids[0]}")
+    name = "fake"
+
+
 def _fake_model() -> Any:
-    return SimpleNamespace(
-        config=SimpleNamespace(num_attention_heads=4),
-        tokenizer=SimpleNamespace(decode=lambda ids: f"tok{ids[0]}"),
-        name="fake",
-    )
+    return _FakeModel()
 
 
 def test_an_attention_edge_selects_the_top_heads_and_the_query_key_cell(
@@ -172,3 +176,16 @@ def test_the_attention_cell_links_only_over_shared_tokens() -> None:
     link_selection(widget, same, shorter)
     widget.selected_cell = [2, 1]
     assert same.selected_cell == [2, 1] and shorter.selected_cell == []
+
+
+def test_a_closed_widget_lets_go_of_the_graph_and_model() -> None:
+    import gc
+    import weakref
+
+    model = _fake_model()
+    widget = GraphWidget(hand_graph(), model, transcoders=[])
+    held = weakref.ref(model)
+    widget.close()
+    del model
+    gc.collect()
+    assert widget.graph is None and held() is None
