@@ -34,11 +34,18 @@ sys.path.insert(0, str(HERE.parent))
 
 from _results import add_output_arguments, environment, write  # noqa: E402
 
-CASES: list[dict[str, Any]] = [
-    {"case": "tiny-llama", "tokens": 32, "width": 1024, "k": 16, "max_features": None, "batch": 64},
-    {"case": "tiny-llama", "tokens": 128, "width": 1024, "k": 16, "max_features": None, "batch": 64},
-    {"case": "8b-width", "tokens": 32, "width": 16384, "k": 64, "max_features": 256, "batch": 32},
-    {"case": "8b-width", "tokens": 128, "width": 16384, "k": 64, "max_features": 256, "batch": 32},
+
+def _case(case: str, tokens: int, width: int, k: int, max_features: int | None) -> dict[str, Any]:
+    batch = 64 if case == "tiny-llama" else 32
+    return {"case": case, "tokens": tokens, "width": width, "k": k,
+            "max_features": max_features, "batch": batch}  # fmt: skip
+
+
+CASES = [
+    _case("tiny-llama", 32, 1024, 16, None),
+    _case("tiny-llama", 128, 1024, 16, None),
+    _case("8b-width", 32, 16384, 64, 256),
+    _case("8b-width", 128, 16384, 64, 256),
 ]
 EIGHT_B = {
     "hidden_size": 4096,
@@ -84,11 +91,13 @@ def _transcoders(model: Any, width: int, k: int) -> list[Any]:
 
     torch.manual_seed(1)
     hidden = model.config.hidden_size
-    return [
-        Transcoder(TranscoderConfig(d_in=hidden, d_transcoder=width, d_out=hidden, layer=layer,
-                                    activation="topk", k=k))  # fmt: skip
+    configs = [
+        TranscoderConfig(
+            d_in=hidden, d_transcoder=width, d_out=hidden, layer=layer, activation="topk", k=k
+        )
         for layer in range(model.config.num_hidden_layers)
     ]
+    return [Transcoder(config) for config in configs]
 
 
 def _prompt(model: Any, tokens: int) -> str:
