@@ -179,6 +179,15 @@ def test_hooks_removed_and_training_flags_kept() -> None:
     assert all(p.grad is None for p in hf_model.parameters())
     assert graph.tokens == ["<bos>", "w1", "w2", "w3"]
 
+    def broken(*args, **kwargs):
+        raise RuntimeError("the MLP failed")
+
+    hf_model.model.layers[1].mlp.forward = broken
+    with pytest.raises(RuntimeError, match="the MLP failed"):
+        attribution_graph(model, random_transcoders(32, 2), "w1 w2 w3")
+    assert count_hooks(hf_model) == 0
+    assert [m.training for m in hf_model.modules()] == flags
+
 
 def test_target_picks_the_logit_nodes() -> None:
     model = as_explainable(random_llama(layers=2), word_tokenizer())
