@@ -58,6 +58,15 @@ EXPECTED_KINDS = {
     "FeatureExamples": "class",
     "SparseAutoencoder": "class",
     "SAEConfig": "class",
+    "train_transcoder": "function",
+    "train_transcoders": "function",
+    "TranscoderTrainingReport": "class",
+    "splice_transcoders": "function",
+    "save_transcoder": "function",
+    "load_transcoder": "function",
+    "load_transcoders": "function",
+    "Transcoder": "class",
+    "TranscoderConfig": "class",
 }
 
 
