@@ -56,7 +56,8 @@ def read_features(
     layers, positions, latents, values = [], [], [], []
     encoders, decoders, biases, errors = [], [], [], []
     for layer, transcoder in enumerate(transcoders):
-        x = run.mlp_inputs[layer].to(transcoder.W_enc.device)
+        normed = getattr(transcoder.config, "input_site", "mlp_in") == "mlp_in"
+        x = run.transcoder_input(layer, normed).to(transcoder.W_enc.device)
         with torch.no_grad():
             codes = transcoder.encode(x).float()
             prediction = transcoder.decode(codes.to(transcoder.W_dec.dtype), x).float()
