@@ -130,7 +130,8 @@ def edge_heads(
             row = transcoder.W_dec.detach()[int(graph.node_index[source])].float().to(device)
             written = row * float(graph.node_value[source])
         else:
-            x = run.mlp_inputs[layer][position : position + 1].to(transcoder.W_enc.device)
+            x = run.transcoder_input(layer, system.reads_normed[layer])[position : position + 1]
+            x = x.to(transcoder.W_enc.device)
             with torch.no_grad():
                 predicted = transcoder(x)[0].float().to(device)
             written = run.mlp_outputs[layer][position] - predicted

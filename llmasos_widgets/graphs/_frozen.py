@@ -53,6 +53,8 @@ class FrozenRun:
     mlp_norms: list[FrozenNorm]
     mlp_inputs: list[torch.Tensor]
     """Per layer ``[T, d]``: the MLP's input (the pre-MLP norm's output)."""
+    middles: list[torch.Tensor]
+    """Per layer ``[T, d]``: the residual stream between attention and MLP (the norm's input)."""
     mlp_outputs: list[torch.Tensor]
     """Per layer ``[T, d]``: what the MLP added to the residual stream."""
     final_norm: FrozenNorm
@@ -62,6 +64,11 @@ class FrozenRun:
     @property
     def n_tokens(self) -> int:
         return int(self.embeddings.shape[0])
+
+    def transcoder_input(self, layer: int, normed: bool) -> torch.Tensor:
+        """``[T, d]``: what layer ``layer``'s transcoder reads: the MLP's input (``normed``) or
+        the residual stream before the pre-MLP norm (``input_site="resid_mid"``)."""
+        return self.mlp_inputs[layer] if normed else self.middles[layer]
 
 
 def _fit_norm(norm: nn.Module | None, residual: torch.Tensor, normed: torch.Tensor) -> FrozenNorm:
@@ -157,6 +164,7 @@ def freeze_run(parts: Anatomy, input_ids: torch.Tensor) -> FrozenRun:
             _fit_norm(parts.layer_norms(layer)[1], *seen.norm_io["mlp", layer]) for layer in layers
         ],
         mlp_inputs=[seen.norm_io["mlp", layer][1] for layer in layers],
+        middles=[seen.norm_io["mlp", layer][0] for layer in layers],
         mlp_outputs=[seen.mlp_outputs[layer] for layer in layers],
         final_norm=_fit_norm(parts.final_norm, *seen.final),
         logits=logits[0, -1].detach().float(),

@@ -10,6 +10,10 @@ of the model is linear in the residual stream (in float32, for sequence length `
     r_{l+1} = m_l + x_l @ W_skip_l + writes_l                            # writes: features,
     logits = unembedding(final_norm(r_L))                                # b_dec, error
 
+A transcoder whose ``config.input_site`` is ``"resid_mid"`` (circuit-tracer's LLaMA files)
+reads ``m_l`` instead of ``x_l``: its encoder and skip connection then see the residual
+stream before the pre-MLP norm.
+
 :meth:`ReplacementSystem.forward` runs this map; :meth:`ReplacementSystem.backward` runs its
 transpose for a batch of read-out vectors (a feature's encoder column at ``x_l``, a logit's
 unembedding row at the final norm's output) and hands each write site's gradient to a reader:
@@ -55,6 +59,9 @@ class ReplacementSystem:
         self.n_heads, self.head_dim = parts.n_heads(), parts.head_dim()
         self.n_kv_heads = parts.n_kv_heads()
         self.device = run.embeddings.device
+        self.reads_normed = [
+            getattr(tc.config, "input_site", "mlp_in") == "mlp_in" for tc in self.transcoders
+        ]
 
     # ---- weights, read as needed (a float32 model's tensors are used in place) --------------
 
@@ -100,10 +107,10 @@ class ReplacementSystem:
         residuals: list[torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Run the map: ``embeddings [T, d]`` and each layer's ``writes [T, d]`` (what its
-        replaced MLP adds besides the skip connection) -> (each layer's MLP input ``[T, d]``,
-        the final norm's output ``[T, d]``). ``biases=False`` drops the attention projections'
-        biases, making the map homogeneous. ``residuals``, when given, receives ``r_l`` (what
-        layer ``l`` receives) for every layer."""
+        replaced MLP adds besides the skip connection) -> (what each layer's transcoder
+        reads ``[T, d]``, the final norm's output ``[T, d]``). ``biases=False`` drops the
+        attention projections' biases, making the map homogeneous. ``residuals``, when
+        given, receives ``r_l`` (what layer ``l`` receives) for every layer."""
         residual = embeddings.float()
         mlp_inputs = []
         for layer in range(self.n_layers):
@@ -111,6 +118,8 @@ class ReplacementSystem:
                 residuals.append(residual)
             middle = residual + self.attention(layer, residual, biases=biases)
             mlp_input = self.run.mlp_norms[layer].apply(middle)
+            if not self.reads_normed[layer]:
+                mlp_input = middle
             mlp_inputs.append(mlp_input)
             residual = middle + writes[layer]
             skip = self.skip_weight(layer)
@@ -139,7 +148,7 @@ class ReplacementSystem:
         """Pull ``B`` read-out vectors back through the map, calling ``read`` at each write site.
 
         Args:
-            layers: ``[B]`` where each read-out sits: layer ``l`` reads the MLP input ``x_l``,
+            layers: ``[B]`` where each read-out sits: layer ``l`` reads its transcoder's input,
                 ``n_layers`` reads the final norm's output.
             positions: ``[B]`` the read-out's token position.
             vectors: ``[B, d]`` the read-out direction (a feature's encoder column, a logit's
@@ -173,8 +182,10 @@ class ReplacementSystem:
             if bool(here.any()):
                 at_input = at_input if at_input is not None else torch.zeros_like(grad)
                 at_input[batch[here], positions[here]] += vectors[here]
-            if at_input is not None:
+            if at_input is not None and self.reads_normed[layer]:
                 grad = grad + self.run.mlp_norms[layer].apply(at_input)
+            elif at_input is not None:
+                grad = grad + at_input
             if read_attention is not None:
                 read_attention(layer, grad)
             grad = grad + self.attention_transpose(layer, grad)

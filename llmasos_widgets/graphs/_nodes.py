@@ -21,6 +21,8 @@ from llmasos_widgets.features import Transcoder
 from llmasos_widgets.graphs._frozen import FrozenRun
 from llmasos_widgets.graphs._linear import ReplacementSystem
 
+_GATHER_FLOATS = 2**24
+"""Gradient rows gathered at once when reading feature columns (64 MiB of float32)."""
 _UNEMBEDDING_CHUNK = 8192
 """Vocabulary rows averaged at a time (a float32 copy of a large unembedding is gigabytes)."""
 
@@ -54,7 +56,8 @@ def read_features(
     layers, positions, latents, values = [], [], [], []
     encoders, decoders, biases, errors = [], [], [], []
     for layer, transcoder in enumerate(transcoders):
-        x = run.mlp_inputs[layer].to(transcoder.W_enc.device)
+        normed = getattr(transcoder.config, "input_site", "mlp_in") == "mlp_in"
+        x = run.transcoder_input(layer, normed).to(transcoder.W_enc.device)
         with torch.no_grad():
             codes = transcoder.encode(x).float()
             prediction = transcoder.decode(codes.to(transcoder.W_dec.dtype), x).float()
@@ -100,6 +103,7 @@ class Sources:
         keys = features.layer * self.n_tokens + features.position  # sorted
         bounds = np.searchsorted(keys, np.arange(self.n_layers * self.n_tokens + 1))
         self._spans = bounds.reshape(-1)  # features of (layer, position) k: spans[k]:spans[k+1]
+        self._positions = torch.from_numpy(features.position).to(embeddings.device)
 
     def rows(
         self,
@@ -119,11 +123,16 @@ class Sources:
                 return
             start = self.error_offset + layer * self.n_tokens
             out[:, start : start + n] = torch.einsum("bpd,pd->bp", grad, self.errors[layer, :n])
-            for position in range(n):
-                key = layer * self.n_tokens + position
-                lo, hi = int(self._spans[key]), int(self._spans[key + 1])
-                if hi > lo:
-                    out[:, lo:hi] = grad[:, position] @ self.features.decoder[lo:hi].T
+            # this layer's features at positions < n, gathered a chunk at a time
+            lo = int(self._spans[layer * self.n_tokens])
+            hi = int(self._spans[layer * self.n_tokens + n])
+            step = max(1, _GATHER_FLOATS // (grad.shape[0] * grad.shape[2]))
+            for first in range(lo, hi, step):
+                last = min(first + step, hi)
+                at = grad[:, self._positions[first:last]]  # [B, chunk, d]
+                out[:, first:last] = torch.einsum(
+                    "bnd,nd->bn", at, self.features.decoder[first:last]
+                )
 
         system.backward(layers, positions, vectors, read)
         return out

@@ -21,7 +21,12 @@ from llmasos_widgets.tracing import anatomy
 from tests.conftest import random_llama, word_tokenizer
 
 TEXT = "w1 w2 w3 w4 w5 w1 w2"
-ACTIVATIONS = [("relu", None, False), ("topk", 6, True), ("jumprelu", None, False)]
+# (activation, k, skip connection, input site) of layer i % 3
+ACTIVATIONS = [
+    ("relu", None, False, "mlp_in"),
+    ("topk", 6, True, "mlp_in"),
+    ("jumprelu", None, True, "resid_mid"),
+]
 
 
 def random_transcoders(hidden: int, layers: int, *, width: int = 40, seed: int = 1):
@@ -30,9 +35,10 @@ def random_transcoders(hidden: int, layers: int, *, width: int = 40, seed: int =
     torch.manual_seed(seed)
     found = []
     for layer in range(layers):
-        activation, k, skip = ACTIVATIONS[layer % len(ACTIVATIONS)]
+        activation, k, skip, site = ACTIVATIONS[layer % len(ACTIVATIONS)]
         config = TranscoderConfig(d_in=hidden, d_transcoder=width, d_out=hidden, layer=layer,
-                                  activation=activation, k=k, skip_connection=skip)  # fmt: skip
+                                  activation=activation, k=k, skip_connection=skip,
+                                  input_site=site)  # fmt: skip
         transcoder = Transcoder(config)
         with torch.no_grad():
             transcoder.b_enc.normal_(0, 0.1)
@@ -57,7 +63,8 @@ def setup():
 
 def test_replacement_model_reproduces_the_real_logits(setup) -> None:
     """With error nodes, the frozen linear map run on the node values gives the real logits
-    (an independent plain forward) and the real MLP inputs, to float32 rounding."""
+    (an independent plain forward) and what each transcoder reads (the MLP input, or for
+    layer 2 the residual stream before the pre-MLP norm), to float32 rounding."""
     model, transcoders, _ = setup
     parts, ids = anatomy(model.hf_model), model.encode(TEXT)
     run = freeze_run(parts, ids)
@@ -66,13 +73,14 @@ def test_replacement_model_reproduces_the_real_logits(setup) -> None:
     writes = []
     with torch.no_grad():
         for layer, transcoder in enumerate(transcoders):
-            codes = transcoder.encode(run.mlp_inputs[layer])
+            codes = transcoder.encode(run.transcoder_input(layer, layer != 2))
             writes.append(codes @ transcoder.W_dec + transcoder.b_dec + errors[layer])
         mlp_inputs, final = system.forward(run.embeddings, writes, biases=True)
         logits = final @ model.hf_model.get_output_embeddings().weight.T
         real = model.hf_model(input_ids=ids).logits[0]
     torch.testing.assert_close(logits, real, rtol=0, atol=1e-5 * float(real.abs().max()))
-    for ours, theirs in zip(mlp_inputs, run.mlp_inputs, strict=True):
+    for layer, ours in enumerate(mlp_inputs):
+        theirs = run.transcoder_input(layer, layer != 2)
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5 * float(theirs.abs().max()))
 
 
@@ -178,6 +186,15 @@ def test_hooks_removed_and_training_flags_kept() -> None:
     assert [m.training for m in hf_model.modules()] == flags
     assert all(p.grad is None for p in hf_model.parameters())
     assert graph.tokens == ["<bos>", "w1", "w2", "w3"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the MLP failed")
+
+    hf_model.model.layers[1].mlp.forward = broken
+    with pytest.raises(RuntimeError, match="the MLP failed"):
+        attribution_graph(model, random_transcoders(32, 2), "w1 w2 w3")
+    assert count_hooks(hf_model) == 0
+    assert [m.training for m in hf_model.modules()] == flags
 
 
 def test_target_picks_the_logit_nodes() -> None:
