@@ -1,10 +1,11 @@
 """What the graph view's card shows for a transcoder feature node: the feature's activation on
 every token of the prompt and the tokens its decoder direction promotes and suppresses.
 
-One forward over the graph's token ids reads every transcoder's MLP input (a forward pre-hook
-on each layer's ``mlp``, borrowed and given back); the activations then cost one encode per
-card. Logit effects are the model's head (final norm, unembedding) on the decoder direction,
-as ``features`` reads an SAE latent's.
+One forward over the graph's token ids reads what every transcoder reads (the capture layer's
+``read_mlp_pair``: the MLP's input, or the residual before the pre-MLP norm for
+``input_site="resid_mid"``); the activations then cost one encode per card. Logit effects are
+the model's head (final norm, unembedding) on the decoder direction, as ``features`` reads an
+SAE latent's.
 """
 
 from __future__ import annotations
@@ -89,13 +90,15 @@ class FeatureCards:
             inputs: dict[int, torch.Tensor] = {}
             ids = torch.tensor([self._graph.token_ids], device=self._model.device)
             with borrowed_hooks() as hooks, eval_mode(parts.model), torch.no_grad():
-                for layer in self._transcoders:
-                    parts.check_direct_residual(layer)
+                for layer, transcoder in self._transcoders.items():
+                    # what the transcoder reads: the MLP's input, or the residual before the
+                    # pre-MLP norm (input_site="resid_mid")
+                    pre_norm = getattr(transcoder.config, "input_site", "mlp_in") == "resid_mid"
 
-                    def read(_m: Any, args: tuple[Any, ...], layer: int = layer) -> None:
-                        inputs[layer] = args[0][0].detach()
+                    def read(x: torch.Tensor, _out: Any, layer: int = layer) -> None:
+                        inputs[layer] = x[0].detach()
 
-                    hooks.forward_pre(parts.layers[layer].get_submodule("mlp"), read)
+                    parts.read_mlp_pair(hooks, layer, read, pre_norm=pre_norm)
                 parts.model(input_ids=ids)
             self._inputs = inputs
         return self._inputs
