@@ -52,6 +52,8 @@ def test_the_slider_is_the_graphs_reprune_at_every_threshold(setup: Any) -> None
     assert np.array_equal(node_mask, graph.node_mask) and np.array_equal(edge_mask, graph.edge_mask)
 
 
+@pytest.mark.slow  # 2.5-6 s on 2 loaded cores (explain + edge_heads' own forward); the fast
+# tier keeps the selection rule (tests/unit/test_graph_widget.py, a hand-written EdgeHeads)
 def test_an_attention_edge_selects_its_heads_and_the_qk_pair_in_the_attention_view(
     setup: Any,
 ) -> None:
