@@ -50,11 +50,23 @@ _EXPORTS = {
     "load_sae": "llmasos_widgets.features",
     "save_sae": "llmasos_widgets.features",
     "FeatureWidget": "llmasos_widgets.widgets",
+    "GraphWidget": "llmasos_widgets.widgets",
     "feature_examples": "llmasos_widgets.features",
     "FeatureActivations": "llmasos_widgets.features",
     "FeatureExamples": "llmasos_widgets.features",
     "SparseAutoencoder": "llmasos_widgets.features",
     "SAEConfig": "llmasos_widgets.features",
+    "train_transcoder": "llmasos_widgets.features",
+    "train_transcoders": "llmasos_widgets.features",
+    "TranscoderTrainingReport": "llmasos_widgets.features",
+    "splice_transcoders": "llmasos_widgets.features",
+    "save_transcoder": "llmasos_widgets.features",
+    "load_transcoder": "llmasos_widgets.features",
+    "load_transcoders": "llmasos_widgets.features",
+    "Transcoder": "llmasos_widgets.features",
+    "TranscoderConfig": "llmasos_widgets.features",
+    "attribution_graph": "llmasos_widgets.graphs",
+    "AttributionGraph": "llmasos_widgets.graphs",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -96,12 +108,21 @@ if TYPE_CHECKING:
     from llmasos_widgets.features import SAEConfig as SAEConfig
     from llmasos_widgets.features import SAETrainingReport as SAETrainingReport
     from llmasos_widgets.features import SparseAutoencoder as SparseAutoencoder
+    from llmasos_widgets.features import Transcoder as Transcoder
+    from llmasos_widgets.features import TranscoderConfig as TranscoderConfig
+    from llmasos_widgets.features import TranscoderTrainingReport as TranscoderTrainingReport
     from llmasos_widgets.features import ablate_features as ablate_features
     from llmasos_widgets.features import feature_examples as feature_examples
     from llmasos_widgets.features import load_sae as load_sae
+    from llmasos_widgets.features import load_transcoder as load_transcoder
+    from llmasos_widgets.features import load_transcoders as load_transcoders
     from llmasos_widgets.features import save_sae as save_sae
+    from llmasos_widgets.features import save_transcoder as save_transcoder
+    from llmasos_widgets.features import splice_transcoders as splice_transcoders
     from llmasos_widgets.features import steer as steer
     from llmasos_widgets.features import train_sae as train_sae
+    from llmasos_widgets.features import train_transcoder as train_transcoder
+    from llmasos_widgets.features import train_transcoders as train_transcoders
     from llmasos_widgets.interventions import ablate_heads as ablate_heads
     from llmasos_widgets.interventions import activation_patching as activation_patching
     from llmasos_widgets.interventions import attribution_patching as attribution_patching
@@ -117,6 +138,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
     from llmasos_widgets.widgets import FeatureWidget as FeatureWidget
+    from llmasos_widgets.widgets import GraphWidget as GraphWidget
     from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget

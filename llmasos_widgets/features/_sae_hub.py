@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from llmasos_widgets.models import GatedModelError, ModelNotFoundError, hub_offline
@@ -27,29 +27,17 @@ def split_hub_id(name: str, subfolder: str | None) -> tuple[str, str]:
     return f"{owner}/{repo}", "/".join(p for p in parts if p)
 
 
-def download_sae(
+def hub_fetcher(
     repo_id: str,
     subfolder: str,
     *,
-    formats: Sequence[str],
     revision: str | None,
     cache_dir: str | os.PathLike[str] | None,
-    local_files_only: bool | None,
-) -> tuple[Path, str]:
-    """``(local directory, format)``: the first of ``formats`` whose marker file the repo has
-    under ``subfolder``, with the files that format needs downloaded beside it."""
+    offline: bool,
+) -> Callable[[str], Path]:
+    """``fetch(filename)``: one file of ``repo_id/subfolder`` in the local cache (downloaded
+    unless ``offline``); errors are the hub's own (map them with :func:`hub_errors`)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    offline = hub_offline() or bool(local_files_only)
-    where = f"{repo_id}/{subfolder}" if subfolder else repo_id
 
     def fetch(filename: str) -> Path:
         path = hf_hub_download(
@@ -62,9 +50,59 @@ def download_sae(
         )
         return Path(str(path))
 
+    return fetch
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, subfolder: str, revision: str | None, offline: bool) -> Iterator[None]:
+    """The hub's errors as the package's: gated and missing repositories, unreachable hub."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     try:
+        yield
+    except GatedRepoError as error:
+        raise GatedModelError(
+            f"{repo_id!r} is a gated repository: accept its licence at "
+            f"https://huggingface.co/{repo_id}, run `hf auth login`, then load again"
+        ) from error
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise ModelNotFoundError(
+            f"hub id {repo_id!r} (revision {revision or 'main'}) was not found on the Hugging "
+            "Face hub; check the spelling, or run `hf auth login` for a private repository"
+        ) from error
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as error:
+        raise ModelNotFoundError(_unreachable(repo_id, subfolder, offline)) from error
+
+
+def download_sae(
+    repo_id: str,
+    subfolder: str,
+    *,
+    formats: Sequence[str],
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool | None,
+    files: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = HUB_FILES,
+    what: str = "SAE",
+) -> tuple[Path, str]:
+    """``(local directory, format)``: the first of ``formats`` whose marker file the repo has
+    under ``subfolder``, with the files that format needs downloaded beside it (``files``:
+    format -> (marker, needed, optional), as :data:`HUB_FILES`; ``what`` they hold, for the
+    error when none is there)."""
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    offline = hub_offline() or bool(local_files_only)
+    where = f"{repo_id}/{subfolder}" if subfolder else repo_id
+    fetch = hub_fetcher(repo_id, subfolder, revision=revision, cache_dir=cache_dir, offline=offline)
+    with hub_errors(repo_id, subfolder, revision, offline):
         for name in formats:
-            marker, needed, optional = HUB_FILES[name]
+            marker, needed, optional = files[name]
             try:
                 found = fetch(marker)
             except LocalEntryNotFoundError:
@@ -79,22 +117,10 @@ def download_sae(
                 with contextlib.suppress(EntryNotFoundError):  # offline too: it is optional
                     fetch(filename)
             return found.parent, name
-    except GatedRepoError as error:
-        raise GatedModelError(
-            f"{repo_id!r} is a gated repository: accept its licence at "
-            f"https://huggingface.co/{repo_id}, run `hf auth login`, then load again"
-        ) from error
-    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise ModelNotFoundError(
-            f"hub id {repo_id!r} (revision {revision or 'main'}) was not found on the Hugging "
-            "Face hub; check the spelling, or run `hf auth login` for a private repository"
-        ) from error
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as error:
-        raise ModelNotFoundError(_unreachable(repo_id, subfolder, offline)) from error
     if offline:
         raise ModelNotFoundError(_unreachable(repo_id, subfolder, offline))
-    expected = ", ".join(f"{HUB_FILES[n][0]} ({n})" for n in formats)
-    raise ValueError(f"hub path {where!r} holds no SAE: expected one of {expected}")
+    expected = ", ".join(f"{files[n][0]} ({n})" for n in formats)
+    raise ValueError(f"hub path {where!r} holds no {what}: expected one of {expected}")
 
 
 def _unreachable(repo_id: str, subfolder: str, offline: bool) -> str:

@@ -27,6 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +37,8 @@ import torch
 from llmasos_widgets.features._report import SAETrainingReport
 from llmasos_widgets.features._sae import SAEConfig, SparseAutoencoder
 from llmasos_widgets.features._sae_files import save_sae
-from llmasos_widgets.probing import activations
+from llmasos_widgets.features._transcoder import Transcoder
+from llmasos_widgets.probing import Reads, activations
 
 Positions = int | Literal["last", "all"]
 
@@ -59,24 +61,44 @@ def _split(texts: list[str], held_out: float, seed: int) -> tuple[list[str], lis
     return [t for t in texts if t not in held], [t for t in distinct if t in held]
 
 
-def _collector(
-    model: Any, site: int, positions: Positions, skip_bos: bool, client: Any, batch_size: int
-) -> Callable[[list[str]], np.ndarray]:
+def sites_collector(
+    model: Any,
+    sites: list[int],
+    positions: Positions,
+    skip_bos: bool,
+    client: Any,
+    batch_size: int,
+    read: Reads = "residual",
+) -> Callable[[list[str]], dict[int, np.ndarray]]:
+    """``collect(texts)``: each site's rows of those texts, from one pass of the model."""
 
-    def collect(texts: list[str]) -> np.ndarray:
+    def collect(texts: list[str]) -> dict[int, np.ndarray]:
         acts = activations(
-            model, texts, layers=[site], positions=positions, batch_size=batch_size,
-            progress=False, client=client,
+            model, texts, layers=sites, positions=positions, batch_size=batch_size,
+            progress=False, client=client, read=read,
         )  # fmt: skip
-        rows = np.asarray(acts[site])
+        keep: Any = slice(None)
         if skip_bos:
             # each text's first token: <bos> where the tokenizer adds one, else the attention
             # sink (SmolLM2, no <bos>: 140x the other rows' norm at its middle site); either
-            # way a huge-norm outlier an SAE would spend latents on and FVE would be ruled by
-            rows = rows[acts.positions != 0]
-        return rows
+            # way a huge-norm outlier a dictionary would spend latents on and FVE be ruled by
+            keep = acts.positions != 0
+        return {site: np.asarray(acts[site])[keep] for site in sites}
 
     return collect
+
+
+def _collector(
+    model: Any,
+    site: int,
+    positions: Positions,
+    skip_bos: bool,
+    client: Any,
+    batch_size: int,
+    read: Reads = "residual",
+) -> Callable[[list[str]], np.ndarray]:
+    collect_sites = sites_collector(model, [site], positions, skip_bos, client, batch_size, read)
+    return lambda texts: collect_sites(texts)[site]
 
 
 def _chunks(
@@ -95,25 +117,47 @@ def _normalised_mse(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (recon - x).pow(2).sum(-1).mean() / variance
 
 
+Dictionary = SparseAutoencoder | Transcoder
+# training rows -> (input, target) of the dictionary, in the units it is trained in
+Split = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _same(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return rows, rows  # an SAE reconstructs its input
+
+
+def _predict(dictionary: Dictionary, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(dictionary, Transcoder):
+        return dictionary.decode(features, x)
+    return dictionary.decode(features)
+
+
 class _Trainer:
-    """One TopK SAE's optimisation state: Adam, each latent's tokens since it last fired."""
+    """One TopK dictionary's optimisation state: Adam, each latent's tokens since it last
+    fired. An SAE reconstructs its input; a transcoder predicts its target (``split`` turns
+    a batch of training rows into both)."""
 
     def __init__(
         self,
-        sae: SparseAutoencoder,
+        dictionary: Dictionary,
         lr: float,
         aux_k: int,
         aux_coefficient: float,
         window: int,
+        split: Split = _same,
         seed: int = 0,
     ) -> None:
-        self.sae = sae
-        self.k = int(sae.config.k or 1)
+        self.dictionary = dictionary
+        self.split = split
+        self.width = dictionary.W_dec.shape[0]
+        self.k = int(dictionary.config.k or 1)
         self.aux_k = aux_k
         self.aux_coefficient = aux_coefficient
         self.window = window
-        self.optimizer = torch.optim.Adam(sae.parameters(), lr=lr, eps=6.25e-10)
-        self.since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=sae.W_dec.device)
+        # an SAE's decoder rows are in scaled units; the AuxK target (its error) is not
+        self.aux_scale = float(getattr(dictionary.config, "input_scale", 1.0))
+        self.optimizer = torch.optim.Adam(dictionary.parameters(), lr=lr, eps=6.25e-10)
+        self.since_fired = torch.zeros(self.width, dtype=torch.long, device=dictionary.W_dec.device)
         self.tokens = 0
         self.resampled = 0
         self.generator = torch.Generator().manual_seed(seed)
@@ -121,18 +165,19 @@ class _Trainer:
     def dead(self) -> torch.Tensor:
         return self.since_fired >= min(self.window, max(self.tokens, 1))
 
-    def step(self, x: torch.Tensor) -> float:
-        sae = self.sae
-        pre = sae.pre_activations(x)
+    def step(self, rows: torch.Tensor) -> float:
+        dictionary = self.dictionary
+        x, target = self.split(rows)
+        pre = dictionary.pre_activations(x)
         values, indices = torch.topk(pre, self.k, dim=-1)
         features = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
-        recon = sae.decode(features)
-        mse = _normalised_mse(recon, x)
-        loss = mse + self.aux_coefficient * self._aux_loss(pre, x - recon.detach())
+        recon = _predict(dictionary, features, x)
+        mse = _normalised_mse(recon, target)
+        loss = mse + self.aux_coefficient * self._aux_loss(pre, target - recon.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
-            grad, rows = sae.W_dec.grad, sae.W_dec
+            grad, rows = dictionary.W_dec.grad, dictionary.W_dec
             if grad is not None:  # the part that would only change row norms is wasted
                 grad -= (grad * rows).sum(-1, keepdim=True) * rows
             self.optimizer.step()
@@ -145,14 +190,16 @@ class _Trainer:
 
     @torch.no_grad()
     def resample(self, x: torch.Tensor) -> int:
-        """Re-initialise every dead latent toward a row of ``x`` drawn with probability
-        proportional to its squared reconstruction loss (Anthropic's resampling, 2023): the
-        decoder row becomes that row's direction as the SAE sees it (scaled, minus ``b_dec``),
-        the encoder column the same direction at ``_RESAMPLED_ENCODER_NORM`` of the live
-        columns' mean norm, ``b_enc`` 0, and Adam's moments of those entries 0. A resampled
-        latent still counts as dead until it fires. Returns how many were resampled."""
+        """Re-initialise every dead latent of an SAE toward a row of ``x`` drawn with
+        probability proportional to its squared reconstruction loss (Anthropic's resampling,
+        2023): the decoder row becomes that row's direction as the SAE sees it (scaled, minus
+        ``b_dec``), the encoder column the same direction at ``_RESAMPLED_ENCODER_NORM`` of the
+        live columns' mean norm, ``b_enc`` 0, and Adam's moments of those entries 0. A
+        resampled latent still counts as dead until it fires. Returns how many were resampled."""
+        sae = self.dictionary
+        if not isinstance(sae, SparseAutoencoder):
+            raise TypeError("resampling is built for SAEs (train_sae's resample_every)")
         dead = self.dead().nonzero()[:, 0]
-        sae = self.sae
         loss = (sae(x) - x.to(sae.W_dec.dtype)).pow(2).sum(-1).double().cpu()
         if len(dead) == 0 or float(loss.sum()) == 0.0:
             return 0
@@ -184,23 +231,25 @@ class _Trainer:
         masked = pre.masked_fill(~dead, float("-inf"))
         values, indices = torch.topk(masked, min(self.aux_k, n_dead), dim=-1)
         features = torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
-        aux = features @ self.sae.W_dec / self.sae.config.input_scale  # no bias: error has none
+        aux = features @ self.dictionary.W_dec / self.aux_scale  # no bias: error has none
         return torch.nan_to_num(_normalised_mse(aux, error))
 
 
 @torch.no_grad()
-def _fit(sae: SparseAutoencoder, rows: np.ndarray, batch: int) -> tuple[float, float]:
-    """(FVE, L0) of ``sae`` on ``rows``, exactly over all of them."""
-    device = sae.W_dec.device
-    x_all = torch.from_numpy(np.ascontiguousarray(rows))
-    mean = x_all.double().mean(0)
+def _fit(
+    dictionary: Dictionary, rows: np.ndarray, batch: int, split: Split = _same
+) -> tuple[float, float]:
+    """(FVE of the target, L0) of ``dictionary`` on ``rows``, exactly over all of them."""
+    device = dictionary.W_dec.device
+    rows_all = torch.from_numpy(np.ascontiguousarray(rows))
+    mean = split(rows_all)[1].double().mean(0).to(device)
     error = total = active = 0.0
     for start in range(0, len(rows), batch):
-        x = x_all[start : start + batch].to(device)
-        features = sae.encode(x)
-        recon = sae.decode(features)
-        error += float((recon - x).double().pow(2).sum())
-        total += float((x.double() - mean.to(device)).pow(2).sum())
+        x, target = split(rows_all[start : start + batch].to(device))
+        features = dictionary.encode(x)
+        recon = _predict(dictionary, features, x)
+        error += float((recon - target).double().pow(2).sum())
+        total += float((target.double() - mean).pow(2).sum())
         active += float((features > 0).sum())
     return 1.0 - error / max(total, 1e-30), active / max(len(rows), 1)
 
@@ -247,8 +296,7 @@ def train_sae(
         k: latents kept per token.
         positions: which tokens of each text train it, as in ``activations``: ``"all"``
             (default; each text's first token, ``<bos>`` or the attention sink, skipped while
-            ``skip_bos``), ``"last"``, or one int for
-            every text (negative: from the end).
+            ``skip_bos``), ``"last"``, or one int for every text (negative: from the end).
         epochs: passes over the training texts; batch_size: tokens per optimiser step.
         lr: Adam's learning rate; default ``2e-4 / sqrt(width / 2**14)`` (OpenAI's scaling).
         aux_k / aux_coefficient / dead_window: the AuxK loss; defaults ``min(2k, width)``,
@@ -266,15 +314,93 @@ def train_sae(
     Returns:
         :class:`SAETrainingReport`: ``report.sae`` plus held-out FVE, L0 and dead latents.
     """
+    site = _check_int("site", site, 0)
+    if resample_every is not None:
+        _check_int("resample_every", resample_every)
+    train_texts, held_texts, first, chunks = _stream(
+        model, site, texts, "residual", k=k, epochs=epochs, batch_size=batch_size,
+        positions=positions, held_out=held_out, seed=seed, skip_bos=skip_bos,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        chunk_texts=chunk_texts, activation_batch_size=activation_batch_size, client=client,
+    )  # fmt: skip
+    d_in = first.shape[1]
+    width = _width(width, d_in, k)
+    scale = math.sqrt(d_in) / float(np.linalg.norm(first, axis=1).mean() or 1.0)
+    config = SAEConfig(
+        d_in=d_in, d_sae=width, site=site, activation="topk", k=k, input_scale=scale,
+        model_name=_model_name(model),
+        metadata={"positions": positions if isinstance(positions, str) else "custom",
+                  "seed": seed, "trained_by": "llmasos_widgets.train_sae"},
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sae = SparseAutoencoder(config)
+    device = _device(model, device)
+    sae.to(device)
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.from_numpy(first.mean(0) * scale))
+    trainer = _trainer(
+        sae, lr, k, aux_k, aux_coefficient, dead_window, batch_size, len(first), seed=seed
+    )
+    run = _optimise(
+        trainer, first, chunks, batch_size=batch_size, seed=seed,
+        checkpoint_every=checkpoint_every, resample_every=resample_every,
+        save=None if checkpoint_dir is None else lambda name: _save(sae, checkpoint_dir, name),
+    )  # fmt: skip
+    held = run.collect_held(held_texts)
+    fve, l0 = _fit(sae, held, batch_size)
+    train_fve, _ = _fit(sae, run.last_rows, batch_size)
+    return SAETrainingReport(
+        sae=sae.eval(), fve=fve, train_fve=train_fve, l0=l0, held_out_tokens=len(held),
+        **run.report_fields(trainer, batch_size, epochs, len(train_texts), len(held_texts)),
+    )  # fmt: skip
+
+
+def _model_name(model: Any) -> str:
+    return str(getattr(model, "name", model if isinstance(model, str) else ""))
+
+
+def _device(model: Any, device: str | torch.device | None) -> str | torch.device:
+    return device if device is not None else (getattr(model, "device", None) or "cpu")
+
+
+def _width(width: int | None, d_in: int, k: int) -> int:
+    width = 16 * d_in if width is None else _check_int("width", width)
+    if k > width:
+        raise ValueError(f"k={k} exceeds width={width}; keep at most as many latents as exist")
+    return width
+
+
+def _stream(
+    model: Any,
+    site: int,
+    texts: Sequence[str],
+    read: Reads,
+    *,
+    k: int,
+    epochs: int,
+    batch_size: int,
+    positions: Positions,
+    held_out: float,
+    seed: int,
+    skip_bos: bool,
+    checkpoint_dir: Any,
+    checkpoint_every: int | None,
+    chunk_texts: int,
+    activation_batch_size: int,
+    client: Any,
+    collect: Callable[[list[str]], np.ndarray] | None = None,
+) -> tuple[list[str], list[str], np.ndarray, _Chunks]:
+    """Check the options a dictionary trainer shares, split the texts, and open the stream
+    of training chunks: (train texts, held-out texts, first chunk, the chunks after it).
+    ``collect`` replaces the default collector of ``site``'s rows (e.g. one shared by
+    several sites)."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("texts must be a list of strings; wrap a single text as [text]")
     texts = list(texts)
-    site = _check_int("site", site, 0)
     for name, value in (("k", k), ("epochs", epochs), ("batch_size", batch_size)):
         _check_int(name, value)
     _check_int("chunk_texts", chunk_texts)
-    if resample_every is not None:
-        _check_int("resample_every", resample_every)
     if checkpoint_every is not None:
         _check_int("checkpoint_every", checkpoint_every)
         if checkpoint_dir is None:
@@ -288,41 +414,90 @@ def train_sae(
             f"positions must be 'all', 'last' or one int for every text, got {positions!r}"
         )
     train_texts, held_texts = _split(texts, held_out, seed)
-    collect = _collector(model, site, positions, skip_bos, client, activation_batch_size)
-    chunks = _chunks(train_texts, chunk_texts, collect, epochs)
-    first = next(chunks)
+    if collect is None:
+        collect = _collector(model, site, positions, skip_bos, client, activation_batch_size, read)
+    chunks = _Chunks(collect, _chunks(train_texts, chunk_texts, collect, epochs))
+    first = next(chunks.rows)
     if len(first) == 0:
         raise ValueError("no training tokens: every row was <bos>; pass longer texts")
-    d_in = first.shape[1]
-    width = 16 * d_in if width is None else _check_int("width", width)
-    if k > width:
-        raise ValueError(f"k={k} exceeds width={width}; keep at most as many latents as exist")
-    scale = math.sqrt(d_in) / float(np.linalg.norm(first, axis=1).mean() or 1.0)
-    config = SAEConfig(
-        d_in=d_in, d_sae=width, site=site, activation="topk", k=k, input_scale=scale,
-        model_name=str(getattr(model, "name", model if isinstance(model, str) else "")),
-        metadata={"positions": positions if isinstance(positions, str) else "custom",
-                  "seed": seed, "trained_by": "llmasos_widgets.train_sae"},
+    return train_texts, held_texts, first, chunks
+
+
+@dataclass(frozen=True)
+class _Chunks:
+    collect: Callable[[list[str]], np.ndarray]
+    rows: Iterator[np.ndarray]
+
+
+def _trainer(
+    dictionary: Dictionary,
+    lr: float | None,
+    k: int,
+    aux_k: int | None,
+    aux_coefficient: float,
+    dead_window: int | None,
+    batch_size: int,
+    first_rows: int,
+    split: Split = _same,
+    seed: int = 0,
+) -> _Trainer:
+    width = dictionary.W_dec.shape[0]
+    window = dead_window or min(_DEAD_BATCHES * batch_size, first_rows)
+    return _Trainer(
+        dictionary, lr or 2e-4 / math.sqrt(width / 2**14), aux_k or min(2 * k, width),
+        aux_coefficient, _check_int("dead_window", window), split, seed,
     )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sae = SparseAutoencoder(config)
-    if device is None:
-        device = getattr(model, "device", None) or "cpu"
-    sae.to(device)
-    with torch.no_grad():
-        sae.b_dec.copy_(torch.from_numpy(first.mean(0) * scale))
-    window = dead_window or min(_DEAD_BATCHES * batch_size, len(first))
-    trainer = _Trainer(
-        sae, lr or 2e-4 / math.sqrt(width / 2**14), aux_k or min(2 * k, width),
-        aux_coefficient, _check_int("dead_window", window), seed,
-    )  # fmt: skip
+
+
+@dataclass
+class _Run:
+    """What the optimisation loop leaves behind for the report."""
+
+    collect_held: Callable[[list[str]], np.ndarray]
+    losses: list[float]
+    saved: list[Path]
+    seconds: float
+    last_rows: np.ndarray
+    resample_every: int | None = None
+
+    def report_fields(
+        self, trainer: _Trainer, batch_size: int, epochs: int, n_train: int, n_held: int
+    ) -> dict[str, Any]:
+        return {
+            "dead_latents": int(trainer.dead().sum()),
+            "dead_window": min(trainer.window, trainer.tokens),
+            "steps": len(self.losses),
+            "tokens": trainer.tokens,
+            "seconds": self.seconds,
+            "loss": np.asarray(self.losses, dtype=np.float64),
+            "checkpoints": tuple(self.saved),
+            "metadata": {"lr": trainer.optimizer.param_groups[0]["lr"], "aux_k": trainer.aux_k,
+                         "batch_size": batch_size, "epochs": epochs, "n_train_texts": n_train,
+                         "n_held_out_texts": n_held, "resample_every": self.resample_every,
+                         "resampled": trainer.resampled},
+        }  # fmt: skip
+
+
+def _optimise(
+    trainer: _Trainer,
+    first: np.ndarray,
+    chunks: _Chunks,
+    *,
+    batch_size: int,
+    seed: int,
+    checkpoint_every: int | None,
+    save: Callable[[str], Path] | None,
+    resample_every: int | None = None,
+) -> _Run:
+    """Every chunk's rows, shuffled, ``batch_size`` at a time through ``trainer``; checkpoints
+    through ``save(name)`` every ``checkpoint_every`` steps and at the end."""
+    device = trainer.dictionary.W_dec.device
     shuffle = np.random.default_rng([seed, 1])
     losses: list[float] = []
     saved: list[Path] = []
     seconds = 0.0
     last_rows = first
-    for rows in _prepend(first, chunks):
+    for rows in _prepend(first, chunks.rows):
         last_rows = rows
         order = shuffle.permutation(len(rows))
         begin = time.perf_counter()
@@ -331,34 +506,14 @@ def train_sae(
             losses.append(trainer.step(x))
             if resample_every and len(losses) % resample_every == 0:
                 trainer.resample(x)
-            if checkpoint_every and len(losses) % checkpoint_every == 0:
+            if save is not None and checkpoint_every and len(losses) % checkpoint_every == 0:
                 seconds += time.perf_counter() - begin
-                saved.append(_save(sae, checkpoint_dir, f"step-{len(losses):07d}"))
+                saved.append(save(f"step-{len(losses):07d}"))
                 begin = time.perf_counter()
         seconds += time.perf_counter() - begin
-    if checkpoint_dir is not None:
-        saved.append(_save(sae, checkpoint_dir, "final"))
-    held = collect(held_texts)
-    fve, l0 = _fit(sae, held, batch_size)
-    train_fve, _ = _fit(sae, last_rows, batch_size)
-    return SAETrainingReport(
-        sae=sae.eval(),
-        fve=fve,
-        train_fve=train_fve,
-        l0=l0,
-        dead_latents=int(trainer.dead().sum()),
-        dead_window=min(window, trainer.tokens),
-        steps=len(losses),
-        tokens=trainer.tokens,
-        held_out_tokens=len(held),
-        seconds=seconds,
-        loss=np.asarray(losses, dtype=np.float64),
-        checkpoints=tuple(saved),
-        metadata={"lr": trainer.optimizer.param_groups[0]["lr"], "aux_k": trainer.aux_k,
-                  "batch_size": batch_size, "epochs": epochs, "n_train_texts": len(train_texts),
-                  "n_held_out_texts": len(held_texts), "resample_every": resample_every,
-                  "resampled": trainer.resampled},
-    )  # fmt: skip
+    if save is not None:
+        saved.append(save("final"))
+    return _Run(chunks.collect, losses, saved, seconds, last_rows, resample_every)
 
 
 def _prepend(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

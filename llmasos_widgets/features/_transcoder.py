@@ -2,7 +2,8 @@
 
 Where an SAE reconstructs the residual stream at a site, a transcoder *replaces* the MLP of
 decoder layer ``layer``: it reads what the MLP reads (the residual stream after the layer's
-attention, through the pre-MLP norm) and predicts what the MLP writes. Splice every layer's
+attention, through the pre-MLP norm; or, for files that say so, that residual stream before the
+norm: ``config.input_site``) and predicts what the MLP writes. Splice every layer's
 transcoder in and the model's MLPs become sparse, linear-in-features maps, which is what an
 attribution graph needs (Dunefsky et al. 2024; circuit-tracer).
 
@@ -24,6 +25,8 @@ from torch import nn
 
 from llmasos_widgets.features._sae import ACTIVATIONS
 
+INPUT_SITES = ("mlp_in", "resid_mid")
+
 
 @dataclass(frozen=True)
 class TranscoderConfig:
@@ -41,8 +44,15 @@ class TranscoderConfig:
     """Whether the transcoder has a linear skip ``W_skip`` from its input to its output."""
     model_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_site: str = "mlp_in"
+    """What ``x`` is: ``"mlp_in"``, the MLP's input (the pre-MLP norm's output; TransformerLens
+    ``ln2.hook_normalized``, what ours and Gemma Scope's read), or ``"resid_mid"``, the
+    residual stream between attention and MLP, before that norm (``hook_resid_mid``, what
+    circuit-tracer's Llama and Qwen transcoders read)."""
 
     def __post_init__(self) -> None:
+        if self.input_site not in INPUT_SITES:
+            raise ValueError(f"input_site must be one of {INPUT_SITES}, got {self.input_site!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if min(self.d_in, self.d_transcoder, self.d_out) < 1:
@@ -130,7 +140,8 @@ class Transcoder(nn.Module):
         c = self.config
         k = f", k={c.k}" if c.activation == "topk" else ""
         skip = ", skip" if c.skip_connection else ""
+        reads = "" if c.input_site == "mlp_in" else f", input_site={c.input_site}"
         return (
             f"layer={c.layer}, d_in={c.d_in}, d_transcoder={c.d_transcoder}, d_out={c.d_out}, "
-            f"activation={c.activation}{k}{skip}"
+            f"activation={c.activation}{k}{skip}{reads}"
         )

@@ -8,7 +8,7 @@
 """
 
 from llmasos_widgets._views import register_view
-from llmasos_widgets.probing._activations import activations
+from llmasos_widgets.probing._activations import Reads, activations
 from llmasos_widgets.probing._datasets import (
     ProbeDataset,
     as_probe_dataset,
@@ -29,6 +29,7 @@ __all__ = [
     "LinearProbe",
     "ProbeDataset",
     "ProbeResult",
+    "Reads",
     "activations",
     "as_probe_dataset",
     "control_labels",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from llmasos_widgets.tracing import anatomy, eval_mode, site_label
 
 Positions = int | Sequence[int] | Literal["last", "all"]
 Layers = int | Sequence[int] | Literal["all"]
+Reads = Literal["residual", "mlp"]
+READS = ("residual", "mlp")
 
 
 _TOKENIZE_CHUNK = 4096
@@ -51,18 +54,26 @@ class RowPlan:
         )
 
 
-def resolve_layers(layers: Layers, n_layers: int) -> list[int]:
-    """Sorted distinct residual sites in ``0..n_layers`` (0 = ``emb``, i = ``after L{i-1}``)."""
+def resolve_layers(layers: Layers, n_layers: int, read: Reads = "residual") -> list[int]:
+    """Sorted distinct residual sites in ``0..n_layers`` (0 = ``emb``, i = ``after L{i-1}``),
+    or with ``read="mlp"`` decoder layers ``0..n_layers-1``."""
+    if read not in READS:
+        raise ValueError(f"read must be one of {READS}, got {read!r}")
     if isinstance(layers, str):
         if layers != "all":
             raise ValueError(f"layers must be 'all', an int or a list of ints, got {layers!r}")
-        return list(range(n_layers + 1))
+        return list(range(n_layers + (read == "residual")))
     requested = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
     if not requested:
         raise ValueError("layers is empty; pass 'all' or at least one layer index")
     for layer in requested:
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise TypeError(f"layer indices must be ints, got {layer!r}")
+        if read == "mlp" and not 0 <= layer < n_layers:
+            raise ValueError(
+                f"unknown layer {layer}: this model's MLPs are in decoder layers 0 to "
+                f"{n_layers - 1}"
+            )
         if not 0 <= layer <= n_layers:
             raise ValueError(
                 f"unknown layer {layer}: this model has residual sites 0 (emb) to "
@@ -200,8 +211,10 @@ def run_plan(
     batch_size: int,
     padding_side: str,
     progress: bool,
+    read: Reads = "residual",
 ) -> None:
-    """Forward the planned texts in batches and write each requested row into ``destination``."""
+    """Forward the planned texts in batches and write each requested row into ``destination``
+    (``read="mlp"``: each layer's MLP input and output side by side, ``[row, 2 * hidden]``)."""
     from tqdm.auto import tqdm
 
     hf_model = model.hf_model
@@ -218,23 +231,23 @@ def run_plan(
     # Per batch: the (batch, column) pairs to read and the rows they fill.
     current: dict[str, Any] = {}
 
-    def store(layer: int, hidden: torch.Tensor) -> None:
+    def store(layer: int, *hidden: torch.Tensor) -> None:
         # .to() is a no-op on one device; with device_map layers live on several devices
-        picked = hidden[
-            current["batch_idx"].to(hidden.device), current["column_idx"].to(hidden.device)
-        ]
+        device = hidden[0].device
+        where = current["batch_idx"].to(device), current["column_idx"].to(device)
+        picked = torch.cat([h[where] for h in hidden], dim=-1)
         destination[layer][current["rows"]] = picked.to("cpu", torch.float32).numpy()
         if layer == deepest:
             raise _StopForward
-
-    def reader(layer: int) -> Any:
-        return lambda hidden: store(layer, hidden)
 
     bar = tqdm(total=len(plan.token_ids), unit="text", desc="activations", disable=not progress)
     # eval mode: dropout would make activations random
     with eval_mode(hf_model), borrowed_hooks() as hooks, torch.inference_mode():
         for layer in layers:
-            parts.read_site(hooks, layer, reader(layer))
+            if read == "mlp":
+                parts.read_mlp_pair(hooks, layer, functools.partial(store, layer))
+            else:
+                parts.read_site(hooks, layer, functools.partial(store, layer))
         try:
             for batch in _batches(plan, batch_size):
                 input_ids, mask, position_ids, offsets = _pad(
@@ -272,6 +285,7 @@ def activations(
     padding_side: str | None = None,
     progress: bool = True,
     client: Any = None,
+    read: Reads = "residual",
 ) -> Activations:
     """Residual-stream activations of ``texts`` at the given token positions.
 
@@ -291,6 +305,11 @@ def activations(
         padding_side: ``"left"`` or ``"right"``; defaults to the tokenizer's. Results do not
             depend on it: positions follow the padding and RoPE positions skip it.
         progress: show a tqdm progress bar.
+        read: ``"residual"`` (default) reads the residual sites above; ``"mlp"`` reads
+            decoder layers' MLPs instead (``layers`` are then decoder layers ``0..n-1``):
+            ``acts[layer]`` is ``[row, 2 * hidden]``, the MLP's input (the pre-MLP norm's
+            output) in the first ``hidden`` columns and its output in the rest: the pairs a
+            transcoder learns from.
         client: a Dask ``distributed.Client``: spread the texts over its workers, one model
             replica each (``pip install 'llmasos-widgets[dask]'``); same result as locally.
             ``model`` may then also be a name/path each worker loads itself. See
@@ -308,7 +327,7 @@ def activations(
 
         return distributed_activations(
             model, texts, client=client, layers=layers, positions=positions,
-            batch_size=batch_size, out=out, padding_side=padding_side,
+            batch_size=batch_size, out=out, padding_side=padding_side, read=read,
         )  # fmt: skip
     if not hasattr(model, "hf_model"):
         raise TypeError(
@@ -319,16 +338,16 @@ def activations(
     side = padding_side or getattr(model.tokenizer, "padding_side", "right") or "right"
     if side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
-    layer_list = resolve_layers(layers, anatomy(model.hf_model).n_layers)
+    layer_list = resolve_layers(layers, anatomy(model.hf_model).n_layers, read)
     plan = plan_rows(model, texts, positions)
-    hidden_size = int(model.hf_model.config.hidden_size)
+    hidden_size = int(model.hf_model.config.hidden_size) * (2 if read == "mlp" else 1)
     n_rows = len(plan.row_text)
 
     if out is None:
         arrays = {layer: np.empty((n_rows, hidden_size), dtype=np.float32) for layer in layer_list}
         run_plan(
             model, plan, layer_list, arrays,
-            batch_size=batch_size, padding_side=side, progress=progress,
+            batch_size=batch_size, padding_side=side, progress=progress, read=read,
         )  # fmt: skip
         return Activations(
             layers=layer_list,

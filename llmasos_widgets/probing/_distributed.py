@@ -23,7 +23,7 @@ from llmasos_widgets._distributed import (
     n_workers,
     worker_model,
 )
-from llmasos_widgets.probing._activations import Layers, Positions, check_texts
+from llmasos_widgets.probing._activations import Layers, Positions, Reads, check_texts
 from llmasos_widgets.probing._store import (
     Activations,
     finish_directory,
@@ -40,6 +40,7 @@ def _chunk_activations(
     batch_size: int,
     padding_side: str | None,
     chunk_dir: str | None,
+    read: Reads = "residual",
 ) -> Activations:
     """Runs on a worker: the local code path on one chunk of texts."""
     from llmasos_widgets.probing._activations import activations
@@ -47,7 +48,7 @@ def _chunk_activations(
     model = worker_model(model_or_plugin)
     return activations(
         model, texts, layers=layers, positions=positions, batch_size=batch_size,
-        out=chunk_dir, padding_side=padding_side, progress=False,
+        out=chunk_dir, padding_side=padding_side, progress=False, read=read,
     )  # fmt: skip
 
 
@@ -63,6 +64,7 @@ def distributed_activations(
     out: str | os.PathLike[str] | None = None,
     padding_side: str | None = None,
     load_kwargs: dict[str, Any] | None = None,
+    read: Reads = "residual",
 ) -> Activations:
     """:func:`activations` with the forward passes spread over a Dask ``client``'s workers.
 
@@ -110,6 +112,7 @@ def distributed_activations(
             batch_size,
             padding_side,
             str(parts_dir / f"chunk-{k:05d}") if parts_dir is not None else None,
+            read,
             pure=False,
         )
         for k, (s, chunk_pos) in enumerate(zip(starts, chunk_positions, strict=True))

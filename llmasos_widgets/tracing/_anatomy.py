@@ -256,6 +256,56 @@ class Anatomy:
 
         hooks.forward(self.layers[layer].get_submodule("mlp"), read_output)
 
+    def _mlp_io(
+        self, hooks: HookSet, layer: int, on_mlp: Callable[[torch.Tensor, Any], Any], pre_norm: bool
+    ) -> None:
+        """``on_mlp(input, output)`` as a forward hook of layer ``layer``'s MLP, ``input`` being
+        the MLP's input or, with ``pre_norm``, the pre-MLP norm's input (the residual stream
+        between attention and MLP), stashed by a hook on that norm during the same forward."""
+        self.check_direct_residual(layer)
+        decoder_layer = self.layers[layer]
+        stash: dict[str, torch.Tensor] = {}
+        if pre_norm:
+
+            def keep(_m: nn.Module, args: tuple[Any, ...]) -> None:
+                stash["x"] = args[0]
+
+            hooks.forward_pre(decoder_layer.get_submodule("post_attention_layernorm"), keep)
+
+        def call(_m: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+            return on_mlp(stash.pop("x") if pre_norm else args[0], output)
+
+        hooks.forward(decoder_layer.get_submodule("mlp"), call)
+
+    def read_mlp_pair(
+        self,
+        hooks: HookSet,
+        layer: int,
+        read: Callable[[torch.Tensor, torch.Tensor], None],
+        *,
+        pre_norm: bool = False,
+    ) -> None:
+        """Call ``read(input, output)`` with layer ``layer``'s MLP input (the pre-MLP norm's
+        output; with ``pre_norm``, that norm's input) and MLP output, ``[batch, token, hidden]``
+        each, every forward: what a transcoder of that layer reads and predicts."""
+
+        def on_mlp(x: torch.Tensor, output: Any) -> None:
+            read(x, output)
+
+        self._mlp_io(hooks, layer, on_mlp, pre_norm)
+
+    def replace_mlp(
+        self,
+        hooks: HookSet,
+        layer: int,
+        replace: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        pre_norm: bool = False,
+    ) -> None:
+        """Layer ``layer``'s MLP output becomes ``replace(input, output)`` each forward
+        (``input`` as in :meth:`read_mlp_pair`)."""
+        self._mlp_io(hooks, layer, replace, pre_norm)
+
     def replace_layer_outputs(
         self, hooks: HookSet, layer: int, replace: Callable[[torch.Tensor], torch.Tensor]
     ) -> None:
@@ -363,6 +413,22 @@ class Anatomy:
             return (heads.reshape(merged.shape), *args[1:])
 
         hooks.forward_pre(projection, replace_input)
+
+    def layer_norms(self, layer: int) -> tuple[nn.Module, nn.Module]:
+        """Layer ``layer``'s two norms: the one before attention (``input_layernorm``) and the
+        one before the MLP (``post_attention_layernorm``), whose output is the MLP's input."""
+        self.check_direct_residual(layer)
+        decoder_layer = self.layers[layer]
+        return (
+            decoder_layer.get_submodule("input_layernorm"),
+            decoder_layer.get_submodule("post_attention_layernorm"),
+        )
+
+    def mlp(self, layer: int) -> nn.Module:
+        """Layer ``layer``'s MLP: reads the pre-MLP norm's output, adds its output to the
+        residual stream."""
+        self.check_direct_residual(layer)
+        return self.layers[layer].get_submodule("mlp")
 
     def reading_qk(self, on_capture: CaptureFn) -> AbstractContextManager[None]:
         """While open, ``on_capture(module, layer, q, k, kwargs)`` sees every attention call of

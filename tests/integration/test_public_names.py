@@ -53,11 +53,23 @@ EXPECTED_KINDS = {
     "load_sae": "function",
     "save_sae": "function",
     "FeatureWidget": "class",
+    "GraphWidget": "class",
     "feature_examples": "function",
     "FeatureActivations": "class",
     "FeatureExamples": "class",
     "SparseAutoencoder": "class",
     "SAEConfig": "class",
+    "train_transcoder": "function",
+    "train_transcoders": "function",
+    "TranscoderTrainingReport": "class",
+    "splice_transcoders": "function",
+    "save_transcoder": "function",
+    "load_transcoder": "function",
+    "load_transcoders": "function",
+    "Transcoder": "class",
+    "TranscoderConfig": "class",
+    "attribution_graph": "function",
+    "AttributionGraph": "class",
 }
 
 
