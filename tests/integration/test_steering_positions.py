@@ -63,6 +63,7 @@ def test_feature_ablation_at_a_position(bundled, sae_at):
     fires on every token): logits before 4 are bitwise the same, 4 moves; the measured form
     reads a target before the ablated position and finds it unchanged."""
     sae = sae_at[2]
+    hooks_before = count_hooks(bundled.hf_model)  # transformers keeps its own output hooks
     ids = bundled.encode(TEXT)
     plain = _logits(bundled, ids)
     ablated = _logits(bundled, ids, ablate_features(bundled, sae, range(16), positions=4))
@@ -72,7 +73,7 @@ def test_feature_ablation_at_a_position(bundled, sae_at):
     assert before.values_after[0] == before.values_before[0]
     at = ablate_features(bundled, sae, list(range(16)), [TEXT], position=4, positions=4)
     assert at.values_after[0] != at.values_before[0]
-    assert count_hooks(bundled.hf_model) == 0
+    assert count_hooks(bundled.hf_model) == hooks_before
 
 
 def _greedy_without_cache(model, ids, steps, block):
@@ -129,8 +130,9 @@ def test_positions_during_cached_generation(bundled, sae_at):
     ],
 )
 def test_bad_positions_are_refused_before_any_forward(bundled, sae_at, positions, error, match):
+    hooks_before = count_hooks(bundled.hf_model)  # transformers keeps its own output hooks
     with pytest.raises(error, match=match):
         steer(bundled, sae_at[2], 1, 1.0, positions=positions)
     with pytest.raises(error, match=match):
         ablate_features(bundled, sae_at[2], [1], positions=positions)
-    assert count_hooks(bundled.hf_model) == 0
+    assert count_hooks(bundled.hf_model) == hooks_before
