@@ -12,8 +12,8 @@ edge is carried by L2 heads only with the same head first in all 8, and the most
 feature (L1 #127) fires at singular subjects 3.4x more than at plural ones over these prompts'
 subjects (mean activation 2.23 vs 0.66; over 100 held-out prompts 1.89 vs 0.35): a number
 feature. Plural
-subjects reach the logits with less influence and mixed signs (the subject token ranks 3rd-6th
-among tokens there, 2nd-3rd for singular).
+subjects reach the logits with less influence and mixed signs (the subject token's influence
+ranks 4th-7th among the prompt's tokens there, 3rd-4th for singular subjects).
 """
 
 from __future__ import annotations
