@@ -112,6 +112,21 @@ def test_the_reported_fve_is_that_of_the_mlp_output_in_model_units(bundled):
     assert report.fve > 0.8  # measured 0.94
 
 
+def test_checkpoints_are_transcoder_sets_load_transcoder_reads_back(bundled, tmp_path):
+    """Checkpoints are in model units like the result (the training scales folded in)."""
+    from llmasos_widgets.features import load_transcoder
+
+    transcoder, report = _small(bundled, checkpoint_dir=tmp_path, checkpoint_every=20)
+    names = [path.name for path in report.checkpoints]
+    assert names == [*(f"step-{s:07d}" for s in range(20, report.steps + 1, 20)), "final"]
+    final = load_transcoder(tmp_path / "final")
+    assert final.layer == 1 and final.config.k == 4
+    x = torch.randn(5, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(final(x), transcoder(x))
+        assert not torch.allclose(load_transcoder(tmp_path / "step-0000020")(x), final(x))
+
+
 def test_bad_arguments_say_what_to_pass(bundled):
     with pytest.raises(ValueError, match="exceeds width"):
         train_transcoder(bundled, 0, TEXTS, width=8, k=9)
@@ -183,6 +198,28 @@ def test_splice_refuses_what_does_not_fit(bundled):
         splice_transcoders(bundled, [object()])
     with pytest.raises(ValueError, match="empty"):
         splice_transcoders(bundled, [])
+
+
+@pytest.mark.slow  # an in-process Dask cluster: about 3 s
+def test_a_dask_client_collects_the_same_pairs_and_trains_the_same_transcoder(bundled):
+    distributed = pytest.importorskip("distributed")
+    local = activations(bundled, TEXTS, layers=[0, 2], positions="all", read="mlp")
+    transcoder, report = _small(bundled)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = activations(
+            bundled, TEXTS, layers=[0, 2], positions="all", read="mlp", client=client
+        )
+        remote_transcoder, remote_report = _small(bundled, client=client)
+    assert remote.layers == local.layers and (remote.positions == local.positions).all()
+    for layer in (0, 2):
+        np.testing.assert_allclose(remote[layer], local[layer], atol=1e-5, rtol=1e-5)
+    assert remote_report.tokens == report.tokens and remote_report.steps == report.steps
+    torch.testing.assert_close(remote_transcoder.W_dec, transcoder.W_dec, atol=1e-3, rtol=0)
 
 
 @pytest.mark.slow
