@@ -228,10 +228,11 @@ def test_splicing_every_layers_transcoder_keeps_agreement_and_copying(bundled):
     1.000 -> 0.999 with all three layers' MLPs replaced."""
     transcoders, reports = train_bundled_transcoders(bundled)
     assert [t.layer for t in transcoders] == [0, 1, 2]
-    assert min(r.fve for r in reports) > 0.95
+    assert [r.fve for r in reports] == pytest.approx([0.993, 0.985, 0.997], abs=0.005)
     before = agreement_accuracy(bundled), copying_accuracy(bundled)
     with splice_transcoders(bundled, transcoders):
         after = agreement_accuracy(bundled), copying_accuracy(bundled)
     assert before[0] >= 0.95 and before[1] >= 0.95
     assert after[0] >= before[0] - 0.03, (before, after)
     assert after[1] >= before[1] - 0.03, (before, after)
+    assert after == pytest.approx((0.980, 0.999), abs=0.01)  # the figures in docs/graphs.md
