@@ -34,6 +34,7 @@ import _tables_defaults  # noqa: E402
 import _tables_faithfulness  # noqa: E402
 import _tables_features  # noqa: E402
 import _tables_generation  # noqa: E402
+import _tables_graphs  # noqa: E402
 import _tables_long_context  # noqa: E402
 import _tables_long_context_kernel  # noqa: E402
 import _tables_patching  # noqa: E402
@@ -58,6 +59,7 @@ RENDERERS: dict[str, Callable[[Sources], str]] = {
     **_tables_features.RENDERERS,
     **_tables_sae_training.RENDERERS,
     **_tables_generation.RENDERERS,
+    **_tables_graphs.RENDERERS,
     **_tables_patching.RENDERERS,
     **_tables_attribution_patching.RENDERERS,
     **_tables_real_model.RENDERERS,

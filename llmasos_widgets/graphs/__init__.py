@@ -1,9 +1,34 @@
 """Attribution graphs over transcoder features (issue "Attribution graphs").
 
-* :class:`AttributionGraph`: one prompt's nodes (features, error nodes, tokens, logits),
-  direct edges, influence and pruning masks, in circuit-tracer's layout.
+* :func:`attribution_graph`: one prompt's graph in the local replacement model (every MLP
+  replaced by its transcoder, attention patterns and norm scales frozen from the real run).
+* :class:`AttributionGraph`: its nodes (features, error nodes, tokens, logits), direct
+  edges, influence and pruning masks, in circuit-tracer's layout.
+* :func:`edge_heads` / :class:`EdgeHeads`: the part of one edge each attention head carries.
+* :func:`to_neuronpedia_json`: the graph as the JSON Neuronpedia's graph viewer reads.
+* :class:`FeatureCards`: a feature node's activation on every token and its logit effects.
 """
 
+from llmasos_widgets.graphs._attribute import attribution_graph
+from llmasos_widgets.graphs._edge_heads import EdgeHeads, edge_heads
 from llmasos_widgets.graphs._graph import NODE_KINDS, AttributionGraph
+from llmasos_widgets.graphs._neuronpedia import (
+    cumulative_influence,
+    node_ids,
+    to_neuronpedia_json,
+)
+from llmasos_widgets.graphs._node_card import FeatureCards, node_summary, transcoders_by_layer
 
-__all__ = ["NODE_KINDS", "AttributionGraph"]
+__all__ = [
+    "NODE_KINDS",
+    "AttributionGraph",
+    "EdgeHeads",
+    "FeatureCards",
+    "attribution_graph",
+    "cumulative_influence",
+    "edge_heads",
+    "node_ids",
+    "node_summary",
+    "to_neuronpedia_json",
+    "transcoders_by_layer",
+]

@@ -12,7 +12,7 @@ Node order and the adjacency convention follow circuit-tracer, so its algorithms
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,21 @@ class AttributionGraph:
         edge_threshold: cumulative-influence fraction of edges kept.
         model_name: the model's name or path.
         metadata: anything else worth keeping (transcoder names, target, timings).
+        node_constant: ``[N]`` the part of each node's input that no node supplies: what it
+            would be with every node's value at zero (encoder bias, the transcoders' decoder
+            biases and attention biases carried along the frozen paths); 0 for error and
+            token nodes. ``adjacency.sum(1) + node_constant == node_input`` (completeness).
+        logit_mean: the mean of the last position's logits over the vocabulary. Logit nodes
+            read their token's unembedding row minus the mean row (circuit-tracer's
+            demeaned logits: softmax ignores a shift shared by every logit), so a logit
+            node's input is its logit minus this.
+        node_cumulative: float64 ``[N]`` each node's cumulative influence fraction (nodes
+            sorted by influence, largest first; 0 for nodes without influence): the node
+            step of pruning keeps the nodes up to ``node_threshold``.
+        edge_scores: float32 ``[N, N]`` each edge's influence score after the node step at
+            ``node_threshold``; the edge step keeps the largest up to ``edge_threshold``.
+            With ``node_cumulative`` it lets a view re-prune without the kernel
+            (:meth:`reprune`).
     """
 
     text: str
@@ -67,6 +82,65 @@ class AttributionGraph:
     edge_threshold: float
     model_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    node_constant: np.ndarray | None = None
+    logit_mean: float = 0.0
+    node_cumulative: np.ndarray | None = None
+    edge_scores: np.ndarray | None = None
+
+    @property
+    def node_input(self) -> np.ndarray:
+        """``[N]`` what each node's incoming edges add up to with :attr:`node_constant`: a
+        feature's pre-activation (its activation: an active feature's activation equals its
+        pre-activation), a logit node's logit minus :attr:`logit_mean`, 0 for error and token
+        nodes (they have no incoming edges)."""
+        kind = self.node_kind
+        inputs = np.where(kind == 0, self.node_value, 0.0)
+        return np.where(kind == 3, self.node_value - self.logit_mean, inputs).astype(np.float64)
+
+    @property
+    def logit_weights(self) -> np.ndarray:
+        """float32 ``[N]``: the logit nodes' probabilities scaled to sum to 1 (equal weights if
+        all underflow), 0 elsewhere: the weights influence is measured against."""
+        weights = np.zeros(self.n_nodes, dtype=np.float32)
+        logits = self.nodes_of("logit")
+        probabilities = np.asarray(self.logit_probabilities, dtype=np.float64)
+        total = probabilities.sum()
+        share = probabilities / total if total > 0 else np.full(len(logits), 1 / len(logits))
+        weights[logits] = share
+        return weights
+
+    def reprune(
+        self, node_threshold: float, edge_threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(node_mask, edge_mask)`` at other thresholds from the stored scores alone, as a
+        view's slider computes them (graphs/_pruning.py: the edge scores are those after the
+        node step at this graph's ``node_threshold``; :meth:`pruned` recomputes them)."""
+        from llmasos_widgets.graphs._pruning import masks_from_scores
+
+        if self.node_cumulative is None or self.edge_scores is None:
+            raise ValueError("this graph keeps no pruning scores; use pruned() instead")
+        return masks_from_scores(
+            self.node_cumulative, self.edge_scores, self.node_kind, node_threshold,
+            edge_threshold,
+        )  # fmt: skip
+
+    def pruned(self, node_threshold: float, edge_threshold: float) -> AttributionGraph:
+        """A copy pruned afresh at these thresholds (influence, scores and masks recomputed)."""
+        from llmasos_widgets.graphs._pruning import prune
+
+        result = prune(
+            self.adjacency, self.logit_weights, self.node_kind, node_threshold, edge_threshold
+        )
+        return replace(
+            self,
+            node_influence=result.node_influence,
+            node_mask=result.node_mask,
+            edge_mask=result.edge_mask,
+            node_cumulative=result.node_cumulative,
+            edge_scores=result.edge_scores,
+            node_threshold=float(node_threshold),
+            edge_threshold=float(edge_threshold),
+        )
 
     @property
     def n_nodes(self) -> int:

@@ -399,6 +399,22 @@ class Anatomy:
 
         hooks.forward_pre(projection, replace_input)
 
+    def layer_norms(self, layer: int) -> tuple[nn.Module, nn.Module]:
+        """Layer ``layer``'s two norms: the one before attention (``input_layernorm``) and the
+        one before the MLP (``post_attention_layernorm``), whose output is the MLP's input."""
+        self.check_direct_residual(layer)
+        decoder_layer = self.layers[layer]
+        return (
+            decoder_layer.get_submodule("input_layernorm"),
+            decoder_layer.get_submodule("post_attention_layernorm"),
+        )
+
+    def mlp(self, layer: int) -> nn.Module:
+        """Layer ``layer``'s MLP: reads the pre-MLP norm's output, adds its output to the
+        residual stream."""
+        self.check_direct_residual(layer)
+        return self.layers[layer].get_submodule("mlp")
+
     def reading_qk(self, on_capture: CaptureFn) -> AbstractContextManager[None]:
         """While open, ``on_capture(module, layer, q, k, kwargs)`` sees every attention call of
         this model's layers (the fast kernel still computes the output)."""

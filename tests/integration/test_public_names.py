@@ -53,6 +53,7 @@ EXPECTED_KINDS = {
     "load_sae": "function",
     "save_sae": "function",
     "FeatureWidget": "class",
+    "GraphWidget": "class",
     "feature_examples": "function",
     "FeatureActivations": "class",
     "FeatureExamples": "class",
@@ -67,6 +68,8 @@ EXPECTED_KINDS = {
     "load_transcoders": "function",
     "Transcoder": "class",
     "TranscoderConfig": "class",
+    "attribution_graph": "function",
+    "AttributionGraph": "class",
 }
 
 
