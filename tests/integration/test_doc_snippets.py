@@ -44,7 +44,7 @@ SLOW_PAGES = {
     ROOT / "docs" / "probing.md",
     ROOT / "docs" / "compare.md",
     ROOT / "docs" / "features_training.md",
-    ROOT / "docs" / "graphs.md",  # trains three transcoders: 48 s beside other runs
+    ROOT / "docs" / "graphs.md",  # trains three transcoders: 14 s beside other runs
 }
 
 
