@@ -112,6 +112,16 @@ def test_the_reported_fve_is_that_of_the_mlp_output_in_model_units(bundled):
     assert report.fve > 0.8  # measured 0.94
 
 
+def test_training_every_layer_from_one_pass_equals_training_each_alone(bundled):
+    from llmasos_widgets.features import train_transcoders
+
+    options = dict(width=32, k=4, batch_size=64, epochs=1, lr=4e-3, seed=5)
+    together, reports = train_transcoders(bundled, TEXTS, layers=[2, 0], **options)
+    assert [t.layer for t in together] == [2, 0] and [r.transcoder for r in reports] == together
+    alone, _ = train_transcoder(bundled, 0, TEXTS, **options)
+    torch.testing.assert_close(together[1].state_dict(), alone.state_dict(), rtol=0, atol=0)
+
+
 def test_checkpoints_are_transcoder_sets_load_transcoder_reads_back(bundled, tmp_path):
     """Checkpoints are in model units like the result (the training scales folded in)."""
     from llmasos_widgets.features import load_transcoder
