@@ -50,6 +50,7 @@ _EXPORTS = {
     "load_sae": "llmasos_widgets.features",
     "save_sae": "llmasos_widgets.features",
     "FeatureWidget": "llmasos_widgets.widgets",
+    "GraphWidget": "llmasos_widgets.widgets",
     "feature_examples": "llmasos_widgets.features",
     "FeatureActivations": "llmasos_widgets.features",
     "FeatureExamples": "llmasos_widgets.features",
@@ -137,6 +138,7 @@ if TYPE_CHECKING:
     from llmasos_widgets.widgets import AttentionWidget as AttentionWidget
     from llmasos_widgets.widgets import CompareWidget as CompareWidget
     from llmasos_widgets.widgets import FeatureWidget as FeatureWidget
+    from llmasos_widgets.widgets import GraphWidget as GraphWidget
     from llmasos_widgets.widgets import LogitLensWidget as LogitLensWidget
     from llmasos_widgets.widgets import PatchingWidget as PatchingWidget
     from llmasos_widgets.widgets import ProbeWidget as ProbeWidget

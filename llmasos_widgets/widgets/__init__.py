@@ -10,6 +10,7 @@ from llmasos_widgets.widgets._selection import Selection, link_selection
 from llmasos_widgets.widgets.attention import AttentionWidget
 from llmasos_widgets.widgets.compare import CompareDifferenceWidget, CompareWidget
 from llmasos_widgets.widgets.features import FeatureWidget
+from llmasos_widgets.widgets.graph import GraphWidget
 from llmasos_widgets.widgets.logit_lens import LogitLensWidget
 from llmasos_widgets.widgets.patching import PatchingWidget
 from llmasos_widgets.widgets.probe import ProbeWidget
@@ -80,6 +81,7 @@ __all__ = [
     "FeatureWidget",
     "FigureRequest",
     "FigureUnavailableError",
+    "GraphWidget",
     "LogitLensWidget",
     "PatchingWidget",
     "ProbeWidget",

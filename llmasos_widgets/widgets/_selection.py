@@ -26,7 +26,11 @@ import traitlets
 
 from llmasos_widgets.widgets._base import SELECTION_TRAITS
 
-LINKABLE_TRAITS = (*SELECTION_TRAITS, "metric")
+LINKED_BY_DEFAULT = (*SELECTION_TRAITS, "selected_cell")
+"""What :func:`link_selection` links unless told: the selection, and the clicked attention cell
+``[query, key]`` of the widgets that have one (AttentionWidget, GraphWidget)."""
+
+LINKABLE_TRAITS = (*LINKED_BY_DEFAULT, "metric")
 
 
 class Selection(traitlets.HasTraits):
@@ -52,7 +56,10 @@ class Selection(traitlets.HasTraits):
     metric = traitlets.Unicode("")
     """str, default "": shared metric, linked only when requested with ``traits=``."""
 
-    def __init__(self, *widgets: Any, traits: Iterable[str] = SELECTION_TRAITS) -> None:
+    selected_cell = traitlets.List(traitlets.Int(), default_value=[])
+    """list[int], default []: ``[query, key]`` of the clicked attention cell ([] = none)."""
+
+    def __init__(self, *widgets: Any, traits: Iterable[str] = LINKED_BY_DEFAULT) -> None:
         super().__init__()
         self.traits_linked = tuple(traits)
         unknown = [t for t in self.traits_linked if t not in LINKABLE_TRAITS]
@@ -169,6 +176,13 @@ def _size(widget: Any, dimension: str) -> int | None:
     return dimensions().get(dimension) if callable(dimensions) else None
 
 
+def _token_bound(source: Any, target: Any) -> int | None:
+    """Positions below this reach ``target`` from ``source`` (None: any)."""
+    limit = shared_prefix(source, target) if source is not None else None
+    n = _size(target, "tokens")
+    return min(x for x in (limit, n) if x is not None) if (limit, n) != (None, None) else None
+
+
 def translate(name: str, value: Any, source: Any, target: Any) -> Any:
     """``value`` of trait ``name`` in ``source`` as ``target`` should receive it."""
     if name == "selected_layer":
@@ -178,22 +192,24 @@ def translate(name: str, value: Any, source: Any, target: Any) -> Any:
         n = _size(target, "heads")
         return [h for h in value if n is None or 0 <= h < n]
     if name in ("selected_tokens", "hovered_token"):
-        limit = shared_prefix(source, target) if source is not None else None
-        n = _size(target, "tokens")
-        bound = min(x for x in (limit, n) if x is not None) if (limit, n) != (None, None) else None
+        bound = _token_bound(source, target)
         if name == "hovered_token":
             return value if bound is None or -1 <= value < bound else -1
         return [t for t in value if bound is None or 0 <= t < bound]
+    if name == "selected_cell":
+        bound = _token_bound(source, target)
+        return list(value) if bound is None or all(0 <= t < bound for t in value) else []
     return value
 
 
-def link_selection(*widgets: Any, traits: Iterable[str] = SELECTION_TRAITS) -> Selection:
+def link_selection(*widgets: Any, traits: Iterable[str] = LINKED_BY_DEFAULT) -> Selection:
     """Link the selection of two or more widgets: select a head or brush tokens in one,
     every other follows. Returns the :class:`Selection` (``.unlink()`` to undo).
 
     Layers and heads always link; tokens link by position over the leading tokens the
     widgets' texts share (see this module's docstring). ``traits`` defaults to
-    ``selected_layer``, ``selected_heads``, ``selected_tokens``, ``hovered_token``; add
+    ``selected_layer``, ``selected_heads``, ``selected_tokens``, ``hovered_token`` and
+    ``selected_cell`` (the attention cell whose q·k breakdown is shown); add
     ``"metric"`` only between widgets that accept the same metric names.
     """
     if len(widgets) < 2:

@@ -53,6 +53,7 @@ EXPECTED_KINDS = {
     "load_sae": "function",
     "save_sae": "function",
     "FeatureWidget": "class",
+    "GraphWidget": "class",
     "feature_examples": "function",
     "FeatureActivations": "class",
     "FeatureExamples": "class",
