@@ -42,7 +42,8 @@ def graphs_cost(sources: Sources) -> str:
             "Phases: the real forward pass with features and error vectors / the rows of "
             "direct effects (transpose passes) / influence and pruning. Peak: the resident "
             "high-water mark above what the process held before the call (model and "
-            "transcoders excluded, graph arrays included).",
+            "transcoders excluded, graph arrays included); resident before: the model, the "
+            "transcoders and the interpreter.",
             "",
             table(
                 [
@@ -55,7 +56,7 @@ def graphs_cost(sources: Sources) -> str:
                     "CPU",
                     "forward / rows / pruning",
                     "peak GiB",
-                    "weights GiB",
+                    "resident before GiB",
                 ],
                 rows,
                 "llrlrrrlrr",

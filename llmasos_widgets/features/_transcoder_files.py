@@ -253,6 +253,10 @@ def _uri_fetcher(cache_dir: Any, offline: bool) -> Callable[[str], Path]:
     return fetch_uri
 
 
+class _Absent(Exception):
+    """A hub file that is not there (offline: not in the cache)."""
+
+
 class _Source:
     """Where the files are: a local directory and, for a hub id, how to fetch more of it."""
 
@@ -262,10 +266,9 @@ class _Source:
         name: str,
         fetch: Callable[[str], Path] | None = None,
         fetch_uri: Callable[[str], Path] | None = None,
-        offline: bool = False,
     ) -> None:
         self.directory, self.name = directory, name
-        self.fetch, self.fetch_uri, self.offline = fetch, fetch_uri, offline
+        self.fetch, self.fetch_uri = fetch, fetch_uri
 
     def file(self, relative: str) -> Path | None:
         """``relative`` under the directory (fetched from the hub first), or None if absent
@@ -273,16 +276,10 @@ class _Source:
         path = self.directory / relative
         if path.is_file() or self.fetch is None:
             return path if path.is_file() else None
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-
         try:
             return self.fetch(relative)
-        except EntryNotFoundError:
+        except _Absent:
             return None
-        except LocalEntryNotFoundError:
-            if self.offline:
-                return None
-            raise
 
     def resolve(self, entry: str) -> Path:
         """A ``transcoders:`` entry: an ``hf://`` URI (downloaded), or a path (relative ones
@@ -335,11 +332,19 @@ def _hub_source(
     )
 
     def fetch(filename: str) -> Path:
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
         with hub_errors(repo_id, folder, revision, offline):
-            return fetch_file(filename)
+            try:
+                return fetch_file(filename)
+            except EntryNotFoundError as error:
+                # online, a LocalEntryNotFoundError means the hub could not be reached
+                if offline or not isinstance(error, LocalEntryNotFoundError):
+                    raise _Absent(filename) from error
+                raise
 
     name = f"{repo_id}/{folder}" if folder else repo_id
-    return _Source(directory, name, fetch, _uri_fetcher(cache_dir, offline), offline)
+    return _Source(directory, name, fetch, _uri_fetcher(cache_dir, offline))
 
 
 def _parse_hf_uri(uri: str) -> tuple[str, str, str | None]:

@@ -196,10 +196,10 @@ def _build(
     label: str,
     input_site: str | None = None,
 ) -> Transcoder:
-    if W_enc.ndim != 2 or W_dec.ndim != 2:
-        raise ValueError(f"{label}: W_enc and W_dec must be matrices")
+    if W_enc.ndim != 2 or W_dec.ndim != 2 or b_dec.ndim != 1:
+        raise ValueError(f"{label}: W_enc and W_dec must be matrices and b_dec a vector")
     d_in, d_tc = W_enc.shape
-    d_out = W_dec.shape[1]
+    d_out = b_dec.shape[0]
     _shape(W_dec, (d_tc, d_out), "W_dec", label)
     _shape(b_enc, (d_tc,), "b_enc", label)
     _shape(b_dec, (d_out,), "b_dec", label)

@@ -7,6 +7,8 @@
 * :func:`edge_heads` / :class:`EdgeHeads`: the part of one edge each attention head carries.
 * :func:`to_neuronpedia_json`: the graph as the JSON Neuronpedia's graph viewer reads.
 * :class:`FeatureCards`: a feature node's activation on every token and its logit effects.
+* :func:`graph_scores` / :class:`GraphScores`: how much of the prompt the features explain
+  (circuit-tracer's replacement and completeness scores; the rest runs through error nodes).
 """
 
 from llmasos_widgets.graphs._attribute import attribution_graph
@@ -18,15 +20,18 @@ from llmasos_widgets.graphs._neuronpedia import (
     to_neuronpedia_json,
 )
 from llmasos_widgets.graphs._node_card import FeatureCards, node_summary, transcoders_by_layer
+from llmasos_widgets.graphs._scores import GraphScores, graph_scores
 
 __all__ = [
     "NODE_KINDS",
     "AttributionGraph",
     "EdgeHeads",
     "FeatureCards",
+    "GraphScores",
     "attribution_graph",
     "cumulative_influence",
     "edge_heads",
+    "graph_scores",
     "node_ids",
     "node_summary",
     "to_neuronpedia_json",

@@ -6,8 +6,16 @@ Node order and the adjacency convention follow circuit-tracer, so its algorithms
 * ``adjacency[target, source]`` is the direct effect of ``source`` on ``target`` in the local
   replacement model (attention patterns and norm scales frozen from the real run): the
   change in ``target``'s input per unit of ``source``, times ``source``'s value, so each row
-  sums to the target's input (completeness; feature rows: pre-activation, error and token
-  rows: empty, logit rows: the logit minus its constant part).
+  sums to the target's input less the part no node supplies: ``adjacency.sum(1) +
+  node_constant == node_input`` (completeness; feature rows: the pre-activation, whose
+  constant part is the encoder bias plus the decoder and attention biases carried along the
+  frozen paths; logit rows: the logit minus the mean logit; error and token rows: empty).
+
+A source's value is the vector it writes into the residual stream: a feature its activation
+times its decoder row (at its layer's MLP output), an error node the MLP's output minus the
+transcoder's prediction there, a token node its embedding. Sources at every position are
+nodes, the first (BOS) included: circuit-tracer drops the BOS position's features and error,
+which breaks completeness there.
 """
 
 from __future__ import annotations

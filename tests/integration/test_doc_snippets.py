@@ -44,6 +44,7 @@ SLOW_PAGES = {
     ROOT / "docs" / "probing.md",
     ROOT / "docs" / "compare.md",
     ROOT / "docs" / "features_training.md",
+    ROOT / "docs" / "graphs.md",  # trains three transcoders: 14 s beside other runs
 }
 
 
@@ -59,13 +60,19 @@ SLOW_PAGES = {
 def test_page_snippets_run_as_written(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import torch
+
     from llmasos_widgets.models import BUNDLED_MODELS, SHORT_NAMES
 
     monkeypatch.chdir(tmp_path)
-    with hub_for_tests(monkeypatch, tmp_path) as hub:
-        for hub_id in SHORT_NAMES.values():
-            hub.add(hub_id, BUNDLED_MODELS["tiny-llama"])
-        _run_blocks(page)
+    threads = torch.get_num_threads()  # a page may set its own (docs/graphs.md: one)
+    try:
+        with hub_for_tests(monkeypatch, tmp_path) as hub:
+            for hub_id in SHORT_NAMES.values():
+                hub.add(hub_id, BUNDLED_MODELS["tiny-llama"])
+            _run_blocks(page)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run_blocks(page: Path) -> None:

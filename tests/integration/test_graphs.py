@@ -173,6 +173,12 @@ def test_edge_heads_of_a_same_position_edge_move_nothing_across(setup) -> None:
     scale = np.abs(heads.values).max()
     assert scale > 1e-4
     assert np.abs(heads.across_positions).max() <= 1e-5 * scale
+    # an error node's edge too (its vector is recomputed from the transcoder)
+    errors = graph.nodes_of("error")
+    error = int(errors[(graph.node_layer[errors] == 1) & (graph.node_position[errors] == 6)][0])
+    heads = edge_heads(model, transcoders, graph, error, logit)
+    assert sorted(set(heads.layers.tolist())) == [2]
+    assert heads.total == pytest.approx(float(graph.adjacency[logit, error]), rel=1e-5)
 
 
 def test_hooks_removed_and_training_flags_kept() -> None:
