@@ -22,7 +22,8 @@ if [[ ! -x "$MAIN/bin/python" ]]; then
 fi
 MAIN_SITE="$("$MAIN/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 STAMP="$VENV/.installed-from"
-WANT="$(cat scripts/test_oldest_transformers.sh "$MAIN/.installed-from" 2>/dev/null | sha256sum | cut -d' ' -f1) $MAIN_SITE"
+WANT="$({ cat scripts/test_oldest_transformers.sh; cat "$MAIN/.installed-from" 2>/dev/null || true; } \
+  | sha256sum | cut -d' ' -f1) $MAIN_SITE"
 
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   rm -rf "$VENV"
