@@ -8,6 +8,11 @@ directory. There it imports, loads the bundled model, explains, runs the console
 JupyterLab served from that venv renders the widgets in Chromium (the anywidget front end from
 the wheel's ``static/``).
 
+pip installs with ``--no-compile``: the files installed are the same, and the modules the test
+imports are compiled when imported, not every module of torch and JupyterLab's dependencies
+up front (most of the install's CPU time). The venv is made without pip of its own; this
+venv's pip installs into it (``pip --python``), as the venv's own pip would.
+
 ``LLMW_WHEEL_TEST_VENV=<dir>`` reuses a venv between runs (only the wheel is reinstalled, with
 ``--no-deps``): for iterating locally; CI leaves it unset and installs everything afresh.
 """
@@ -84,11 +89,12 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     reused = os.environ.get("LLMW_WHEEL_TEST_VENV")
     where = Path(reused) if reused else tmp_path_factory.mktemp("fresh") / "venv"
     python = where / "bin" / "python"
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
+    pip += ["install", "--quiet", "--no-compile"]
     # the base interpreter, not this venv's: nothing of the test venv may leak in
     base = getattr(sys, "_base_executable", sys.executable)
     if not python.exists():
-        run([base, "-m", "venv", str(where)], timeout=INSTALL_S)
+        run([base, "-m", "venv", "--without-pip", str(where)], timeout=INSTALL_S)
         run([*pip, TORCH_SPEC], timeout=INSTALL_S)
         run([*pip, f"{wheel}[demo]"], timeout=INSTALL_S)
     else:

@@ -1,13 +1,18 @@
 """The ``llmasos-widgets`` console script, run as a user types it (a subprocess of this venv's
 ``bin/llmasos-widgets``, in an empty directory, offline): the documented lines of docs/cli.md
-and their files, ``--help``, exit codes and one-line errors."""
+and their files, ``--help``, usage errors and ``--debug``'s traceback. What the command prints
+and exits with once it has loaded a model is asserted on ``cli.main`` in this process
+(``run_main``): each subprocess imported torch and loaded the model again (3-11 s apiece)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,6 +46,32 @@ def run(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = Non
         timeout=RUN_S,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Done:
+    """What ``run`` returns, for ``run_main``: exit code and the two streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(args: list[str], cwd: Path, stdin: str | None = None) -> Done:
+    """``llmasos-widgets ARGS`` as ``cli.main`` in this process, in ``cwd``, offline; the exit
+    code is what the console script (``cli.run``: ``sys.exit(main())``) exits with."""
+    from llmasos_widgets import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(args, stdin=io.StringIO(stdin or ""))
+            except SystemExit as exit:  # argparse: usage errors and --help
+                code = exit.code if isinstance(exit.code, int) else 1
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def documented_lines() -> list[str]:
@@ -92,8 +123,8 @@ def test_the_documented_lines_run_and_write_what_they_say(
     assert "Gradient saliency" in prompt and "near" in prompt
 
 
-def test_summary_on_stdout(tmp_path: Path, env: dict[str, str]) -> None:
-    done = run(["explain", "tiny-llama", "the keys near the box"], tmp_path, env)
+def test_summary_on_stdout(tmp_path: Path) -> None:
+    done = run_main(["explain", "tiny-llama", "the keys near the box"], tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Explanation('tiny-llama', tokens=6, layers=3, heads=4")
@@ -148,21 +179,16 @@ def test_usage_errors_exit_2(
         (["explain", "no-such-model", "the keys"], None, "unknown model name 'no-such-model'"),
         (["explain", "tiny-llama", "-"], "  \n", "the text from standard input is empty"),
         (["explain", "tiny-llama", "--file", "missing.txt"], None, "cannot read 'missing.txt'"),
-        pytest.param(  # loads and runs the model in a subprocess: ~9 s, the whole suite's
-            ["explain", "tiny-llama", "the keys", "--target", "zzz"],
-            None,
-            "'zzz' is not in the",
-            marks=pytest.mark.slow,
-        ),
+        (["explain", "tiny-llama", "the keys", "--target", "zzz"], None, "'zzz' is not in the"),
         (["report", "corrupt.llmx", "--out", "r.html"], None, "is not a readable explanation"),
         (["report", "missing.llmx", "--out", "r.html"], None, "no saved explanation at"),
     ],
 )
 def test_input_errors_exit_1_with_one_line(
-    args: list[str], stdin: str | None, message: str, tmp_path: Path, env: dict[str, str]
+    args: list[str], stdin: str | None, message: str, tmp_path: Path
 ) -> None:
     (tmp_path / "corrupt.llmx").write_bytes(b"\x00\x01 not a safetensors file")
-    done = run(args, tmp_path, env, stdin)
+    done = run_main(args, tmp_path, stdin)
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("llmasos-widgets: error: ")
@@ -170,13 +196,10 @@ def test_input_errors_exit_1_with_one_line(
     assert not (tmp_path / "r.html").exists()
 
 
-@pytest.mark.slow  # loads the model in a subprocess (~9 s): the whole suite's, not the fast tier's
-def test_an_unknown_method_is_refused_with_every_registered_one(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
+def test_an_unknown_method_is_refused_with_every_registered_one(tmp_path: Path) -> None:
     from llmasos_widgets.attribution import available_methods
 
-    done = run(["explain", "tiny-llama", "the keys", "--method", "nope"], tmp_path, env)
+    done = run_main(["explain", "tiny-llama", "the keys", "--method", "nope"], tmp_path)
     assert done.returncode == 1 and done.stdout == ""
     assert "unknown attribution method 'nope'" in done.stderr
     assert all(method in done.stderr for method in available_methods())

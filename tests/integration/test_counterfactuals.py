@@ -205,31 +205,22 @@ def test_ten_thousand_fills_run_in_batches_with_one_bar_and_one_attributed_pair(
     np.testing.assert_allclose(other.values, result.values[::97], rtol=0, atol=BATCH_TOLERANCE)
 
 
-@pytest.mark.slow  # two worker processes start in ~20 s on 2 CPU cores
-def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled, bars) -> None:
-    pytest.importorskip("distributed")
-    from distributed import Client, LocalCluster
-
+@pytest.mark.slow  # the two worker processes (dask_client) start in ~20 s on 2 CPU cores
+def test_a_dask_cluster_gives_the_same_numbers_as_in_process(bundled, bars, dask_client) -> None:
     fills = [f"{adjective} {noun}" for adjective in ADJECTIVES[:4] for noun in NOUNS]  # 320
     local = lw.counterfactuals(
         bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=32, progress=False
     )
     assert bars == []
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        scattered = lw.counterfactuals(
-            bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=client,
-        )  # fmt: skip
-        (bar,) = bars  # counts prompts as the workers' chunks come back
-        assert bar.total == bar.n == len(fills) and len(bar.updates) == 4 and bar.closed
-        loaded_by_workers = lw.counterfactuals(
-            "tiny-llama", TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=client,
-            progress=False, load_kwargs={"device": "cpu"}, chunk_size=100,
-        )  # fmt: skip
+    scattered = lw.counterfactuals(
+        bundled, TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=dask_client,
+    )  # fmt: skip
+    (bar,) = bars  # counts prompts as the workers' chunks come back
+    assert bar.total == bar.n == len(fills) and len(bar.updates) == 4 and bar.closed
+    loaded_by_workers = lw.counterfactuals(
+        "tiny-llama", TEMPLATE, fills, target=AGREEMENT, batch_size=32, client=dask_client,
+        progress=False, load_kwargs={"device": "cpu"}, chunk_size=100,
+    )  # fmt: skip
     assert scattered.metadata["chunks"] == 4 and loaded_by_workers.metadata["chunks"] == 4
     for result in (scattered, loaded_by_workers):
         assert result.fills == local.fills

@@ -15,31 +15,22 @@ TEXTS = [" ".join(f"w{(7 * i + j) % 60}" for j in range(1 + i % 6)) for i in ran
 POSITIONS = [-(1 + i % 2) if i % 6 else 0 for i in range(40)]
 
 
-@pytest.mark.slow  # starting two worker processes takes ~20 s on 2 CPU cores
-def test_two_worker_cluster_matches_local_path(tiny_random, tmp_path: Path):
-    from distributed import Client, LocalCluster
-
+@pytest.mark.slow  # starting the two worker processes (dask_client) takes ~20 s on 2 CPU cores
+def test_two_worker_cluster_matches_local_path(tiny_random, tmp_path: Path, dask_client):
+    client = dask_client
     local = activations(tiny_random, TEXTS, positions=POSITIONS, batch_size=8, progress=False)
     checkpoint = tmp_path / "model"  # for workers that load the model themselves, by path
     tiny_random.hf_model.save_pretrained(checkpoint)
     tiny_random.tokenizer.save_pretrained(checkpoint)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        in_memory = activations(
-            tiny_random, TEXTS, positions=POSITIONS, batch_size=8, client=client
-        )
-        on_disk = activations(
-            tiny_random, TEXTS, positions=POSITIONS, batch_size=8, client=client,
-            out=tmp_path / "acts",
-        )  # fmt: skip
-        loaded_by_workers = activations(
-            str(checkpoint), TEXTS, positions=POSITIONS, batch_size=8, client=client
-        )
-        assert len(client.scheduler_info()["workers"]) == 2
+    in_memory = activations(tiny_random, TEXTS, positions=POSITIONS, batch_size=8, client=client)
+    on_disk = activations(
+        tiny_random, TEXTS, positions=POSITIONS, batch_size=8, client=client,
+        out=tmp_path / "acts",
+    )  # fmt: skip
+    loaded_by_workers = activations(
+        str(checkpoint), TEXTS, positions=POSITIONS, batch_size=8, client=client
+    )
+    assert len(client.scheduler_info()["workers"]) == 2
     assert sorted(p.name for p in (tmp_path / "acts").iterdir())[:2] == [
         "activations.json",
         "index.npz",
