@@ -141,7 +141,11 @@ def explain(
             hooks.forward(layer, lambda *_: steps.done())
         # each SAE keeps its site rows; the record encodes them when first read
         feature_readers = read_features(
-            anatomy(hf_model), hooks, saes, int(explainable.config.hidden_size)
+            anatomy(hf_model),
+            hooks,
+            saes,
+            int(explainable.config.hidden_size),
+            keep=_residual_keeper(offload),
         )
         # only the lens hooks read the head; no cache: nothing here decodes further
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)

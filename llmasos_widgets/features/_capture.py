@@ -105,17 +105,24 @@ class SiteFeatures:
     """Keeps one SAE's site rows from one forward over one sequence; the record encodes them
     on first read (the SAE's encode is not paid inside ``explain``)."""
 
-    def __init__(self, name: str, sae: SparseAutoencoder, max_latents: int) -> None:
-        self.name, self.sae = name, sae
+    def __init__(
+        self,
+        name: str,
+        sae: SparseAutoencoder,
+        max_latents: int,
+        keep: Callable[[torch.Tensor], torch.Tensor] = torch.clone,
+    ) -> None:
+        self.name, self.sae, self.keep = name, sae, keep
         # a TopK SAE has at most k active latents: no need to look further
         k = sae.config.k if sae.config.activation == "topk" else None
         self.max_latents = min(max_latents, sae.d_sae, k or sae.d_sae)
         self.rows: torch.Tensor | None = None
 
     def read(self, hidden: torch.Tensor) -> None:
-        """Keep ``hidden`` ``[1, token, d_in]``'s rows: a copy, as the forward may reuse its
-        buffers; on their device (moved to the SAE's at encode, as the hook did before)."""
-        self.rows = hidden[0].detach().clone()
+        """Keep ``hidden`` ``[1, token, d_in]``'s rows: a copy made by ``keep`` (the forward
+        may reuse its buffers; ``explain`` moves it to host memory when it offloads), moved to
+        the SAE's device when encoded (copies both: the numbers do not change)."""
+        self.rows = self.keep(hidden[0].detach())
 
     def activations(
         self, parts: Anatomy, token_strings: Callable[[np.ndarray], tuple[str, ...]]
@@ -235,12 +242,14 @@ def read_features(
     hidden_size: int,
     *,
     max_latents: int = MAX_LATENTS_PER_TOKEN,
+    keep: Callable[[torch.Tensor], torch.Tensor] = torch.clone,
 ) -> list[SiteFeatures]:
-    """Register one site reader per SAE on ``hooks`` (removed with them)."""
+    """Register one site reader per SAE on ``hooks`` (removed with them); ``keep`` copies
+    each site's rows (default: a clone on their device)."""
     readers = []
     for name, sae in named_saes(saes):
         check_sae(parts, sae, hidden_size)
-        reader = SiteFeatures(name, sae, max_latents)
+        reader = SiteFeatures(name, sae, max_latents, keep)
         parts.read_site(hooks, sae.site, reader.read)
         readers.append(reader)
     return readers
