@@ -5,11 +5,13 @@ SAE of width 16 x hidden at a middle residual site), interleaved in one process:
 of ``--reps`` runs, and the median of each pair's ratio, of both the wall time and the
 process's CPU time (the steadier measure on a shared machine; one torch thread by default,
 ``--threads``). Saliency is off so the denominator is the forward, the head summaries, the
-induction pass and the lens (the default's occlusion saliency would hide the cost). The
-capture encodes the site inside the forward's hook, keeps the active latents (CSR), computes
-the reconstruction error from them and reads the head on the decoder directions of the
-latents that occur (logit effects) -- the last when first asked for (a view, the report,
-``save``), timed apart as ``effects_*_s``.
+induction pass and the lens (the default's occlusion saliency would hide the cost). During
+``explain`` the capture keeps the site's residual rows; the first read of the record (a view,
+the report, ``save``) encodes them, keeps the active latents (CSR) and computes the
+reconstruction error from them, timed in the same interleaved runs as ``first_read_*_s``
+(``overhead_with_first_read_*``: explain's overhead plus that read); reading the head on the
+decoder directions of the latents that occur (logit effects) comes after, when first asked for,
+timed apart as ``effects_*_s``.
 
 The feature-examples pass (``feature_examples``: every latent's top-k contexts, histogram and
 firing count over a corpus) is timed per case on ``--example-texts`` random texts of the case's
@@ -106,14 +108,17 @@ def measure(model: Any, n_tokens: int, k: int, reps: int, example_texts: int = 0
     options = {"saliency": False, "progress": False}
     explained = explain(model, text, saes=[sae], **options)  # warm-up, and the facts
     assert explained.n_tokens == n_tokens, (explained.n_tokens, n_tokens)
-    plain, with_sae, effects = [], [], []
+    plain, with_sae, first_read, effects = [], [], [], []
     for _ in range(reps):  # interleaved: drift in the machine's load hits both alike
         plain.append(_time(lambda: explain(model, text, **options)))
         done: list[Any] = []
         with_sae.append(
             _time(lambda out=done: out.append(explain(model, text, saes=[sae], **options)))
         )
-        # the logit effects, read when a view, the report or save() first asks
+        assert done[0].feature().codes.pending  # explain did not encode
+        # the encode, paid when a view, the report or save() first reads the record
+        first_read.append(_time(lambda out=done: out[0].feature().latents))
+        # then the logit effects of the latents that occur
         effects.append(_time(lambda out=done: out[0].feature().to_arrays()))
     record = explained.feature()
     figures: dict[str, Any] = {
@@ -136,6 +141,17 @@ def measure(model: Any, n_tokens: int, k: int, reps: int, example_texts: int = 0
         figures[f"overhead_{clock}_paired_median"] = round(statistics.median(paired), 4)
         figures[f"explain_{clock}_s_all"] = [round(run[index], 4) for run in plain]
         figures[f"explain_with_sae_{clock}_s_all"] = [round(run[index], 4) for run in with_sae]
+        read = statistics.median(run[index] for run in first_read)
+        figures[f"first_read_{clock}_s"] = round(read, 4)
+        figures[f"first_read_{clock}_s_all"] = [round(run[index], 4) for run in first_read]
+        figures[f"overhead_with_first_read_{clock}"] = round((features + read) / base - 1, 4)
+        paired = [
+            (b[index] + r[index]) / a[index] - 1
+            for a, b, r in zip(plain, with_sae, first_read, strict=True)
+        ]
+        figures[f"overhead_with_first_read_{clock}_paired_median"] = round(
+            statistics.median(paired), 4
+        )
         figures[f"effects_{clock}_s"] = round(statistics.median(run[index] for run in effects), 4)
     if example_texts:
         figures["examples_cpu_s_per_million_tokens"] = round(
@@ -147,9 +163,11 @@ def measure(model: Any, n_tokens: int, k: int, reps: int, example_texts: int = 0
 
 def _report(case: dict[str, Any]) -> None:
     print(
-        f"{case['case']}: overhead {case['overhead_cpu']:+.1%} CPU time "
+        f"{case['case']}: explain overhead {case['overhead_cpu']:+.1%} CPU time "
         f"(paired runs: {case['overhead_cpu_paired_median']:+.1%}), "
         f"{case['overhead_wall']:+.1%} wall ({case['explain_cpu_s']:.3f} s CPU without); "
+        f"first read {case['first_read_cpu_s']:.3f} s CPU, with explain's overhead "
+        f"{case['overhead_with_first_read_cpu']:+.1%}; "
         f"reading the logit effects later: {case['effects_cpu_s']:.3f} s CPU"
         + (
             f"; feature examples {case['examples_cpu_s_per_million_tokens']:.0f} s CPU per 1M "

@@ -101,7 +101,9 @@ def explain(
     ``saes=[sae, ...]`` (or ``{name: sae}``) records each sparse autoencoder's active latents
     per token, read at its residual site from the same forward (no extra pass), with the
     reconstruction error norm and the logit effects of the latents that occur
-    (``Explanation.features``: :class:`~llmasos_widgets.features.FeatureActivations`).
+    (``Explanation.features``: :class:`~llmasos_widgets.features.FeatureActivations`). The
+    forward keeps the site's rows; the SAE encodes them when the record is first read (a
+    view, the report, ``save``), with the SAE as it was here (changed since: an error).
     """
     from llmasos_widgets.models import as_explainable
 
@@ -137,9 +139,13 @@ def explain(
     ):
         for layer in layers:
             hooks.forward(layer, lambda *_: steps.done())
-        # each SAE encodes its site inside the hook: only sparse latents are kept
+        # each SAE keeps its site rows; the record encodes them when first read
         feature_readers = read_features(
-            anatomy(hf_model), hooks, saes, int(explainable.config.hidden_size)
+            anatomy(hf_model),
+            hooks,
+            saes,
+            int(explainable.config.hidden_size),
+            keep=_residual_keeper(offload),
         )
         # only the lens hooks read the head; no cache: nothing here decodes further
         hf_model(input_ids=ids, use_cache=False, logits_to_keep=1)

@@ -18,7 +18,7 @@
 """
 
 from llmasos_widgets.features._ablation import FeatureAblationResult, ablate_features
-from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
+from llmasos_widgets.features._activations import FeatureActivations, LatentCodes, LogitEffects
 from llmasos_widgets.features._capture import read_features
 from llmasos_widgets.features._corpus import docstring_corpus
 from llmasos_widgets.features._examples import feature_examples
@@ -47,6 +47,7 @@ __all__ = [
     "FeatureAblationResult",
     "FeatureActivations",
     "FeatureExamples",
+    "LatentCodes",
     "LogitEffects",
     "SAEConfig",
     "SAETrainingReport",

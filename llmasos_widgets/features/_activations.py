@@ -6,10 +6,14 @@ Layout (CSR over tokens, as ``scipy.sparse.csr_matrix``): token ``t``'s active l
 largest first. ``error_norm[t]`` is ``|x_t - sae(x_t)|``: the part of the residual the
 dictionary does not explain. Logit effects are stored for ``effect_latents`` only (the latents
 that occur in the text): the model's head (final norm, unembedding) read on each latent's
-decoder direction, its ``k`` most promoted and most suppressed tokens. Like the logit lens of
-the earlier sites (``explanation/_lens.py``) they are read when first asked for (a view, the
-report, ``save``), not during ``explain``: on a small model reading them costs as much as
-the rest of the capture (:class:`LogitEffects`).
+decoder direction, its ``k`` most promoted and most suppressed tokens.
+
+Both are read when first asked for (a view, the report, ``save``), not during ``explain``, like
+the logit lens of the earlier sites (``explanation/_lens.py``): ``explain`` keeps the site's
+residual rows and the SAE, and the first read of any array encodes them, once
+(:class:`LatentCodes`), then reads the effects of the latents that occur
+(:class:`LogitEffects`). The encode is a ``[token, d_in] @ [d_in, d_sae]`` matmul: at 16 x
+hidden it costs a large part of a shallow model's forward.
 """
 
 from __future__ import annotations
@@ -22,7 +26,41 @@ from typing import Any
 import numpy as np
 
 _EFFECT_ARRAYS = ("promoted_ids", "promoted_logits", "suppressed_ids", "suppressed_logits")
+_CODE_ARRAYS = ("indptr", "latents", "values", "error_norm", "effect_latents")
 EffectsReader = Callable[[], tuple[dict[str, np.ndarray], dict[int, str]]]
+CodesReader = Callable[[], dict[str, np.ndarray]]
+
+
+class LatentCodes:
+    """The sparse arrays of :class:`FeatureActivations` (:data:`_CODE_ARRAYS`) of ``n_tokens``
+    tokens; given, or encoded once by ``reader`` on first access (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        n_tokens: int,
+        arrays: Mapping[str, np.ndarray] | None = None,
+        reader: CodesReader | None = None,
+    ) -> None:
+        if (arrays is None) == (reader is None):
+            raise ValueError("LatentCodes needs its arrays or a reader, not both")
+        self.n_tokens = n_tokens
+        self._arrays = None if arrays is None else {n: arrays[n] for n in _CODE_ARRAYS}
+        self._reader = reader
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        """Not encoded yet."""
+        return self._arrays is None
+
+    def read(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._arrays is None:
+                assert self._reader is not None
+                self._arrays = self._reader()
+                self._reader = None  # encoded: the residual rows and the SAE can go
+            return self._arrays
 
 
 class LogitEffects:
@@ -67,35 +105,60 @@ class FeatureActivations:
     site: int
     """Residual site read: 0 = ``emb``, ``i`` = ``after L{i-1}``."""
     d_sae: int
-    indptr: np.ndarray
-    """int64 ``[token + 1]``."""
-    latents: np.ndarray
-    """int64 ``[nnz]``: active latents, per token sorted by activation (descending)."""
-    values: np.ndarray
-    """float32 ``[nnz]``: their activations (> 0)."""
-    error_norm: np.ndarray
-    """float32 ``[token]``: norm of the reconstruction error."""
-    effect_latents: np.ndarray
-    """int64 ``[m]``: sorted latents whose logit effects are stored (those in ``latents``)."""
+    codes: LatentCodes = field(repr=False)
+    """The sparse latents, encoded on first use: see :attr:`indptr` and the others."""
     effects: LogitEffects = field(repr=False)
     """Their logit effects, read on first use: see :attr:`promoted_ids` and the others."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """JSON facts (activation kind, ``k``, latents kept per token)."""
 
     def __post_init__(self) -> None:
-        n = len(self.error_norm)
-        if self.indptr.shape != (n + 1,) or self.indptr[0] != 0:
-            raise ValueError(f"indptr must be [{n + 1}] from 0; got {tuple(self.indptr.shape)}")
-        nnz = int(self.indptr[-1])
-        if self.latents.shape != (nnz,) or self.values.shape != (nnz,):
-            raise ValueError(
-                f"latents and values must be [{nnz}] (indptr[-1]); got "
-                f"{tuple(self.latents.shape)}, {tuple(self.values.shape)}"
-            )
-        if nnz and not (self.latents.min() >= 0 and self.latents.max() < self.d_sae):
-            raise ValueError(f"latents must lie in 0..{self.d_sae - 1}")
+        if not self.codes.pending:
+            self._check_codes(self.codes.read())
         if not self.effects.pending:
             self._check_effects(self.effects.read()[0])
+
+    def _check_codes(self, arrays: Mapping[str, np.ndarray]) -> None:
+        n, indptr, latents = self.n_tokens, arrays["indptr"], arrays["latents"]
+        if arrays["error_norm"].shape != (n,):
+            raise ValueError(f"error_norm must be [{n}]; got {arrays['error_norm'].shape}")
+        if indptr.shape != (n + 1,) or indptr[0] != 0:
+            raise ValueError(f"indptr must be [{n + 1}] from 0; got {tuple(indptr.shape)}")
+        nnz = int(indptr[-1])
+        if latents.shape != (nnz,) or arrays["values"].shape != (nnz,):
+            raise ValueError(
+                f"latents and values must be [{nnz}] (indptr[-1]); got "
+                f"{tuple(latents.shape)}, {tuple(arrays['values'].shape)}"
+            )
+        if nnz and not (latents.min() >= 0 and latents.max() < self.d_sae):
+            raise ValueError(f"latents must lie in 0..{self.d_sae - 1}")
+
+    # ---- sparse latents (encoded on first use) -----------------------------------------
+    @property
+    def indptr(self) -> np.ndarray:
+        """int64 ``[token + 1]``."""
+        return self.codes.read()["indptr"]
+
+    @property
+    def latents(self) -> np.ndarray:
+        """int64 ``[nnz]``: active latents, per token sorted by activation (descending)."""
+        return self.codes.read()["latents"]
+
+    @property
+    def values(self) -> np.ndarray:
+        """float32 ``[nnz]``: their activations (> 0)."""
+        return self.codes.read()["values"]
+
+    @property
+    def error_norm(self) -> np.ndarray:
+        """float32 ``[token]``: norm of the reconstruction error."""
+        return self.codes.read()["error_norm"]
+
+    @property
+    def effect_latents(self) -> np.ndarray:
+        """int64 ``[m]``: sorted latents whose logit effects are stored (those in
+        ``latents``)."""
+        return self.codes.read()["effect_latents"]
 
     def _check_effects(self, arrays: Mapping[str, np.ndarray]) -> None:
         m = len(self.effect_latents)
@@ -142,7 +205,8 @@ class FeatureActivations:
 
     @property
     def n_tokens(self) -> int:
-        return len(self.error_norm)
+        """Known without encoding (``Explanation`` checks it)."""
+        return self.codes.n_tokens
 
     def token(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ``position``'s active latents and activations, largest first."""
@@ -194,12 +258,9 @@ class FeatureActivations:
         }
 
     # ---- persistence (explanation/_storage.py) ------------------------------------------
-    _ARRAYS = ("indptr", "latents", "values", "error_norm", "effect_latents")
-
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Every array, the logit effects read now if they were not."""
-        arrays = {name: getattr(self, name) for name in self._ARRAYS}
-        return {**arrays, **self.effects.read()[0]}
+        """Every array, the latents encoded and the logit effects read now if they were not."""
+        return {**self.codes.read(), **self.effects.read()[0]}
 
     def to_json(self) -> dict[str, Any]:
         strings = self.effects.read()[1]
@@ -218,7 +279,7 @@ class FeatureActivations:
             name=str(meta["name"]),
             site=int(meta["site"]),
             d_sae=int(meta["d_sae"]),
+            codes=LatentCodes(n_tokens=len(arrays["error_norm"]), arrays=arrays),
             effects=LogitEffects(arrays=arrays, strings=strings),
             metadata=dict(meta.get("metadata", {})),
-            **{name: arrays[name] for name in cls._ARRAYS},
         )

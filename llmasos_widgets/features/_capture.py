@@ -1,6 +1,7 @@
 """Reading SAE latents from a forward someone else runs (``explain``), through the capture
-layer: each SAE encodes its site's residual inside the hook, so only the sparse latents and
-one error norm per token are kept (never ``[token, d_sae]`` beyond one site at a time)."""
+layer: the hook keeps each SAE's site rows (``[token, d_in]``), and the record encodes them on
+first read, once, keeping only the sparse latents and one error norm per token (never
+``[token, d_sae]`` beyond one site at a time)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from llmasos_widgets._gather import execution_device
 from llmasos_widgets._hooks import HookSet
-from llmasos_widgets.features._activations import FeatureActivations, LogitEffects
+from llmasos_widgets.features._activations import FeatureActivations, LatentCodes, LogitEffects
 from llmasos_widgets.features._sae import SparseAutoencoder
 from llmasos_widgets.tracing import Anatomy, site_label
 
@@ -64,62 +65,83 @@ def check_sae(parts: Anatomy, sae: SparseAutoencoder, hidden_size: int) -> None:
         )
 
 
-class SiteFeatures:
-    """Filled by the hook of one SAE during one forward over one sequence."""
+def encode_rows(
+    sae: SparseAutoencoder, rows: torch.Tensor, max_latents: int
+) -> dict[str, np.ndarray]:
+    """``rows`` ``[token, d_in]`` -> the CSR arrays of :class:`FeatureActivations` (the
+    ``max_latents`` most active latents per token, largest first) and each token's error norm,
+    on the CPU."""
+    x = rows.detach().to(sae.W_enc.device)
+    with torch.no_grad():
+        if sae.config.activation == "topk" and max_latents == sae.config.k:
+            # encode's own top-k, taken once; its k latents are every active one, so the
+            # reconstruction is their weighted sum of decoder rows
+            values, latents = sae.pre_activations(x).topk(max_latents, dim=-1)
+            values = torch.relu(values)
+            reconstruction = _sparse_decode(sae, values, latents)
+        else:
+            codes = sae.encode(x)
+            values, latents = codes.topk(max_latents, dim=-1)  # largest first
+            reconstruction = _decode_kept(sae, codes, values, latents)
+        error = (x.to(values.dtype) - reconstruction).norm(dim=-1)
+    active = values > 0
+    kept = latents[active].cpu().numpy().astype(np.int64)
+    return {
+        "indptr": np.concatenate([[0], active.sum(-1).cumsum(0).cpu().numpy()]).astype(np.int64),
+        "latents": kept,
+        "values": values[active].float().cpu().numpy(),
+        "error_norm": error.float().cpu().numpy(),
+        "effect_latents": np.unique(kept),
+    }
 
-    def __init__(self, name: str, sae: SparseAutoencoder, max_latents: int) -> None:
-        self.name, self.sae = name, sae
+
+def _sae_fingerprint(sae: SparseAutoencoder) -> list[Any]:
+    """Changes when a weight, the threshold or the config is replaced or changed in place."""
+    tensors = [*sae.parameters(), *sae.buffers()]
+    return [id(sae.config), *((t.data_ptr(), t._version) for t in tensors)]
+
+
+class SiteFeatures:
+    """Keeps one SAE's site rows from one forward over one sequence; the record encodes them
+    on first read (the SAE's encode is not paid inside ``explain``)."""
+
+    def __init__(
+        self,
+        name: str,
+        sae: SparseAutoencoder,
+        max_latents: int,
+        keep: Callable[[torch.Tensor], torch.Tensor] = torch.clone,
+    ) -> None:
+        self.name, self.sae, self.keep = name, sae, keep
         # a TopK SAE has at most k active latents: no need to look further
         k = sae.config.k if sae.config.activation == "topk" else None
         self.max_latents = min(max_latents, sae.d_sae, k or sae.d_sae)
-        self.result: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.rows: torch.Tensor | None = None
 
     def read(self, hidden: torch.Tensor) -> None:
-        """``hidden`` ``[1, token, d_in]`` -> CSR latents and error norms, kept on the CPU."""
-        sae = self.sae
-        x = hidden[0].detach().to(sae.W_enc.device)
-        with torch.no_grad():
-            if sae.config.activation == "topk" and self.max_latents == sae.config.k:
-                # encode's own top-k, taken once; its k latents are every active one, so the
-                # reconstruction is their weighted sum of decoder rows
-                values, latents = sae.pre_activations(x).topk(self.max_latents, dim=-1)
-                values = torch.relu(values)
-                reconstruction = _sparse_decode(sae, values, latents)
-            else:
-                codes = sae.encode(x)
-                values, latents = codes.topk(self.max_latents, dim=-1)  # largest first
-                reconstruction = _decode_kept(sae, codes, values, latents)
-            error = (x.to(values.dtype) - reconstruction).norm(dim=-1)
-        active = values > 0
-        self.result = (
-            np.concatenate([[0], active.sum(-1).cumsum(0).cpu().numpy()]).astype(np.int64),
-            latents[active].cpu().numpy().astype(np.int64),
-            values[active].float().cpu().numpy(),
-            error.float().cpu().numpy(),
-        )
+        """Keep ``hidden`` ``[1, token, d_in]``'s rows: a copy made by ``keep`` (the forward
+        may reuse its buffers; ``explain`` moves it to host memory when it offloads), moved to
+        the SAE's device when encoded (copies both: the numbers do not change)."""
+        self.rows = self.keep(hidden[0].detach())
 
     def activations(
         self, parts: Anatomy, token_strings: Callable[[np.ndarray], tuple[str, ...]]
     ) -> FeatureActivations:
-        """The record; its logit effects are read from ``parts`` and the SAE when first
-        asked for (:class:`_EffectsReader`)."""
-        if self.result is None:
+        """The record; its latents are encoded (:class:`_CodesReader`) and then its logit
+        effects read (:class:`_EffectsReader`) when first asked for."""
+        if self.rows is None:
             raise RuntimeError(f"SAE {self.name!r} read nothing: the forward did not finish")
-        indptr, latents, values, error = self.result
-        effect_latents = np.unique(latents)
+        codes = LatentCodes(
+            n_tokens=int(self.rows.shape[0]),
+            reader=_CodesReader(self.sae, self.rows, self.max_latents),
+        )
         config = self.sae.config
         return FeatureActivations(
             name=self.name,
             site=self.sae.site,
             d_sae=self.sae.d_sae,
-            indptr=indptr,
-            latents=latents,
-            values=values,
-            error_norm=error,
-            effect_latents=effect_latents,
-            effects=LogitEffects(
-                reader=_EffectsReader(parts, self.sae, effect_latents, token_strings)
-            ),
+            codes=codes,
+            effects=LogitEffects(reader=_EffectsReader(parts, self.sae, codes, token_strings)),
             metadata={
                 "activation": config.activation,
                 "k": config.k,
@@ -128,6 +150,25 @@ class SiteFeatures:
                 "model_name": config.model_name,
             },
         )
+
+
+class _CodesReader:
+    """Encodes the kept rows later, and refuses when the SAE changed since the forward
+    (trained in place, a weight or its config replaced): the codes would then not be those of
+    the dictionary ``explain`` was given."""
+
+    def __init__(self, sae: SparseAutoencoder, rows: torch.Tensor, max_latents: int) -> None:
+        self.sae, self.rows, self.max_latents = sae, rows, max_latents
+        self.fingerprint = _sae_fingerprint(sae)
+
+    def __call__(self) -> dict[str, np.ndarray]:
+        if _sae_fingerprint(self.sae) != self.fingerprint:
+            raise RuntimeError(
+                "the SAE changed since explain() ran (a weight, its threshold or its config), "
+                "so its latents can no longer be read; explain the text again (or read them, "
+                "e.g. save the explanation, before changing it)"
+            )
+        return encode_rows(self.sae, self.rows, self.max_latents)
 
 
 class _EffectsReader:
@@ -139,10 +180,10 @@ class _EffectsReader:
         self,
         parts: Anatomy,
         sae: SparseAutoencoder,
-        latents: np.ndarray,
+        codes: LatentCodes,
         token_strings: Callable[[np.ndarray], tuple[str, ...]],
     ) -> None:
-        self.parts, self.sae, self.latents, self.token_strings = parts, sae, latents, token_strings
+        self.parts, self.sae, self.codes, self.token_strings = parts, sae, codes, token_strings
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> list[tuple[int, int]]:
@@ -157,7 +198,8 @@ class _EffectsReader:
                 "explain() ran, so the logit effects can no longer be read; explain the text "
                 "again (or read them, e.g. save the explanation, before changing either)"
             )
-        up, up_logits, down, down_logits = logit_effects(self.parts, self.sae, self.latents)
+        latents = self.codes.read()["effect_latents"]  # encodes first if nothing has
+        up, up_logits, down, down_logits = logit_effects(self.parts, self.sae, latents)
         ids = np.unique(np.concatenate([up.reshape(-1), down.reshape(-1)]))
         strings = self.token_strings(ids) if len(ids) else ()
         arrays = {
@@ -200,12 +242,14 @@ def read_features(
     hidden_size: int,
     *,
     max_latents: int = MAX_LATENTS_PER_TOKEN,
+    keep: Callable[[torch.Tensor], torch.Tensor] = torch.clone,
 ) -> list[SiteFeatures]:
-    """Register one site reader per SAE on ``hooks`` (removed with them)."""
+    """Register one site reader per SAE on ``hooks`` (removed with them); ``keep`` copies
+    each site's rows (default: a clone on their device)."""
     readers = []
     for name, sae in named_saes(saes):
         check_sae(parts, sae, hidden_size)
-        reader = SiteFeatures(name, sae, max_latents)
+        reader = SiteFeatures(name, sae, max_latents, keep)
         parts.read_site(hooks, sae.site, reader.read)
         readers.append(reader)
     return readers

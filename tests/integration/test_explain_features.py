@@ -121,13 +121,12 @@ def test_report_shows_top_latents_escaped(tiny_random, tmp_path):
 
 
 def test_the_error_norm_is_exact_when_more_latents_fire_than_are_kept():
-    from llmasos_widgets.features._capture import SiteFeatures
+    from llmasos_widgets.features._capture import encode_rows
 
     sae = random_sae(1, k=None)  # ReLU: about half of the 128 latents fire
-    reader = SiteFeatures("s", sae, max_latents=4)
     hidden = torch.randn(1, 5, 32)
-    reader.read(hidden)
-    indptr, latents, _, error = reader.result
+    arrays = encode_rows(sae, hidden[0], max_latents=4)
+    indptr, latents, error = arrays["indptr"], arrays["latents"], arrays["error_norm"]
     assert (np.diff(indptr) <= 4).all()
     want = (hidden[0] - sae(hidden[0])).norm(dim=-1).detach().numpy()
     np.testing.assert_allclose(error, want, rtol=1e-5)
@@ -139,10 +138,12 @@ def test_logit_effects_are_read_on_first_use_and_refused_after_the_sae_changed(t
     explanation = explain(tiny_random, TEXT, saliency=False, saes=[sae], progress=False)
     record = explanation.feature()
     assert record.effects.pending  # explain did not read them
+    latent = int(record.effect_latents[0])  # encodes the latents, not the effects
+    assert not record.codes.pending and record.effects.pending
     with torch.no_grad():
         sae.W_dec.mul_(2)  # trained in place after explain
     with pytest.raises(RuntimeError, match="explain the text again"):
-        record.logit_effects(int(record.effect_latents[0]))
+        record.logit_effects(latent)
 
 
 def test_a_feature_widget_from_a_model_and_text(tiny_random):
@@ -160,12 +161,11 @@ def test_a_feature_widget_from_a_model_and_text(tiny_random):
 
 
 def test_a_topk_sae_with_more_latents_than_are_kept_reconstructs_from_all_of_them():
-    from llmasos_widgets.features._capture import SiteFeatures
+    from llmasos_widgets.features._capture import encode_rows
 
     sae = random_sae(1, k=16)
-    reader = SiteFeatures("s", sae, max_latents=4)
     hidden = torch.randn(1, 5, 32)
-    reader.read(hidden)
+    arrays = encode_rows(sae, hidden[0], max_latents=4)
     want = (hidden[0] - sae(hidden[0])).norm(dim=-1).detach().numpy()
-    np.testing.assert_allclose(reader.result[3], want, rtol=1e-5)
-    assert (np.diff(reader.result[0]) <= 4).all()
+    np.testing.assert_allclose(arrays["error_norm"], want, rtol=1e-5)
+    assert (np.diff(arrays["indptr"]) <= 4).all()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llmasos_widgets.features import FeatureActivations, FeatureExamples
-from llmasos_widgets.features._activations import LogitEffects
+from llmasos_widgets.features._activations import LatentCodes, LogitEffects
 from llmasos_widgets.widgets import AttentionWidget, FeatureWidget, link_selection
 
 TOKENS = ("<bos>", "a", "<b>x</b>", "c")
@@ -22,11 +22,16 @@ def record(site: int = 2) -> FeatureActivations:
         name="res2",
         site=site,
         d_sae=6,
-        indptr=np.array([0, 0, 2, 3, 4]),
-        latents=np.array([3, 1, 1, 3]),
-        values=np.array([2.0, 0.5, 1.5, 1.0], np.float32),
-        error_norm=np.array([0.1, 0.2, 0.3, 0.4], np.float32),
-        effect_latents=np.array([1, 3]),
+        codes=LatentCodes(
+            n_tokens=4,
+            arrays={
+                "indptr": np.array([0, 0, 2, 3, 4]),
+                "latents": np.array([3, 1, 1, 3]),
+                "values": np.array([2.0, 0.5, 1.5, 1.0], np.float32),
+                "error_norm": np.array([0.1, 0.2, 0.3, 0.4], np.float32),
+                "effect_latents": np.array([1, 3]),
+            },
+        ),
         effects=LogitEffects(
             arrays={
                 "promoted_ids": np.array([[4, 5], [6, 7]]),
