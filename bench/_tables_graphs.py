@@ -1,5 +1,5 @@
 """Table of ``bench/bench_graphs.py``: seconds and peak memory of ``attribution_graph`` on
-the CPU (``graphs-cost`` region of docs/graphs_cost.md)."""
+the CPU (``graphs-cost`` region of docs/graphs.md)."""
 
 from __future__ import annotations
 

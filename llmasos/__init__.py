@@ -22,7 +22,7 @@ __all__ = list(_widgets.__all__)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
+    if name not in __all__ and name not in _widgets._public_submodules():  # llmasos.graphs
         raise AttributeError(f"module 'llmasos' has no attribute {name!r}")
     value = getattr(_widgets, name)
     globals()[name] = value

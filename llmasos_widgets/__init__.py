@@ -75,10 +75,18 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        if name in _public_submodules():  # lw.graphs.X typed first thing, as np.linalg.X
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'llmasos_widgets' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _public_submodules() -> set[str]:
+    import pkgutil
+
+    return {info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")}
 
 
 def __dir__() -> list[str]:

@@ -17,12 +17,12 @@
 
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
-import { cssColor, getScale } from "./lib/colors";
 import { listenerScope } from "./lib/dom";
 import { formatActivation, histogramBars, tokenLatents } from "./lib/feature_data";
 import { siteToSelectedLayer } from "./lib/saliency_scale";
 import type { SelectionState } from "./lib/selection";
-import { shownTokens, tokenTitle, writeToken } from "./lib/token_text";
+import { shadeChip, tokenChip } from "./lib/token_chip";
+import { type ShownToken, type TokenKind, shownTokens, tokenTitle } from "./lib/token_text";
 
 interface Example {
   tokens: string[];
@@ -60,7 +60,6 @@ export interface FeatureModel extends SelectionState {
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const SCALE = getScale("blues");
 
 function div(testid?: string, text?: string): HTMLDivElement {
   const node = document.createElement("div");
@@ -69,21 +68,10 @@ function div(testid?: string, text?: string): HTMLDivElement {
   return node;
 }
 
-function tokenChip(text: string, kind: string, shade = 0): HTMLSpanElement {
-  const span = document.createElement("span");
+/** A token chip with the class the browser tests select (span.llmw-feature-tok). */
+function featureChip(token: Pick<ShownToken, "text" | "kind">, shade = 0): HTMLSpanElement {
+  const span = tokenChip(token, shade);
   span.className = "llmw-feature-tok";
-  writeToken(span, { text, kind: (kind || "text") as never });
-  Object.assign(span.style, {
-    display: "inline-block",
-    fontFamily: "monospace",
-    whiteSpace: "pre",
-    padding: "1px 3px",
-    margin: "1px",
-    borderRadius: "3px",
-    border: "1px solid #d0d7de",
-    background: shade > 0 ? cssColor(SCALE, shade) : "transparent",
-    color: shade > 0.6 ? "#fff" : "inherit",
-  });
   return span;
 }
 
@@ -117,7 +105,7 @@ function render({ model, el }: RenderProps<FeatureModel>): () => void {
   const drawStrip = (): void => {
     const tokens = shownTokens(model.get("tokens") ?? [], model.get("display_tokens"), model.get("token_kinds"));
     spans = tokens.map((token, i) => {
-      const span = tokenChip(token.text, token.kind);
+      const span = featureChip(token);
       span.dataset.testid = `token-${i}`;
       span.title = tokenTitle(tokens, i);
       span.style.cursor = "pointer";
@@ -141,8 +129,7 @@ function render({ model, el }: RenderProps<FeatureModel>): () => void {
       const value = acts.length === spans.length ? acts[i] : 0;
       const shade = top > 0 ? value / top : 0;
       span.dataset.activation = acts.length === spans.length ? formatActivation(value) : "";
-      span.style.background = shade > 0 ? cssColor(SCALE, shade) : "transparent";
-      span.style.color = shade > 0.6 ? "#fff" : "inherit";
+      shadeChip(span, shade);
       span.style.outline = i === token ? "2px solid #f0a000" : "none";
     });
   };
@@ -199,7 +186,7 @@ function render({ model, el }: RenderProps<FeatureModel>): () => void {
       const row = div(testid, `${label}: `);
       if (!pairs.length) row.append("(not stored: the latent is not active in this text)");
       for (const [token, logit] of pairs) {
-        const chip = tokenChip(token, "text");
+        const chip = featureChip({ text: token, kind: "text" });
         chip.title = `logit ${logit}`;
         row.append(chip);
       }
@@ -220,7 +207,8 @@ function render({ model, el }: RenderProps<FeatureModel>): () => void {
       head.style.color = "#656d76";
       row.append(head);
       example.tokens.forEach((token, i) => {
-        const chip = tokenChip(token, example.kinds[i], top > 0 ? example.values[i] / top : 0);
+        const kind = (example.kinds[i] || "text") as TokenKind;
+        const chip = featureChip({ text: token, kind }, top > 0 ? example.values[i] / top : 0);
         if (i === example.center) chip.style.outline = "2px solid #f0a000";
         row.append(chip);
       });

@@ -20,13 +20,13 @@
 
 import type { RenderProps } from "@anywidget/types";
 import { type TensorPayload, decodeTensor } from "./lib/buffers";
-import { cssColor, getScale } from "./lib/colors";
 import { listenerScope } from "./lib/dom";
 import { formatActivation } from "./lib/feature_data";
 import { attachFigureExport } from "./lib/figures";
 import { type GraphEdge, type GraphNode, edgeStroke, layoutGraph, nodeLabel, readEdges, readNodes, visibleAt } from "./lib/graph_view";
 import { type SelectionState, debounce } from "./lib/selection";
-import { shownTokens, tokenLabel, writeToken } from "./lib/token_text";
+import { tokenChip } from "./lib/token_chip";
+import { shownTokens, tokenLabel } from "./lib/token_text";
 
 interface Card {
   node?: number;
@@ -79,7 +79,6 @@ export interface GraphModel extends SelectionState {
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const SCALE = getScale("blues");
 const KIND_FILL: Record<string, string> = { feature: "#f2b950", error: "#b9bec5", token: "#7fa7d6", logit: "#7fc28f" };
 const HOVER_MS = 120;
 const LOGIT_LABEL_CHARS = 8; // longer logit tokens are cut in the label (the node's title has all)
@@ -95,24 +94,6 @@ function div(testid?: string, text?: string): HTMLDivElement {
   if (testid) node.dataset.testid = testid;
   if (text !== undefined) node.textContent = text;
   return node;
-}
-
-function chip(text: string, title: string, shade = 0): HTMLSpanElement {
-  const span = document.createElement("span");
-  writeToken(span, { text, kind: "text" });
-  span.title = title;
-  Object.assign(span.style, {
-    display: "inline-block",
-    fontFamily: "monospace",
-    whiteSpace: "pre",
-    padding: "1px 3px",
-    margin: "1px",
-    borderRadius: "3px",
-    border: "1px solid #d0d7de",
-    background: shade > 0 ? cssColor(SCALE, shade) : "transparent",
-    color: shade > 0.6 ? "#fff" : "inherit",
-  });
-  return span;
 }
 
 function render({ model, el }: RenderProps<GraphModel>): () => void {
@@ -323,8 +304,8 @@ function render({ model, el }: RenderProps<GraphModel>): () => void {
       const strip = div("card-activations", "activation on every token: ");
       tokens.forEach((token, p) => {
         const value = data.activations?.[p] ?? 0;
-        const span = chip("", `${p}: ${formatActivation(value)}`, top > 0 ? value / top : 0);
-        writeToken(span, token);
+        const span = tokenChip(token, top > 0 ? value / top : 0);
+        span.title = `${p}: ${formatActivation(value)}`;
         span.dataset.testid = `card-token-${p}`;
         span.dataset.activation = formatActivation(value);
         if (p === data.position) span.style.outline = "2px solid #f0a000";
@@ -338,7 +319,11 @@ function render({ model, el }: RenderProps<GraphModel>): () => void {
     ] as const) {
       if (!pairs) continue;
       const row = div(testid, `${label}: `);
-      for (const [token, logit] of pairs) row.append(chip(token, `logit ${logit}`));
+      for (const [token, logit] of pairs) {
+        const span = tokenChip({ text: token, kind: "text" }, 0);
+        span.title = `logit ${logit}`;
+        row.append(span);
+      }
       parts.push(row);
     }
     if (data.note) parts.push(div("card-note", data.note));

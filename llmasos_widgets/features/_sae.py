@@ -24,6 +24,23 @@ from torch import nn
 ACTIVATIONS = ("relu", "topk", "jumprelu")
 
 
+def activate(
+    pre: torch.Tensor, activation: str, k: int | None, threshold: torch.Tensor
+) -> torch.Tensor:
+    """Pre-activations ``[..., d]`` -> feature activations (>= 0, sparse).
+
+    Shared by SAEs and transcoders so both read the same files the same way: ``relu``,
+    ``jumprelu`` (``pre`` where it exceeds the per-latent ``threshold``, else 0) or ``topk``
+    (the ``k`` largest, rectified; the rest 0).
+    """
+    if activation == "relu":
+        return torch.relu(pre)
+    if activation == "jumprelu":
+        return pre * (pre > threshold)
+    values, indices = torch.topk(pre, int(k or 0), dim=-1)
+    return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+
+
 @dataclass(frozen=True)
 class SAEConfig:
     """What an SAE reads and how it encodes; saved beside its weights."""
@@ -91,15 +108,9 @@ class SparseAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., d_in]`` -> ``[..., d_sae]`` feature activations (>= 0, sparse)."""
-        pre = self.pre_activations(x)
-        kind = self.config.activation
-        if kind == "relu":
-            return torch.relu(pre)
-        if kind == "jumprelu":
-            return pre * (pre > self.threshold)
-        k = int(self.config.k or 0)
-        values, indices = torch.topk(pre, k, dim=-1)
-        return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+        return activate(
+            self.pre_activations(x), self.config.activation, self.config.k, self.threshold
+        )
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         """``[..., d_sae]`` -> ``[..., d_in]`` in the site's own units."""

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -118,6 +118,7 @@ def _normalised_mse(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 Dictionary = SparseAutoencoder | Transcoder
+DictionaryT = TypeVar("DictionaryT", SparseAutoencoder, Transcoder)
 # training rows -> (input, target) of the dictionary, in the units it is trained in
 Split = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -325,16 +326,12 @@ def train_sae(
     )  # fmt: skip
     d_in = first.shape[1]
     width = _width(width, d_in, k)
-    scale = math.sqrt(d_in) / float(np.linalg.norm(first, axis=1).mean() or 1.0)
+    scale = _mean_norm_scale(first)
     config = SAEConfig(
         d_in=d_in, d_sae=width, site=site, activation="topk", k=k, input_scale=scale,
-        model_name=_model_name(model),
-        metadata={"positions": positions if isinstance(positions, str) else "custom",
-                  "seed": seed, "trained_by": "llmasos_widgets.train_sae"},
+        model_name=_model_name(model), metadata=_provenance(positions, seed, "train_sae"),
     )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sae = SparseAutoencoder(config)
+    sae = _seeded(SparseAutoencoder, config, seed)
     device = _device(model, device)
     sae.to(device)
     with torch.no_grad():
@@ -354,6 +351,27 @@ def train_sae(
         sae=sae.eval(), fve=fve, train_fve=train_fve, l0=l0, held_out_tokens=len(held),
         **run.report_fields(trainer, batch_size, epochs, len(train_texts), len(held_texts)),
     )  # fmt: skip
+
+
+def _mean_norm_scale(rows: np.ndarray) -> float:
+    """The factor that makes the mean row norm ``sqrt(d)``: one learning rate for every width."""
+    return math.sqrt(rows.shape[1]) / float(np.linalg.norm(rows, axis=1).mean() or 1.0)
+
+
+def _provenance(positions: Positions, seed: int, trainer: str) -> dict[str, Any]:
+    """The metadata a trained dictionary saves beside its weights."""
+    return {
+        "positions": positions if isinstance(positions, str) else "custom",
+        "seed": seed,
+        "trained_by": f"llmasos_widgets.{trainer}",
+    }
+
+
+def _seeded(cls: Callable[[Any], DictionaryT], config: Any, seed: int) -> DictionaryT:
+    """``cls(config)`` initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(config)
 
 
 def _model_name(model: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from llmasos_widgets.features._sae import ACTIVATIONS
+from llmasos_widgets.features._sae import ACTIVATIONS, activate
 
 INPUT_SITES = ("mlp_in", "resid_mid")
 
@@ -106,14 +106,7 @@ class Transcoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., d_in]`` MLP inputs -> ``[..., d_transcoder]`` feature activations."""
         pre = self.pre_activations(x)
-        kind = self.config.activation
-        if kind == "relu":
-            return torch.relu(pre)
-        if kind == "jumprelu":
-            return pre * (pre > self.threshold)
-        k = int(self.config.k or 0)
-        values, indices = torch.topk(pre, k, dim=-1)
-        return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
+        return activate(pre, self.config.activation, self.config.k, self.threshold)
 
     def decode(self, features: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Features (and, with a skip connection, the input ``x``) -> ``[..., d_out]``."""

@@ -11,7 +11,6 @@ end and in every checkpoint, so the transcoder reads and writes the model's own 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,8 +26,11 @@ from llmasos_widgets.features._training import (
     _check_int,
     _device,
     _fit,
+    _mean_norm_scale,
     _model_name,
     _optimise,
+    _provenance,
+    _seeded,
     _stream,
     _trainer,
     _width,
@@ -44,10 +46,6 @@ def _pairs(d_in: int, input_scale: float = 1.0, output_scale: float = 1.0) -> Sp
         return rows[:, :d_in] * input_scale, rows[:, d_in:] * output_scale
 
     return split
-
-
-def _mean_norm_scale(rows: np.ndarray) -> float:
-    return math.sqrt(rows.shape[1]) / float(np.linalg.norm(rows, axis=1).mean() or 1.0)
 
 
 @torch.no_grad()
@@ -125,12 +123,9 @@ def train_transcoder(
     config = TranscoderConfig(
         d_in=d_model, d_transcoder=width, d_out=d_model, layer=layer, activation="topk", k=k,
         skip_connection=skip_connection, model_name=_model_name(model),
-        metadata={"positions": positions if isinstance(positions, str) else "custom",
-                  "seed": seed, "trained_by": "llmasos_widgets.train_transcoder"},
+        metadata=_provenance(positions, seed, "train_transcoder"),
     )  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        transcoder = Transcoder(config)
+    transcoder = _seeded(Transcoder, config, seed)
     transcoder.to(_device(model, device))
     split = _pairs(d_model, scale_in, scale_out)
     with torch.no_grad():

@@ -14,12 +14,9 @@
 from llmasos_widgets.graphs._attribute import attribution_graph
 from llmasos_widgets.graphs._edge_heads import EdgeHeads, edge_heads
 from llmasos_widgets.graphs._graph import NODE_KINDS, AttributionGraph
-from llmasos_widgets.graphs._neuronpedia import (
-    cumulative_influence,
-    node_ids,
-    to_neuronpedia_json,
-)
+from llmasos_widgets.graphs._neuronpedia import node_ids, to_neuronpedia_json
 from llmasos_widgets.graphs._node_card import FeatureCards, node_summary, transcoders_by_layer
+from llmasos_widgets.graphs._pruning import cumulative_influence
 from llmasos_widgets.graphs._scores import GraphScores, graph_scores
 
 __all__ = [

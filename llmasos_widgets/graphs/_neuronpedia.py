@@ -12,7 +12,9 @@ vendored in tests/data/neuronpedia/ and validated there), the shape circuit-trac
   (``apps/graph/neuronpedia_graph/format_converter.py``): circuit-tracer's ``"0_{layer}_{pos}"``
   can equal a layer-0 feature's id;
 * ``influence`` is circuit-tracer's cumulative influence score (the viewer hides a node whose
-  score is above its pruning slider), ``activation`` a feature's activation;
+  score is above its pruning slider; 0 for a node without influence, where circuit-tracer
+  writes 1.0: only tokens and logits can be kept without influence, and they always show),
+  ``activation`` a feature's activation;
 * nodes are those pruning kept, links the kept edges between them; a feature or error node
   left without a link is dropped, tokens and logits always stay (as circuit-tracer does).
 """
@@ -28,21 +30,9 @@ from typing import Any
 import numpy as np
 
 from llmasos_widgets.graphs._graph import NODE_KINDS, AttributionGraph
+from llmasos_widgets.graphs._pruning import cumulative_influence
 
 GENERATOR = "llmasos-widgets"
-
-
-def cumulative_influence(node_influence: np.ndarray) -> np.ndarray:
-    """circuit-tracer's per-node cumulative score (``prune_graph``'s ``cumulative_scores``):
-    the share of total influence held by the node and every node ranked above it (1.0 for the
-    least influential). Pruning at ``t`` keeps the nodes ranked up to the first reaching ``t``."""
-    influence = np.asarray(node_influence, dtype=np.float64)
-    order = np.argsort(-influence, kind="stable")
-    total = influence.sum()
-    running = np.cumsum(influence[order]) / (total if total > 0 else 1.0)
-    out = np.empty_like(running)
-    out[order] = running
-    return out
 
 
 def process_token(token: str) -> str:

@@ -62,10 +62,12 @@ def edge_scores_of(pruned: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return matrix * (influence(matrix, weights) + weights)[:, None]
 
 
-def cumulative_fractions(scores: np.ndarray) -> np.ndarray:
+def cumulative_influence(scores: np.ndarray) -> np.ndarray:
     """float64 ``[N]``: for each entry, the fraction of the total held by it and every entry
-    ranked above it (descending, ties by index); 0 for entries of score 0 (the node step
-    never keeps them) and everywhere when the total is zero."""
+    ranked above it (descending, ties by index): circuit-tracer's cumulative score, which
+    pruning at ``t`` cuts at the first entry reaching ``t``. 0 for entries of score 0 (the
+    node step never keeps them; circuit-tracer ranks them last, at 1.0) and everywhere when
+    the total is zero."""
     flat = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-flat, kind="stable")
     running = np.cumsum(flat[order])
@@ -138,7 +140,7 @@ class Pruning:
     node_influence: np.ndarray
     """float32 ``[N]``."""
     node_cumulative: np.ndarray
-    """float64 ``[N]``: each node's cumulative influence fraction (:func:`cumulative_fractions`)."""
+    """float64 ``[N]``: each node's cumulative influence fraction (:func:`cumulative_influence`)."""
     edge_scores: np.ndarray
     """float32 ``[N, N]``: edge scores after the node step."""
     node_mask: np.ndarray
@@ -159,7 +161,7 @@ def prune(
     matrix = torch.from_numpy(np.ascontiguousarray(adjacency, dtype=np.float32))
     weights = torch.from_numpy(np.asarray(logit_weights, dtype=np.float32))
     node_influence = influence(normalized(matrix), weights).numpy()
-    node_cumulative = cumulative_fractions(node_influence)
+    node_cumulative = cumulative_influence(node_influence)
     kept = torch.from_numpy(node_step(node_cumulative, node_threshold) | (node_kind >= 2))
     pruned = matrix * (kept[:, None] & kept[None, :])
     edge_scores = edge_scores_of(pruned, weights).numpy().astype(np.float32)

@@ -27,7 +27,6 @@ import torch
 from llmasos_widgets.graphs import attribution_graph, edge_heads
 from llmasos_widgets.graphs._pruning import influence, normalized
 from tests._sae_known import held_out_prompts
-from tests._transcoders_known import train_bundled_transcoders
 
 pytestmark = pytest.mark.slow  # trains the transcoders, then 16 graphs: 127 s under load
 
@@ -35,9 +34,9 @@ N_PROMPTS = 16
 
 
 @pytest.fixture(scope="module")
-def traced(bundled):
+def traced(bundled, bundled_transcoders):
     """Per prompt: (example, graph, the top feature node before the subject token)."""
-    transcoders, _ = train_bundled_transcoders(bundled)
+    transcoders, _ = bundled_transcoders
     found = []
     for example in held_out_prompts()[:N_PROMPTS]:
         target = [example.correct_verb, example.wrong_verb]

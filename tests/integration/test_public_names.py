@@ -92,6 +92,8 @@ def test_every_public_name_after_every_entry_point_was_used() -> None:
     script = """
 import importlib, pkgutil
 import llmasos_widgets as lw
+import llmasos
+assert lw.graphs.graph_scores is llmasos.graphs.graph_scores  # before anything imported graphs
 m = lw.load_model("tiny-llama")
 m.explain("the keys")
 lw.explain(m, "the keys", saliency=False)
@@ -116,3 +118,22 @@ def test_names_after_importing_subpackages_in_this_process() -> None:
             importlib.import_module(info.name)
     for name, kind in EXPECTED_KINDS.items():
         assert _kind(getattr(lw, name)) == kind, name
+
+
+def test_subpackages_resolve_from_the_root_as_attributes() -> None:
+    """``lw.graphs.X`` works as the first use of ``lw`` (the slow test above checks it in a
+    fresh interpreter); private modules and unknown names are not found."""
+    import llmasos
+
+    public = {info.name for info in pkgutil.iter_modules(lw.__path__)}
+    public = {name for name in public if not name.startswith("_")}
+    assert {"graphs", "features", "widgets", "interventions"} <= public
+    for name in public:
+        module = importlib.import_module(f"llmasos_widgets.{name}")
+        assert lw.__getattr__(name) is module
+        assert llmasos.__getattr__(name) is module
+    for missing in ("_hooks", "grpahs", "__main__"):
+        with pytest.raises(AttributeError, match=repr(missing)):
+            lw.__getattr__(missing)
+        with pytest.raises(AttributeError, match=repr(missing)):
+            llmasos.__getattr__(missing)

@@ -23,7 +23,6 @@ from tests._sae_known import one_thread
 from tests._transcoders_known import (
     agreement_accuracy,
     copying_accuracy,
-    train_bundled_transcoders,
 )
 
 TEXTS = [e.sentence for e in agreement_examples(60, seed=3, split="train")]
@@ -232,17 +231,11 @@ def test_a_dask_client_collects_the_same_pairs_and_trains_the_same_transcoder(bu
     torch.testing.assert_close(remote_transcoder.W_dec, transcoder.W_dec, atol=1e-3, rtol=0)
 
 
-@pytest.fixture(scope="module")
-def known(bundled):
-    """tests/_transcoders_known.py's transcoders (trained once for this module's slow tests)."""
-    return train_bundled_transcoders(bundled)
-
-
 @pytest.mark.slow
-def test_splicing_every_layers_transcoder_keeps_agreement_and_copying(bundled, known):
+def test_splicing_every_layers_transcoder_keeps_agreement_and_copying(bundled, bundled_transcoders):
     """Measured (seed 0, tests/_transcoders_known.py): agreement 1.000 -> 0.980, copying
     1.000 -> 0.999 with all three layers' MLPs replaced."""
-    transcoders, reports = known
+    transcoders, reports = bundled_transcoders
     assert [t.layer for t in transcoders] == [0, 1, 2]
     assert [r.fve for r in reports] == pytest.approx([0.993, 0.985, 0.997], abs=0.005)
     before = agreement_accuracy(bundled), copying_accuracy(bundled)
@@ -255,7 +248,7 @@ def test_splicing_every_layers_transcoder_keeps_agreement_and_copying(bundled, k
 
 
 @pytest.mark.slow
-def test_error_nodes_leave_a_few_percent_of_each_prompt_unexplained(bundled, known):
+def test_error_nodes_leave_a_few_percent_of_each_prompt_unexplained(bundled, bundled_transcoders):
     """Per prompt, the share of the tokens-to-logits influence that runs through error nodes
     (1 - circuit-tracer's replacement score), figures in docs/graphs.md. Measured: 50 held-out
     agreement prompts (target: the correct verb) median 0.057, range 0.029-0.102, completeness
@@ -265,7 +258,7 @@ def test_error_nodes_leave_a_few_percent_of_each_prompt_unexplained(bundled, kno
     from llmasos_widgets.language import copy_examples
     from tests._sae_known import held_out_prompts
 
-    transcoders, _ = known
+    transcoders, _ = bundled_transcoders
     agreement = [
         graph_scores(attribution_graph(bundled, transcoders, p.text, target=p.correct_verb))
         for p in held_out_prompts()[:50]

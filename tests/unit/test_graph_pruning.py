@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llmasos_widgets.graphs._pruning import (
-    cumulative_fractions,
+    cumulative_influence,
     influence,
     masks_from_scores,
     normalized,
@@ -67,9 +67,9 @@ def test_influence_series_equals_the_closed_form() -> None:
     np.testing.assert_allclose(series, closed, rtol=1e-10, atol=1e-12)
 
 
-def test_cumulative_fractions_of_zero_scores_are_zero() -> None:
-    assert cumulative_fractions(np.array([0.0, 2.0, 0.0, 2.0])).tolist() == [0, 0.5, 0, 1.0]
-    assert cumulative_fractions(np.zeros(3)).tolist() == [0, 0, 0]
+def test_cumulative_influence_of_zero_scores_are_zero() -> None:
+    assert cumulative_influence(np.array([0.0, 2.0, 0.0, 2.0])).tolist() == [0, 0.5, 0, 1.0]
+    assert cumulative_influence(np.zeros(3)).tolist() == [0, 0, 0]
 
 
 def test_thresholds_out_of_range_are_refused() -> None:

@@ -64,9 +64,9 @@ def test_nodes_and_links_are_the_kept_graph_under_circuit_tracers_ids() -> None:
     assert data["metadata"]["node_threshold"] == 0.95
 
 
-def test_cumulative_influence_is_circuit_tracers_score() -> None:
+def test_cumulative_influence_is_circuit_tracers_score_but_zero_without_influence() -> None:
     scores = cumulative_influence(np.array([0.1, 0.6, 0.0, 0.3]))
-    np.testing.assert_allclose(scores, [1.0, 0.6, 1.0, 0.9])
+    np.testing.assert_allclose(scores, [1.0, 0.6, 0.0, 0.9])
 
 
 def test_error_nodes_get_ids_no_feature_can_have_and_global_feature_numbers() -> None:
