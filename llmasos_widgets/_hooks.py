@@ -3,16 +3,10 @@
 Hooks are global state on someone else's model, so every registration goes through
 :class:`borrowed_hooks`, which owns the ``RemovableHandle``s and removes all of them in
 ``finally`` -- after a normal exit and after an exception alike.
-
-A model with hooks on it computes for the one caller that put them there, so borrowing is
-serialised across threads: JupyterLab delivers widget messages on a kernel subshell thread,
-and a click that traces the model while a cell traces it would otherwise fire each other's
-hooks (seen as an attribution-graph edge failing with an ``IndexError`` mid-forward).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,20 +34,14 @@ class HookSet:
             self._handles.pop().remove()
 
 
-# Re-entrant: a traced computation may borrow again inside its own block (same thread).
-_BORROWING = threading.RLock()
-
-
 @contextmanager
 def borrowed_hooks() -> Iterator[HookSet]:
-    """Yield a :class:`HookSet`; every hook registered on it is removed on exit. One thread at
-    a time holds borrowed hooks; another waits until they are given back."""
-    with _BORROWING:
-        hooks = HookSet()
-        try:
-            yield hooks
-        finally:
-            hooks.remove_all()
+    """Yield a :class:`HookSet`; every hook registered on it is removed on exit."""
+    hooks = HookSet()
+    try:
+        yield hooks
+    finally:
+        hooks.remove_all()
 
 
 def count_hooks(model: torch.nn.Module) -> int:

@@ -10,7 +10,8 @@ module's flag restored afterwards) without gradients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,10 +92,24 @@ def _fit_norm(norm: nn.Module | None, residual: torch.Tensor, normed: torch.Tens
     return FrozenNorm(scale.float(), weight.float())
 
 
+def _own_thread_only(keep: Callable[..., None]) -> Callable[..., None]:
+    """``keep`` for forwards of the thread that made the recorder; other threads' forwards of
+    the same model pass its hooks untouched (JupyterLab runs widget messages on a kernel
+    subshell thread, so a click can trace the model while a cell does)."""
+
+    def guarded(self: _Recorder, *args: Any) -> None:
+        if threading.get_ident() == self.thread:
+            keep(self, *args)
+
+    return guarded
+
+
 class _Recorder:
-    """Filled by the hooks of one forward pass (batch row 0, detached, float32)."""
+    """Filled by the hooks of one forward pass (batch row 0, detached, float32) of the thread
+    that made it."""
 
     def __init__(self, n_layers: int) -> None:
+        self.thread = threading.get_ident()
         self.embeddings = torch.empty(0)
         self.norm_io: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.mlp_outputs: dict[int, torch.Tensor] = {}
@@ -102,24 +117,31 @@ class _Recorder:
         self.final: tuple[torch.Tensor, torch.Tensor] | None = None
         self.n_layers = n_layers
 
+    @_own_thread_only
     def keep_embeddings(self, hidden: torch.Tensor) -> None:
         self.embeddings = hidden[0].detach().float()
 
     def norm_reader(self, which: str, layer: int) -> Any:
         def read(_module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+            if threading.get_ident() != self.thread:
+                return
             self.norm_io[which, layer] = (args[0][0].detach().float(), output[0].detach().float())
 
         return read
 
     def mlp_reader(self, layer: int) -> Any:
         def read(output: torch.Tensor) -> None:
+            if threading.get_ident() != self.thread:
+                return
             self.mlp_outputs[layer] = output[0].detach().float()
 
         return read
 
+    @_own_thread_only
     def keep_final(self, residual: torch.Tensor, normed: torch.Tensor) -> None:
         self.final = (residual[0].detach().float(), normed[0].detach().float())
 
+    @_own_thread_only
     def keep_pattern(
         self,
         _module: nn.Module,
