@@ -10,6 +10,7 @@ module's flag restored afterwards) without gradients.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,20 +123,16 @@ class _Recorder:
         self.embeddings = hidden[0].detach().float()
 
     def norm_reader(self, which: str, layer: int) -> Any:
-        def read(_module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-            if threading.get_ident() != self.thread:
-                return
+        def read(self: _Recorder, _module: nn.Module, args: Any, output: torch.Tensor) -> None:
             self.norm_io[which, layer] = (args[0][0].detach().float(), output[0].detach().float())
 
-        return read
+        return functools.partial(_own_thread_only(read), self)
 
     def mlp_reader(self, layer: int) -> Any:
-        def read(output: torch.Tensor) -> None:
-            if threading.get_ident() != self.thread:
-                return
+        def read(self: _Recorder, output: torch.Tensor) -> None:
             self.mlp_outputs[layer] = output[0].detach().float()
 
-        return read
+        return functools.partial(_own_thread_only(read), self)
 
     @_own_thread_only
     def keep_final(self, residual: torch.Tensor, normed: torch.Tensor) -> None:
